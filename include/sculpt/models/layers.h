@@ -1,0 +1,63 @@
+// Generic transformer building blocks. Families configure them through TransformerConfig;
+// names are internal (embed.tok, layers.{i}.attn.q, ...) and mapped to HF key names by
+// each family's key map (models/key_map.h).
+#pragma once
+#include <torch/nn.h>
+
+#include "sculpt/models/config.h"
+
+namespace sculpt::models {
+
+torch::Tensor activation(const std::string& name, const torch::Tensor& x);
+
+// Additive attention bias from a [B, T] 0/1 mask: 0 where attended, dtype-min where masked,
+// exactly as HF (so even padded positions match the reference).
+torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
+
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const TransformerConfig& c);
+  // Returns the projected context; `probs` receives the attention probabilities if non-null.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs);
+
+  int64_t num_heads, head_dim;
+  torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  torch::nn::Dropout attn_dropout{nullptr};
+};
+TORCH_MODULE(Attention);
+
+struct FeedForwardImpl : torch::nn::Module {
+  explicit FeedForwardImpl(const TransformerConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  std::string act;
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+};
+TORCH_MODULE(FeedForward);
+
+// One residual block pair: attention then FFN, each with dropout, residual and LayerNorm
+// (after the residual for post-norm BERT, before the sublayer for pre-norm models).
+struct TransformerLayerImpl : torch::nn::Module {
+  explicit TransformerLayerImpl(const TransformerConfig& c);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs);
+
+  bool pre_norm;
+  Attention attn{nullptr};
+  torch::nn::LayerNorm attn_norm{nullptr};
+  FeedForward ffn{nullptr};
+  torch::nn::LayerNorm ffn_norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(TransformerLayer);
+
+// Token + absolute position + token type embeddings, then LayerNorm and dropout (BERT).
+struct EmbeddingsImpl : torch::nn::Module {
+  explicit EmbeddingsImpl(const TransformerConfig& c);
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids);
+
+  torch::nn::Embedding tok{nullptr}, pos{nullptr}, type{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(Embeddings);
+
+}  // namespace sculpt::models

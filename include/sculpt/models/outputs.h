@@ -1,0 +1,30 @@
+// Model inputs and outputs, named as Hugging Face names them.
+#pragma once
+#include <torch/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sculpt::models {
+
+struct Batch {
+  torch::Tensor input_ids, attention_mask, token_type_ids;
+  torch::Tensor labels, start_positions, end_positions;
+  Batch to(const torch::Device& device) const;
+  int64_t size() const { return input_ids.size(0); }
+};
+
+struct ForwardOptions {
+  bool hidden_states = false;
+  bool attentions = false;
+};
+
+struct ModelOutput {
+  torch::Tensor loss, logits, start_logits, end_logits, pooler_output;
+  std::vector<torch::Tensor> hidden_states, attentions;
+  // HF field names: loss, logits, hidden_states.0, attentions.1, pooler_output, ...
+  std::map<std::string, torch::Tensor> named() const;
+};
+
+}  // namespace sculpt::models

@@ -1,0 +1,49 @@
+#include "sculpt/core/env.h"
+
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace sculpt {
+
+std::string shared_dir() {
+  if (const char* env = std::getenv("SCULPT_SHARED"); env && *env) {
+    return fs::exists(env) ? fs::path(env).lexically_normal().string() : std::string();
+  }
+#ifdef SCULPT_SOURCE_DIR
+  fs::path beside = fs::path(SCULPT_SOURCE_DIR) / ".." / "shared";
+  if (fs::exists(beside)) return fs::weakly_canonical(beside).string();
+#endif
+  if (fs::exists("../shared")) return fs::weakly_canonical("../shared").string();
+  return {};
+}
+
+void init_threads() {
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  for (const char* var : {"SCULPT_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    if (const char* env = std::getenv(var); env && std::atoi(env) > 0) {
+      n = std::atoi(env);
+      break;
+    }
+  }
+  if (n > 0) at::set_num_threads(n);
+}
+
+std::string expand_path(const std::string& path) {
+  std::string out = path;
+  auto replace = [&](const std::string& var, const std::string& value) {
+    for (size_t pos; (pos = out.find(var)) != std::string::npos;) out.replace(pos, var.size(), value);
+  };
+  if (out.find("${SCULPT_DATA}") != std::string::npos) {
+    const char* env = std::getenv("SCULPT_DATA");
+    replace("${SCULPT_DATA}", env && *env ? std::string(env) : shared_dir() + "/data");
+  }
+  if (out.find("${SCULPT_SHARED}") != std::string::npos) replace("${SCULPT_SHARED}", shared_dir());
+  return out;
+}
+
+}  // namespace sculpt

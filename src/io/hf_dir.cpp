@@ -1,0 +1,77 @@
+#include "sculpt/io/hf_dir.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <set>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/files.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::io {
+
+nlohmann::json read_json(const std::string& path) {
+  std::string text = read_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: invalid JSON ({})", path, e.what());
+  }
+}
+
+TensorMap read_torch_bin(const std::string& path) {
+  std::string bytes = read_file(path);
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+  } catch (const c10::Error& e) {
+    fail("{}: cannot unpickle ({})", path, e.what_without_backtrace());
+  }
+  SCULPT_CHECK(value.isGenericDict(),
+               "{}: expected a plain dict of tensors (HF's OrderedDict pickles cannot be read from C++; "
+               "convert the checkpoint to safetensors)", path);
+  TensorMap out;
+  for (const auto& item : value.toGenericDict()) {
+    SCULPT_CHECK(item.key().isString() && item.value().isTensor(), "{}: entries must be name -> tensor", path);
+    // Tied entries share storage in the pickle; clone so each weight owns its memory.
+    out[item.key().toStringRef()] = item.value().toTensor().clone();
+  }
+  return out;
+}
+
+TensorMap read_sharded_safetensors(const std::string& index_path) {
+  nlohmann::json index = read_json(index_path);
+  SCULPT_CHECK(index.contains("weight_map") && index["weight_map"].is_object(),
+               "{}: missing 'weight_map'", index_path);
+  std::set<std::string> shards;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
+    shards.insert(it->get<std::string>());
+  TensorMap out;
+  const fs::path dir = fs::path(index_path).parent_path();
+  for (const auto& shard : shards) {
+    for (auto& [key, t] : read_safetensors((dir / shard).string()).tensors) {
+      SCULPT_CHECK(!out.count(key), "{}: tensor '{}' appears in more than one shard", index_path, key);
+      out[key] = std::move(t);
+    }
+  }
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
+    SCULPT_CHECK(out.count(it.key()), "{}: '{}' is listed in weight_map but not in shard {}", index_path,
+                 it.key(), it->get<std::string>());
+  return out;
+}
+
+TensorMap load_hf_weights(const std::string& dir, WeightFormat prefer) {
+  const fs::path d(dir);
+  const fs::path st = d / "model.safetensors", index = d / "model.safetensors.index.json",
+                 bin = d / "pytorch_model.bin";
+  if (prefer == WeightFormat::bin && fs::exists(bin)) return read_torch_bin(bin.string());
+  if (fs::exists(st)) return read_safetensors(st.string()).tensors;
+  if (fs::exists(index)) return read_sharded_safetensors(index.string());
+  if (fs::exists(bin)) return read_torch_bin(bin.string());
+  fail("{}: no weights found (expected model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
+}
+
+}  // namespace sculpt::io

@@ -1,0 +1,176 @@
+#include "sculpt/models/bert.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "sculpt/core/error.h"
+#include "sculpt/core/log.h"
+#include "sculpt/io/files.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::models {
+
+BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
+  embed = register_module("embed", Embeddings(config));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
+  if (config.with_pooler && config.head != HeadType::question_answering)
+    pooler = register_module("pooler", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
+  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+  if (config.head == HeadType::sequence_classification)
+    classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels));
+  if (config.head == HeadType::question_answering)
+    qa = register_module("qa", torch::nn::Linear(config.hidden_size, 2));
+}
+
+void BertImpl::init_weights() {
+  torch::NoGradGuard no_grad;
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    if (name.find("norm.weight") != std::string::npos) p.fill_(1.0);
+    else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) p.zero_();
+    else p.normal_(0.0, config.initializer_range);
+  }
+  embed->tok->weight[config.pad_token_id].zero_();
+}
+
+bool BertImpl::no_decay(const std::string& name) {
+  return name.find("norm.") != std::string::npos || (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0);
+}
+
+ModelOutput BertImpl::forward(const Batch& batch, const ForwardOptions& options) {
+  ModelOutput out;
+  auto mask = batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids);
+  auto x = embed(batch.input_ids, batch.token_type_ids);
+  auto bias = extended_attention_mask(mask, x.scalar_type());
+  if (options.hidden_states) out.hidden_states.push_back(x);
+  for (const auto& module : *layers) {
+    torch::Tensor probs;
+    x = module->as<TransformerLayer>()->forward(x, bias, options.attentions ? &probs : nullptr);
+    if (options.hidden_states) out.hidden_states.push_back(x);
+    if (options.attentions) out.attentions.push_back(probs);
+  }
+  if (config.head == HeadType::question_answering) {
+    auto logits = qa(x);  // [B, T, 2]
+    auto parts = logits.split(1, -1);
+    out.start_logits = parts[0].squeeze(-1).contiguous();
+    out.end_logits = parts[1].squeeze(-1).contiguous();
+    if (batch.start_positions.defined() && batch.end_positions.defined()) {
+      // As HF: positions outside the sequence are clamped to T and ignored.
+      const int64_t ignored = out.start_logits.size(1);
+      auto sp = batch.start_positions.view(-1).clamp(0, ignored), ep = batch.end_positions.view(-1).clamp(0, ignored);
+      auto opts = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(ignored);
+      out.loss = (torch::nn::functional::cross_entropy(out.start_logits, sp, opts) +
+                  torch::nn::functional::cross_entropy(out.end_logits, ep, opts)) / 2;
+    }
+    return out;
+  }
+  if (pooler) out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
+  if (config.head == HeadType::sequence_classification) {
+    SCULPT_CHECK(pooler, "sequence classification needs the pooler");
+    out.logits = classifier(classifier_dropout(out.pooler_output));
+    if (batch.labels.defined()) {
+      if (config.is_regression()) {
+        out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
+      } else {
+        out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, config.num_labels}),
+                                                        batch.labels.view(-1).to(torch::kLong));
+      }
+    }
+  }
+  return out;
+}
+
+KeyMap bert_key_map(const TransformerConfig& c) {
+  KeyMap map;
+  auto add = [&](const std::string& hf, const std::string& internal, bool with_bias = true) {
+    map.push_back({hf + ".weight", internal + ".weight"});
+    if (with_bias) map.push_back({hf + ".bias", internal + ".bias"});
+  };
+  add("bert.embeddings.word_embeddings", "embed.tok", false);
+  add("bert.embeddings.position_embeddings", "embed.pos", false);
+  add("bert.embeddings.token_type_embeddings", "embed.type", false);
+  add("bert.embeddings.LayerNorm", "embed.norm");
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string hf = fmt::format("bert.encoder.layer.{}.", i), in = fmt::format("layers.{}.", i);
+    add(hf + "attention.self.query", in + "attn.q");
+    add(hf + "attention.self.key", in + "attn.k");
+    add(hf + "attention.self.value", in + "attn.v");
+    add(hf + "attention.output.dense", in + "attn.o");
+    add(hf + "attention.output.LayerNorm", in + "attn_norm");
+    add(hf + "intermediate.dense", in + "ffn.fc1");
+    add(hf + "output.dense", in + "ffn.fc2");
+    add(hf + "output.LayerNorm", in + "ffn_norm");
+  }
+  if (c.with_pooler && c.head != HeadType::question_answering) add("bert.pooler.dense", "pooler");
+  if (c.head == HeadType::sequence_classification) add("classifier", "classifier");
+  if (c.head == HeadType::question_answering) add("qa_outputs", "qa");
+  return map;
+}
+
+namespace {
+
+// Old TF-converted checkpoints name LayerNorm parameters gamma/beta and some store a bare
+// BertModel without the "bert." prefix; HF renames both on load, so do we.
+io::TensorMap normalize_bert_keys(io::TensorMap weights) {
+  bool has_prefix = false;
+  for (const auto& kv : weights) has_prefix |= kv.first.rfind("bert.", 0) == 0;
+  io::TensorMap out;
+  for (auto& [key, value] : weights) {
+    std::string k = key;
+    if (k.size() > 6 && k.compare(k.size() - 6, 6, ".gamma") == 0) k = k.substr(0, k.size() - 6) + ".weight";
+    if (k.size() > 5 && k.compare(k.size() - 5, 5, ".beta") == 0) k = k.substr(0, k.size() - 5) + ".bias";
+    if (!has_prefix && (k.rfind("embeddings.", 0) == 0 || k.rfind("encoder.", 0) == 0 || k.rfind("pooler.", 0) == 0))
+      k = "bert." + k;
+    out[k] = value;
+  }
+  return out;
+}
+
+bool is_head_key(const std::string& hf) {
+  return hf.rfind("classifier.", 0) == 0 || hf.rfind("qa_outputs.", 0) == 0;
+}
+
+}  // namespace
+
+LoadedBert load_bert(const std::string& dir, bool strict, io::WeightFormat prefer,
+                     const TransformerConfig* override_config) {
+  TransformerConfig config = override_config ? *override_config
+                                             : bert_config_from_json(io::read_json((fs::path(dir) / "config.json").string()));
+  LoadedBert out{Bert(config), {}};
+  out.model->init_weights();
+  auto weights = normalize_bert_keys(io::load_hf_weights(dir, prefer));
+  // Non-persistent buffers that older checkpoints sometimes stored.
+  const std::vector<std::string> ignorable = {"bert.embeddings.position_ids", "bert.embeddings.token_type_ids"};
+  out.report = load_state(*out.model, bert_key_map(config), weights, ignorable);
+  if (strict) {
+    SCULPT_CHECK(out.report.missing.empty() && out.report.unexpected.empty(), "{}", out.report.describe(dir));
+    return out;
+  }
+  std::vector<std::string> missing_body;
+  for (const auto& k : out.report.missing)
+    if (!is_head_key(k)) missing_body.push_back(k);
+  if (!missing_body.empty()) {
+    LoadReport body{missing_body, {}};
+    fail("{}", body.describe(dir));
+  }
+  if (!out.report.missing.empty())
+    LOG_WARN("[model] {}: newly initialised (not in the checkpoint): {}", dir, fmt::join(out.report.missing, ", "));
+  if (!out.report.unexpected.empty())
+    LOG_WARN("[model] {}: {} checkpoint weights not used by this model (e.g. {})", dir, out.report.unexpected.size(),
+             out.report.unexpected.front());
+  return out;
+}
+
+void save_bert(Bert& model, const std::string& dir) {
+  fs::create_directories(dir);
+  io::write_safetensors((fs::path(dir) / "model.safetensors").string(),
+                        export_state(*model, bert_key_map(model->config)), {{"format", "pt"}});
+  io::write_file_atomic((fs::path(dir) / "config.json").string(), bert_config_to_json(model->config).dump(2) + "\n");
+}
+
+}  // namespace sculpt::models
