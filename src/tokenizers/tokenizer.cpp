@@ -1,0 +1,45 @@
+#include "sculpt/tokenizers/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/tokenizers/wordpiece.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::tokenizers {
+
+void truncate_pair(std::vector<int64_t>& ids, std::vector<int64_t>* pair, size_t num_special, const EncodeOptions& o) {
+  if (o.truncation.empty() || o.truncation == "do_not_truncate" || o.max_length < 0) return;
+  const size_t total = ids.size() + (pair ? pair->size() : 0) + num_special;
+  if (total <= static_cast<size_t>(o.max_length)) return;
+  size_t remove = total - static_cast<size_t>(o.max_length);
+  // As HF: when the chosen sequence is too short to absorb the cut, nothing is removed.
+  if (o.truncation == "only_first" || (o.truncation == "longest_first" && !pair)) {
+    if (ids.size() > remove) ids.resize(ids.size() - remove);
+  } else if (o.truncation == "longest_first") {
+    for (; remove > 0; --remove) {
+      if (ids.size() > pair->size()) ids.pop_back();
+      else if (!pair->empty()) pair->pop_back();
+      else break;
+    }
+  } else if (o.truncation == "only_second") {
+    if (pair && pair->size() > remove) pair->resize(pair->size() - remove);
+  } else {
+    fail("unknown truncation strategy '{}' (longest_first, only_first, only_second)", o.truncation);
+  }
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+  const fs::path d(dir);
+  std::string cls;
+  if (fs::exists(d / "tokenizer_config.json")) cls = io::read_json((d / "tokenizer_config.json").string()).value("tokenizer_class", "");
+  if (cls.empty() && fs::exists(d / "vocab.txt")) cls = "BertTokenizer";
+  if (cls == "BertTokenizer" || cls == "BertTokenizerFast") return WordPieceTokenizer::from_dir(dir);
+  fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer)", dir, cls.empty() ? "unknown" : cls);
+}
+
+}  // namespace sculpt::tokenizers

@@ -1,0 +1,240 @@
+#include "sculpt/tokenizers/wordpiece.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/tokenizers/unicode.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::tokenizers {
+namespace {
+
+bool is_whitespace(char32_t c) {
+  return c == U' ' || c == U'\t' || c == U'\n' || c == U'\r' || std::string(unicode::category(c)) == "Zs";
+}
+
+bool is_control(char32_t c) {
+  if (c == U'\t' || c == U'\n' || c == U'\r') return false;
+  std::string cat = unicode::category(c);
+  return cat == "Cc" || cat == "Cf";
+}
+
+bool is_punctuation(char32_t c) {
+  if ((c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126)) return true;
+  return unicode::category(c)[0] == 'P';
+}
+
+bool is_cjk(char32_t c) {
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+         (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+// Python's str.split(): split on runs of whitespace, dropping empties.
+std::vector<std::u32string> split_whitespace(const std::u32string& s) {
+  std::vector<std::u32string> out;
+  std::u32string cur;
+  for (char32_t c : s) {
+    if (unicode::is_python_space(c)) {
+      if (!cur.empty()) out.push_back(std::move(cur)), cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(std::move(cur));
+  return out;
+}
+
+std::u32string strip_accents(const std::u32string& s) {
+  std::u32string out;
+  for (char32_t c : unicode::nfd(s))
+    if (std::string(unicode::category(c)) != "Mn") out.push_back(c);
+  return out;
+}
+
+}  // namespace
+
+WordPieceTokenizer::WordPieceTokenizer(const std::string& vocab_path, WordPieceOptions options)
+    : options_(std::move(options)) {
+  std::ifstream in(vocab_path);
+  SCULPT_CHECK(in.good(), "{}: cannot open vocabulary", vocab_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    vocab_.emplace(line, static_cast<int64_t>(inverse_.size()));
+    inverse_.push_back(line);
+  }
+  SCULPT_CHECK(!inverse_.empty(), "{}: empty vocabulary", vocab_path);
+  SCULPT_CHECK(vocab_.count(options_.unk), "{}: vocabulary has no unknown token '{}'", vocab_path, options_.unk);
+  for (const auto& s : {options_.pad, options_.unk, options_.cls, options_.sep, options_.mask})
+    specials_.push_back(unicode::decode(s));
+  for (const auto& s : options_.never_split) specials_.push_back(unicode::decode(s));
+  // Longest first, so that a special token that is a prefix of another never wins.
+  std::sort(specials_.begin(), specials_.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+}
+
+std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_dir(const std::string& dir) {
+  WordPieceOptions o;
+  const fs::path d(dir);
+  if (fs::exists(d / "tokenizer_config.json")) {
+    auto j = io::read_json((d / "tokenizer_config.json").string());
+    auto str = [&](const char* key, std::string& field) {
+      if (j.contains(key) && j[key].is_string()) field = j[key].get<std::string>();
+      if (j.contains(key) && j[key].is_object() && j[key].contains("content")) field = j[key]["content"].get<std::string>();
+    };
+    if (j.contains("do_lower_case")) o.do_lower_case = j["do_lower_case"].get<bool>();
+    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = j["strip_accents"].get<bool>() ? 1 : 0;
+    if (j.contains("tokenize_chinese_chars")) o.tokenize_chinese_chars = j["tokenize_chinese_chars"].get<bool>();
+    if (j.contains("max_input_chars_per_word")) o.max_input_chars_per_word = j["max_input_chars_per_word"].get<size_t>();
+    if (j.contains("never_split") && j["never_split"].is_array()) o.never_split = j["never_split"].get<std::vector<std::string>>();
+    str("unk_token", o.unk), str("cls_token", o.cls), str("sep_token", o.sep), str("pad_token", o.pad), str("mask_token", o.mask);
+  } else if (fs::exists(d / "tokenizer.json")) {
+    // A fast-tokenizer file only: its BertNormalizer carries the same switches.
+    auto j = io::read_json((d / "tokenizer.json").string());
+    const auto& n = j["normalizer"];
+    if (n.is_object() && n.value("type", "") == "BertNormalizer") {
+      o.do_lower_case = n.value("lowercase", true);
+      if (n.contains("strip_accents") && !n["strip_accents"].is_null()) o.strip_accents = n["strip_accents"].get<bool>() ? 1 : 0;
+      o.tokenize_chinese_chars = n.value("handle_chinese_chars", true);
+    }
+    if (j.contains("model") && j["model"].contains("max_input_chars_per_word"))
+      o.max_input_chars_per_word = j["model"]["max_input_chars_per_word"].get<size_t>();
+  }
+  SCULPT_CHECK(fs::exists(d / "vocab.txt"), "{}: no vocab.txt for a WordPiece tokenizer", dir);
+  return std::make_unique<WordPieceTokenizer>((d / "vocab.txt").string(), o);
+}
+
+int64_t WordPieceTokenizer::token_to_id(const std::string& token) const {
+  auto it = vocab_.find(token);
+  return it != vocab_.end() ? it->second : vocab_.at(options_.unk);
+}
+
+std::vector<std::string> WordPieceTokenizer::basic_tokenize(const std::u32string& raw) const {
+  std::u32string text;
+  for (char32_t c : raw) {
+    if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+    if (is_whitespace(c)) {
+      text.push_back(U' ');
+    } else if (options_.tokenize_chinese_chars && is_cjk(c)) {
+      text += U' ';
+      text.push_back(c);
+      text += U' ';
+    } else {
+      text.push_back(c);
+    }
+  }
+  const bool strip = options_.strip_accents == 1 || (options_.strip_accents == -1 && options_.do_lower_case);
+  std::vector<std::string> out;
+  for (auto token : split_whitespace(unicode::nfc(text))) {
+    if (options_.do_lower_case) token = unicode::lower(token);
+    if (strip) token = strip_accents(token);
+    std::u32string cur;
+    for (char32_t c : token) {
+      if (is_punctuation(c)) {
+        if (!cur.empty()) out.push_back(unicode::encode(cur)), cur.clear();
+        out.push_back(unicode::encode(c));
+      } else {
+        cur.push_back(c);
+      }
+    }
+    if (!cur.empty()) out.push_back(unicode::encode(cur));
+  }
+  return out;
+}
+
+void WordPieceTokenizer::wordpiece(const std::u32string& word, std::vector<std::string>& out) const {
+  if (word.size() > options_.max_input_chars_per_word) {
+    out.push_back(options_.unk);
+    return;
+  }
+  std::vector<std::string> pieces;
+  size_t start = 0;
+  while (start < word.size()) {
+    size_t end = word.size();
+    std::string found;
+    while (start < end) {
+      std::string sub = (start > 0 ? "##" : "") + unicode::encode(word.substr(start, end - start));
+      if (vocab_.count(sub)) {
+        found = std::move(sub);
+        break;
+      }
+      --end;
+    }
+    if (found.empty()) {
+      out.push_back(options_.unk);
+      return;
+    }
+    pieces.push_back(std::move(found));
+    start = end;
+  }
+  out.insert(out.end(), pieces.begin(), pieces.end());
+}
+
+std::vector<std::string> WordPieceTokenizer::tokenize(const std::string& text) const {
+  const std::u32string t = unicode::decode(text);
+  std::vector<std::string> out;
+  auto flush = [&](std::u32string chunk) {
+    if (chunk.empty()) return;
+    // HF lowercases the text (outside special tokens) before splitting it.
+    if (options_.do_lower_case) chunk = unicode::lower(chunk);
+    for (const auto& word : basic_tokenize(chunk)) wordpiece(unicode::decode(word), out);
+  };
+  std::u32string pending;
+  for (size_t i = 0; i < t.size();) {
+    const std::u32string* hit = nullptr;
+    for (const auto& s : specials_)
+      if (!s.empty() && t.compare(i, s.size(), s) == 0) {
+        hit = &s;
+        break;
+      }
+    if (hit) {
+      flush(std::move(pending));
+      pending.clear();
+      out.push_back(unicode::encode(*hit));
+      i += hit->size();
+    } else {
+      pending.push_back(t[i++]);
+    }
+  }
+  flush(std::move(pending));
+  return out;
+}
+
+std::vector<int64_t> WordPieceTokenizer::ids(const std::string& text) const {
+  std::vector<int64_t> out;
+  for (const auto& tok : tokenize(text)) out.push_back(token_to_id(tok));
+  return out;
+}
+
+Encoding WordPieceTokenizer::encode(const std::string& text, const std::optional<std::string>& pair,
+                                    const EncodeOptions& options) const {
+  std::vector<int64_t> a = ids(text), b;
+  if (pair) b = ids(*pair);
+  const size_t num_special = options.add_special_tokens ? (pair ? 3 : 2) : 0;
+  truncate_pair(a, pair ? &b : nullptr, num_special, options);
+
+  Encoding e;
+  auto push = [&](int64_t id, int64_t type, bool special) {
+    e.input_ids.push_back(id);
+    e.token_type_ids.push_back(type);
+    e.attention_mask.push_back(1);
+    e.special_tokens_mask.push_back(special ? 1 : 0);
+    e.tokens.push_back(id_to_token(id));
+  };
+  const int64_t cls = token_to_id(options_.cls), sep = token_to_id(options_.sep);
+  if (options.add_special_tokens) push(cls, 0, true);
+  for (auto id : a) push(id, 0, false);
+  if (options.add_special_tokens) push(sep, 0, true);
+  // Without special tokens HF gives every token type 0, pair or not.
+  const int64_t second = options.add_special_tokens ? 1 : 0;
+  for (auto id : b) push(id, second, false);
+  if (pair && options.add_special_tokens) push(sep, 1, true);
+  return e;
+}
+
+}  // namespace sculpt::tokenizers
