@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <string>
 
+#include "sculpt/build_paths.h"
 #include "sculpt/core/env.h"
 
 namespace sculpt::testing {

@@ -1,1 +1,59 @@
-int main() { return 0; }
+// sculpt: a tiny dispatcher; every verb lives in its own file.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <c10/util/Exception.h>
+
+#include "commands.h"
+#include "sculpt/core/env.h"
+#include "sculpt/core/error.h"
+#include "sculpt/core/signals.h"
+
+namespace {
+
+const char* kUsage = R"(usage: sculpt <verb> [options]
+
+  run RECIPE [key=value ...]      run a recipe (fine-tune, evaluate, export) into its run dir
+  resume RUN_DIR [key=value ...]  continue a stopped run from its newest checkpoint
+  validate RECIPE [key=value ...] check a recipe and print the resolved plan (dry run)
+  eval --model DIR --task T [--data ROOT] [--split dev]   evaluate an HF model on GLUE
+  forward --model DIR --inputs IN.safetensors --out OUT.safetensors
+  tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
+  bench train [--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  sculpt::init_threads();
+  const std::string verb = argv[1];
+  try {
+    using namespace sculpt::cli;
+    if (verb == "run") return cmd_run(argc, argv);
+    if (verb == "resume") return cmd_resume(argc, argv);
+    if (verb == "validate") return cmd_validate(argc, argv);
+    if (verb == "forward") return cmd_forward(argc, argv);
+    if (verb == "tokenize") return cmd_tokenize(argc, argv);
+    if (verb == "eval") return cmd_eval(argc, argv);
+    if (verb == "bench") return cmd_bench(argc, argv);
+    std::fprintf(stderr, "error: unknown verb '%s'\n%s", verb.c_str(), kUsage);
+    return 2;
+  } catch (const sculpt::StopRequested& stop) {
+    return 143;  // 128 + SIGTERM: the scheduler requeues, `sculpt resume` continues
+  } catch (const sculpt::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    if (!e.hint().empty()) std::fprintf(stderr, "hint: %s\n", e.hint().c_str());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

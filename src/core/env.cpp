@@ -1,5 +1,7 @@
 #include "sculpt/core/env.h"
 
+#include "sculpt/build_paths.h"
+
 #include <torch/torch.h>
 
 #include <cstdlib>

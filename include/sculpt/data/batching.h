@@ -1,0 +1,39 @@
+// Encoded examples, the deterministic batch plan of an epoch (shuffled from seed + epoch,
+// optionally bucketed by length), and collation with dynamic padding.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "sculpt/data/glue.h"
+#include "sculpt/models/outputs.h"
+#include "sculpt/tokenizers/tokenizer.h"
+
+namespace sculpt::data {
+
+struct Example {
+  std::vector<int64_t> ids, types;
+  float label = -1;
+};
+
+std::vector<Example> encode_glue(const tokenizers::Tokenizer& tokenizer, const std::vector<GlueExample>& rows,
+                                 int64_t max_length);
+
+struct PlanOptions {
+  size_t batch_size = 32;
+  bool shuffle = true;
+  bool bucket_by_length = false;  // sort within windows of 50 batches, then shuffle batches
+  bool drop_last = false;
+};
+
+// The batches of one epoch as example indices: a pure function of (sizes, options, seed,
+// epoch), so a resumed run replays exactly the same order.
+std::vector<std::vector<size_t>> plan_epoch(const std::vector<Example>& examples, const PlanOptions& options,
+                                            uint64_t seed, int64_t epoch);
+
+models::Batch collate(const std::vector<Example>& examples, const std::vector<size_t>& indices, int64_t pad_id,
+                      bool regression);
+
+// Portable shuffle (std::shuffle's algorithm is implementation-defined).
+void shuffle_indices(std::vector<size_t>& v, uint64_t seed);
+
+}  // namespace sculpt::data

@@ -1,0 +1,94 @@
+// Recipe: the typed, validated form of a recipe YAML. The schema is closed: an unknown or
+// mistyped key is an error naming the key path and line. `resolved` holds the tree with
+// every default filled in; it is written into the run directory.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "sculpt/core/schedule.h"
+
+namespace sculpt::recipe {
+
+struct RunSection {
+  std::string name = "run";
+  std::string output_root = "runs";
+  std::string dir;        // explicit run directory; default <output_root>/<name>
+  int64_t seed = 42;
+  std::string device = "auto";  // auto | cpu | cuda
+  int64_t threads = 0;          // 0: every core
+};
+
+struct ModelSection {
+  std::string family = "bert";
+  std::string path;        // HF directory of the starting checkpoint; empty: build from `config`
+  std::string tokenizer;   // HF tokenizer directory; default: `path`
+  nlohmann::json config;   // HF config.json keys for a model built from scratch
+};
+
+struct DataSection {
+  std::string task = "sst2";
+  std::string root = "${SCULPT_DATA}/glue";
+  int64_t max_seq_len = 128;
+  int64_t batch_size = 32;
+  int64_t eval_batch_size = 128;
+  bool bucket_by_length = true;
+  int64_t max_train_examples = 0;  // 0: all
+  int64_t max_eval_examples = 0;
+};
+
+struct TrainSection {
+  Duration duration = Duration::parse("3e");
+  double lr = 2e-5;
+  double weight_decay = 0.01;
+  Duration warmup = Duration::parse("0.1", true);
+  double max_grad_norm = 1.0;
+  int64_t grad_accum = 1;
+  std::vector<double> betas{0.9, 0.999};
+  double eps = 1e-8;
+};
+
+struct EvalSection {
+  Duration every = Duration::parse("1e");
+  std::string metric;  // default: the task's main metric
+};
+
+struct CheckpointSection {
+  Duration every = Duration::parse("500u");
+  int64_t keep_last = 2;
+};
+
+struct LoggingSection {
+  Duration every = Duration::parse("50u");
+  std::string progress_bar = "auto";  // auto (terminal only) | on | off
+};
+
+struct DebugSection {
+  int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
+};
+
+struct Recipe {
+  std::string source;  // file name for messages
+  RunSection run;
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  EvalSection eval;
+  CheckpointSection checkpoint;
+  LoggingSection logging;
+  DebugSection debug;
+  YAML::Node resolved;
+
+  std::string run_dir() const;
+  std::string resolved_yaml() const;
+};
+
+// Parse YAML text (with key=value overrides applied first); throws sculpt::Error listing
+// every problem with file, line and key path.
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+
+}  // namespace sculpt::recipe

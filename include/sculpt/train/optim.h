@@ -1,0 +1,23 @@
+// AdamW with HF's parameter groups (no weight decay on biases and LayerNorm weights) and
+// the linear warmup + linear decay schedule of get_linear_schedule_with_warmup.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/optim/adamw.h>
+
+#include <memory>
+
+namespace sculpt::train {
+
+struct AdamWSettings {
+  double lr = 2e-5, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+// `no_decay(name)` says which (internal) parameter names get no weight decay.
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s,
+                                                bool (*no_decay)(const std::string&));
+
+// Multiplier of the base learning rate before update number `step` (0-based).
+double linear_schedule(int64_t step, int64_t warmup, int64_t total);
+void set_lr(torch::optim::Optimizer& optimizer, double lr);
+
+}  // namespace sculpt::train

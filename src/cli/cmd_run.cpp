@@ -1,0 +1,87 @@
+// sculpt run / resume / validate.
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "args.h"
+#include "commands.h"
+#include "sculpt/core/log.h"
+#include "sculpt/data/glue.h"
+#include "sculpt/recipe/recipe.h"
+#include "sculpt/tokenizers/tokenizer.h"
+#include "sculpt/train/finetune.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::cli {
+namespace {
+
+void apply_threads(const recipe::Recipe& r) {
+  if (r.run.threads > 0) at::set_num_threads(static_cast<int>(r.run.threads));
+}
+
+}  // namespace
+
+int cmd_run(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {});
+  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt run RECIPE [key=value ...]");
+  auto r = recipe::load_recipe(args.positional[0], args.overrides);
+  apply_threads(r);
+  train::run_finetune(r, /*resume=*/false);
+  return 0;
+}
+
+int cmd_resume(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {});
+  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt resume RUN_DIR [key=value ...]");
+  const std::string run_dir = args.positional[0];
+  const std::string resolved = (fs::path(run_dir) / "recipe.resolved.yaml").string();
+  SCULPT_CHECK(fs::exists(resolved), "{}: not a run directory (no recipe.resolved.yaml)", run_dir);
+  // The run continues where it is, whatever run.dir/name the recipe had; a crash hook
+  // used by a test must not fire again.
+  std::vector<std::string> overrides = {"run.dir=" + run_dir, "debug.crash_after_step=0"};
+  for (const auto& o : args.overrides) {
+    const std::string key = o.substr(o[0] == '~' ? 1 : 0, o.find('='));
+    const bool allowed = key.rfind("train.duration", 0) == 0 || key.rfind("logging.", 0) == 0 ||
+                         key.rfind("eval.", 0) == 0 || key.rfind("checkpoint.", 0) == 0 || key.rfind("debug.", 0) == 0 ||
+                         key == "run.threads" || key == "run.device";
+    SCULPT_CHECK(allowed, "resume accepts overrides of train.duration, logging.*, eval.*, checkpoint.*, run.threads and "
+                          "run.device only ('{}' would change the run)", key);
+    overrides.push_back(o);
+  }
+  auto r = recipe::load_recipe(resolved, overrides);
+  apply_threads(r);
+  train::run_finetune(r, /*resume=*/true);
+  return 0;
+}
+
+int cmd_validate(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {});
+  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt validate RECIPE [key=value ...]");
+  auto r = recipe::load_recipe(args.positional[0], args.overrides);
+  const auto& task = data::glue_task(r.data.task);
+  std::vector<std::string> problems;
+  if (!r.model.path.empty() && !fs::exists(fs::path(r.model.path) / "config.json"))
+    problems.push_back(fmt::format("model.path: {} has no config.json", r.model.path));
+  try {
+    tokenizers::load_tokenizer(r.model.tokenizer);
+  } catch (const Error& e) {
+    problems.push_back(fmt::format("model.tokenizer: {}", e.what()));
+  }
+  for (const auto& split : std::vector<std::string>{"train", task.dev_splits.front()}) {
+    fs::path f = fs::path(r.data.root) / task.dir / (split + ".tsv");
+    if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f.string()));
+  }
+  std::printf("%s", r.resolved_yaml().c_str());
+  std::printf("# run dir: %s\n# task: %s (%d labels), device: %s\n", r.run_dir().c_str(), task.name.c_str(),
+              task.num_labels(), r.run.device.c_str());
+  if (!problems.empty()) {
+    for (const auto& p : problems) std::fprintf(stderr, "problem: %s\n", p.c_str());
+    return 1;
+  }
+  std::printf("# ok\n");
+  return 0;
+}
+
+}  // namespace sculpt::cli

@@ -1,0 +1,14 @@
+// One function per verb; each returns the process exit code.
+#pragma once
+
+namespace sculpt::cli {
+
+int cmd_run(int argc, char** argv);
+int cmd_resume(int argc, char** argv);
+int cmd_validate(int argc, char** argv);
+int cmd_forward(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_bench(int argc, char** argv);
+
+}  // namespace sculpt::cli

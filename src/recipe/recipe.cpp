@@ -1,0 +1,169 @@
+#include "sculpt/recipe/recipe.h"
+
+#include <filesystem>
+#include <set>
+
+#include "sculpt/core/env.h"
+#include "sculpt/core/error.h"
+#include "sculpt/io/files.h"
+#include "sculpt/recipe/node.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::recipe {
+namespace {
+
+// HF BERT config.json keys a recipe may set for a model built from scratch.
+const std::set<std::string> kBertConfigKeys = {
+    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+    "max_position_embeddings", "type_vocab_size", "hidden_act", "hidden_dropout_prob",
+    "attention_probs_dropout_prob", "layer_norm_eps", "initializer_range", "pad_token_id", "classifier_dropout"};
+
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  if (n.IsMap()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (auto it = n.begin(); it != n.end(); ++it) j[it->first.Scalar()] = yaml_to_json(it->second);
+    return j;
+  }
+  if (n.IsSequence()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const auto& v : n) j.push_back(yaml_to_json(v));
+    return j;
+  }
+  if (n.IsNull()) return nullptr;
+  const std::string& s = n.Scalar();
+  if (n.Tag() == "!") return s;  // quoted in the YAML: a string
+  bool b;
+  int64_t i;
+  double d;
+  if (YAML::convert<int64_t>::decode(n, i)) return i;
+  if (YAML::convert<double>::decode(n, d)) return d;
+  if (YAML::convert<bool>::decode(n, b)) return b;
+  return s;
+}
+
+void parse_model(Node node, ModelSection& m) {
+  m.family = node.get<std::string>("family", m.family);
+  if (m.family != "bert") node.error("family", fmt::format("'{}' is not supported yet (bert)", m.family));
+  m.path = expand_path(node.get<std::string>("path", ""));
+  m.tokenizer = expand_path(node.get<std::string>("tokenizer", ""));
+  YAML::Node config = node.raw("config");
+  if (config && !config.IsNull()) {
+    if (!config.IsMap()) {
+      node.error("config", "expected a map of HF config.json keys");
+    } else {
+      for (auto it = config.begin(); it != config.end(); ++it) {
+        const std::string key = it->first.Scalar();
+        if (!kBertConfigKeys.count(key)) {
+          std::string hint = suggest(key, kBertConfigKeys);
+          node.error("config", fmt::format("unknown BERT config key '{}'{}", key,
+                                           hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+        }
+      }
+      m.config = yaml_to_json(config);
+    }
+  }
+  if (m.path.empty() && m.config.is_null()) node.error("path", "give a checkpoint directory (path) or an architecture (config)");
+  if (m.tokenizer.empty()) m.tokenizer = m.path;
+  if (m.tokenizer.empty()) node.error("tokenizer", "a model built from config needs a tokenizer directory");
+  node.close();
+}
+
+}  // namespace
+
+std::string Recipe::run_dir() const { return run.dir.empty() ? (fs::path(run.output_root) / run.name).string() : run.dir; }
+
+std::string Recipe::resolved_yaml() const {
+  YAML::Emitter out;
+  out << resolved;
+  return std::string(out.c_str()) + "\n";
+}
+
+Recipe parse_recipe(const std::string& yaml_text, const std::string& source, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    fail("{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.msg);
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  SCULPT_CHECK(root.IsMap(), "{}: a recipe is a map of sections (run, model, data, train, ...)", source);
+  for (const auto& o : overrides) apply_override(root, o);
+
+  auto errors = std::make_shared<ErrorList>();
+  errors->file = source;
+  Recipe r;
+  r.source = source;
+  Node top(root, "", errors);
+
+  Node run = top.child("run");
+  r.run.name = run.get<std::string>("name", r.run.name);
+  r.run.output_root = run.get<std::string>("output_root", r.run.output_root);
+  r.run.dir = run.get<std::string>("dir", "");
+  r.run.seed = run.get<int64_t>("seed", r.run.seed);
+  r.run.device = run.get<std::string>("device", r.run.device);
+  if (r.run.device != "auto" && r.run.device != "cpu" && r.run.device != "cuda" && r.run.device.rfind("cuda:", 0) != 0)
+    run.error("device", fmt::format("'{}' is not auto, cpu or cuda", r.run.device));
+  r.run.threads = run.get<int64_t>("threads", r.run.threads);
+  run.close();
+
+  parse_model(top.child("model"), r.model);
+
+  Node data = top.child("data");
+  r.data.task = data.get<std::string>("task", r.data.task);
+  r.data.root = expand_path(data.get<std::string>("root", r.data.root));
+  r.data.max_seq_len = data.get<int64_t>("max_seq_len", r.data.max_seq_len);
+  r.data.batch_size = data.get<int64_t>("batch_size", r.data.batch_size);
+  r.data.eval_batch_size = data.get<int64_t>("eval_batch_size", r.data.eval_batch_size);
+  r.data.bucket_by_length = data.get<bool>("bucket_by_length", r.data.bucket_by_length);
+  r.data.max_train_examples = data.get<int64_t>("max_train_examples", 0);
+  r.data.max_eval_examples = data.get<int64_t>("max_eval_examples", 0);
+  if (r.data.batch_size <= 0) data.error("batch_size", "must be positive");
+  if (r.data.max_seq_len < 8) data.error("max_seq_len", "must be at least 8");
+  data.close();
+
+  Node train = top.child("train");
+  r.train.duration = train.get_duration("duration", "3e");
+  r.train.lr = train.get<double>("lr", r.train.lr);
+  r.train.weight_decay = train.get<double>("weight_decay", r.train.weight_decay);
+  r.train.warmup = train.get_duration("warmup", "0.1", true);
+  r.train.max_grad_norm = train.get<double>("max_grad_norm", r.train.max_grad_norm);
+  r.train.grad_accum = train.get<int64_t>("grad_accum", r.train.grad_accum);
+  r.train.betas = train.get<std::vector<double>>("betas", r.train.betas);
+  r.train.eps = train.get<double>("eps", r.train.eps);
+  if (r.train.betas.size() != 2) train.error("betas", "expected two numbers [beta1, beta2]");
+  if (r.train.grad_accum < 1) train.error("grad_accum", "must be at least 1");
+  if (r.train.lr <= 0) train.error("lr", "must be positive");
+  train.close();
+
+  Node eval = top.child("eval");
+  r.eval.every = eval.get_duration("every", "1e");
+  r.eval.metric = eval.get<std::string>("metric", "");
+  eval.close();
+
+  Node ckpt = top.child("checkpoint");
+  r.checkpoint.every = ckpt.get_duration("every", "500u");
+  r.checkpoint.keep_last = ckpt.get<int64_t>("keep_last", r.checkpoint.keep_last);
+  if (r.checkpoint.keep_last < 1) ckpt.error("keep_last", "must be at least 1");
+  ckpt.close();
+
+  Node logging = top.child("logging");
+  r.logging.every = logging.get_duration("every", "50u");
+  r.logging.progress_bar = logging.get<std::string>("progress_bar", r.logging.progress_bar);
+  logging.close();
+
+  Node debug = top.child("debug");
+  r.debug.crash_after_step = debug.get<int64_t>("crash_after_step", 0);
+  debug.close();
+
+  top.close();
+  errors->throw_if_any();
+  r.resolved = root;
+  return r;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_recipe(io::read_file(path), path, overrides);
+}
+
+}  // namespace sculpt::recipe
