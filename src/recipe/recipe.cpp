@@ -154,6 +154,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
 
   Node debug = top.child("debug");
   r.debug.crash_after_step = debug.get<int64_t>("crash_after_step", 0);
+  r.debug.step_delay_ms = debug.get<int64_t>("step_delay_ms", 0);
   debug.close();
 
   top.close();

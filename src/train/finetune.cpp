@@ -6,6 +6,7 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <thread>
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
@@ -259,6 +260,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       throw StopRequested{stop_signal()};
     }
     if (r.debug.crash_after_step > 0 && state.step == r.debug.crash_after_step) std::raise(SIGKILL);
+    if (r.debug.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(r.debug.step_delay_ms));
   }
   bar.finish();
   if (last_eval.empty()) last_eval = evaluate_all(model, r, d, pad_id, device);

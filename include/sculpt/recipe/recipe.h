@@ -67,6 +67,7 @@ struct LoggingSection {
 
 struct DebugSection {
   int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
+  int64_t step_delay_ms = 0;     // tests: sleep after each update, so a signal lands mid-run
 };
 
 struct Recipe {

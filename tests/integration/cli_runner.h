@@ -1,0 +1,69 @@
+// Run the real sculpt binary from a test: fork + exec, output to a file, exit status back.
+#pragma once
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace sculpt::testing {
+
+struct Process {
+  pid_t pid = -1;
+  std::string log;
+  // Exit code, or 128 + signal when killed by one.
+  int wait() {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::string output() const {
+    std::ifstream in(log);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+};
+
+inline Process start_cli(const std::vector<std::string>& args, const std::string& log) {
+  Process p;
+  p.log = log;
+  p.pid = fork();
+  if (p.pid == 0) {
+    FILE* f = freopen(log.c_str(), "w", stderr);
+    (void)f;
+    dup2(fileno(stderr), STDOUT_FILENO);
+    std::vector<char*> argv;
+    std::string exe = cli_path();
+    argv.push_back(exe.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  return p;
+}
+
+inline int run_cli(const std::vector<std::string>& args, const std::string& log, std::string* output = nullptr) {
+  auto p = start_cli(args, log);
+  int code = p.wait();
+  if (output) *output = p.output();
+  return code;
+}
+
+inline std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  return lines;
+}
+
+}  // namespace sculpt::testing

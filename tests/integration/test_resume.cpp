@@ -1,0 +1,138 @@
+// A run stopped at any point (kill -9, SIGTERM) and resumed ends bitwise-identical to an
+// uninterrupted run, with the same metrics log; non-finite losses stop a run unsaved.
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "sculpt/io/safetensors.h"
+
+namespace sculpt {
+namespace {
+
+const std::string kRecipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml";
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::shared_path("data/glue/SST-2").empty() || testing::shared_path("fixtures/hf/tok_bert_wordpiece").empty())
+      GTEST_SKIP() << "needs ../shared/data/glue/SST-2 and fixtures (set SCULPT_SHARED); not found, skipped";
+  }
+  std::vector<std::string> run_args(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"run", kRecipe, "run.output_root=" + tmp.str(), "run.name=" + name};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::string dir(const std::string& name) { return tmp.str(name); }
+  int run(const std::vector<std::string>& args, const std::string& log) {
+    std::string out;
+    int code = testing::run_cli(args, tmp.str(log), &out);
+    last_output = out;
+    return code;
+  }
+  // step -> (loss, lr, grad_norm) from metrics.jsonl
+  std::map<int64_t, std::vector<double>> metrics(const std::string& name) {
+    std::map<int64_t, std::vector<double>> m;
+    for (const auto& line : testing::read_lines(dir(name) + "/metrics.jsonl")) {
+      auto j = nlohmann::json::parse(line);
+      EXPECT_FALSE(m.count(j["step"])) << "step logged twice: " << line;
+      m[j["step"]] = {j["loss"], j["lr"], j["grad_norm"], j["epoch"]};
+    }
+    return m;
+  }
+  std::map<int64_t, double> evals(const std::string& name) {
+    std::map<int64_t, double> m;
+    for (const auto& line : testing::read_lines(dir(name) + "/eval.jsonl")) {
+      auto j = nlohmann::json::parse(line);
+      m[j["step"]] = j["accuracy"];
+    }
+    return m;
+  }
+  void expect_same_final_weights(const std::string& a, const std::string& b) {
+    auto wa = io::read_safetensors(dir(a) + "/final/model.safetensors").tensors;
+    auto wb = io::read_safetensors(dir(b) + "/final/model.safetensors").tensors;
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& [k, v] : wa) EXPECT_TRUE(torch::equal(v, wb.at(k))) << k << " differs after resume";
+  }
+  testing::TempDir tmp;
+  std::string last_output;
+};
+
+TEST_F(Resume, KillNineThenResumeIsBitwiseIdentical) {
+  ASSERT_EQ(run(run_args("full"), "full.log"), 0) << last_output;
+  // SIGKILL right after update 13: checkpoints at 5 and 10 exist, updates 11-13 are lost.
+  EXPECT_EQ(run(run_args("crashed", {"debug.crash_after_step=13"}), "crash.log"), 128 + SIGKILL) << last_output;
+  EXPECT_TRUE(std::filesystem::exists(dir("crashed") + "/checkpoints/step_00000010"));
+  EXPECT_FALSE(std::filesystem::exists(dir("crashed") + "/results.json"));
+  ASSERT_EQ(run({"resume", dir("crashed")}, "resume.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("resumed from"), std::string::npos) << last_output;
+
+  expect_same_final_weights("full", "crashed");
+  auto full = metrics("full"), resumed = metrics("crashed");
+  EXPECT_EQ(full.size(), 8u);  // log every 3 updates over 24
+  EXPECT_EQ(full, resumed);
+  EXPECT_EQ(evals("full"), evals("crashed"));
+  // The run crossed epoch boundaries (10 updates per epoch).
+  EXPECT_GT(full.rbegin()->second[3], 2.0);
+  // Results agree too.
+  auto ra = nlohmann::json::parse(std::ifstream(dir("full") + "/results.json")),
+       rb = nlohmann::json::parse(std::ifstream(dir("crashed") + "/results.json"));
+  EXPECT_EQ(ra["final"], rb["final"]);
+  EXPECT_EQ(ra["best"], rb["best"]);
+}
+
+TEST_F(Resume, CorruptLatestCheckpointFallsBackToThePreviousOne) {
+  ASSERT_EQ(run(run_args("full"), "full.log"), 0) << last_output;
+  EXPECT_EQ(run(run_args("c", {"debug.crash_after_step=17"}), "crash.log"), 128 + SIGKILL);
+  const std::string latest = dir("c") + "/checkpoints/step_00000015/model.safetensors";
+  ASSERT_TRUE(std::filesystem::exists(latest));
+  std::filesystem::resize_file(latest, std::filesystem::file_size(latest) / 2);
+  ASSERT_EQ(run({"resume", dir("c")}, "resume.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("skipping unreadable checkpoint"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("truncated"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("step 10"), std::string::npos) << last_output;
+  expect_same_final_weights("full", "c");
+  EXPECT_EQ(metrics("full"), metrics("c"));
+}
+
+TEST_F(Resume, SigtermFinishesTheStepCheckpointsAndExits143) {
+  ASSERT_EQ(run(run_args("full"), "full.log"), 0) << last_output;
+  auto p = testing::start_cli(run_args("term", {"debug.step_delay_ms=150"}), tmp.str("term.log"));
+  const std::string log = dir("term") + "/metrics.jsonl";
+  for (int i = 0; i < 600 && testing::read_lines(log).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(testing::read_lines(log).empty()) << "the run never logged";
+  kill(p.pid, SIGTERM);
+  EXPECT_EQ(p.wait(), 143) << p.output();
+  EXPECT_NE(p.output().find("stopped by signal 15"), std::string::npos) << p.output();
+  EXPECT_FALSE(std::filesystem::exists(dir("term") + "/results.json"));
+  std::ifstream latest(dir("term") + "/checkpoints/latest");
+  std::string name;
+  latest >> name;
+  const int64_t stopped_at = std::stoll(name.substr(5));
+  EXPECT_GE(stopped_at, 3);
+  EXPECT_LT(stopped_at, 24);
+  ASSERT_EQ(run({"resume", dir("term")}, "resume.log"), 0) << last_output;
+  expect_same_final_weights("full", "term");
+  EXPECT_EQ(metrics("full"), metrics("term"));
+}
+
+TEST_F(Resume, NonFiniteLossStopsTheRunAndIsNeverCheckpointed) {
+  EXPECT_EQ(run(run_args("nan", {"train.lr=1e30", "train.warmup=0u", "checkpoint.every=1u"}), "nan.log"), 1);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(last_output, m, std::regex("non-finite (loss|gradient norm) at update (\\d+)"))) << last_output;
+  const int64_t bad = std::stoll(m[2]);
+  for (const auto& entry : std::filesystem::directory_iterator(dir("nan") + "/checkpoints"))
+    if (entry.is_directory()) EXPECT_LT(std::stoll(entry.path().filename().string().substr(5)), bad) << entry.path();
+}
+
+TEST_F(Resume, RunRefusesToOverwriteAnEarlierRun) {
+  ASSERT_EQ(run(run_args("once", {"train.duration=5u"}), "a.log"), 0) << last_output;
+  EXPECT_EQ(run(run_args("once", {"train.duration=5u"}), "b.log"), 1);
+  EXPECT_NE(last_output.find("sculpt resume"), std::string::npos) << last_output;
+  auto resolved = testing::read_lines(dir("once") + "/recipe.resolved.yaml");
+  EXPECT_FALSE(resolved.empty());
+}
+
+}  // namespace
+}  // namespace sculpt

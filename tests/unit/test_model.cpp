@@ -1,0 +1,91 @@
+#include "sculpt/core/error.h"
+#include "sculpt/models/bert.h"
+#include "sculpt/train/optim.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+models::TransformerConfig tiny() {
+  return models::bert_config_from_json({{"model_type", "bert"}, {"vocab_size", 50}, {"hidden_size", 16},
+                                        {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 32},
+                                        {"max_position_embeddings", 20}});
+}
+
+TEST(Model, SaveLoadRoundTripKeepsHfKeysAndOutputs) {
+  torch::manual_seed(1);
+  models::Bert model(tiny());
+  model->init_weights();
+  model->eval();
+  testing::TempDir tmp;
+  models::save_bert(model, tmp.str());
+  auto loaded = models::load_bert(tmp.str(), /*strict=*/true).model;
+  loaded->eval();
+  models::Batch b;
+  b.input_ids = torch::randint(0, 50, {2, 7});
+  EXPECT_TRUE(torch::equal(model->forward(b).logits, loaded->forward(b).logits));
+  auto keys = io::read_safetensors(tmp.str("model.safetensors")).tensors;
+  EXPECT_TRUE(keys.count("bert.encoder.layer.1.attention.self.query.weight"));
+  EXPECT_TRUE(keys.count("classifier.bias"));
+}
+
+TEST(Model, MissingAndUnexpectedKeysAreAllReported) {
+  torch::manual_seed(1);
+  models::Bert model(tiny());
+  testing::TempDir tmp;
+  models::save_bert(model, tmp.str());
+  auto weights = io::read_safetensors(tmp.str("model.safetensors")).tensors;
+  weights.erase("bert.encoder.layer.0.output.dense.weight");
+  weights.erase("bert.pooler.dense.bias");
+  weights["cls.predictions.bias"] = torch::zeros({50});
+  io::write_safetensors(tmp.str("model.safetensors"), weights);
+  try {
+    models::load_bert(tmp.str(), true);
+    FAIL();
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("missing 2 keys"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("bert.pooler.dense.bias"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("1 unexpected keys: cls.predictions.bias"), std::string::npos) << msg;
+  }
+}
+
+TEST(Model, PretrainedEncoderGetsANewHead) {
+  torch::manual_seed(1);
+  auto c = tiny();
+  c.head = models::HeadType::none;
+  models::Bert encoder(c);
+  testing::TempDir tmp;
+  models::save_bert(encoder, tmp.str());
+  auto head = tiny();
+  head.num_labels = 3;
+  auto loaded = models::load_bert(tmp.str(), /*strict=*/false, io::WeightFormat::safetensors, &head);
+  EXPECT_EQ(loaded.report.missing, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
+  EXPECT_EQ(loaded.model->classifier->weight.size(0), 3);
+}
+
+TEST(Optim, LinearWarmupThenDecayLikeHf) {
+  EXPECT_DOUBLE_EQ(train::linear_schedule(0, 10, 110), 0.0);
+  EXPECT_DOUBLE_EQ(train::linear_schedule(5, 10, 110), 0.5);
+  EXPECT_DOUBLE_EQ(train::linear_schedule(10, 10, 110), 1.0);
+  EXPECT_DOUBLE_EQ(train::linear_schedule(60, 10, 110), 0.5);
+  EXPECT_DOUBLE_EQ(train::linear_schedule(110, 10, 110), 0.0);
+  EXPECT_DOUBLE_EQ(train::linear_schedule(0, 0, 10), 1.0);
+}
+
+TEST(Optim, NoDecayOnBiasesAndLayerNorm) {
+  models::Bert model(tiny());
+  auto opt = train::make_adamw(*model, {1e-3, 0.01}, &models::BertImpl::no_decay);
+  ASSERT_EQ(opt->param_groups().size(), 2u);
+  auto& g0 = opt->param_groups()[0];
+  auto& g1 = opt->param_groups()[1];
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(g0.options()).weight_decay(), 0.01);
+  EXPECT_DOUBLE_EQ(static_cast<torch::optim::AdamWOptions&>(g1.options()).weight_decay(), 0.0);
+  // Per layer: 6 weight matrices decay; 6 biases + 2 LayerNorms x 2 do not.
+  size_t total = model->parameters().size();
+  EXPECT_EQ(g0.params().size() + g1.params().size(), total);
+  EXPECT_EQ(g0.params().size(), 3u /*embeddings*/ + 2 * 6 + 1 /*pooler*/ + 1 /*classifier*/);
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -1,0 +1,109 @@
+#include <filesystem>
+
+#include "sculpt/core/error.h"
+#include "sculpt/core/schedule.h"
+#include "sculpt/recipe/node.h"
+#include "sculpt/recipe/recipe.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+const char* kMinimal = R"(run:
+  name: t
+model:
+  tokenizer: /tmp/tok
+  config: {hidden_size: 32}
+train:
+  lr: 1.0e-3
+)";
+
+std::string error_of(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  try {
+    recipe::parse_recipe(yaml, "r.yaml", overrides);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Recipe, EveryShippedRecipeParses) {
+  int n = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SCULPT_SOURCE_DIR) + "/recipes")) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(recipe::load_recipe(entry.path().string())) << entry.path();
+    ++n;
+  }
+  EXPECT_GE(n, 11);
+}
+
+TEST(Recipe, DefaultsAreFilledAndResolved) {
+  auto r = recipe::parse_recipe(kMinimal, "r.yaml");
+  EXPECT_EQ(r.run.name, "t");
+  EXPECT_DOUBLE_EQ(r.train.lr, 1e-3);
+  EXPECT_EQ(r.data.batch_size, 32);
+  EXPECT_EQ(r.train.duration.unit, Duration::Unit::epochs);
+  EXPECT_EQ(r.model.config["hidden_size"], 32);
+  const std::string resolved = r.resolved_yaml();
+  EXPECT_NE(resolved.find("batch_size: 32"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("keep_last: 2"), std::string::npos) << resolved;
+  // The resolved recipe parses back to the same values.
+  auto again = recipe::parse_recipe(resolved, "resolved.yaml");
+  EXPECT_EQ(again.data.batch_size, 32);
+  EXPECT_DOUBLE_EQ(again.train.lr, 1e-3);
+}
+
+TEST(Recipe, UnknownKeyNamesPathLineAndSuggestion) {
+  std::string err = error_of(std::string(kMinimal) + "  lrr: 3\n");
+  EXPECT_NE(err.find("r.yaml:8"), std::string::npos) << err;
+  EXPECT_NE(err.find("unknown key 'train.lrr'"), std::string::npos) << err;
+  EXPECT_NE(err.find("did you mean 'lr'"), std::string::npos) << err;
+  err = error_of(std::string(kMinimal) + "trian:\n  lr: 1\n");
+  EXPECT_NE(err.find("did you mean 'train'"), std::string::npos) << err;
+}
+
+TEST(Recipe, WrongTypeNamesKeyAndLine) {
+  std::string err = error_of("run: {name: t, seed: abc}\nmodel: {tokenizer: x, config: {}}\n");
+  EXPECT_NE(err.find("r.yaml:1"), std::string::npos) << err;
+  EXPECT_NE(err.find("run.seed: expected an integer, got 'abc'"), std::string::npos) << err;
+}
+
+TEST(Recipe, AllProblemsReportedTogether) {
+  std::string err = error_of(std::string(kMinimal) + "  lrr: 3\ndata:\n  batch_size: -1\n  max_seq_len: x\n");
+  EXPECT_NE(err.find("3 problems"), std::string::npos) << err;
+}
+
+TEST(Recipe, BadModelConfigKeyAndBadDuration) {
+  EXPECT_NE(error_of("model: {tokenizer: x, config: {hiden_size: 3}}\n").find("did you mean 'hidden_size'"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kMinimal) + "  duration: 3x\n").find("train.duration"), std::string::npos);
+  EXPECT_NE(error_of("run: [1, 2\n").find("YAML syntax error"), std::string::npos);
+}
+
+TEST(Recipe, CommandLineOverrides) {
+  auto r = recipe::parse_recipe(kMinimal, "r.yaml", {"train.lr=0.5", "data.task=mrpc", "train.betas=[0.8, 0.9]", "run.seed=3"});
+  EXPECT_DOUBLE_EQ(r.train.lr, 0.5);
+  EXPECT_EQ(r.data.task, "mrpc");
+  EXPECT_DOUBLE_EQ(r.train.betas[0], 0.8);
+  EXPECT_EQ(r.run.seed, 3);
+  auto removed = recipe::parse_recipe(kMinimal, "r.yaml", {"~train.lr"});
+  EXPECT_DOUBLE_EQ(removed.train.lr, 2e-5);
+  std::string err = error_of(kMinimal, {"train.lrr=1"});
+  EXPECT_NE(err.find("command line override"), std::string::npos) << err;
+  EXPECT_NE(err.find("did you mean 'lr'"), std::string::npos) << err;
+  EXPECT_THROW(recipe::parse_recipe(kMinimal, "r.yaml", {"novalue"}), Error);
+}
+
+TEST(Schedule, DurationsWithUnits) {
+  EXPECT_EQ(Duration::parse("3e").updates(100), 300);
+  EXPECT_EQ(Duration::parse("500u").updates(100), 500);
+  EXPECT_EQ(Duration::parse("0.5e").updates(101), 51);
+  EXPECT_EQ(Duration::parse("0.1", true).updates(100, 250), 25);
+  EXPECT_THROW(Duration::parse("0.1"), Error);
+  EXPECT_THROW(Duration::parse("12"), Error);
+  EXPECT_THROW(Duration::parse("1.5u"), Error);
+  EXPECT_THROW(Duration::parse("-1e"), Error);
+  EXPECT_EQ(Duration::parse("3e").str(), "3e");
+}
+
+}  // namespace
+}  // namespace sculpt
