@@ -65,8 +65,11 @@ int cmd_bench(int argc, char** argv) {
   model->to(device);
   model->train();
   auto optimizer = train::make_adamw(*model, {}, &models::BertImpl::no_decay);
-  int64_t n_params = 0;
-  for (const auto& p : model->parameters()) n_params += p.numel();
+  int64_t n_params = 0, n_embedding = 0;
+  for (const auto& p : model->named_parameters()) {
+    n_params += p.value().numel();
+    if (p.key().rfind("embed.", 0) == 0 && p.key().find("norm") == std::string::npos) n_embedding += p.value().numel();
+  }
 
   models::Batch batch;
   batch.input_ids = torch::randint(5, config.vocab_size, {B, T}, torch::kLong);
@@ -87,8 +90,9 @@ int cmd_bench(int argc, char** argv) {
   sync(device);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
 
-  // Training FLOPs per token: 6 N (dense) + 12 L H d_head T (attention scores and context).
-  const double flops_per_token = 6.0 * static_cast<double>(n_params) +
+  // Training FLOPs per token: 6 N + 12 L H d_head T (attention scores and context), with N
+  // the non-embedding parameters (a lookup is not a matmul), as MFU is usually counted.
+  const double flops_per_token = 6.0 * static_cast<double>(n_params - n_embedding) +
                                  12.0 * static_cast<double>(config.num_layers * config.hidden_size * T);
   const double tflops = flops_per_token * static_cast<double>(B * T) / secs / 1e12;
   const double peak = matmul_tflops(device, device.is_cuda() ? 8192 : 1024);

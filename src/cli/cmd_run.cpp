@@ -7,6 +7,8 @@
 #include "args.h"
 #include "commands.h"
 #include "sculpt/core/log.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/models/bert.h"
 #include "sculpt/data/glue.h"
 #include "sculpt/recipe/recipe.h"
 #include "sculpt/tokenizers/tokenizer.h"
@@ -72,6 +74,29 @@ int cmd_validate(int argc, char** argv) {
   for (const auto& split : std::vector<std::string>{"train", task.dev_splits.front()}) {
     fs::path f = fs::path(r.data.root) / task.dir / (split + ".tsv");
     if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f.string()));
+  }
+  // Dry run: build the model on CPU and push a tiny batch through it.
+  if (problems.empty()) {
+    try {
+      nlohmann::json j = r.model.path.empty() ? r.model.config : io::read_json((fs::path(r.model.path) / "config.json").string());
+      j["model_type"] = "bert";
+      auto config = models::bert_config_from_json(j);
+      config.head = models::HeadType::sequence_classification;
+      config.with_pooler = true;
+      config.num_labels = task.num_labels();
+      models::Bert model(config);
+      model->eval();
+      models::Batch batch;
+      batch.input_ids = torch::randint(0, config.vocab_size, {2, std::min<int64_t>(8, config.max_positions)});
+      auto logits = model->forward(batch).logits;
+      int64_t n = 0;
+      for (const auto& p : model->parameters()) n += p.numel();
+      std::printf("# model: %lld layers x %lld hidden, %lld parameters; dry-run logits %s\n",
+                  static_cast<long long>(config.num_layers), static_cast<long long>(config.hidden_size),
+                  static_cast<long long>(n), fmt::format("{}", fmt::join(logits.sizes(), "x")).c_str());
+    } catch (const Error& e) {
+      problems.push_back(fmt::format("model: {}", e.what()));
+    }
   }
   std::printf("%s", r.resolved_yaml().c_str());
   std::printf("# run dir: %s\n# task: %s (%d labels), device: %s\n", r.run_dir().c_str(), task.name.c_str(),
