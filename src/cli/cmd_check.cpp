@@ -22,12 +22,13 @@ namespace fs = std::filesystem;
 namespace sculpt::cli {
 
 int cmd_forward(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"model", "inputs", "out", "weights"});
+  auto args = Args::parse(argc, argv, 2, {"model", "inputs", "out", "weights", "max-new-tokens"});
   const std::string format = args.get("weights", "safetensors");
   SCULPT_CHECK(format == "safetensors" || format == "bin", "--weights must be safetensors or bin");
   auto inputs = io::read_safetensors(args.require("inputs")).tensors;
   auto result = models::reference_forward(args.require("model"), inputs,
-                                          format == "bin" ? io::WeightFormat::bin : io::WeightFormat::safetensors);
+                                          format == "bin" ? io::WeightFormat::bin : io::WeightFormat::safetensors,
+                                          std::stoll(args.get("max-new-tokens", "8")));
   io::Metadata meta = {{"format", "pt"}, {"producer", "sculpt forward"}};
   if (!result.grad_norm_names.empty()) meta["grad_norm_names"] = nlohmann::json(result.grad_norm_names).dump();
   io::write_safetensors(args.require("out"), result.outputs, meta);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "sculpt/core/error.h"
@@ -30,15 +31,27 @@ LoadReport load_state(torch::nn::Module& module, const KeyMap& map, const io::Te
   LoadReport report;
   std::set<std::string> used(ignorable.begin(), ignorable.end());
   torch::NoGradGuard no_grad;
+  std::set<std::string> filled;
   for (const auto& kp : map) {
     auto* param = params.find(kp.internal);
     SCULPT_CHECK(param != nullptr, "key map names '{}' but the model has no such parameter", kp.internal);
     auto it = weights.find(kp.hf);
-    if (it == weights.end()) {
+    if (kp.alias) {
+      if (it == weights.end()) continue;
+      used.insert(kp.hf);
+      if (filled.count(kp.internal)) continue;
+      auto primary = std::find_if(report.missing.begin(), report.missing.end(), [&](const std::string& hf) {
+        for (const auto& other : map)
+          if (other.hf == hf && other.internal == kp.internal) return true;
+        return false;
+      });
+      if (primary != report.missing.end()) report.missing.erase(primary);
+    } else if (it == weights.end()) {
       report.missing.push_back(kp.hf);
       continue;
     }
     used.insert(kp.hf);
+    filled.insert(kp.internal);
     SCULPT_CHECK(it->second.sizes() == param->sizes(), "weight '{}' has shape {} but the model expects {}", kp.hf,
                  fmt::format("{}", fmt::join(it->second.sizes(), "x")), fmt::format("{}", fmt::join(param->sizes(), "x")));
     param->copy_(it->second.to(param->dtype()));
@@ -52,6 +65,7 @@ io::TensorMap export_state(torch::nn::Module& module, const KeyMap& map) {
   auto params = module.named_parameters(true);
   io::TensorMap out;
   for (const auto& kp : map) {
+    if (kp.alias) continue;
     auto* param = params.find(kp.internal);
     SCULPT_CHECK(param != nullptr, "key map names '{}' but the model has no such parameter", kp.internal);
     out[kp.hf] = param->detach().to(torch::kCPU).contiguous();

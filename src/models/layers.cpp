@@ -17,30 +17,53 @@ torch::Tensor activation(const std::string& name, const torch::Tensor& x) {
   fail("unknown activation '{}'", name);
 }
 
-torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
-  auto m = attention_mask.to(dtype).unsqueeze(1).unsqueeze(2);  // [B, 1, 1, T]
-  double lowest = dtype == torch::kFloat64 ? std::numeric_limits<double>::lowest()
-                  : dtype == torch::kBFloat16 ? -3.3895313892515355e38
-                  : dtype == torch::kFloat16  ? -65504.0
-                                              : static_cast<double>(std::numeric_limits<float>::lowest());
-  return (1.0 - m) * lowest;
+double mask_min(torch::ScalarType dtype) {
+  return dtype == torch::kFloat64    ? std::numeric_limits<double>::lowest()
+         : dtype == torch::kBFloat16 ? -3.3895313892515355e38
+         : dtype == torch::kFloat16  ? -65504.0
+                                     : static_cast<double>(std::numeric_limits<float>::lowest());
 }
 
-AttentionImpl::AttentionImpl(const TransformerConfig& c) : num_heads(c.num_heads), head_dim(c.head_dim()) {
+torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
+  auto m = attention_mask.to(dtype).unsqueeze(1).unsqueeze(2);  // [B, 1, 1, T]
+  return (1.0 - m) * mask_min(dtype);
+}
+
+static torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+AttentionImpl::AttentionImpl(const TransformerConfig& c)
+    : num_heads(c.num_heads), head_dim(c.head_dim()),
+      score_divisor(c.scale_attention ? std::sqrt(static_cast<double>(c.head_dim())) : 1.0) {
   const int64_t d = c.hidden_size, inner = num_heads * head_dim;
-  q = register_module("q", torch::nn::Linear(d, inner));
-  k = register_module("k", torch::nn::Linear(d, inner));
-  v = register_module("v", torch::nn::Linear(d, inner));
-  o = register_module("o", torch::nn::Linear(inner, d));
+  q = register_module("q", linear(d, inner, c.bias));
+  k = register_module("k", linear(d, inner, c.bias));
+  v = register_module("v", linear(d, inner, c.bias));
+  o = register_module("o", linear(inner, d, c.bias));
   attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
 }
 
-torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs) {
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
+                                     const torch::Tensor& memory, KVCache* cache) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto split = [&](const torch::Tensor& t) { return t.view({B, T, num_heads, head_dim}).transpose(1, 2); };
-  auto qh = split(q(x)), kh = split(k(x)), vh = split(v(x));
+  auto split = [&](const torch::Tensor& t) { return t.view({B, t.size(1), num_heads, head_dim}).transpose(1, 2); };
+  auto qh = split(q(x));
+  torch::Tensor kh, vh;
+  if (memory.defined() && cache && cache->k.defined()) {  // cross-attention: memory projected once
+    kh = cache->k, vh = cache->v;
+  } else {
+    const auto& src = memory.defined() ? memory : x;
+    kh = split(k(src)), vh = split(v(src));
+    if (cache && !memory.defined() && cache->k.defined()) {
+      kh = torch::cat({cache->k, kh}, 2);
+      vh = torch::cat({cache->v, vh}, 2);
+    }
+    if (cache) cache->k = kh, cache->v = vh;
+  }
   // Same operation order as HF (matmul, then divide, then add the mask) for bitwise-close parity.
-  auto scores = torch::matmul(qh, kh.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim));
+  auto scores = torch::matmul(qh, kh.transpose(-1, -2));
+  if (score_divisor != 1.0) scores = scores / score_divisor;
   if (bias.defined()) scores = scores + bias;
   auto p = torch::softmax(scores, -1);
   if (probs) *probs = p;
@@ -49,11 +72,26 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 }
 
 FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c) : act(c.activation) {
-  fc1 = register_module("fc1", torch::nn::Linear(c.hidden_size, c.intermediate_size));
-  fc2 = register_module("fc2", torch::nn::Linear(c.intermediate_size, c.hidden_size));
+  fc1 = register_module("fc1", linear(c.hidden_size, c.intermediate_size, c.bias));
+  if (c.gated_ffn) gate = register_module("gate", linear(c.hidden_size, c.intermediate_size, c.bias));
+  fc2 = register_module("fc2", linear(c.intermediate_size, c.hidden_size, c.bias));
+  inner_dropout = register_module("inner_dropout", torch::nn::Dropout(c.ffn_dropout));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) { return fc2(activation(act, fc1(x))); }
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+  auto h = activation(act, fc1(x));
+  if (gate) h = h * gate(x);
+  return fc2(inner_dropout(h));
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) { weight = register_parameter("weight", torch::ones({dim})); }
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  auto variance = x.to(torch::kFloat32).pow(2).mean(-1, /*keepdim=*/true);
+  auto h = x * torch::rsqrt(variance + eps);
+  if (weight.scalar_type() == torch::kFloat16 || weight.scalar_type() == torch::kBFloat16) h = h.to(weight.scalar_type());
+  return weight * h;
+}
 
 static torch::nn::LayerNorm make_norm(const TransformerConfig& c) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.norm_eps));
@@ -67,12 +105,13 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c) : pre_nor
   dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
 }
 
-torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs) {
+torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
+                                            KVCache* cache) {
   if (pre_norm) {
-    auto h = x + dropout(attn(attn_norm(x), bias, probs));
+    auto h = x + dropout(attn(attn_norm(x), bias, probs, torch::Tensor(), cache));
     return h + dropout(ffn(ffn_norm(h)));
   }
-  auto h = attn_norm(x + dropout(attn(x, bias, probs)));
+  auto h = attn_norm(x + dropout(attn(x, bias, probs, torch::Tensor(), cache)));
   return ffn_norm(h + dropout(ffn(h)));
 }
 

@@ -6,43 +6,87 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 
 namespace fs = std::filesystem;
 
 namespace sculpt::models {
+namespace {
 
-ReferenceForward reference_forward(const std::string& model_dir, const io::TensorMap& inputs, io::WeightFormat prefer) {
+// Strict load: every key of the map present, nothing unexpected (tied duplicates allowed).
+template <typename Model>
+void load_strict(Model& model, const KeyMap& keys, const std::string& dir, io::WeightFormat prefer) {
+  auto report = load_state(*model, keys, io::load_hf_weights(dir, prefer));
+  SCULPT_CHECK(report.missing.empty() && report.unexpected.empty(), "{}", report.describe(dir));
+}
+
+torch::Tensor grad_norms(torch::nn::Module& model, const KeyMap& keys, std::vector<std::string>& names) {
+  auto params = model.named_parameters();
+  std::vector<torch::Tensor> norms;
+  for (const auto& kp : keys) {
+    if (kp.alias) continue;
+    auto& p = params[kp.internal];
+    norms.push_back(p.grad().defined() ? p.grad().norm() : torch::zeros({}));
+    names.push_back(kp.hf);
+  }
+  return torch::stack(norms);
+}
+
+}  // namespace
+
+ReferenceForward reference_forward(const std::string& model_dir, const io::TensorMap& inputs, io::WeightFormat prefer,
+                                   int64_t max_new_tokens) {
   auto config_json = io::read_json((fs::path(model_dir) / "config.json").string());
   const std::string type = config_json.value("model_type", "");
-  SCULPT_CHECK(type == "bert", "{}: model_type '{}' is not supported by `forward` yet (bert)", model_dir, type);
-
-  auto loaded = load_bert(model_dir, /*strict=*/true, prefer);
-  auto& model = loaded.model;
-  model->to(torch::kFloat32);
-  model->eval();
-  model->zero_grad();
-
   auto get = [&](const char* name) {
     auto it = inputs.find(name);
     return it == inputs.end() ? torch::Tensor() : it->second;
   };
-  Batch batch{get("input_ids"), get("attention_mask"), get("token_type_ids"),
-              get("labels"),    get("start_positions"), get("end_positions")};
-  SCULPT_CHECK(batch.input_ids.defined(), "inputs: 'input_ids' is required");
-
-  ModelOutput out = model->forward(batch, ForwardOptions{true, true});
+  SCULPT_CHECK(get("input_ids").defined() || get("gen_input_ids").defined(), "inputs: 'input_ids' is required");
+  const ForwardOptions all{true, true};
   ReferenceForward result;
-  for (auto& [name, t] : out.named()) result.outputs[name] = t.detach().clone();
-  if (out.loss.defined()) {
-    out.loss.backward();
-    auto params = model->named_parameters();
-    std::vector<torch::Tensor> norms;
-    for (const auto& kp : bert_key_map(model->config)) {
-      auto& p = params[kp.internal];
-      norms.push_back(p.grad().defined() ? p.grad().norm() : torch::zeros({}));
-      result.grad_norm_names.push_back(kp.hf);
+  auto finish = [&](torch::nn::Module& model, const KeyMap& keys, std::map<std::string, torch::Tensor> named) {
+    for (auto& [name, t] : named) result.outputs[name] = t.detach().clone();
+    if (named.count("loss")) {
+      named["loss"].backward();
+      result.outputs["grad_norms"] = grad_norms(model, keys, result.grad_norm_names);
     }
-    result.outputs["grad_norms"] = torch::stack(norms);
+  };
+
+  if (type == "bert") {
+    auto model = load_bert(model_dir, /*strict=*/true, prefer).model;
+    model->eval();
+    Batch batch{get("input_ids"), get("attention_mask"), get("token_type_ids"),
+                get("labels"),    get("start_positions"), get("end_positions")};
+    finish(*model, bert_key_map(model->config), model->forward(batch, all).named());
+  } else if (type == "t5") {
+    T5 model(t5_config_from_json(config_json));
+    auto keys = t5_key_map(model->config);
+    load_strict(model, keys, model_dir, prefer);
+    model->eval();
+    if (get("input_ids").defined())
+      finish(*model, keys,
+             model->forward(get("input_ids"), get("attention_mask"), get("decoder_input_ids"), get("decoder_attention_mask"),
+                            get("labels"), all).named());
+    if (get("gen_input_ids").defined()) {
+      auto [ids, scores] = model->generate(get("gen_input_ids"), get("gen_attention_mask"), max_new_tokens);
+      result.outputs["generated_ids"] = ids;
+      result.outputs["generate_scores"] = scores;
+    }
+  } else if (type == "opt") {
+    Opt model(opt_config_from_json(config_json));
+    auto keys = opt_key_map(model->config);
+    load_strict(model, keys, model_dir, prefer);
+    model->eval();
+    if (get("input_ids").defined()) finish(*model, keys, model->forward(get("input_ids"), get("attention_mask"), get("labels"), all).named());
+    if (get("gen_input_ids").defined() && model->config.head == HeadType::causal_lm) {
+      auto [ids, scores] = model->generate(get("gen_input_ids"), get("gen_attention_mask"), max_new_tokens);
+      result.outputs["generated_ids"] = ids;
+      result.outputs["generate_scores"] = scores;
+    }
+  } else {
+    fail("{}: model_type '{}' is not supported (bert, t5, opt)", model_dir, type);
   }
   return result;
 }

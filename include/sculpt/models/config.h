@@ -8,7 +8,7 @@
 
 namespace sculpt::models {
 
-enum class HeadType { none, sequence_classification, question_answering };
+enum class HeadType { none, sequence_classification, question_answering, causal_lm, seq2seq_lm };
 
 struct TransformerConfig {
   std::string model_type = "bert";
@@ -23,10 +23,23 @@ struct TransformerConfig {
   double norm_eps = 1e-12;
   std::string activation = "gelu";  // gelu (erf) | gelu_new (tanh) | relu
   bool pre_norm = false;            // BERT: post-norm residual blocks
+  int64_t d_kv = 0;                 // per-head size; 0: hidden_size / num_heads (T5 sets it)
+  bool bias = true;                 // linear biases (T5 has none)
+  bool scale_attention = true;      // scores / sqrt(d_head) (T5 does not scale)
+  bool gated_ffn = false;           // act(wi_0 x) * wi_1 x (T5 v1.1)
   double hidden_dropout = 0.1;
   double attention_dropout = 0.1;
+  double ffn_dropout = 0;           // dropout between the FFN's two matmuls (T5)
   double classifier_dropout = -1;   // < 0: use hidden_dropout, as HF does for null
   double initializer_range = 0.02;
+
+  // Encoder-decoder and decoder-only families.
+  int64_t num_decoder_layers = 0;
+  int64_t relative_buckets = 32, relative_max_distance = 128;  // T5
+  bool tie_word_embeddings = true;
+  int64_t eos_token_id = -1, bos_token_id = -1, decoder_start_token_id = -1;
+  int64_t word_embed_proj_dim = 0;  // OPT: != hidden_size adds project_in / project_out
+  bool final_norm = true;           // OPT: a final layer norm after the stack
 
   HeadType head = HeadType::sequence_classification;
   bool with_pooler = true;
@@ -35,7 +48,7 @@ struct TransformerConfig {
 
   nlohmann::json raw;  // the config.json this came from, written back on export
 
-  int64_t head_dim() const { return hidden_size / num_heads; }
+  int64_t head_dim() const { return d_kv > 0 ? d_kv : hidden_size / num_heads; }
   bool is_regression() const {
     return problem_type == "regression" || (problem_type.empty() && num_labels == 1);
   }

@@ -13,6 +13,9 @@ namespace sculpt::models {
 
 struct KeyPair {
   std::string hf, internal;
+  // A tied duplicate (e.g. lm_head.weight of a tied model): accepted when present (and used
+  // if the primary key is absent), never reported missing, never written on export.
+  bool alias = false;
 };
 // In HF named_parameters() order (the order grad norms are reported in).
 using KeyMap = std::vector<KeyPair>;

@@ -10,16 +10,29 @@ namespace sculpt::models {
 
 torch::Tensor activation(const std::string& name, const torch::Tensor& x);
 
+// The most negative finite value of a dtype (HF's torch.finfo(dtype).min).
+double mask_min(torch::ScalarType dtype);
+
 // Additive attention bias from a [B, T] 0/1 mask: 0 where attended, dtype-min where masked,
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// Keys and values kept between generation steps: appended to for self-attention, computed
+// once for cross-attention.
+struct KVCache {
+  torch::Tensor k, v;
+};
+
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const TransformerConfig& c);
   // Returns the projected context; `probs` receives the attention probabilities if non-null.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs);
+  // `bias` is added to the scores ([B|1, H|1, Tq, Tk]: mask and/or position bias). `memory`
+  // (cross-attention) supplies keys and values instead of x.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
+                        const torch::Tensor& memory = {}, KVCache* cache = nullptr);
 
   int64_t num_heads, head_dim;
+  double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   torch::nn::Dropout attn_dropout{nullptr};
 };
@@ -30,7 +43,8 @@ struct FeedForwardImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   std::string act;
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
+  torch::nn::Dropout inner_dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
@@ -38,7 +52,8 @@ TORCH_MODULE(FeedForward);
 // (after the residual for post-norm BERT, before the sublayer for pre-norm models).
 struct TransformerLayerImpl : torch::nn::Module {
   explicit TransformerLayerImpl(const TransformerConfig& c);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
+                        KVCache* cache = nullptr);
 
   bool pre_norm;
   Attention attn{nullptr};
@@ -48,6 +63,15 @@ struct TransformerLayerImpl : torch::nn::Module {
   torch::nn::Dropout dropout{nullptr};
 };
 TORCH_MODULE(TransformerLayer);
+
+// T5's layer norm: scale by the root mean square, no mean subtraction, no bias.
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  double eps;
+  torch::Tensor weight;
+};
+TORCH_MODULE(RMSNorm);
 
 // Token + absolute position + token type embeddings, then LayerNorm and dropout (BERT).
 struct EmbeddingsImpl : torch::nn::Module {

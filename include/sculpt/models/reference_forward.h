@@ -15,7 +15,9 @@ struct ReferenceForward {
   std::vector<std::string> grad_norm_names;
 };
 
+// For T5 and OPT causal LMs, `gen_input_ids` (+ `gen_attention_mask`) in the inputs also
+// runs greedy generation: outputs `generated_ids` and `generate_scores`.
 ReferenceForward reference_forward(const std::string& model_dir, const io::TensorMap& inputs,
-                                   io::WeightFormat prefer = io::WeightFormat::safetensors);
+                                   io::WeightFormat prefer = io::WeightFormat::safetensors, int64_t max_new_tokens = 8);
 
 }  // namespace sculpt::models

@@ -1,4 +1,4 @@
-// Every tensor of the bert_* fixtures (Transformers 4.36.2 outputs) within the tolerance
+// Every tensor of the bert_*, t5_* and opt_* fixtures (Transformers 4.36.2 outputs) within the tolerance
 // reference.json gives it, from both model.safetensors and pytorch_model.bin.
 #include <nlohmann/json.hpp>
 
@@ -16,14 +16,16 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) { *os << c.fixture << (c.format == io::WeightFormat::bin ? " (bin)" : " (safetensors)"); }
 
-class BertParity : public ::testing::TestWithParam<Case> {};
+class HfParity : public ::testing::TestWithParam<Case> {};
 
-TEST_P(BertParity, EveryReferenceTensorMatches) {
+TEST_P(HfParity, EveryReferenceTensorMatches) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/" + GetParam().fixture);
   auto reference = io::read_safetensors(dir + "/reference.safetensors").tensors;
   auto spec = io::read_json(dir + "/reference.json");
   io::TensorMap inputs;
   for (const auto& name : spec["forward"]["inputs"]) inputs[name] = reference.at(name);
+  for (const char* gen : {"gen_input_ids", "gen_attention_mask"})
+    if (reference.count(gen)) inputs[gen] = reference.at(gen);
 
   auto result = models::reference_forward(dir, inputs, GetParam().format);
   std::vector<std::string> expected_names = spec["grad_norm_names"];
@@ -45,13 +47,23 @@ TEST_P(BertParity, EveryReferenceTensorMatches) {
   EXPECT_GE(compared, 5);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, BertParity,
+INSTANTIATE_TEST_SUITE_P(Fixtures, HfParity,
                          ::testing::Values(Case{"bert_seqcls", io::WeightFormat::safetensors},
                                            Case{"bert_seqcls", io::WeightFormat::bin},
                                            Case{"bert_regression", io::WeightFormat::safetensors},
                                            Case{"bert_regression", io::WeightFormat::bin},
                                            Case{"bert_qa", io::WeightFormat::safetensors},
-                                           Case{"bert_qa", io::WeightFormat::bin}),
+                                           Case{"bert_qa", io::WeightFormat::bin},
+                                           Case{"t5_small", io::WeightFormat::safetensors},
+                                           Case{"t5_small", io::WeightFormat::bin},
+                                           Case{"t5_v1_1", io::WeightFormat::safetensors},
+                                           Case{"t5_v1_1", io::WeightFormat::bin},
+                                           Case{"opt_causal_lm", io::WeightFormat::safetensors},
+                                           Case{"opt_causal_lm", io::WeightFormat::bin},
+                                           Case{"opt_seqcls", io::WeightFormat::safetensors},
+                                           Case{"opt_seqcls", io::WeightFormat::bin},
+                                           Case{"opt_350m_style", io::WeightFormat::safetensors},
+                                           Case{"opt_350m_style", io::WeightFormat::bin}),
                          [](const auto& info) {
                            return info.param.fixture + (info.param.format == io::WeightFormat::bin ? "_bin" : "_safetensors");
                          });

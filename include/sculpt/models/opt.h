@@ -1,0 +1,50 @@
+// OPT (decoder-only) on the shared core: pre- or post-LayerNorm blocks, learned positions
+// offset by 2 and computed from the attention mask, ReLU FFN, project_in/project_out when
+// word_embed_proj_dim != hidden_size, tied lm_head; causal LM and sequence classification.
+#pragma once
+#include <torch/nn.h>
+
+#include "sculpt/models/config.h"
+#include "sculpt/models/key_map.h"
+#include "sculpt/models/layers.h"
+#include "sculpt/models/outputs.h"
+
+namespace sculpt::models {
+
+TransformerConfig opt_config_from_json(const nlohmann::json& j);
+
+struct OptCache {
+  std::vector<KVCache> layers;
+  int64_t length = 0;
+};
+
+struct OptImpl : torch::nn::Module {
+  explicit OptImpl(TransformerConfig config);
+  struct Output {
+    torch::Tensor loss, logits;
+    std::vector<torch::Tensor> hidden_states, attentions;
+    std::map<std::string, torch::Tensor> named() const;
+  };
+  Output forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, const torch::Tensor& labels,
+                 const ForwardOptions& options = {});
+  // The decoder stack over input_ids; attention_mask covers cached + new positions.
+  torch::Tensor decode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
+                       const ForwardOptions& options, OptCache* cache);
+  torch::Tensor lm_logits(const torch::Tensor& h);
+  // Greedy decoding of left-padded prompts with a key/value cache (HF generate, greedy).
+  // Returns prompt + new ids [B, T + steps] and the raw scores [steps, B, V].
+  std::pair<torch::Tensor, torch::Tensor> generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                   int64_t max_new_tokens);
+
+  TransformerConfig config;
+  torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
+  torch::nn::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr};
+  torch::nn::LayerNorm final_norm{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(Opt);
+
+KeyMap opt_key_map(const TransformerConfig& c);
+
+}  // namespace sculpt::models

@@ -1,0 +1,82 @@
+// T5 (encoder-decoder) on the shared core: RMS norm without bias, relative position buckets
+// (bias computed in the first block of each stack, bidirectional in the encoder, causal in
+// the decoder), unscaled attention, cross-attention; v1.0 (ReLU, tied embeddings with the
+// d_model^-0.5 output scale) and v1.1 (gated-GELU, untied lm_head).
+#pragma once
+#include <torch/nn.h>
+
+#include "sculpt/models/config.h"
+#include "sculpt/models/key_map.h"
+#include "sculpt/models/layers.h"
+#include "sculpt/models/outputs.h"
+
+namespace sculpt::models {
+
+TransformerConfig t5_config_from_json(const nlohmann::json& j);
+
+struct T5BlockImpl : torch::nn::Module {
+  T5BlockImpl(const TransformerConfig& c, bool decoder);
+  // self/cross: per-block caches during generation (may be null).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
+                        const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
+                        KVCache* self_cache, KVCache* cross_cache);
+  Attention self_attn{nullptr}, cross_attn{nullptr};
+  RMSNorm self_norm{nullptr}, cross_norm{nullptr}, ffn_norm{nullptr};
+  FeedForward ffn{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(T5Block);
+
+struct T5StackImpl : torch::nn::Module {
+  T5StackImpl(const TransformerConfig& c, bool decoder);
+  // Relative position bias [1, H, Tq, Tk] for queries starting at `offset`.
+  torch::Tensor position_bias(int64_t q_len, int64_t k_len, int64_t offset, const torch::Device& device) const;
+
+  bool decoder;
+  int64_t buckets, max_distance;
+  torch::nn::Embedding rel_bias{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  RMSNorm final_norm{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(T5Stack);
+
+struct T5Cache {
+  std::vector<KVCache> self, cross;
+  int64_t length = 0;
+};
+
+struct T5Impl : torch::nn::Module {
+  explicit T5Impl(TransformerConfig config);
+  struct Output {
+    torch::Tensor loss, logits, encoder_last_hidden_state;
+    std::vector<torch::Tensor> encoder_hidden_states, encoder_attentions, decoder_hidden_states, decoder_attentions,
+        cross_attentions;
+    std::map<std::string, torch::Tensor> named() const;
+  };
+  Output forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, torch::Tensor decoder_input_ids,
+                 const torch::Tensor& decoder_attention_mask, const torch::Tensor& labels,
+                 const ForwardOptions& options = {});
+  // Encoder pass, returning (hidden, extended mask) for decoding.
+  torch::Tensor encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
+                       const ForwardOptions& options);
+  // Decoder pass over `ids` (after `cache->length` cached positions when cache is given).
+  torch::Tensor decode(const torch::Tensor& ids, const torch::Tensor& decoder_mask, const torch::Tensor& memory,
+                       const torch::Tensor& memory_mask, Output* out, const ForwardOptions& options, T5Cache* cache);
+  torch::Tensor lm_logits(const torch::Tensor& decoder_output);
+  torch::Tensor shift_right(const torch::Tensor& labels) const;
+  // Greedy decoding with a key/value cache, as HF generate(do_sample=False, num_beams=1).
+  // Returns generated ids [B, 1 + steps] (starting with decoder_start) and the raw scores [steps, B, V].
+  std::pair<torch::Tensor, torch::Tensor> generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                   int64_t max_new_tokens);
+
+  TransformerConfig config;
+  torch::nn::Embedding shared{nullptr};
+  T5Stack encoder{nullptr}, decoder{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // untied models only
+};
+TORCH_MODULE(T5);
+
+KeyMap t5_key_map(const TransformerConfig& c);
+
+}  // namespace sculpt::models

@@ -1,0 +1,191 @@
+#include "sculpt/models/opt.h"
+
+#include <torch/torch.h>
+
+#include "sculpt/core/error.h"
+
+namespace sculpt::models {
+
+namespace {
+constexpr int64_t kPositionOffset = 2;  // OPT's learned positions start at row 2
+}
+
+TransformerConfig opt_config_from_json(const nlohmann::json& j) {
+  TransformerConfig c;
+  c.raw = j;
+  c.model_type = "opt";
+  c.vocab_size = j.value("vocab_size", 50272);
+  c.hidden_size = j.value("hidden_size", 768);
+  c.num_layers = j.value("num_hidden_layers", 12);
+  c.num_heads = j.value("num_attention_heads", 12);
+  c.intermediate_size = j.value("ffn_dim", 3072);
+  c.max_positions = j.value("max_position_embeddings", 2048);
+  c.word_embed_proj_dim = j.contains("word_embed_proj_dim") && !j["word_embed_proj_dim"].is_null()
+                              ? j["word_embed_proj_dim"].get<int64_t>() : c.hidden_size;
+  c.pre_norm = j.value("do_layer_norm_before", true);
+  c.final_norm = c.pre_norm && !j.value("_remove_final_layer_norm", false);
+  c.activation = j.value("activation_function", "relu");
+  c.hidden_dropout = j.value("dropout", 0.1);
+  c.attention_dropout = j.value("attention_dropout", 0.0);
+  c.bias = j.value("enable_bias", true);
+  c.norm_eps = 1e-5;  // nn.LayerNorm's default, which OPT uses
+  c.pad_token_id = j.value("pad_token_id", 1);
+  c.bos_token_id = j.value("bos_token_id", 2);
+  c.eos_token_id = j.value("eos_token_id", 2);
+  c.tie_word_embeddings = j.value("tie_word_embeddings", true);
+  SCULPT_CHECK(j.value("layer_norm_elementwise_affine", true), "config.json: OPT without LayerNorm affine is not supported");
+  std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()
+                         ? j["architectures"][0].get<std::string>() : "OPTForCausalLM";
+  if (arch == "OPTForSequenceClassification") {
+    c.head = HeadType::sequence_classification;
+    c.num_labels = j.contains("id2label") ? static_cast<int64_t>(j["id2label"].size()) : j.value("num_labels", 2);
+    c.problem_type = j.value("problem_type", "");
+  } else {
+    c.head = HeadType::causal_lm;
+  }
+  return c;
+}
+
+OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
+  const int64_t wep = config.word_embed_proj_dim, d = config.hidden_size;
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, wep)
+                                                                          .padding_idx(config.pad_token_id)));
+  embed_positions = register_module("embed_positions", torch::nn::Embedding(config.max_positions + kPositionOffset, d));
+  if (wep != d) {
+    project_out = register_module("project_out", torch::nn::Linear(torch::nn::LinearOptions(d, wep).bias(false)));
+    project_in = register_module("project_in", torch::nn::Linear(torch::nn::LinearOptions(wep, d).bias(false)));
+  }
+  if (config.final_norm)
+    final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(config.norm_eps)));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
+  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout));
+  if (config.head == HeadType::sequence_classification)
+    score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(wep, config.num_labels).bias(false)));
+}
+
+torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
+                              const ForwardOptions& options, OptCache* cache) {
+  const int64_t B = input_ids.size(0), Tq = input_ids.size(1), past = cache ? cache->length : 0, K = past + Tq;
+  auto mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones({B, K}, input_ids.options());
+  SCULPT_CHECK(mask.size(1) == K, "attention_mask covers {} positions, expected {}", mask.size(1), K);
+  // Positions from the mask, so left padding does not shift them; padding uses row 1.
+  auto positions = (torch::cumsum(mask, 1) * mask - 1).narrow(1, past, Tq) + kPositionOffset;
+  auto x = embed_tokens(input_ids);
+  if (project_in) x = project_in(x);
+  x = x + embed_positions(positions);  // HF applies no dropout here
+  auto causal = torch::arange(K, input_ids.options()).unsqueeze(0) <= torch::arange(past, K, input_ids.options()).unsqueeze(1);
+  auto allowed = causal.unsqueeze(0).unsqueeze(0).to(x.scalar_type()) * mask.unsqueeze(1).unsqueeze(2).to(x.scalar_type());
+  auto bias = (1.0 - allowed) * mask_min(x.scalar_type());
+  if (cache && cache->layers.empty()) cache->layers.resize(layers->size());
+  size_t i = 0;
+  for (const auto& m : *layers) {
+    if (options.hidden_states && out) out->hidden_states.push_back(x);
+    torch::Tensor probs;
+    auto* layer = m->as<TransformerLayer>();
+    KVCache* kv = cache ? &cache->layers[i] : nullptr;
+    x = layer->forward(x, bias, options.attentions ? &probs : nullptr, kv);
+    if (options.attentions && out) out->attentions.push_back(probs);
+    ++i;
+  }
+  if (final_norm) x = final_norm(x);
+  if (project_out) x = project_out(x);
+  if (options.hidden_states && out) out->hidden_states.push_back(x);
+  if (cache) cache->length = K;
+  return x;
+}
+
+torch::Tensor OptImpl::lm_logits(const torch::Tensor& h) { return torch::matmul(h, embed_tokens->weight.t()); }
+
+OptImpl::Output OptImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                 const torch::Tensor& labels, const ForwardOptions& options) {
+  Output out;
+  auto h = decode(input_ids, attention_mask, &out, options, nullptr);
+  namespace F = torch::nn::functional;
+  if (config.head == HeadType::sequence_classification) {
+    auto logits = score(h);  // [B, T, labels]
+    const int64_t T = input_ids.size(1);
+    // As HF: the position before the first pad token; a row without padding gives -1 (the last).
+    auto last = (input_ids == config.pad_token_id).to(torch::kLong).argmax(-1) - 1;
+    last = (last + T) % T;
+    out.logits = logits.index({torch::arange(input_ids.size(0), last.options()), last});
+    if (labels.defined()) {
+      if (config.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), labels.squeeze().to(out.logits.scalar_type()));
+      else out.loss = F::cross_entropy(out.logits.view({-1, config.num_labels}), labels.view(-1).to(torch::kLong));
+    }
+    return out;
+  }
+  out.logits = lm_logits(h);
+  if (labels.defined()) {
+    const int64_t T = out.logits.size(1), V = out.logits.size(2);
+    auto shifted = out.logits.narrow(1, 0, T - 1).reshape({-1, V});
+    out.loss = F::cross_entropy(shifted, labels.narrow(1, 1, T - 1).reshape(-1), F::CrossEntropyFuncOptions().ignore_index(-100));
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> OptImpl::generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                          int64_t max_new_tokens) {
+  torch::NoGradGuard no_grad;
+  const int64_t B = input_ids.size(0);
+  auto ids = input_ids;
+  auto mask = attention_mask.defined() ? attention_mask.to(torch::kLong) : torch::ones_like(input_ids);
+  auto finished = torch::zeros({B}, input_ids.options().dtype(torch::kBool));
+  OptCache cache;
+  std::vector<torch::Tensor> scores;
+  auto next_input = ids;
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
+    auto h = decode(next_input, mask, nullptr, {}, &cache);
+    auto logits = lm_logits(h.select(1, h.size(1) - 1));
+    scores.push_back(logits);
+    auto next = logits.argmax(-1);
+    next = torch::where(finished, torch::full_like(next, config.pad_token_id), next);
+    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
+    mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
+    finished = finished | (next == config.eos_token_id);
+    next_input = next.unsqueeze(1);
+    if (finished.all().item<bool>()) break;
+  }
+  return {ids, torch::stack(scores)};
+}
+
+std::map<std::string, torch::Tensor> OptImpl::Output::named() const {
+  std::map<std::string, torch::Tensor> m;
+  if (loss.defined()) m["loss"] = loss;
+  m["logits"] = logits;
+  for (size_t i = 0; i < hidden_states.size(); ++i) m[fmt::format("hidden_states.{}", i)] = hidden_states[i];
+  for (size_t i = 0; i < attentions.size(); ++i) m[fmt::format("attentions.{}", i)] = attentions[i];
+  return m;
+}
+
+KeyMap opt_key_map(const TransformerConfig& c) {
+  KeyMap map;
+  auto add = [&](const std::string& hf, const std::string& in, bool bias) {
+    map.push_back({hf + ".weight", in + ".weight"});
+    if (bias) map.push_back({hf + ".bias", in + ".bias"});
+  };
+  const std::string p = "model.decoder.";
+  add(p + "embed_tokens", "embed_tokens", false);
+  add(p + "embed_positions", "embed_positions", false);
+  if (c.word_embed_proj_dim != c.hidden_size) {
+    add(p + "project_out", "project_out", false);
+    add(p + "project_in", "project_in", false);
+  }
+  if (c.final_norm) add(p + "final_layer_norm", "final_norm", true);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string hf = fmt::format("{}layers.{}.", p, i), in = fmt::format("layers.{}.", i);
+    add(hf + "self_attn.k_proj", in + "attn.k", c.bias);
+    add(hf + "self_attn.v_proj", in + "attn.v", c.bias);
+    add(hf + "self_attn.q_proj", in + "attn.q", c.bias);
+    add(hf + "self_attn.out_proj", in + "attn.o", c.bias);
+    add(hf + "self_attn_layer_norm", in + "attn_norm", true);
+    add(hf + "fc1", in + "ffn.fc1", c.bias);
+    add(hf + "fc2", in + "ffn.fc2", c.bias);
+    add(hf + "final_layer_norm", in + "ffn_norm", true);
+  }
+  if (c.head == HeadType::sequence_classification) add("score", "score", false);
+  else map.push_back({"lm_head.weight", "embed_tokens.weight", true});  // tied
+  return map;
+}
+
+}  // namespace sculpt::models

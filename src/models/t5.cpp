@@ -1,0 +1,268 @@
+#include "sculpt/models/t5.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "sculpt/core/error.h"
+
+namespace sculpt::models {
+
+TransformerConfig t5_config_from_json(const nlohmann::json& j) {
+  TransformerConfig c;
+  c.raw = j;
+  c.model_type = "t5";
+  c.vocab_size = j.value("vocab_size", 32128);
+  c.hidden_size = j.value("d_model", 512);
+  c.d_kv = j.value("d_kv", 64);
+  c.intermediate_size = j.value("d_ff", 2048);
+  c.num_layers = j.value("num_layers", 6);
+  c.num_decoder_layers = j.contains("num_decoder_layers") && !j["num_decoder_layers"].is_null()
+                             ? j["num_decoder_layers"].get<int64_t>() : c.num_layers;
+  c.num_heads = j.value("num_heads", 8);
+  c.relative_buckets = j.value("relative_attention_num_buckets", 32);
+  c.relative_max_distance = j.value("relative_attention_max_distance", 128);
+  c.hidden_dropout = c.attention_dropout = c.ffn_dropout = j.value("dropout_rate", 0.1);
+  c.norm_eps = j.value("layer_norm_epsilon", 1e-6);
+  c.pad_token_id = j.value("pad_token_id", 0);
+  c.eos_token_id = j.value("eos_token_id", 1);
+  c.decoder_start_token_id = j.value("decoder_start_token_id", c.pad_token_id);
+  c.tie_word_embeddings = j.value("tie_word_embeddings", true);
+  const std::string proj = j.value("feed_forward_proj", "relu");
+  c.gated_ffn = proj.rfind("gated-", 0) == 0;
+  std::string act = c.gated_ffn ? proj.substr(6) : proj;
+  if (act == "gelu") act = "gelu_new";  // HF maps gated-gelu to the tanh approximation
+  c.activation = j.value("dense_act_fn", act);
+  SCULPT_CHECK(c.activation == "relu" || c.activation == "gelu_new" || c.activation == "gelu",
+               "config.json: T5 activation '{}' is not supported", c.activation);
+  c.bias = false;
+  c.scale_attention = false;
+  c.pre_norm = true;
+  c.head = HeadType::seq2seq_lm;
+  return c;
+}
+
+T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder) {
+  self_attn = register_module("self_attn", Attention(c));
+  self_norm = register_module("self_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  if (decoder) {
+    cross_attn = register_module("cross_attn", Attention(c));
+    cross_norm = register_module("cross_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  }
+  ffn = register_module("ffn", FeedForward(c));
+  ffn_norm = register_module("ffn_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+}
+
+torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
+                                   const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
+                                   KVCache* self_cache, KVCache* cross_cache) {
+  auto h = x + dropout(self_attn(self_norm(x), self_bias, self_probs, torch::Tensor(), self_cache));
+  if (cross_attn) h = h + dropout(cross_attn(cross_norm(h), cross_bias, cross_probs, memory, cross_cache));
+  return h + dropout(ffn(ffn_norm(h)));
+}
+
+T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
+    : decoder(decoder_), buckets(c.relative_buckets), max_distance(c.relative_max_distance) {
+  rel_bias = register_module("rel_bias", torch::nn::Embedding(c.relative_buckets, c.num_heads));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  const int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
+  for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder));
+  final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+}
+
+torch::Tensor T5StackImpl::position_bias(int64_t q_len, int64_t k_len, int64_t offset, const torch::Device& device) const {
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+  auto context = torch::arange(offset, offset + q_len, opts).unsqueeze(1);
+  auto memory = torch::arange(k_len, opts).unsqueeze(0);
+  auto relative = memory - context;  // [q, k]
+  int64_t n = buckets;
+  auto bucket = torch::zeros_like(relative);
+  if (!decoder) {  // bidirectional: half the buckets for each direction
+    n /= 2;
+    bucket = bucket + (relative > 0).to(torch::kLong) * n;
+    relative = relative.abs();
+  } else {
+    relative = -torch::min(relative, torch::zeros_like(relative));
+  }
+  const int64_t max_exact = n / 2;
+  auto is_small = relative < max_exact;
+  auto large = max_exact + (torch::log(relative.to(torch::kFloat) / static_cast<double>(max_exact)) /
+                            std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact)) *
+                            static_cast<double>(n - max_exact))
+                               .to(torch::kLong);
+  large = torch::min(large, torch::full_like(large, n - 1));
+  bucket = bucket + torch::where(is_small, relative, large);
+  return torch::embedding(rel_bias->weight, bucket).permute({2, 0, 1}).unsqueeze(0);  // [1, H, q, k]
+}
+
+T5Impl::T5Impl(TransformerConfig c) : config(std::move(c)) {
+  shared = register_module("shared", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  encoder = register_module("encoder", T5Stack(config, false));
+  decoder = register_module("decoder", T5Stack(config, true));
+  if (!config.tie_word_embeddings)
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+}
+
+torch::Tensor T5Impl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
+                             const ForwardOptions& options) {
+  auto mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  auto x = encoder->dropout(shared(input_ids));
+  const int64_t T = input_ids.size(1);
+  auto bias = encoder->position_bias(T, T, 0, x.device()) + extended_attention_mask(mask, x.scalar_type());
+  for (const auto& m : *encoder->blocks) {
+    if (options.hidden_states && out) out->encoder_hidden_states.push_back(x);
+    torch::Tensor probs;
+    x = m->as<T5Block>()->forward(x, bias, {}, {}, options.attentions ? &probs : nullptr, nullptr, nullptr, nullptr);
+    if (options.attentions && out) out->encoder_attentions.push_back(probs);
+  }
+  x = encoder->dropout(encoder->final_norm(x));
+  if (options.hidden_states && out) out->encoder_hidden_states.push_back(x);
+  return x;
+}
+
+torch::Tensor T5Impl::decode(const torch::Tensor& ids, const torch::Tensor& decoder_mask, const torch::Tensor& memory,
+                             const torch::Tensor& memory_mask, Output* out, const ForwardOptions& options, T5Cache* cache) {
+  const int64_t B = ids.size(0), Tq = ids.size(1), past = cache ? cache->length : 0, K = past + Tq;
+  auto x = decoder->dropout(shared(ids));
+  auto mask = decoder_mask.defined() ? decoder_mask : torch::ones({B, K}, ids.options());
+  // Causal and padding mask together, 0 or dtype-min as HF builds it.
+  auto causal = (torch::arange(K, ids.options()).unsqueeze(0) <= torch::arange(past, K, ids.options()).unsqueeze(1));
+  auto allowed = causal.unsqueeze(0).unsqueeze(0).to(x.scalar_type()) * mask.unsqueeze(1).unsqueeze(2).to(x.scalar_type());
+  auto self_bias = decoder->position_bias(Tq, K, past, x.device()) + (1.0 - allowed) * mask_min(x.scalar_type());
+  auto cross_bias = extended_attention_mask(memory_mask.defined() ? memory_mask : torch::ones({B, memory.size(1)}, ids.options()),
+                                            x.scalar_type());
+  if (cache && cache->self.empty()) {
+    cache->self.resize(decoder->blocks->size());
+    cache->cross.resize(decoder->blocks->size());
+  }
+  size_t i = 0;
+  for (const auto& m : *decoder->blocks) {
+    if (options.hidden_states && out) out->decoder_hidden_states.push_back(x);
+    torch::Tensor sp, cp;
+    x = m->as<T5Block>()->forward(x, self_bias, memory, cross_bias, options.attentions ? &sp : nullptr,
+                                  options.attentions ? &cp : nullptr, cache ? &cache->self[i] : nullptr,
+                                  cache ? &cache->cross[i] : nullptr);
+    if (options.attentions && out) out->decoder_attentions.push_back(sp), out->cross_attentions.push_back(cp);
+    ++i;
+  }
+  x = decoder->dropout(decoder->final_norm(x));
+  if (options.hidden_states && out) out->decoder_hidden_states.push_back(x);
+  if (cache) cache->length = K;
+  return x;
+}
+
+torch::Tensor T5Impl::lm_logits(const torch::Tensor& h) {
+  if (config.tie_word_embeddings)  // T5 v1.0 rescales before the tied projection
+    return torch::matmul(h * std::pow(static_cast<double>(config.hidden_size), -0.5), shared->weight.t());
+  return lm_head(h);
+}
+
+torch::Tensor T5Impl::shift_right(const torch::Tensor& labels) const {
+  auto shifted = torch::full_like(labels, config.decoder_start_token_id);
+  shifted.narrow(1, 1, labels.size(1) - 1).copy_(labels.narrow(1, 0, labels.size(1) - 1));
+  return shifted.masked_fill(shifted == -100, config.pad_token_id);
+}
+
+T5Impl::Output T5Impl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                               torch::Tensor decoder_input_ids, const torch::Tensor& decoder_attention_mask,
+                               const torch::Tensor& labels, const ForwardOptions& options) {
+  Output out;
+  auto memory = encode(input_ids, attention_mask, &out, options);
+  out.encoder_last_hidden_state = memory;
+  if (!decoder_input_ids.defined()) {
+    SCULPT_CHECK(labels.defined(), "T5 needs decoder_input_ids or labels");
+    decoder_input_ids = shift_right(labels);
+  }
+  auto h = decode(decoder_input_ids, decoder_attention_mask, memory, attention_mask, &out, options, nullptr);
+  out.logits = lm_logits(h);
+  if (labels.defined())
+    out.loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, out.logits.size(-1)}), labels.reshape(-1),
+                                                    torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> T5Impl::generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                         int64_t max_new_tokens) {
+  torch::NoGradGuard no_grad;
+  auto memory = encode(input_ids, attention_mask, nullptr, {});
+  const int64_t B = input_ids.size(0);
+  auto ids = torch::full({B, 1}, config.decoder_start_token_id, input_ids.options());
+  auto finished = torch::zeros({B}, input_ids.options().dtype(torch::kBool));
+  T5Cache cache;
+  std::vector<torch::Tensor> scores;
+  auto next_input = ids;
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
+    auto h = decode(next_input, {}, memory, attention_mask, nullptr, {}, &cache);
+    auto logits = lm_logits(h).select(1, h.size(1) - 1);
+    scores.push_back(logits);
+    auto next = logits.argmax(-1);
+    next = torch::where(finished, torch::full_like(next, config.pad_token_id), next);
+    ids = torch::cat({ids, next.unsqueeze(1)}, 1);
+    finished = finished | (next == config.eos_token_id);
+    next_input = next.unsqueeze(1);
+    if (finished.all().item<bool>()) break;
+  }
+  return {ids, torch::stack(scores)};
+}
+
+std::map<std::string, torch::Tensor> T5Impl::Output::named() const {
+  std::map<std::string, torch::Tensor> m;
+  if (loss.defined()) m["loss"] = loss;
+  m["logits"] = logits;
+  m["encoder_last_hidden_state"] = encoder_last_hidden_state;
+  auto put = [&](const char* name, const std::vector<torch::Tensor>& v) {
+    for (size_t i = 0; i < v.size(); ++i) m[fmt::format("{}.{}", name, i)] = v[i];
+  };
+  put("encoder_hidden_states", encoder_hidden_states);
+  put("encoder_attentions", encoder_attentions);
+  put("decoder_hidden_states", decoder_hidden_states);
+  put("decoder_attentions", decoder_attentions);
+  put("cross_attentions", cross_attentions);
+  return m;
+}
+
+KeyMap t5_key_map(const TransformerConfig& c) {
+  KeyMap map;
+  auto w = [&](const std::string& hf, const std::string& in) { map.push_back({hf + ".weight", in + ".weight"}); };
+  w("shared", "shared");
+  auto attention = [&](const std::string& hf, const std::string& in) {
+    for (const char* p : {"q", "k", "v", "o"}) w(hf + "." + p, in + "." + p);
+  };
+  auto ffn = [&](const std::string& hf, const std::string& in) {
+    if (c.gated_ffn) {
+      w(hf + ".wi_0", in + ".fc1");
+      w(hf + ".wi_1", in + ".gate");
+    } else {
+      w(hf + ".wi", in + ".fc1");
+    }
+    w(hf + ".wo", in + ".fc2");
+  };
+  for (const std::string stack : {"encoder", "decoder"}) {
+    const bool dec = stack == "decoder";
+    const int64_t n = dec ? c.num_decoder_layers : c.num_layers;
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string hf = fmt::format("{}.block.{}.layer.", stack, i), in = fmt::format("{}.blocks.{}.", stack, i);
+      attention(hf + "0.SelfAttention", in + "self_attn");
+      if (i == 0) w(hf + "0.SelfAttention.relative_attention_bias", stack + ".rel_bias");
+      w(hf + "0.layer_norm", in + "self_norm");
+      if (dec) {
+        attention(hf + "1.EncDecAttention", in + "cross_attn");
+        w(hf + "1.layer_norm", in + "cross_norm");
+      }
+      const std::string f = dec ? "2" : "1";
+      ffn(hf + f + ".DenseReluDense", in + "ffn");
+      w(hf + f + ".layer_norm", in + "ffn_norm");
+    }
+    w(stack + ".final_layer_norm", stack + ".final_norm");
+  }
+  if (!c.tie_word_embeddings) w("lm_head", "lm_head");
+  // Tied duplicates that HF's .bin files carry and safetensors files leave out.
+  map.push_back({"encoder.embed_tokens.weight", "shared.weight", true});
+  map.push_back({"decoder.embed_tokens.weight", "shared.weight", true});
+  if (c.tie_word_embeddings) map.push_back({"lm_head.weight", "shared.weight", true});
+  return map;
+}
+
+}  // namespace sculpt::models
