@@ -6,6 +6,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/tokenizers/sentencepiece.h"
 #include "sculpt/tokenizers/wordpiece.h"
 
 namespace fs = std::filesystem;
@@ -38,7 +39,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   std::string cls;
   if (fs::exists(d / "tokenizer_config.json")) cls = io::read_json((d / "tokenizer_config.json").string()).value("tokenizer_class", "");
   if (cls.empty() && fs::exists(d / "vocab.txt")) cls = "BertTokenizer";
+  if (cls.empty() && fs::exists(d / "spiece.model")) cls = "T5Tokenizer";
   if (cls == "BertTokenizer" || cls == "BertTokenizerFast") return WordPieceTokenizer::from_dir(dir);
+  if (cls == "T5Tokenizer" || cls == "T5TokenizerFast") return SentencePieceTokenizer::from_dir(dir);
   fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer)", dir, cls.empty() ? "unknown" : cls);
 }
 
