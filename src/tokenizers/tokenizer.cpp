@@ -6,6 +6,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/tokenizers/bpe.h"
 #include "sculpt/tokenizers/sentencepiece.h"
 #include "sculpt/tokenizers/wordpiece.h"
 
@@ -41,7 +42,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   if (cls.empty() && fs::exists(d / "vocab.txt")) cls = "BertTokenizer";
   if (cls.empty() && fs::exists(d / "spiece.model")) cls = "T5Tokenizer";
   if (cls == "BertTokenizer" || cls == "BertTokenizerFast") return WordPieceTokenizer::from_dir(dir);
+  if (cls.empty() && (fs::exists(d / "merges.txt") || fs::exists(d / "vocab.bpe"))) cls = "GPT2Tokenizer";
   if (cls == "T5Tokenizer" || cls == "T5TokenizerFast") return SentencePieceTokenizer::from_dir(dir);
+  if (cls == "GPT2Tokenizer" || cls == "GPT2TokenizerFast") return BpeTokenizer::from_dir(dir);
   fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer)", dir, cls.empty() ? "unknown" : cls);
 }
 

@@ -63,8 +63,29 @@ TEST(CliForward, CorruptWeightsAreRefusedNotCrashed) {
   EXPECT_NE(out.find("truncated"), std::string::npos) << out;
 }
 
-TEST(CliTokenize, FixtureLinesRoundTrip) {
-  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/tok_bert_wordpiece");
+TEST(CliForward, T5AndOptWithGeneration) {
+  for (const char* fixture : {"t5_v1_1", "opt_350m_style"}) {
+    SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
+    testing::TempDir tmp;
+    std::string out;
+    ASSERT_EQ(testing::run_cli({"forward", "--model", dir, "--inputs", dir + "/reference.safetensors", "--out",
+                                tmp.str("out.safetensors")},
+                               tmp.str("log"), &out),
+              0)
+        << out;
+    auto got = io::read_safetensors(tmp.str("out.safetensors")).tensors;
+    auto ref = io::read_safetensors(dir + "/reference.safetensors").tensors;
+    EXPECT_TRUE(torch::equal(got.at("generated_ids"), ref.at("generated_ids"))) << fixture;
+    EXPECT_TRUE(testing::all_close(got.at("generate_scores"), ref.at("generate_scores"), 1e-4, 1e-4)) << fixture;
+    EXPECT_TRUE(testing::all_close(got.at("loss"), ref.at("loss"), 1e-5, 1e-5)) << fixture;
+    EXPECT_TRUE(testing::all_close(got.at("grad_norms"), ref.at("grad_norms"), 1e-5, 1e-4)) << fixture;
+  }
+}
+
+class CliTokenize : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CliTokenize, FixtureLinesRoundTrip) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/" + GetParam());
   testing::TempDir tmp;
   ASSERT_EQ(testing::run_cli({"tokenize", "--tokenizer", dir, "--input", dir + "/encodings.jsonl", "--out", tmp.str("out.jsonl")},
                              tmp.str("log")),
@@ -79,6 +100,8 @@ TEST(CliTokenize, FixtureLinesRoundTrip) {
       EXPECT_EQ(g[f], e[f]) << "line " << i + 1 << " field " << f;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Tokenizers, CliTokenize, ::testing::Values("tok_bert_wordpiece", "tok_t5_sentencepiece", "tok_opt_bpe"));
 
 TEST(CliRecipe, UnknownKeyIsAnErrorWithLineAndSuggestion) {
   testing::TempDir tmp;
