@@ -1,6 +1,7 @@
 // sculpt forward / tokenize / eval: run an HF model directory or tokenizer on given inputs.
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,8 @@
 #include "commands.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
+#include "sculpt/data/squad.h"
+#include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/models/bert.h"
@@ -63,9 +66,52 @@ int cmd_tokenize(int argc, char** argv) {
   return 0;
 }
 
-int cmd_eval(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"model", "task", "data", "split", "batch", "device", "max-length"});
+namespace {
+
+int eval_squad(const Args& args) {
   const std::string dir = args.require("model");
+  const bool v2 = args.require("task") == "squad_v2";
+  const std::string path = expand_path(args.get("data", v2 ? "${SCULPT_DATA}/squad/dev-v2.0.json" : "${SCULPT_DATA}/squad/dev-v1.1.json"));
+  auto t0 = std::chrono::steady_clock::now();
+  auto tokenizer = tokenizers::WordPieceTokenizer::from_dir(dir);
+  auto model = models::load_bert(dir, /*strict=*/true).model;
+  SCULPT_CHECK(model->config.head == models::HeadType::question_answering, "{}: not a question-answering model", dir);
+  auto device = train::resolve_device(args.get("device", "auto"));
+  model->to(device);
+  auto examples = data::read_squad(path);
+  if (args.has("max-examples")) examples.resize(std::min(examples.size(), static_cast<size_t>(std::stoll(args.get("max-examples")))));
+  data::SquadFeatureOptions fo;
+  fo.max_length = std::min<int64_t>(std::stoll(args.get("max-length", "384")), model->config.max_positions);
+  fo.max_query_length = std::min<int64_t>(std::stoll(args.get("max-query-length", "64")), fo.max_length / 2);
+  fo.doc_stride = std::min<int64_t>(std::stoll(args.get("doc-stride", "128")), (fo.max_length - fo.max_query_length - 3) / 2);
+  auto features = data::make_squad_features(*tokenizer, examples, fo);
+  data::SquadPostprocessOptions po;
+  po.v2 = v2;
+  po.null_threshold = std::stod(args.get("null-threshold", "0"));
+  std::vector<metrics::SquadPrediction> predictions;
+  auto m = train::evaluate_squad(model, examples, features, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device,
+                                 po, &predictions);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json j = {{"task", v2 ? "squad_v2" : "squad"}, {"data", path}, {"examples", examples.size()},
+                      {"features", features.size()}, {"max_length", fo.max_length}, {"doc_stride", fo.doc_stride},
+                      {"seconds", secs}};
+  for (const auto& [k, v] : m) j[k] = v;
+  if (args.has("predictions")) {
+    nlohmann::json p = nlohmann::json::object();
+    for (const auto& pr : predictions) p[pr.id] = pr.text;
+    io::write_file_atomic(args.get("predictions"), p.dump(2) + "\n");
+  }
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {"model", "task", "data", "split", "batch", "device", "max-length", "doc-stride",
+                                          "max-query-length", "max-examples", "null-threshold", "predictions"});
+  const std::string dir = args.require("model");
+  if (args.require("task").rfind("squad", 0) == 0) return eval_squad(args);
   const auto& task = data::glue_task(args.require("task"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   auto tokenizer = tokenizers::load_tokenizer(dir);

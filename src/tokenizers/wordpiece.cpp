@@ -211,6 +211,61 @@ std::vector<int64_t> WordPieceTokenizer::ids(const std::string& text) const {
   return out;
 }
 
+std::vector<int64_t> WordPieceTokenizer::ids_with_offsets(const std::string& text,
+                                                         std::vector<std::pair<int64_t, int64_t>>& offsets) const {
+  // Normalise character by character (the basic tokenizer's steps are per character), keeping
+  // each normalised character's source byte span; then tokenize each whitespace word and
+  // place its pieces back on those spans.
+  const std::u32string chars = unicode::decode(text);
+  std::vector<int64_t> byte_start(chars.size() + 1, 0);
+  for (size_t i = 0; i < chars.size(); ++i) byte_start[i + 1] = byte_start[i] + static_cast<int64_t>(unicode::encode(chars[i]).size());
+  const bool strip = options_.strip_accents == 1 || (options_.strip_accents == -1 && options_.do_lower_case);
+  std::vector<int64_t> out;
+  offsets.clear();
+  size_t i = 0;
+  while (i < chars.size()) {
+    if (unicode::is_python_space(chars[i]) || is_whitespace(chars[i])) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < chars.size() && !unicode::is_python_space(chars[j]) && !is_whitespace(chars[j])) ++j;
+    // Normalised characters of the word with their source index.
+    std::u32string norm;
+    std::vector<size_t> source;
+    for (size_t k = i; k < j; ++k) {
+      char32_t c = chars[k];
+      if (c == 0 || c == 0xFFFD || is_control(c)) continue;
+      std::u32string n(1, c);
+      if (options_.do_lower_case) n = unicode::lower(n);
+      if (strip) n = strip_accents(n);
+      for (char32_t x : n) norm.push_back(x), source.push_back(k);
+    }
+    // Basic tokens: punctuation and CJK characters alone, the rest in runs.
+    size_t a = 0;
+    while (a < norm.size()) {
+      size_t b = a + 1;
+      const bool alone = is_punctuation(norm[a]) || (options_.tokenize_chinese_chars && is_cjk(norm[a]));
+      if (!alone)
+        while (b < norm.size() && !is_punctuation(norm[b]) && !(options_.tokenize_chinese_chars && is_cjk(norm[b]))) ++b;
+      std::vector<std::string> pieces;
+      wordpiece(norm.substr(a, b - a), pieces);
+      size_t pos = a;
+      for (const auto& piece : pieces) {
+        size_t len = piece == options_.unk ? b - a : unicode::decode(piece.rfind("##", 0) == 0 ? piece.substr(2) : piece).size();
+        if (pos >= b) pos = b - 1;
+        size_t end = std::min(b, pos + std::max<size_t>(len, 1));
+        out.push_back(token_to_id(piece));
+        offsets.emplace_back(byte_start[source[pos]], byte_start[source[end - 1] + 1]);
+        pos = end;
+      }
+      a = b;
+    }
+    i = j;
+  }
+  return out;
+}
+
 Encoding WordPieceTokenizer::encode(const std::string& text, const std::optional<std::string>& pair,
                                     const EncodeOptions& options) const {
   std::vector<int64_t> a = ids(text), b;

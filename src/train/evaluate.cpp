@@ -44,4 +44,31 @@ std::map<std::string, double> evaluate_glue(models::Bert& model, const std::stri
   return metrics::glue_metrics(task_name, predictions, labels);
 }
 
+std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vector<data::SquadExample>& examples,
+                                             const std::vector<data::SquadFeature>& features, int64_t batch_size,
+                                             int64_t pad_id, const torch::Device& device,
+                                             const data::SquadPostprocessOptions& options,
+                                             std::vector<metrics::SquadPrediction>* predictions) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  std::vector<std::vector<float>> starts(features.size()), ends(features.size());
+  for (size_t begin = 0; begin < features.size(); begin += static_cast<size_t>(batch_size)) {
+    std::vector<size_t> idx;
+    for (size_t i = begin; i < std::min(features.size(), begin + static_cast<size_t>(batch_size)); ++i) idx.push_back(i);
+    auto out = model->forward(data::collate_squad(features, idx, pad_id, false).to(device));
+    auto s = out.start_logits.to(torch::kCPU, torch::kFloat).contiguous(), e = out.end_logits.to(torch::kCPU, torch::kFloat).contiguous();
+    for (size_t b = 0; b < idx.size(); ++b) {
+      const size_t len = features[idx[b]].ids.size();
+      const float* sp = s[static_cast<int64_t>(b)].data_ptr<float>();
+      const float* ep = e[static_cast<int64_t>(b)].data_ptr<float>();
+      starts[idx[b]].assign(sp, sp + len);
+      ends[idx[b]].assign(ep, ep + len);
+    }
+  }
+  auto preds = data::postprocess_squad(examples, features, starts, ends, options);
+  auto m = metrics::squad_metrics(preds, data::squad_gold(examples), options.v2);
+  if (predictions) *predictions = std::move(preds);
+  return m;
+}
+
 }  // namespace sculpt::train

@@ -127,3 +127,27 @@ TEST(CliRecipe, ValidateShipsTheQuickstart) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+TEST(CliEval, SquadDevWithTheQaFixtureModel) {
+  SCULPT_REQUIRE_SHARED(model, "fixtures/hf/bert_qa");
+  SCULPT_REQUIRE_SHARED(data, "data/squad/dev-v1.1.json");
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_cli({"eval", "--model", model, "--task", "squad", "--data", data, "--max-examples", "200", "--device",
+                              "cpu", "--predictions", tmp.str("pred.json")},
+                             tmp.str("log"), &out),
+            0)
+      << out;
+  auto j = nlohmann::json::parse(out.substr(out.find('{')));
+  EXPECT_EQ(j["examples"], 200);
+  EXPECT_EQ(j["total"], 200.0);
+  EXPECT_GE(j["f1"].get<double>(), j["exact"].get<double>());
+  auto preds = nlohmann::json::parse(std::ifstream(tmp.str("pred.json")));
+  EXPECT_EQ(preds.size(), 200u);
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -35,6 +35,8 @@ class WordPieceTokenizer : public Tokenizer {
 
   // Tokenize many texts (e.g. a GLUE split) into ids only.
   std::vector<int64_t> ids(const std::string& text) const;
+  // Ids with the byte span [begin, end) of the original text each token came from (SQuAD).
+  std::vector<int64_t> ids_with_offsets(const std::string& text, std::vector<std::pair<int64_t, int64_t>>& offsets) const;
 
  private:
   std::vector<std::string> basic_tokenize(const std::u32string& text) const;
