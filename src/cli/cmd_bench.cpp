@@ -64,7 +64,7 @@ int cmd_bench(int argc, char** argv) {
   model->init_weights();
   model->to(device);
   model->train();
-  auto optimizer = train::make_adamw(*model, {}, &models::BertImpl::no_decay);
+  auto optimizer = train::make_adamw(*model, {});
   int64_t n_params = 0, n_embedding = 0;
   for (const auto& p : model->named_parameters()) {
     n_params += p.value().numel();

@@ -62,8 +62,14 @@ int cmd_validate(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 2, {});
   SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt validate RECIPE [key=value ...]");
   auto r = recipe::load_recipe(args.positional[0], args.overrides);
-  const auto& task = data::glue_task(r.data.task);
+  const bool squad = r.data.task == "squad" || r.data.task == "squad_v2";
   std::vector<std::string> problems;
+  if (squad) {
+    const bool v2 = r.data.task == "squad_v2";
+    for (const char* f : {v2 ? "train-v2.0.json" : "train-v1.1.json", v2 ? "dev-v2.0.json" : "dev-v1.1.json"})
+      if (!fs::exists(fs::path(r.data.root) / f)) problems.push_back(fmt::format("data: {} not found", (fs::path(r.data.root) / f).string()));
+  }
+  const auto& task = data::glue_task(squad ? "sst2" : r.data.task);
   if (!r.model.path.empty() && !fs::exists(fs::path(r.model.path) / "config.json"))
     problems.push_back(fmt::format("model.path: {} has no config.json", r.model.path));
   try {
@@ -71,12 +77,12 @@ int cmd_validate(int argc, char** argv) {
   } catch (const Error& e) {
     problems.push_back(fmt::format("model.tokenizer: {}", e.what()));
   }
-  for (const auto& split : std::vector<std::string>{"train", task.dev_splits.front()}) {
+  for (const auto& split : squad ? std::vector<std::string>{} : std::vector<std::string>{"train", task.dev_splits.front()}) {
     fs::path f = fs::path(r.data.root) / task.dir / (split + ".tsv");
     if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f.string()));
   }
   // Dry run: build the model on CPU and push a tiny batch through it.
-  if (problems.empty()) {
+  if (problems.empty() && r.model.family == "bert" && !squad) {
     try {
       nlohmann::json j = r.model.path.empty() ? r.model.config : io::read_json((fs::path(r.model.path) / "config.json").string());
       j["model_type"] = "bert";
@@ -99,8 +105,8 @@ int cmd_validate(int argc, char** argv) {
     }
   }
   std::printf("%s", r.resolved_yaml().c_str());
-  std::printf("# run dir: %s\n# task: %s (%d labels), device: %s\n", r.run_dir().c_str(), task.name.c_str(),
-              task.num_labels(), r.run.device.c_str());
+  std::printf("# run dir: %s\n# task: %s, family: %s, device: %s\n", r.run_dir().c_str(), r.data.task.c_str(),
+              r.model.family.c_str(), r.run.device.c_str());
   if (!problems.empty()) {
     for (const auto& p : problems) std::fprintf(stderr, "problem: %s\n", p.c_str());
     return 1;

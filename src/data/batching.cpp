@@ -27,9 +27,15 @@ void shuffle_indices(std::vector<size_t>& v, uint64_t seed) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng() % i]);  // Fisher-Yates
 }
 
-std::vector<std::vector<size_t>> plan_epoch(const std::vector<Example>& examples, const PlanOptions& o, uint64_t seed,
+std::vector<int64_t> lengths_of(const std::vector<Example>& examples) {
+  std::vector<int64_t> out;
+  for (const auto& e : examples) out.push_back(static_cast<int64_t>(e.ids.size()));
+  return out;
+}
+
+std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths, const PlanOptions& o, uint64_t seed,
                                             int64_t epoch) {
-  std::vector<size_t> order(examples.size());
+  std::vector<size_t> order(lengths.size());
   std::iota(order.begin(), order.end(), 0);
   const uint64_t epoch_seed = seed * 1000003ULL + static_cast<uint64_t>(epoch);
   if (o.shuffle) shuffle_indices(order, epoch_seed);
@@ -38,7 +44,7 @@ std::vector<std::vector<size_t>> plan_epoch(const std::vector<Example>& examples
     for (size_t start = 0; start < order.size(); start += window) {
       auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + window));
       std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(start), end,
-                       [&](size_t a, size_t b) { return examples[a].ids.size() < examples[b].ids.size(); });
+                       [&](size_t a, size_t b) { return lengths[a] < lengths[b]; });
     }
   }
   std::vector<std::vector<size_t>> batches;

@@ -7,6 +7,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
+#include "sculpt/models/hf_model.h"
 
 namespace fs = std::filesystem;
 
@@ -27,19 +28,9 @@ BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
 }
 
 void BertImpl::init_weights() {
+  init_normal(*this, config.initializer_range);
   torch::NoGradGuard no_grad;
-  for (auto& item : named_parameters()) {
-    const std::string& name = item.key();
-    auto& p = item.value();
-    if (name.find("norm.weight") != std::string::npos) p.fill_(1.0);
-    else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) p.zero_();
-    else p.normal_(0.0, config.initializer_range);
-  }
   embed->tok->weight[config.pad_token_id].zero_();
-}
-
-bool BertImpl::no_decay(const std::string& name) {
-  return name.find("norm.") != std::string::npos || (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0);
 }
 
 ModelOutput BertImpl::forward(const Batch& batch, const ForwardOptions& options) {
@@ -131,10 +122,6 @@ io::TensorMap normalize_bert_keys(io::TensorMap weights) {
   return out;
 }
 
-bool is_head_key(const std::string& hf) {
-  return hf.rfind("classifier.", 0) == 0 || hf.rfind("qa_outputs.", 0) == 0;
-}
-
 }  // namespace
 
 LoadedBert load_bert(const std::string& dir, bool strict, io::WeightFormat prefer,
@@ -146,31 +133,12 @@ LoadedBert load_bert(const std::string& dir, bool strict, io::WeightFormat prefe
   auto weights = normalize_bert_keys(io::load_hf_weights(dir, prefer));
   // Non-persistent buffers that older checkpoints sometimes stored.
   const std::vector<std::string> ignorable = {"bert.embeddings.position_ids", "bert.embeddings.token_type_ids"};
-  out.report = load_state(*out.model, bert_key_map(config), weights, ignorable);
-  if (strict) {
-    SCULPT_CHECK(out.report.missing.empty() && out.report.unexpected.empty(), "{}", out.report.describe(dir));
-    return out;
-  }
-  std::vector<std::string> missing_body;
-  for (const auto& k : out.report.missing)
-    if (!is_head_key(k)) missing_body.push_back(k);
-  if (!missing_body.empty()) {
-    LoadReport body{missing_body, {}};
-    fail("{}", body.describe(dir));
-  }
-  if (!out.report.missing.empty())
-    LOG_WARN("[model] {}: newly initialised (not in the checkpoint): {}", dir, fmt::join(out.report.missing, ", "));
-  if (!out.report.unexpected.empty())
-    LOG_WARN("[model] {}: {} checkpoint weights not used by this model (e.g. {})", dir, out.report.unexpected.size(),
-             out.report.unexpected.front());
+  out.report = load_checkpoint(*out.model, bert_key_map(config), weights, dir, strict, ignorable);
   return out;
 }
 
 void save_bert(Bert& model, const std::string& dir) {
-  fs::create_directories(dir);
-  io::write_safetensors((fs::path(dir) / "model.safetensors").string(),
-                        export_state(*model, bert_key_map(model->config)), {{"format", "pt"}});
-  io::write_file_atomic((fs::path(dir) / "config.json").string(), bert_config_to_json(model->config).dump(2) + "\n");
+  save_hf(*model, bert_key_map(model->config), bert_config_to_json(model->config), dir);
 }
 
 }  // namespace sculpt::models

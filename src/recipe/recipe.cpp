@@ -1,6 +1,7 @@
 #include "sculpt/recipe/recipe.h"
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "sculpt/core/env.h"
@@ -13,11 +14,18 @@ namespace fs = std::filesystem;
 namespace sculpt::recipe {
 namespace {
 
-// HF BERT config.json keys a recipe may set for a model built from scratch.
-const std::set<std::string> kBertConfigKeys = {
-    "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-    "max_position_embeddings", "type_vocab_size", "hidden_act", "hidden_dropout_prob",
-    "attention_probs_dropout_prob", "layer_norm_eps", "initializer_range", "pad_token_id", "classifier_dropout"};
+// HF config.json keys a recipe may set for a model built from scratch, per family.
+const std::map<std::string, std::set<std::string>> kConfigKeys = {
+    {"bert", {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+              "max_position_embeddings", "type_vocab_size", "hidden_act", "hidden_dropout_prob",
+              "attention_probs_dropout_prob", "layer_norm_eps", "initializer_range", "pad_token_id", "classifier_dropout"}},
+    {"t5", {"vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers", "num_heads",
+            "relative_attention_num_buckets", "relative_attention_max_distance", "dropout_rate", "layer_norm_epsilon",
+            "feed_forward_proj", "tie_word_embeddings", "pad_token_id", "eos_token_id", "decoder_start_token_id"}},
+    {"opt", {"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "ffn_dim", "max_position_embeddings",
+             "word_embed_proj_dim", "do_layer_norm_before", "dropout", "attention_dropout", "activation_function",
+             "pad_token_id", "bos_token_id", "eos_token_id", "enable_bias", "init_std"}},
+};
 
 nlohmann::json yaml_to_json(const YAML::Node& n) {
   if (n.IsMap()) {
@@ -44,7 +52,8 @@ nlohmann::json yaml_to_json(const YAML::Node& n) {
 
 void parse_model(Node node, ModelSection& m) {
   m.family = node.get<std::string>("family", m.family);
-  if (m.family != "bert") node.error("family", fmt::format("'{}' is not supported yet (bert)", m.family));
+  if (!kConfigKeys.count(m.family)) node.error("family", fmt::format("'{}' is not one of bert, t5, opt", m.family));
+  const auto& allowed = kConfigKeys.count(m.family) ? kConfigKeys.at(m.family) : kConfigKeys.at("bert");
   m.path = expand_path(node.get<std::string>("path", ""));
   m.tokenizer = expand_path(node.get<std::string>("tokenizer", ""));
   YAML::Node config = node.raw("config");
@@ -54,9 +63,9 @@ void parse_model(Node node, ModelSection& m) {
     } else {
       for (auto it = config.begin(); it != config.end(); ++it) {
         const std::string key = it->first.Scalar();
-        if (!kBertConfigKeys.count(key)) {
-          std::string hint = suggest(key, kBertConfigKeys);
-          node.error("config", fmt::format("unknown BERT config key '{}'{}", key,
+        if (!allowed.count(key)) {
+          std::string hint = suggest(key, allowed);
+          node.error("config", fmt::format("unknown {} config key '{}'{}", m.family, key,
                                            hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
         }
       }
@@ -118,6 +127,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.data.bucket_by_length = data.get<bool>("bucket_by_length", r.data.bucket_by_length);
   r.data.max_train_examples = data.get<int64_t>("max_train_examples", 0);
   r.data.max_eval_examples = data.get<int64_t>("max_eval_examples", 0);
+  r.data.doc_stride = data.get<int64_t>("doc_stride", r.data.doc_stride);
+  r.data.max_query_length = data.get<int64_t>("max_query_length", r.data.max_query_length);
+  r.data.max_answer_length = data.get<int64_t>("max_answer_length", r.data.max_answer_length);
   if (r.data.batch_size <= 0) data.error("batch_size", "must be positive");
   if (r.data.max_seq_len < 8) data.error("max_seq_len", "must be at least 8");
   data.close();

@@ -196,6 +196,22 @@ std::vector<std::string> SentencePieceTokenizer::tokenize(const std::string& tex
   return out;
 }
 
+std::string SentencePieceTokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string text;
+  for (auto id : ids) {
+    if (const auto* t = added_.by_id(id); t && t->special) continue;
+    if (id < 0 || id >= sp_->size()) continue;
+    text += sp_->piece(id);
+  }
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, kUnderline.size(), kUnderline) == 0) out += ' ', i += kUnderline.size();
+    else out += text[i++];
+  }
+  size_t start = out.find_first_not_of(' ');
+  return start == std::string::npos ? std::string() : out.substr(start);
+}
+
 Encoding SentencePieceTokenizer::encode(const std::string& text, const std::optional<std::string>& pair,
                                         const EncodeOptions& options) const {
   std::vector<int64_t> a = ids(text), b;

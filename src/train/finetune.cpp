@@ -21,86 +21,12 @@
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
 #include "sculpt/train/sink.h"
+#include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace sculpt::train {
-namespace {
-
-models::Bert build_model(const recipe::Recipe& r, const data::GlueTask& task, const tokenizers::Tokenizer& tok) {
-  models::TransformerConfig config;
-  if (!r.model.path.empty()) {
-    config = models::bert_config_from_json(io::read_json((fs::path(r.model.path) / "config.json").string()));
-  } else {
-    nlohmann::json j = r.model.config;
-    j["model_type"] = "bert";
-    config = models::bert_config_from_json(j);
-  }
-  config.head = models::HeadType::sequence_classification;
-  config.with_pooler = true;
-  config.num_labels = task.num_labels();
-  config.problem_type = task.is_regression() ? "regression" : "single_label_classification";
-  config.raw.erase("id2label");
-  config.raw.erase("label2id");
-  SCULPT_CHECK(tok.vocab_size() <= static_cast<size_t>(config.vocab_size),
-               "tokenizer has {} entries but the model's vocab_size is {}", tok.vocab_size(), config.vocab_size);
-  if (!r.model.path.empty()) return models::load_bert(r.model.path, /*strict=*/false, io::WeightFormat::safetensors, &config).model;
-  models::Bert model(config);
-  model->init_weights();
-  return model;
-}
-
-void copy_tokenizer_files(const std::string& from, const fs::path& to) {
-  for (const char* name : {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"})
-    if (fs::exists(fs::path(from) / name)) fs::copy_file(fs::path(from) / name, to / name, fs::copy_options::overwrite_existing);
-}
-
-// Export an HF directory (config + weights + tokenizer) atomically: written beside, renamed over.
-void export_model(models::Bert& model, const std::string& tokenizer_dir, const fs::path& dir) {
-  fs::path tmp = dir.string() + ".tmp";
-  fs::remove_all(tmp);
-  models::save_bert(model, tmp.string());
-  copy_tokenizer_files(tokenizer_dir, tmp);
-  io::fsync_dir(tmp.string());
-  fs::remove_all(dir);
-  fs::rename(tmp, dir);
-}
-
-struct TaskData {
-  std::vector<data::Example> train;
-  std::vector<std::pair<std::string, std::vector<data::Example>>> dev;  // split name, examples
-};
-
-TaskData load_task_data(const recipe::Recipe& r, const data::GlueTask& task, const tokenizers::Tokenizer& tok) {
-  auto limit = [](std::vector<data::GlueExample> rows, int64_t n) {
-    if (n > 0 && static_cast<size_t>(n) < rows.size()) rows.resize(static_cast<size_t>(n));
-    return rows;
-  };
-  auto t0 = Clock::now();
-  TaskData d;
-  d.train = data::encode_glue(tok, limit(data::read_glue_split(task, r.data.root, "train"), r.data.max_train_examples),
-                              r.data.max_seq_len);
-  for (const auto& split : task.dev_splits)
-    d.dev.emplace_back(split, data::encode_glue(tok, limit(data::read_glue_split(task, r.data.root, split), r.data.max_eval_examples),
-                                                r.data.max_seq_len));
-  LOG_INFO("[data] {}: {} train examples, {} dev examples, tokenized in {:.1f}s", task.name, d.train.size(),
-           d.dev.front().second.size(), std::chrono::duration<double>(Clock::now() - t0).count());
-  return d;
-}
-
-std::map<std::string, double> evaluate_all(models::Bert& model, const recipe::Recipe& r, const TaskData& d,
-                                           int64_t pad_id, const torch::Device& device) {
-  std::map<std::string, double> all;
-  for (size_t i = 0; i < d.dev.size(); ++i) {
-    auto m = evaluate_glue(model, r.data.task, d.dev[i].second, r.data.eval_batch_size, pad_id, device);
-    for (const auto& [k, v] : m) all[i == 0 ? k : "mm_" + k] = v;  // MNLI mismatched gets a prefix
-  }
-  model->train();
-  return all;
-}
-
-}  // namespace
 
 RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const std::string run_dir = r.run_dir();
@@ -111,39 +37,34 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   fs::create_directories(run_dir);
   if (!resume) io::write_file_atomic((fs::path(run_dir) / "recipe.resolved.yaml").string(), r.resolved_yaml());
 
-  const auto& task = data::glue_task(r.data.task);
-  const std::string metric = r.eval.metric.empty() ? metrics::glue_main_metric(task.name) : r.eval.metric;
   const torch::Device device = resolve_device(r.run.device);
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-
-  auto tokenizer = tokenizers::load_tokenizer(r.model.tokenizer);
-  const int64_t pad_id = tokenizer->pad_id();
-  TaskData d = load_task_data(r, task, *tokenizer);
-  models::Bert model = build_model(r, task, *tokenizer);
-  model->to(device);
-  model->train();
-  const models::KeyMap keys = models::bert_key_map(model->config);
+  std::unique_ptr<Task> task = make_task(r, device);
+  torch::nn::Module& model = task->model();
+  model.train();
+  const std::string metric = task->main_metric();
   int64_t n_params = 0;
-  for (const auto& p : model->parameters()) n_params += p.numel();
+  for (const auto& p : model.parameters()) n_params += p.numel();
 
   data::PlanOptions plan_options{static_cast<size_t>(r.data.batch_size), true, r.data.bucket_by_length, false};
-  const int64_t batches_per_epoch = static_cast<int64_t>(data::plan_epoch(d.train, plan_options, r.run.seed, 0).size());
+  const auto& lengths = task->train_lengths();
+  const int64_t batches_per_epoch = static_cast<int64_t>(data::plan_epoch(lengths, plan_options, r.run.seed, 0).size());
   const int64_t accum = r.train.grad_accum;
   const int64_t updates_per_epoch = std::max<int64_t>(1, batches_per_epoch / accum);
   const int64_t total = r.train.duration.updates(updates_per_epoch);
   const int64_t warmup = r.train.warmup.updates(updates_per_epoch, total);
   auto every = [&](const Duration& du) { return std::max<int64_t>(1, du.updates(updates_per_epoch, total)); };
   const int64_t log_every = every(r.logging.every), eval_every = every(r.eval.every), ckpt_every = every(r.checkpoint.every);
-  LOG_INFO("[run] {} on {}: {} parameters, {} updates ({} per epoch, batch {} x accum {}), warmup {}, eval every {}, "
+  LOG_INFO("[run] {} ({}) on {}: {} parameters, {} updates ({} per epoch, batch {} x accum {}), warmup {}, eval every {}, "
            "checkpoint every {}",
-           run_dir, device.str(), n_params, total, updates_per_epoch, r.data.batch_size, accum, warmup, eval_every, ckpt_every);
+           run_dir, task->describe(), device.str(), n_params, total, updates_per_epoch, r.data.batch_size, accum, warmup,
+           eval_every, ckpt_every);
 
-  auto optimizer = make_adamw(*model, {r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps},
-                              &models::BertImpl::no_decay);
+  auto optimizer = make_adamw(model, {r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps});
   TrainState state;
   JsonlWriter metrics_log((fs::path(run_dir) / "metrics.jsonl").string()), eval_log((fs::path(run_dir) / "eval.jsonl").string());
   if (resume) {
-    auto restored = checkpoints.restore(*model, keys, *optimizer);
+    auto restored = checkpoints.restore(model, task->keys(), *optimizer);
     if (restored) state = *restored;
     else LOG_WARN("[ckpt] no readable checkpoint in {}: starting from the beginning", checkpoints.dir());
   }
@@ -151,9 +72,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   eval_log.truncate_after(state.step);
 
   install_stop_signal_handlers();
-  std::vector<std::vector<size_t>> plan = data::plan_epoch(d.train, plan_options, r.run.seed, state.epoch);
+  std::vector<std::vector<size_t>> plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
   std::vector<torch::Tensor> params;
-  for (const auto& p : model->parameters())
+  for (const auto& p : model.parameters())
     if (p.requires_grad()) params.push_back(p);
 
   ProgressBar bar(r.logging.progress_bar, total);
@@ -168,33 +89,36 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   auto save = [&] {
     state.train_seconds = elapsed();
     bar.clear();
-    checkpoints.save(*model, keys, *optimizer, state);
+    checkpoints.save(model, task->keys(), *optimizer, state);
     last_saved = state.step;
+  };
+  // Export an HF directory atomically: written beside, renamed over.
+  auto export_model = [&](const std::string& name) {
+    const fs::path dir = fs::path(run_dir) / name, tmp = fs::path(run_dir) / (name + ".tmp");
+    fs::remove_all(tmp);
+    task->export_to(tmp.string());
+    io::fsync_dir(tmp.string());
+    fs::remove_all(dir);
+    fs::rename(tmp, dir);
   };
 
   while (state.step < total) {
     if (state.batch_in_epoch + accum > static_cast<int64_t>(plan.size())) {
       ++state.epoch;
       state.batch_in_epoch = 0;
-      plan = data::plan_epoch(d.train, plan_options, r.run.seed, state.epoch);
+      plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
     }
-    set_lr(*optimizer, r.train.lr * linear_schedule(state.step, warmup, total));
     const double lr = r.train.lr * linear_schedule(state.step, warmup, total);
+    set_lr(*optimizer, lr);
     optimizer->zero_grad();
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-    int64_t update_samples = 0, update_tokens = 0;
+    BatchStats stats;
     for (int64_t m = 0; m < accum; ++m) {
-      const auto& idx = plan[static_cast<size_t>(state.batch_in_epoch++)];
-      auto batch = data::collate(d.train, idx, pad_id, task.is_regression());
-      update_samples += batch.size();
-      update_tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
-      auto out = model->forward(batch.to(device));
-      auto loss = out.loss / static_cast<double>(accum);
+      auto loss = task->loss(plan[static_cast<size_t>(state.batch_in_epoch++)], stats) / static_cast<double>(accum);
       loss.backward();
       loss_sum += loss.detach();
     }
-    const double grad_norm = r.train.max_grad_norm > 0 ? torch::nn::utils::clip_grad_norm_(params, r.train.max_grad_norm)
-                                                       : torch::nn::utils::clip_grad_norm_(params, 1e30);
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, r.train.max_grad_norm > 0 ? r.train.max_grad_norm : 1e30);
     const double loss_value = loss_sum.item<double>();
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
       bar.finish();
@@ -204,10 +128,10 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     }
     optimizer->step();
     ++state.step;
-    state.samples += update_samples;
-    state.tokens += update_tokens;
-    window_samples += update_samples;
-    window_tokens += update_tokens;
+    state.samples += stats.samples;
+    state.tokens += stats.tokens;
+    window_samples += stats.samples;
+    window_tokens += stats.tokens;
     state.window_loss += loss_value;
     ++state.window_updates;
     bar.update(state.step, fmt::format("loss {:.4f} lr {:.2e}", loss_value, lr));
@@ -234,17 +158,18 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     }
     if (state.step % eval_every == 0 || state.step == total) {
       auto t0 = Clock::now();
-      last_eval = evaluate_all(model, r, d, pad_id, device);
+      last_eval = task->evaluate();
+      model.train();
       nlohmann::json rec = {{"step", state.step},
                             {"epoch", static_cast<double>(state.step) / static_cast<double>(updates_per_epoch)},
                             {"eval_seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
       for (const auto& [k, v] : last_eval) rec[k] = v;
-      SCULPT_CHECK(last_eval.count(metric), "eval.metric '{}' is not reported for {}", metric, task.name);
+      SCULPT_CHECK(last_eval.count(metric), "eval.metric '{}' is not among the reported metrics", metric);
       const bool best = last_eval[metric] > state.best_metric;
       if (best) {
         state.best_metric = last_eval[metric];
         state.best_step = state.step;
-        export_model(model, r.model.tokenizer, fs::path(run_dir) / "best");
+        export_model("best");
       }
       rec["best"] = best;
       eval_log.write(rec);
@@ -263,13 +188,16 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     if (r.debug.step_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(r.debug.step_delay_ms));
   }
   bar.finish();
-  if (last_eval.empty()) last_eval = evaluate_all(model, r, d, pad_id, device);
-  export_model(model, r.model.tokenizer, fs::path(run_dir) / "final");
+  if (last_eval.empty()) {
+    last_eval = task->evaluate();
+    model.train();
+  }
+  export_model("final");
 
   RunResult result{state.step, last_eval, state.best_metric, state.best_step, elapsed()};
-  nlohmann::json results = {{"task", task.name},           {"metric", metric},
-                            {"best", {{"step", state.best_step}, {"value", state.best_metric}}},
-                            {"final", last_eval},          {"updates", state.step},
+  nlohmann::json results = {{"task", r.data.task},          {"family", r.model.family},
+                            {"metric", metric},             {"best", {{"step", state.best_step}, {"value", state.best_metric}}},
+                            {"final", last_eval},           {"updates", state.step},
                             {"train_seconds", result.train_seconds}, {"parameters", n_params},
                             {"best_model", (fs::path(run_dir) / "best").string()}};
   io::write_file_atomic((fs::path(run_dir) / "results.json").string(), results.dump(2) + "\n");

@@ -6,8 +6,11 @@
 
 namespace sculpt::train {
 
-std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s,
-                                                bool (*no_decay)(const std::string&)) {
+bool no_decay(const std::string& name) {
+  return name.find("norm.") != std::string::npos || (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s) {
   std::vector<torch::Tensor> decay, plain;
   for (const auto& item : module.named_parameters()) {
     if (!item.value().requires_grad()) continue;

@@ -127,7 +127,7 @@ std::vector<data::Example> fake_examples(size_t n) {
 }
 
 TEST(Batching, EpochPlanIsDeterministicAndCoversEveryExample) {
-  auto ex = fake_examples(103);
+  auto ex = data::lengths_of(fake_examples(103));
   data::PlanOptions o{10, true, true, false};
   auto a = data::plan_epoch(ex, o, 5, 0), b = data::plan_epoch(ex, o, 5, 0), c = data::plan_epoch(ex, o, 5, 1);
   EXPECT_EQ(a, b);

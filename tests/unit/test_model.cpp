@@ -75,7 +75,7 @@ TEST(Optim, LinearWarmupThenDecayLikeHf) {
 
 TEST(Optim, NoDecayOnBiasesAndLayerNorm) {
   models::Bert model(tiny());
-  auto opt = train::make_adamw(*model, {1e-3, 0.01}, &models::BertImpl::no_decay);
+  auto opt = train::make_adamw(*model, {1e-3, 0.01});
   ASSERT_EQ(opt->param_groups().size(), 2u);
   auto& g0 = opt->param_groups()[0];
   auto& g1 = opt->param_groups()[1];

@@ -27,8 +27,9 @@ struct PlanOptions {
 
 // The batches of one epoch as example indices: a pure function of (sizes, options, seed,
 // epoch), so a resumed run replays exactly the same order.
-std::vector<std::vector<size_t>> plan_epoch(const std::vector<Example>& examples, const PlanOptions& options,
+std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths, const PlanOptions& options,
                                             uint64_t seed, int64_t epoch);
+std::vector<int64_t> lengths_of(const std::vector<Example>& examples);
 
 models::Batch collate(const std::vector<Example>& examples, const std::vector<size_t>& indices, int64_t pad_id,
                       bool regression);

@@ -19,8 +19,6 @@ struct BertImpl : torch::nn::Module {
   // Hugging Face's initialisation: N(0, initializer_range) matrices and embeddings,
   // zero biases, unit LayerNorm, zero padding row.
   void init_weights();
-  // Parameter groups without weight decay (biases and LayerNorm weights), by internal name.
-  static bool no_decay(const std::string& name);
 
   TransformerConfig config;
   Embeddings embed{nullptr};

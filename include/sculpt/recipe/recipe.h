@@ -22,14 +22,14 @@ struct RunSection {
 };
 
 struct ModelSection {
-  std::string family = "bert";
+  std::string family = "bert";  // bert | t5 | opt
   std::string path;        // HF directory of the starting checkpoint; empty: build from `config`
   std::string tokenizer;   // HF tokenizer directory; default: `path`
   nlohmann::json config;   // HF config.json keys for a model built from scratch
 };
 
 struct DataSection {
-  std::string task = "sst2";
+  std::string task = "sst2";  // a GLUE task, squad or squad_v2
   std::string root = "${SCULPT_DATA}/glue";
   int64_t max_seq_len = 128;
   int64_t batch_size = 32;
@@ -37,6 +37,9 @@ struct DataSection {
   bool bucket_by_length = true;
   int64_t max_train_examples = 0;  // 0: all
   int64_t max_eval_examples = 0;
+  int64_t doc_stride = 128;         // SQuAD windows share this many tokens
+  int64_t max_query_length = 64;    // SQuAD
+  int64_t max_answer_length = 30;   // SQuAD
 };
 
 struct TrainSection {

@@ -34,6 +34,8 @@ class SentencePieceTokenizer : public Tokenizer {
   int64_t eos_id() const { return token_to_id(options_.eos); }
   size_t vocab_size() const override;
   std::vector<int64_t> ids(const std::string& text) const;
+  // Text of ids, skipping special tokens (decode(..., skip_special_tokens=True)).
+  std::string decode(const std::vector<int64_t>& ids) const;
 
  private:
   std::vector<int64_t> sp_tokenize(const std::string& text) const;

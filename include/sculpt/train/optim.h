@@ -12,9 +12,9 @@ struct AdamWSettings {
   double lr = 2e-5, weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
-// `no_decay(name)` says which (internal) parameter names get no weight decay.
-std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s,
-                                                bool (*no_decay)(const std::string&));
+// HF's rule: no weight decay on biases and normalisation weights (internal names).
+bool no_decay(const std::string& name);
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s);
 
 // Multiplier of the base learning rate before update number `step` (0-based).
 double linear_schedule(int64_t step, int64_t warmup, int64_t total);

@@ -1,0 +1,365 @@
+// The (family, task) pairs sculpt trains: GLUE classification with BERT or OPT heads,
+// GLUE as text-to-text with T5, SQuAD with BERT.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "sculpt/core/error.h"
+#include "sculpt/core/log.h"
+#include "sculpt/data/batching.h"
+#include "sculpt/data/glue.h"
+#include "sculpt/data/glue_text.h"
+#include "sculpt/data/squad.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/metrics/glue_metrics.h"
+#include "sculpt/models/bert.h"
+#include "sculpt/models/hf_model.h"
+#include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
+#include "sculpt/tokenizers/sentencepiece.h"
+#include "sculpt/tokenizers/wordpiece.h"
+#include "sculpt/train/evaluate.h"
+#include "sculpt/train/task.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::train {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void copy_tokenizer_files(const std::string& from, const fs::path& to) {
+  for (const char* name : {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "spiece.model",
+                           "added_tokens.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe"})
+    if (fs::exists(fs::path(from) / name)) fs::copy_file(fs::path(from) / name, to / name, fs::copy_options::overwrite_existing);
+}
+
+template <typename T>
+std::vector<T> limit(std::vector<T> rows, int64_t n) {
+  if (n > 0 && static_cast<size_t>(n) < rows.size()) rows.resize(static_cast<size_t>(n));
+  return rows;
+}
+
+// config.json of the starting checkpoint, or the recipe's architecture.
+nlohmann::json model_config(const recipe::Recipe& r) {
+  if (!r.model.path.empty()) return io::read_json((fs::path(r.model.path) / "config.json").string());
+  nlohmann::json j = r.model.config;
+  j["model_type"] = r.model.family;
+  return j;
+}
+
+// Initialise from the checkpoint when there is one (fine-tuning policy), else from scratch.
+void load_or_init(torch::nn::Module& model, const models::KeyMap& keys, const recipe::Recipe& r, double init_std) {
+  models::init_normal(model, init_std);
+  if (!r.model.path.empty())
+    models::load_checkpoint(model, keys, io::load_hf_weights(r.model.path), r.model.path, /*strict=*/false);
+}
+
+nlohmann::json label_maps(nlohmann::json j, int64_t n) {
+  nlohmann::json id2label, label2id;
+  for (int64_t i = 0; i < n; ++i) id2label[std::to_string(i)] = "LABEL_" + std::to_string(i), label2id["LABEL_" + std::to_string(i)] = i;
+  j["id2label"] = id2label;
+  j["label2id"] = label2id;
+  return j;
+}
+
+// ---- GLUE with a classification head (BERT pooler + classifier, OPT last-token score) ----
+
+models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
+  nlohmann::json j = model_config(r);
+  j["model_type"] = "bert";
+  auto c = models::bert_config_from_json(j);
+  c.head = models::HeadType::sequence_classification;
+  c.with_pooler = true;
+  c.num_labels = task.num_labels();
+  c.problem_type = task.is_regression() ? "regression" : "single_label_classification";
+  c.raw.erase("id2label");
+  c.raw.erase("label2id");
+  if (!r.model.path.empty()) return models::load_bert(r.model.path, /*strict=*/false, io::WeightFormat::safetensors, &c).model;
+  models::Bert model(c);
+  model->init_weights();
+  return model;
+}
+
+models::Opt build_opt_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
+  nlohmann::json j = label_maps(model_config(r), task.num_labels());
+  j["architectures"] = {"OPTForSequenceClassification"};
+  j["problem_type"] = task.is_regression() ? "regression" : "single_label_classification";
+  models::Opt model(models::opt_config_from_json(j));
+  load_or_init(*model, models::opt_key_map(model->config), r, j.value("init_std", 0.02));
+  return model;
+}
+
+models::ModelOutput classify(models::Bert& m, const models::Batch& b) { return m->forward(b); }
+models::ModelOutput classify(models::Opt& m, const models::Batch& b) {
+  auto o = m->forward(b.input_ids, b.attention_mask, b.labels);
+  models::ModelOutput out;
+  out.loss = o.loss, out.logits = o.logits;
+  return out;
+}
+nlohmann::json export_config(models::Bert& m) { return models::bert_config_to_json(m->config); }
+nlohmann::json export_config(models::Opt& m) { return m->config.raw; }
+const models::KeyMap key_map(models::Bert& m) { return models::bert_key_map(m->config); }
+const models::KeyMap key_map(models::Opt& m) { return models::opt_key_map(m->config); }
+
+template <typename Model>
+class GlueClassificationTask : public Task {
+ public:
+  GlueClassificationTask(const recipe::Recipe& r, Model model, const torch::Device& device)
+      : r_(r), task_(data::glue_task(r.data.task)), model_(std::move(model)), device_(device) {
+    tokenizer_ = tokenizers::load_tokenizer(r.model.tokenizer);
+    pad_id_ = tokenizer_->pad_id();
+    auto t0 = Clock::now();
+    train_ = data::encode_glue(*tokenizer_, limit(data::read_glue_split(task_, r.data.root, "train"), r.data.max_train_examples),
+                               r.data.max_seq_len);
+    for (const auto& split : task_.dev_splits)
+      dev_.emplace_back(split, data::encode_glue(*tokenizer_, limit(data::read_glue_split(task_, r.data.root, split), r.data.max_eval_examples),
+                                                 r.data.max_seq_len));
+    lengths_ = data::lengths_of(train_);
+    keys_ = key_map(model_);
+    model_->to(device_);
+    LOG_INFO("[data] {}: {} train, {} dev examples, tokenized in {:.1f}s", task_.name, train_.size(), dev_.front().second.size(),
+             std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::string describe() const override { return r_.model.family + " classifier on " + task_.name; }
+  torch::nn::Module& model() override { return *model_; }
+  const models::KeyMap& keys() const override { return keys_; }
+  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
+  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
+    auto batch = data::collate(train_, idx, pad_id_, task_.is_regression());
+    stats.samples += batch.size();
+    stats.tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
+    torch::Tensor loss = classify(model_, batch.to(device_)).loss;
+    return loss;
+  }
+  std::map<std::string, double> evaluate() override {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    std::map<std::string, double> all;
+    for (size_t s = 0; s < dev_.size(); ++s) {
+      const auto& ex = dev_[s].second;
+      std::vector<double> pred, gold;
+      for (size_t begin = 0; begin < ex.size(); begin += static_cast<size_t>(r_.data.eval_batch_size)) {
+        std::vector<size_t> idx;
+        for (size_t i = begin; i < std::min(ex.size(), begin + static_cast<size_t>(r_.data.eval_batch_size)); ++i) idx.push_back(i);
+        auto batch = data::collate(ex, idx, pad_id_, task_.is_regression());
+        batch.labels = torch::Tensor();
+        torch::Tensor logits = classify(model_, batch.to(device_)).logits.to(torch::kCPU, torch::kDouble);
+        torch::Tensor p = task_.is_regression() ? logits.squeeze(-1) : logits.argmax(-1).to(torch::kDouble);
+        for (size_t i = 0; i < idx.size(); ++i) pred.push_back(p[static_cast<int64_t>(i)].item<double>()), gold.push_back(ex[idx[i]].label);
+      }
+      for (const auto& [k, v] : metrics::glue_metrics(task_.name, pred, gold)) all[s == 0 ? k : "mm_" + k] = v;
+    }
+    return all;
+  }
+  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(task_.name) : r_.eval.metric; }
+  void export_to(const std::string& dir) override {
+    models::save_hf(*model_, keys_, export_config(model_), dir);
+    copy_tokenizer_files(r_.model.tokenizer, dir);
+  }
+
+ private:
+  const recipe::Recipe& r_;
+  const data::GlueTask& task_;
+  Model model_;
+  torch::Device device_;
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
+  int64_t pad_id_;
+  std::vector<data::Example> train_;
+  std::vector<std::pair<std::string, std::vector<data::Example>>> dev_;
+  std::vector<int64_t> lengths_;
+  models::KeyMap keys_;
+};
+
+// ---- GLUE as text-to-text with T5 ----
+
+class GlueT5Task : public Task {
+ public:
+  GlueT5Task(const recipe::Recipe& r, const torch::Device& device)
+      : r_(r), task_(data::glue_task(r.data.task)), model_(models::t5_config_from_json(model_config(r))), device_(device) {
+    tokenizer_ = tokenizers::SentencePieceTokenizer::from_dir(r.model.tokenizer);
+    keys_ = models::t5_key_map(model_->config);
+    load_or_init(*model_, keys_, r, 1.0 / std::sqrt(static_cast<double>(model_->config.hidden_size)));
+    model_->to(device_);
+    auto encode = [&](const std::vector<data::GlueExample>& rows, bool with_target) {
+      std::vector<Pair> out;
+      tokenizers::EncodeOptions o;
+      o.truncation = "longest_first";
+      o.max_length = r.data.max_seq_len;
+      for (const auto& row : rows) {
+        Pair p;
+        p.source = tokenizer_->encode(data::t5_glue_input(task_, row), std::nullopt, o).input_ids;
+        if (with_target) p.target = tokenizer_->encode(data::t5_glue_target(task_, row.label)).input_ids;
+        p.label = row.label;
+        out.push_back(std::move(p));
+      }
+      return out;
+    };
+    train_ = encode(limit(data::read_glue_split(task_, r.data.root, "train"), r.data.max_train_examples), true);
+    for (const auto& split : task_.dev_splits)
+      dev_.emplace_back(split, encode(limit(data::read_glue_split(task_, r.data.root, split), r.data.max_eval_examples), false));
+    for (const auto& p : train_) lengths_.push_back(static_cast<int64_t>(p.source.size()));
+    LOG_INFO("[data] {} as text-to-text: {} train, {} dev examples", task_.name, train_.size(), dev_.front().second.size());
+  }
+  std::string describe() const override { return "t5 text-to-text on " + task_.name; }
+  torch::nn::Module& model() override { return *model_; }
+  const models::KeyMap& keys() const override { return keys_; }
+  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
+
+  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
+    auto [ids, mask] = pad(idx, true, model_->config.pad_token_id);
+    auto [labels, lmask] = pad(idx, false, -100);
+    stats.samples += static_cast<int64_t>(idx.size());
+    stats.tokens += mask.sum().item<int64_t>() + lmask.sum().item<int64_t>();
+    return model_->forward(ids.to(device_), mask.to(device_), {}, lmask.to(device_), labels.to(device_)).loss;
+  }
+  std::map<std::string, double> evaluate() override {
+    torch::NoGradGuard no_grad;
+    model_->eval();
+    std::map<std::string, double> all;
+    for (size_t s = 0; s < dev_.size(); ++s) {
+      const auto& ex = dev_[s].second;
+      std::vector<double> pred, gold;
+      int64_t unknown = 0;
+      for (size_t begin = 0; begin < ex.size(); begin += static_cast<size_t>(r_.data.eval_batch_size)) {
+        std::vector<size_t> idx;
+        for (size_t i = begin; i < std::min(ex.size(), begin + static_cast<size_t>(r_.data.eval_batch_size)); ++i) idx.push_back(i);
+        auto [ids, mask] = pad_rows(ex, idx, model_->config.pad_token_id);
+        auto generated = model_->generate(ids.to(device_), mask.to(device_), 6).first.to(torch::kCPU);
+        for (size_t i = 0; i < idx.size(); ++i) {
+          auto row = generated[static_cast<int64_t>(i)];
+          std::vector<int64_t> out(row.data_ptr<int64_t>() + 1, row.data_ptr<int64_t>() + row.numel());
+          auto label = data::t5_glue_parse(task_, tokenizer_->decode(out));
+          if (!label) ++unknown;
+          // An output that is no label word counts as wrong: a class no gold label has.
+          pred.push_back(label ? *label : (task_.is_regression() ? 0.0 : -1.0));
+          gold.push_back(ex[idx[i]].label);
+        }
+      }
+      for (const auto& [k, v] : metrics::glue_metrics(task_.name, pred, gold)) all[s == 0 ? k : "mm_" + k] = v;
+      all[s == 0 ? "unknown_outputs" : "mm_unknown_outputs"] = static_cast<double>(unknown);
+    }
+    return all;
+  }
+  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(task_.name) : r_.eval.metric; }
+  void export_to(const std::string& dir) override {
+    models::save_hf(*model_, keys_, model_->config.raw, dir);
+    copy_tokenizer_files(r_.model.tokenizer, dir);
+  }
+
+ private:
+  struct Pair {
+    std::vector<int64_t> source, target;
+    float label;
+  };
+  std::pair<torch::Tensor, torch::Tensor> pad_rows(const std::vector<Pair>& rows, const std::vector<size_t>& idx, int64_t fill,
+                                                   bool source = true) const {
+    int64_t T = 1;
+    for (size_t i : idx) T = std::max<int64_t>(T, static_cast<int64_t>((source ? rows[i].source : rows[i].target).size()));
+    auto ids = torch::full({static_cast<int64_t>(idx.size()), T}, fill, torch::kLong);
+    auto mask = torch::zeros_like(ids);
+    for (size_t b = 0; b < idx.size(); ++b) {
+      const auto& seq = source ? rows[idx[b]].source : rows[idx[b]].target;
+      for (size_t t = 0; t < seq.size(); ++t) ids[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = seq[t], mask[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = 1;
+    }
+    return {ids, mask};
+  }
+  std::pair<torch::Tensor, torch::Tensor> pad(const std::vector<size_t>& idx, bool source, int64_t fill) const {
+    return pad_rows(train_, idx, fill, source);
+  }
+
+  const recipe::Recipe& r_;
+  const data::GlueTask& task_;
+  models::T5 model_;
+  torch::Device device_;
+  std::unique_ptr<tokenizers::SentencePieceTokenizer> tokenizer_;
+  std::vector<Pair> train_;
+  std::vector<std::pair<std::string, std::vector<Pair>>> dev_;
+  std::vector<int64_t> lengths_;
+  models::KeyMap keys_;
+};
+
+// ---- SQuAD with BERT ----
+
+class SquadTask : public Task {
+ public:
+  SquadTask(const recipe::Recipe& r, const torch::Device& device) : r_(r), device_(device) {
+    v2_ = r.data.task == "squad_v2";
+    nlohmann::json j = model_config(r);
+    j["model_type"] = "bert";
+    j["architectures"] = {"BertForQuestionAnswering"};
+    auto c = models::bert_config_from_json(j);
+    if (!r.model.path.empty()) {
+      model_ = models::load_bert(r.model.path, false, io::WeightFormat::safetensors, &c).model;
+    } else {
+      model_ = models::Bert(c);
+      model_->init_weights();
+    }
+    model_->to(device_);
+    keys_ = models::bert_key_map(model_->config);
+    tokenizer_ = tokenizers::WordPieceTokenizer::from_dir(r.model.tokenizer);
+    options_.max_length = std::min(r.data.max_seq_len, model_->config.max_positions);
+    options_.doc_stride = r.data.doc_stride;
+    options_.max_query_length = r.data.max_query_length;
+    const std::string train_file = (fs::path(r.data.root) / (v2_ ? "train-v2.0.json" : "train-v1.1.json")).string();
+    const std::string dev_file = (fs::path(r.data.root) / (v2_ ? "dev-v2.0.json" : "dev-v1.1.json")).string();
+    train_examples_ = limit(data::read_squad(train_file), r.data.max_train_examples);
+    train_ = data::make_squad_features(*tokenizer_, train_examples_, options_);
+    dev_examples_ = limit(data::read_squad(dev_file), r.data.max_eval_examples);
+    dev_ = data::make_squad_features(*tokenizer_, dev_examples_, options_);
+    for (const auto& f : train_) lengths_.push_back(static_cast<int64_t>(f.ids.size()));
+    LOG_INFO("[data] SQuAD {}: {} train features, {} dev questions ({} features)", v2_ ? "v2.0" : "v1.1", train_.size(),
+             dev_examples_.size(), dev_.size());
+  }
+  std::string describe() const override { return "bert question answering on SQuAD"; }
+  torch::nn::Module& model() override { return *model_; }
+  const models::KeyMap& keys() const override { return keys_; }
+  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
+  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
+    auto batch = data::collate_squad(train_, idx, tokenizer_->pad_id(), true);
+    stats.samples += batch.size();
+    stats.tokens += batch.attention_mask.sum().item<int64_t>();
+    return model_->forward(batch.to(device_)).loss;
+  }
+  std::map<std::string, double> evaluate() override {
+    data::SquadPostprocessOptions po;
+    po.v2 = v2_;
+    po.max_answer_length = r_.data.max_answer_length;
+    return evaluate_squad(model_, dev_examples_, dev_, r_.data.eval_batch_size, tokenizer_->pad_id(), device_, po);
+  }
+  std::string main_metric() const override { return r_.eval.metric.empty() ? "f1" : r_.eval.metric; }
+  void export_to(const std::string& dir) override {
+    models::save_bert(model_, dir);
+    copy_tokenizer_files(r_.model.tokenizer, dir);
+  }
+
+ private:
+  const recipe::Recipe& r_;
+  torch::Device device_;
+  bool v2_ = false;
+  models::Bert model_{nullptr};
+  models::KeyMap keys_;
+  std::unique_ptr<tokenizers::WordPieceTokenizer> tokenizer_;
+  data::SquadFeatureOptions options_;
+  std::vector<data::SquadExample> train_examples_, dev_examples_;
+  std::vector<data::SquadFeature> train_, dev_;
+  std::vector<int64_t> lengths_;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device) {
+  const std::string& family = r.model.family;
+  if (r.data.task == "squad" || r.data.task == "squad_v2") {
+    SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
+    return std::make_unique<SquadTask>(r, device);
+  }
+  const auto& task = data::glue_task(r.data.task);
+  if (family == "bert") return std::make_unique<GlueClassificationTask<models::Bert>>(r, build_bert_classifier(r, task), device);
+  if (family == "opt") return std::make_unique<GlueClassificationTask<models::Opt>>(r, build_opt_classifier(r, task), device);
+  if (family == "t5") return std::make_unique<GlueT5Task>(r, device);
+  fail("model.family '{}' is not one of bert, t5, opt", family);
+}
+
+}  // namespace sculpt::train
