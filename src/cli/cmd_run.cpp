@@ -66,8 +66,9 @@ int cmd_validate(int argc, char** argv) {
   std::vector<std::string> problems;
   if (squad) {
     const bool v2 = r.data.task == "squad_v2";
-    for (const char* f : {v2 ? "train-v2.0.json" : "train-v1.1.json", v2 ? "dev-v2.0.json" : "dev-v1.1.json"})
-      if (!fs::exists(fs::path(r.data.root) / f)) problems.push_back(fmt::format("data: {} not found", (fs::path(r.data.root) / f).string()));
+    for (const auto& f : {r.data.train_file.empty() ? (fs::path(r.data.root) / (v2 ? "train-v2.0.json" : "train-v1.1.json")).string() : r.data.train_file,
+                          r.data.dev_file.empty() ? (fs::path(r.data.root) / (v2 ? "dev-v2.0.json" : "dev-v1.1.json")).string() : r.data.dev_file})
+      if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f));
   }
   const auto& task = data::glue_task(squad ? "sst2" : r.data.task);
   if (!r.model.path.empty() && !fs::exists(fs::path(r.model.path) / "config.json"))

@@ -127,6 +127,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.data.bucket_by_length = data.get<bool>("bucket_by_length", r.data.bucket_by_length);
   r.data.max_train_examples = data.get<int64_t>("max_train_examples", 0);
   r.data.max_eval_examples = data.get<int64_t>("max_eval_examples", 0);
+  r.data.train_file = expand_path(data.get<std::string>("train_file", ""));
+  r.data.dev_file = expand_path(data.get<std::string>("dev_file", ""));
   r.data.doc_stride = data.get<int64_t>("doc_stride", r.data.doc_stride);
   r.data.max_query_length = data.get<int64_t>("max_query_length", r.data.max_query_length);
   r.data.max_answer_length = data.get<int64_t>("max_answer_length", r.data.max_answer_length);

@@ -302,8 +302,10 @@ class SquadTask : public Task {
     options_.max_length = std::min(r.data.max_seq_len, model_->config.max_positions);
     options_.doc_stride = r.data.doc_stride;
     options_.max_query_length = r.data.max_query_length;
-    const std::string train_file = (fs::path(r.data.root) / (v2_ ? "train-v2.0.json" : "train-v1.1.json")).string();
-    const std::string dev_file = (fs::path(r.data.root) / (v2_ ? "dev-v2.0.json" : "dev-v1.1.json")).string();
+    const std::string train_file = !r.data.train_file.empty() ? r.data.train_file
+                                   : (fs::path(r.data.root) / (v2_ ? "train-v2.0.json" : "train-v1.1.json")).string();
+    const std::string dev_file = !r.data.dev_file.empty() ? r.data.dev_file
+                                 : (fs::path(r.data.root) / (v2_ ? "dev-v2.0.json" : "dev-v1.1.json")).string();
     train_examples_ = limit(data::read_squad(train_file), r.data.max_train_examples);
     train_ = data::make_squad_features(*tokenizer_, train_examples_, options_);
     dev_examples_ = limit(data::read_squad(dev_file), r.data.max_eval_examples);
