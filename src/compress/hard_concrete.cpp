@@ -1,0 +1,45 @@
+#include "sculpt/compress/hard_concrete.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace sculpt::compress {
+
+HardConcreteImpl::HardConcreteImpl(int64_t rows, int64_t n, HardConcreteOptions o) : options(o) {
+  log_alpha = register_parameter("log_alpha", torch::empty({rows, n}).normal_(o.init_mean, o.init_std));
+}
+
+torch::Tensor HardConcreteImpl::tile(const torch::Tensor& z) const {
+  return options.repeat == 1 ? z : z.repeat({1, options.repeat});
+}
+
+torch::Tensor HardConcreteImpl::keep_prob() const {
+  const double shift = options.beta * std::log(-options.limit_l / options.limit_r);
+  auto p = torch::sigmoid(log_alpha - shift).clamp(options.eps, 1 - options.eps);
+  return active ? p : p.detach();
+}
+
+torch::Tensor HardConcreteImpl::sample() {
+  auto u = torch::empty_like(log_alpha).uniform_(options.eps, 1 - options.eps);
+  auto s = torch::sigmoid((torch::log(u) - torch::log(1 - u) + log_alpha) / options.beta);
+  return tile((s * (options.limit_r - options.limit_l) + options.limit_l).clamp(0.0, 1.0));
+}
+
+torch::Tensor HardConcreteImpl::deterministic() const {
+  torch::NoGradGuard no_grad;
+  const int64_t n = log_alpha.size(1);
+  auto soft = torch::sigmoid(log_alpha * 0.8 / options.beta);
+  auto expected_zeros = (static_cast<double>(n) - keep_prob().sum(1)).round().to(torch::kLong);  // per row
+  auto z = soft.clone();
+  auto order = std::get<1>(soft.sort(1));  // ascending: the first k0 of each row are zeroed
+  for (int64_t row = 0; row < z.size(0); ++row) {
+    const int64_t k0 = expected_zeros[row].item<int64_t>();
+    if (k0 > 0) z[row].index_fill_(0, order[row].narrow(0, 0, std::min(k0, n)), 0.0);
+  }
+  return tile(z);
+}
+
+torch::Tensor HardConcreteImpl::forward() { return is_training() && active ? sample() : deterministic(); }
+
+}  // namespace sculpt::compress

@@ -1,0 +1,155 @@
+// Hard-concrete masks, sparsity accounting, the Lagrangian and distillation losses, checked
+// against hand-computed values.
+#include <cmath>
+
+#include "sculpt/compress/distill.h"
+#include "sculpt/compress/hard_concrete.h"
+#include "sculpt/compress/lagrangian.h"
+#include "sculpt/compress/sparsity.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+TEST(HardConcrete, KeepProbabilityAndLimits) {
+  compress::HardConcrete m(1, 4);
+  torch::NoGradGuard g;
+  m->log_alpha.copy_(torch::tensor({{10.0f, 0.0f, -1.5986f, -20.0f}}));
+  auto p = m->keep_prob();
+  // L = sigmoid(log_alpha + beta ln 11), beta ln 11 = 1.59865
+  EXPECT_NEAR(p[0][1].item<double>(), 1.0 / (1.0 + std::exp(-(2.0 / 3.0) * std::log(11.0))), 1e-6);
+  EXPECT_NEAR(p[0][2].item<double>(), 0.5, 1e-4);
+  EXPECT_NEAR(p[0][3].item<double>(), 1e-6, 1e-9);  // clamped to eps
+  std::vector<torch::Tensor> draws;
+  for (int i = 0; i < 4000; ++i) draws.push_back(m->sample());
+  auto all = torch::cat(draws);
+  EXPECT_GE(all.min().item<double>(), 0.0);
+  EXPECT_LE(all.max().item<double>(), 1.0);
+  auto nonzero = (all > 0).to(torch::kFloat).mean(0);  // empirical P(z > 0) matches L
+  for (int j = 0; j < 4; ++j) EXPECT_NEAR(nonzero[j].item<double>(), p[0][j].item<double>(), 0.03) << j;
+}
+
+TEST(HardConcrete, DeterministicKeepsTopExpectedCountWithSoftValues) {
+  compress::HardConcrete m(2, 4);
+  {
+    torch::NoGradGuard g;
+    m->log_alpha.copy_(torch::tensor({{10.0f, 3.0f, -10.0f, -10.0f}, {10.0f, 10.0f, 10.0f, 10.0f}}));
+  }
+  auto z = m->deterministic();
+  // Row 0: sum L ~ 1 + 0.99 + 0 + 0 -> round(4 - 1.99) = 2 zeros: the two smallest.
+  EXPECT_EQ((z[0] == 0).sum().item<int64_t>(), 2);
+  EXPECT_GT(z[0][1].item<double>(), 0.97);
+  EXPECT_NEAR(z[0][1].item<double>(), 1.0 / (1.0 + std::exp(-0.8 * 3.0 / (2.0 / 3.0))), 1e-6);  // soft value kept
+  EXPECT_EQ((z[1] == 0).sum().item<int64_t>(), 0);
+  m->eval();
+  EXPECT_TRUE(torch::equal(m->forward(), z));
+  EXPECT_FALSE(m->forward().requires_grad());
+  compress::HardConcreteOptions tiled;
+  tiled.repeat = 3;
+  EXPECT_EQ(compress::HardConcrete(2, 4, tiled)->sample().sizes(), (std::vector<int64_t>{2, 12}));
+}
+
+compress::Sp3KeepProbs all_kept(const compress::EncoderShape& s) {
+  auto ones = [](std::vector<int64_t> shape) { return torch::ones(shape, torch::kDouble); };
+  return {ones({2 * s.layers + 1, s.hidden}), ones({s.layers, s.head_dim}), ones({s.layers, s.head_dim}),
+          ones({s.layers, s.heads}),          ones({s.layers}),             ones({s.layers, s.ffn}),
+          ones({s.layers})};
+}
+
+TEST(Sparsity, Sp3AllKeptIsFourteenTwelfthsForBertBase) {
+  compress::EncoderShape bert;
+  EXPECT_DOUBLE_EQ(compress::sp3_dense_params(bert), 84934656.0);
+  EXPECT_NEAR(compress::sp3_expected_remaining(all_kept(bert), bert).item<double>(), 14.0 / 12.0, 1e-12);
+}
+
+TEST(Sparsity, Sp3HandComputedSmallConfig) {
+  // One layer, D = 4, H = 2, d_head = 2, F = 8. Dense: 4*16 + 2*4*8 = 128.
+  compress::EncoderShape s{1, 4, 2, 2, 8};
+  auto p = all_kept(s);
+  p.hidden[1].fill_(0.5);  // attention LN site keeps 2 of 4 in expectation
+  p.head[0][1] = 0.0;      // one head gone
+  p.ffn[0].narrow(0, 0, 4).fill_(0.0);  // half the FFN
+  // h0 = 4, h1 = 2, h2 = 4; heads = 1; qk = vo = 2 per head -> 2.
+  // Q,K: 2*4*2 = 16; V: 4*2 = 8; O: 2*2 = 4; FFN: (2 + 4) * 4 = 24; residual: 4*2 + 2*4 = 16 -> 68.
+  EXPECT_DOUBLE_EQ(compress::sp3_expected_params(p).item<double>(), 68.0);
+  EXPECT_DOUBLE_EQ(compress::sp3_expected_remaining(p, s).item<double>(), 68.0 / 128.0);
+  // Differentiable in the probabilities.
+  auto h = p.hidden.clone().requires_grad_(true);
+  p.hidden = h;
+  compress::sp3_expected_params(p).backward();
+  EXPECT_TRUE(h.grad().defined());
+}
+
+TEST(Sparsity, CofiCountsForBertBaseAndSmallConfig) {
+  compress::EncoderShape bert;
+  EXPECT_DOUBLE_EQ(compress::cofi_prunable_params(bert), 85017600.0);
+  auto ones = [](std::vector<int64_t> shape) { return torch::ones(shape, torch::kDouble); };
+  compress::CofiKeepProbs kept{ones({768}), ones({12, 12}), ones({12}), ones({12, 3072}), ones({12})};
+  // All kept: only the 5D biases/LN per layer's FFN part are not in E[size].
+  EXPECT_NEAR(compress::cofi_expected_sparsity(kept, bert).item<double>(), 12.0 * 5 * 768 / 85017600.0, 1e-12);
+  // Small: L=1, D=4, H=2, F=8; hidden keeps 2, one head, FFN half.
+  compress::EncoderShape s{1, 4, 2, 2, 8};
+  compress::CofiKeepProbs p{torch::tensor({1.0, 1.0, 0.0, 0.0}, torch::kDouble), torch::tensor({{1.0, 0.0}}, torch::kDouble),
+                            ones({1}), torch::tensor({{1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0}}, torch::kDouble), ones({1})};
+  // heads: 2 * 1 * (4*16 + 16)/(2*4) = 20; ffn: 2 * 2 * 4 = 16 -> 36; M = (64+16) + (64+4+16) = 164.
+  EXPECT_DOUBLE_EQ(compress::cofi_expected_params(p, s).item<double>(), 36.0);
+  EXPECT_DOUBLE_EQ(compress::cofi_expected_sparsity(p, s).item<double>(), 1.0 - 36.0 / 164.0);
+}
+
+TEST(Lagrangian, ValueAscentAndRamp) {
+  compress::Lagrangian lag;
+  {
+    torch::NoGradGuard g;
+    lag->lambda1.fill_(2.0);
+    lag->lambda2.fill_(3.0);
+  }
+  auto s = torch::tensor(0.5, torch::requires_grad());
+  auto v = lag->forward(s, 0.1);  // 2*0.4 + 3*0.16
+  EXPECT_NEAR(v.item<double>(), 0.8 + 0.48, 1e-6);
+  v.backward();
+  EXPECT_NEAR(lag->lambda1.grad().item<double>(), 0.4, 1e-6);
+  lag->flip_gradients();  // ascent: the optimizer's descent step now increases lambda1
+  EXPECT_NEAR(lag->lambda1.grad().item<double>(), -0.4, 1e-6);
+  EXPECT_DOUBLE_EQ(compress::target_at(0, 10, 100, 1.16, 0.06), 1.16);
+  EXPECT_DOUBLE_EQ(compress::target_at(60, 10, 100, 1.16, 0.06), 1.16 + (0.06 - 1.16) * 0.5);
+  EXPECT_DOUBLE_EQ(compress::target_at(500, 10, 100, 1.16, 0.06), 0.06);
+  compress::Lagrangian absolute(true);
+  EXPECT_NEAR(absolute->forward(torch::tensor(0.0), 0.1).item<double>(), 0.0, 1e-12);
+}
+
+TEST(Distill, KlAtTemperatureAndRegressionMse) {
+  auto s = torch::tensor({{1.0, 2.0, 3.0}}, torch::kDouble), t = torch::tensor({{3.0, 1.0, 0.0}}, torch::kDouble);
+  auto ps = torch::softmax(s / 2, -1), pt = torch::softmax(t / 2, -1);
+  double expected = (pt * (pt.log() - ps.log())).sum().item<double>();
+  EXPECT_NEAR(compress::logits_kl(s, t, 2.0, false).item<double>(), expected, 1e-12);
+  EXPECT_NEAR(compress::logits_kl(s, t, 2.0, true).item<double>(), 4 * expected, 1e-12);
+  EXPECT_NEAR(compress::logits_kl(t, t, 2.0, false).item<double>(), 0.0, 1e-12);
+  auto r = compress::prediction_distill(torch::tensor({{1.0}, {2.0}}), torch::tensor({{2.0}, {2.0}}), 2.0, false);
+  EXPECT_NEAR(r.item<double>(), 0.5, 1e-6);  // one logit: MSE, not a KL that is always 0
+}
+
+TEST(Distill, LayerMatchingSkipsPaddingAndLooksForward) {
+  torch::manual_seed(0);
+  std::vector<torch::Tensor> teacher;
+  for (int j = 0; j < 4; ++j) teacher.push_back(torch::randn({2, 3, 5}));
+  auto mask = torch::tensor({{1, 1, 0}, {1, 0, 0}});
+  // Student states equal to teacher states 1, 1, 0: each matches the closest j >= i, so the
+  // third (i = 2) cannot go back to teacher 0.
+  std::vector<torch::Tensor> student = {teacher[1].clone(), teacher[1].clone(), teacher[0].clone()};
+  student[0].select(1, 2).fill_(100.0);  // a padded position: must not matter
+  auto d = compress::layer_distill(student, teacher, mask);
+  EXPECT_EQ(d.match[0], 1);
+  EXPECT_EQ(d.match[1], 1);
+  EXPECT_GE(d.match[2], 2);
+  auto exact = compress::layer_distill({student[0], student[1]}, teacher, mask);
+  EXPECT_NEAR(exact.loss.item<double>(), 0.0, 1e-12);  // padding excluded, exact matches
+  // With an identity projection nothing changes; the loss has gradient for the student.
+  auto x = teacher[0].clone().requires_grad_(true);
+  auto d2 = compress::layer_distill({x}, teacher, mask, torch::eye(5));
+  d2.loss.backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_EQ(d2.match[0], 0);
+}
+
+}  // namespace
+}  // namespace sculpt
