@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "sculpt/core/dist_env.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/core/signals.h"
@@ -21,6 +22,7 @@
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
 #include "sculpt/train/sink.h"
+#include "sculpt/train/distributed.h"
 #include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
@@ -30,18 +32,25 @@ namespace sculpt::train {
 
 RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const std::string run_dir = r.run_dir();
+  Distributed dist(read_dist_env());
+  log::set_rank(dist.rank());
+  const bool main = dist.is_main();
   CheckpointManager checkpoints(run_dir, r.checkpoint.keep_last);
   if (!resume && !checkpoints.list().empty())
     throw Error(fmt::format("{} already holds checkpoints of an earlier run", run_dir),
                 fmt::format("continue it with `sculpt resume {}`, or pick another run.name / run.dir", run_dir));
-  fs::create_directories(run_dir);
-  if (!resume) io::write_file_atomic((fs::path(run_dir) / "recipe.resolved.yaml").string(), r.resolved_yaml());
+  dist.barrier();  // every rank has looked before rank 0 writes anything
+  if (main) {
+    fs::create_directories(run_dir);
+    if (!resume) io::write_file_atomic((fs::path(run_dir) / "recipe.resolved.yaml").string(), r.resolved_yaml());
+  }
 
   const torch::Device device = resolve_device(r.run.device);
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
   std::unique_ptr<Task> task = make_task(r, device);
   torch::nn::Module& model = task->model();
   model.train();
+  dist.broadcast(model.parameters());  // identical starting weights on every rank
   const std::string metric = task->main_metric();
   int64_t n_params = 0;
   for (const auto& p : model.parameters()) n_params += p.numel();
@@ -55,10 +64,12 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const int64_t warmup = r.train.warmup.updates(updates_per_epoch, total);
   auto every = [&](const Duration& du) { return std::max<int64_t>(1, du.updates(updates_per_epoch, total)); };
   const int64_t log_every = every(r.logging.every), eval_every = every(r.eval.every), ckpt_every = every(r.checkpoint.every);
-  LOG_INFO("[run] {} ({}) on {}: {} parameters, {} updates ({} per epoch, batch {} x accum {}), warmup {}, eval every {}, "
-           "checkpoint every {}",
-           run_dir, task->describe(), device.str(), n_params, total, updates_per_epoch, r.data.batch_size, accum, warmup,
-           eval_every, ckpt_every);
+  SCULPT_CHECK(r.data.batch_size >= dist.world_size(), "data.batch_size {} is smaller than the world size {}",
+               r.data.batch_size, dist.world_size());
+  LOG_INFO("[run] {} ({}) on {}: {} parameters, {} updates ({} per epoch, batch {} x accum {} over {} rank(s)), warmup {}, "
+           "eval every {}, checkpoint every {}",
+           run_dir, task->describe(), device.str(), n_params, total, updates_per_epoch, r.data.batch_size, accum,
+           dist.world_size(), warmup, eval_every, ckpt_every);
 
   auto optimizer = make_adamw(model, {r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps});
   TrainState state;
@@ -68,8 +79,11 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     if (restored) state = *restored;
     else LOG_WARN("[ckpt] no readable checkpoint in {}: starting from the beginning", checkpoints.dir());
   }
-  metrics_log.truncate_after(state.step);
-  eval_log.truncate_after(state.step);
+  if (main) {
+    metrics_log.truncate_after(state.step);
+    eval_log.truncate_after(state.step);
+  }
+  dist.barrier();
 
   install_stop_signal_handlers();
   std::vector<std::vector<size_t>> plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
@@ -89,11 +103,13 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   auto save = [&] {
     state.train_seconds = elapsed();
     bar.clear();
-    checkpoints.save(model, task->keys(), *optimizer, state);
+    if (main) checkpoints.save(model, task->keys(), *optimizer, state);
+    dist.barrier();
     last_saved = state.step;
   };
   // Export an HF directory atomically: written beside, renamed over.
   auto export_model = [&](const std::string& name) {
+    if (!main) return;
     const fs::path dir = fs::path(run_dir) / name, tmp = fs::path(run_dir) / (name + ".tmp");
     fs::remove_all(tmp);
     task->export_to(tmp.string());
@@ -114,9 +130,23 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     BatchStats stats;
     for (int64_t m = 0; m < accum; ++m) {
-      auto loss = task->loss(plan[static_cast<size_t>(state.batch_in_epoch++)], stats) / static_cast<double>(accum);
+      const auto& global = plan[static_cast<size_t>(state.batch_in_epoch++)];
+      const auto mine = rank_slice(global, dist.rank(), dist.world_size());
+      if (mine.empty()) continue;
+      // Each rank's mean, weighted by its share, sums (over ranks) to the global batch mean.
+      const double share = static_cast<double>(mine.size()) / static_cast<double>(global.size());
+      auto loss = task->loss(mine, stats) * (share / static_cast<double>(accum));
       loss.backward();
       loss_sum += loss.detach();
+    }
+    if (dist.world_size() > 1) {
+      dist.all_reduce_gradients(params);
+      auto totals = dist.all_reduce_sum(torch::stack({loss_sum.to(torch::kCPU, torch::kDouble),
+                                                      torch::tensor(static_cast<double>(stats.samples), torch::kDouble),
+                                                      torch::tensor(static_cast<double>(stats.tokens), torch::kDouble)}));
+      loss_sum = totals[0].to(device);
+      stats.samples = static_cast<int64_t>(totals[1].item<double>());
+      stats.tokens = static_cast<int64_t>(totals[2].item<double>());
     }
     const double grad_norm = torch::nn::utils::clip_grad_norm_(params, r.train.max_grad_norm > 0 ? r.train.max_grad_norm : 1e30);
     const double loss_value = loss_sum.item<double>();
@@ -147,7 +177,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"samples_per_s", secs > 0 ? static_cast<double>(window_samples) / secs : 0.0},
                             {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0},
                             {"elapsed_s", elapsed()}};
-      metrics_log.write(rec);
+      if (main) metrics_log.write(rec);
       LOG_INFO("Ep. {:.2f} : Up. {} : loss {:.4f} : gNorm {:.3f} : L.r. {:.3e} : {:.0f} samples/s",
                rec["epoch"].get<double>(), state.step, rec["loss"].get<double>(), grad_norm, lr, rec["samples_per_s"].get<double>());
       state.window_loss = 0;
@@ -172,13 +202,16 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
         export_model("best");
       }
       rec["best"] = best;
-      eval_log.write(rec);
+      if (main) eval_log.write(rec);
       bar.clear();
       LOG_INFO("[eval] Up. {} : {} {:.4f}{}", state.step, metric, last_eval[metric],
                best ? " : new best" : fmt::format(" : best {:.4f} at {}", state.best_metric, state.best_step));
     }
     if (state.step % ckpt_every == 0 || state.step == total) save();
-    if (stop_requested()) {
+    // A signal that reached some ranks stops all of them at the same update.
+    bool stop = stop_requested();
+    if (dist.world_size() > 1) stop = dist.all_reduce_sum(torch::tensor(stop ? 1.0 : 0.0, torch::kDouble)).item<double>() > 0;
+    if (stop) {
       if (last_saved != state.step) save();
       bar.finish();
       LOG_WARN("[run] stopped by signal {} after update {}; resume with `sculpt resume {}`", stop_signal(), state.step, run_dir);
@@ -200,7 +233,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"final", last_eval},           {"updates", state.step},
                             {"train_seconds", result.train_seconds}, {"parameters", n_params},
                             {"best_model", (fs::path(run_dir) / "best").string()}};
-  io::write_file_atomic((fs::path(run_dir) / "results.json").string(), results.dump(2) + "\n");
+  if (main) io::write_file_atomic((fs::path(run_dir) / "results.json").string(), results.dump(2) + "\n");
+  dist.barrier();
   LOG_INFO("[run] done: {} updates in {:.1f}s; best {} {:.4f} at update {}; results in {}/results.json", state.step,
            result.train_seconds, metric, state.best_metric, state.best_step, run_dir);
   return result;

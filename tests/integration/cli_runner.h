@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -32,7 +34,9 @@ struct Process {
   }
 };
 
-inline Process start_cli(const std::vector<std::string>& args, const std::string& log) {
+// `env` entries ("NAME=value") are added to the child's environment.
+inline Process start_cli(const std::vector<std::string>& args, const std::string& log,
+                         const std::vector<std::string>& env = {}) {
   Process p;
   p.log = log;
   p.pid = fork();
@@ -46,6 +50,7 @@ inline Process start_cli(const std::vector<std::string>& args, const std::string
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
     argv.push_back(nullptr);
+    for (const auto& e : env) putenv(const_cast<char*>(strdup(e.c_str())));
     execv(exe.c_str(), argv.data());
     _exit(127);
   }

@@ -117,6 +117,16 @@ TEST_F(Resume, SigtermFinishesTheStepCheckpointsAndExits143) {
   EXPECT_EQ(metrics("full"), metrics("term"));
 }
 
+TEST_F(Resume, Sigusr1AlsoCheckpointsAndExits143) {
+  auto p = testing::start_cli(run_args("usr1", {"debug.step_delay_ms=150"}), tmp.str("usr1.log"));
+  const std::string log = dir("usr1") + "/metrics.jsonl";
+  for (int i = 0; i < 600 && testing::read_lines(log).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(testing::read_lines(log).empty()) << "the run never logged";
+  kill(p.pid, SIGUSR1);
+  EXPECT_EQ(p.wait(), 143) << p.output();
+  EXPECT_TRUE(std::filesystem::exists(dir("usr1") + "/checkpoints/latest"));
+}
+
 TEST_F(Resume, NonFiniteLossStopsTheRunAndIsNeverCheckpointed) {
   EXPECT_EQ(run(run_args("nan", {"train.lr=1e30", "train.warmup=0u", "checkpoint.every=1u"}), "nan.log"), 1);
   std::smatch m;

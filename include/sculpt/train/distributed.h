@@ -1,0 +1,38 @@
+// Data parallelism over c10d: Gloo on CPU (NCCL on GPUs where LibTorch has it). Gradients
+// are summed in flat buckets after backward; every rank then takes the same optimizer step.
+// With one process every call is a no-op.
+#pragma once
+#include <torch/types.h>
+
+#include <memory>
+#include <vector>
+
+#include "sculpt/core/dist_env.h"
+
+namespace sculpt::train {
+
+class Distributed {
+ public:
+  explicit Distributed(const DistEnv& env);
+  ~Distributed();
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  bool is_main() const { return env_.rank == 0; }
+  // Sum every parameter's gradient across ranks, in buckets of about `bucket_mb` MiB.
+  void all_reduce_gradients(const std::vector<torch::Tensor>& params, double bucket_mb = 25);
+  torch::Tensor all_reduce_sum(const torch::Tensor& t);
+  // Rank 0's values everywhere (initial weights).
+  void broadcast(const std::vector<torch::Tensor>& tensors);
+  void barrier();
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The slice of a global micro-batch this rank processes: contiguous, sizes differing by at
+// most one, so that the per-rank mean losses weighted by slice size add up to the global mean.
+std::vector<size_t> rank_slice(const std::vector<size_t>& batch, int rank, int world_size);
+
+}  // namespace sculpt::train

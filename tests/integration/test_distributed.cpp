@@ -1,0 +1,102 @@
+// Data parallelism over Gloo on loopback: 2 processes give the same weights as 1 process
+// with the same global batch (within fp32 tolerance), also when a 2-process run is killed
+// and resumed by a single process.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "sculpt/io/safetensors.h"
+#include "sculpt/train/distributed.h"
+
+namespace sculpt {
+namespace {
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+class DataParallel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::shared_path("data/glue/SST-2").empty() || testing::shared_path("fixtures/hf/tok_bert_wordpiece").empty())
+      GTEST_SKIP() << "needs ../shared data and fixtures (set SCULPT_SHARED); not found, skipped";
+  }
+  std::vector<std::string> args(const std::string& name, std::vector<std::string> extra = {}) {
+    // Dropout off: each rank draws its own dropout masks, so only a deterministic model can match.
+    std::vector<std::string> a = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml",
+                                  "run.output_root=" + tmp.str(), "run.name=" + name,
+                                  "model.config.hidden_dropout_prob=0.0", "model.config.attention_probs_dropout_prob=0.0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  // Both ranks; returns their exit codes.
+  std::pair<int, int> run_two(const std::vector<std::string>& a, const std::string& tag) {
+    const std::string port = std::to_string(free_port());
+    auto env = [&](int rank) {
+      return std::vector<std::string>{"RANK=" + std::to_string(rank), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(rank),
+                                      "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port};
+    };
+    auto p0 = testing::start_cli(a, tmp.str(tag + "0.log"), env(0));
+    auto p1 = testing::start_cli(a, tmp.str(tag + "1.log"), env(1));
+    int c0 = p0.wait(), c1 = p1.wait();
+    log0 = p0.output();
+    return {c0, c1};
+  }
+  void expect_close_weights(const std::string& a, const std::string& b) {
+    auto wa = io::read_safetensors(tmp.str(a + "/final/model.safetensors")).tensors;
+    auto wb = io::read_safetensors(tmp.str(b + "/final/model.safetensors")).tensors;
+    ASSERT_EQ(wa.size(), wb.size());
+    for (const auto& [k, v] : wa) EXPECT_TRUE(testing::all_close(wb.at(k), v, 1e-5, 1e-4)) << k;
+  }
+  testing::TempDir tmp;
+  std::string log0;
+};
+
+TEST_F(DataParallel, TwoGlooProcessesMatchOneProcess) {
+  std::string out;
+  ASSERT_EQ(testing::run_cli(args("one"), tmp.str("one.log"), &out), 0) << out;
+  auto [c0, c1] = run_two(args("two"), "two");
+  ASSERT_EQ(c0, 0) << log0;
+  ASSERT_EQ(c1, 0);
+  EXPECT_NE(log0.find("rank 0 of 2"), std::string::npos) << log0;
+  expect_close_weights("one", "two");
+  auto a = testing::read_lines(tmp.str("one/metrics.jsonl")), b = testing::read_lines(tmp.str("two/metrics.jsonl"));
+  ASSERT_EQ(a.size(), b.size());  // rank 0 alone writes the log
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto ja = nlohmann::json::parse(a[i]), jb = nlohmann::json::parse(b[i]);
+    EXPECT_EQ(ja["step"], jb["step"]);
+    EXPECT_NEAR(ja["loss"].get<double>(), jb["loss"].get<double>(), 1e-5) << i;
+  }
+}
+
+TEST_F(DataParallel, KilledTwoProcessRunResumesOnOneProcess) {
+  std::string out;
+  ASSERT_EQ(testing::run_cli(args("one"), tmp.str("one.log"), &out), 0) << out;
+  auto [c0, c1] = run_two(args("two", {"debug.crash_after_step=13"}), "crash");
+  EXPECT_EQ(c0, 128 + SIGKILL) << log0;
+  EXPECT_EQ(c1, 128 + SIGKILL);
+  ASSERT_EQ(testing::run_cli({"resume", tmp.str("two")}, tmp.str("resume.log"), &out), 0) << out;
+  expect_close_weights("one", "two");
+}
+
+TEST(RankSlice, ContiguousNearlyEqualShares) {
+  std::vector<size_t> b = {10, 11, 12, 13, 14};
+  EXPECT_EQ(train::rank_slice(b, 0, 2), (std::vector<size_t>{10, 11}));
+  EXPECT_EQ(train::rank_slice(b, 1, 2), (std::vector<size_t>{12, 13, 14}));
+  EXPECT_EQ(train::rank_slice(b, 0, 1), b);
+  EXPECT_TRUE(train::rank_slice({7}, 0, 2).empty());
+}
+
+}  // namespace
+}  // namespace sculpt
