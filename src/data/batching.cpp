@@ -64,6 +64,15 @@ std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
   return batches;
 }
 
+std::vector<std::vector<size_t>> consecutive_batches(size_t n, size_t batch_size) {
+  std::vector<std::vector<size_t>> out;
+  for (size_t begin = 0; begin < n; begin += batch_size) {
+    out.emplace_back();
+    for (size_t i = begin; i < std::min(n, begin + batch_size); ++i) out.back().push_back(i);
+  }
+  return out;
+}
+
 models::Batch collate(const std::vector<Example>& examples, const std::vector<size_t>& indices, int64_t pad_id,
                       bool regression) {
   const int64_t B = static_cast<int64_t>(indices.size());

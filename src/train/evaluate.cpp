@@ -52,9 +52,7 @@ std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vec
   torch::NoGradGuard no_grad;
   model->eval();
   std::vector<std::vector<float>> starts(features.size()), ends(features.size());
-  for (size_t begin = 0; begin < features.size(); begin += static_cast<size_t>(batch_size)) {
-    std::vector<size_t> idx;
-    for (size_t i = begin; i < std::min(features.size(), begin + static_cast<size_t>(batch_size)); ++i) idx.push_back(i);
+  for (const auto& idx : data::consecutive_batches(features.size(), static_cast<size_t>(batch_size))) {
     auto out = model->forward(data::collate_squad(features, idx, pad_id, false).to(device));
     auto s = out.start_logits.to(torch::kCPU, torch::kFloat).contiguous(), e = out.end_logits.to(torch::kCPU, torch::kFloat).contiguous();
     for (size_t b = 0; b < idx.size(); ++b) {

@@ -140,9 +140,7 @@ class GlueClassificationTask : public Task {
     for (size_t s = 0; s < dev_.size(); ++s) {
       const auto& ex = dev_[s].second;
       std::vector<double> pred, gold;
-      for (size_t begin = 0; begin < ex.size(); begin += static_cast<size_t>(r_.data.eval_batch_size)) {
-        std::vector<size_t> idx;
-        for (size_t i = begin; i < std::min(ex.size(), begin + static_cast<size_t>(r_.data.eval_batch_size)); ++i) idx.push_back(i);
+      for (const auto& idx : data::consecutive_batches(ex.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
         auto batch = data::collate(ex, idx, pad_id_, task_.is_regression());
         batch.labels = torch::Tensor();
         torch::Tensor logits = classify(model_, batch.to(device_)).logits.to(torch::kCPU, torch::kDouble);
@@ -222,9 +220,7 @@ class GlueT5Task : public Task {
       const auto& ex = dev_[s].second;
       std::vector<double> pred, gold;
       int64_t unknown = 0;
-      for (size_t begin = 0; begin < ex.size(); begin += static_cast<size_t>(r_.data.eval_batch_size)) {
-        std::vector<size_t> idx;
-        for (size_t i = begin; i < std::min(ex.size(), begin + static_cast<size_t>(r_.data.eval_batch_size)); ++i) idx.push_back(i);
+      for (const auto& idx : data::consecutive_batches(ex.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
         auto [ids, mask] = pad_rows(ex, idx, model_->config.pad_token_id);
         auto generated = model_->generate(ids.to(device_), mask.to(device_), 6).first.to(torch::kCPU);
         for (size_t i = 0; i < idx.size(); ++i) {

@@ -31,6 +31,9 @@ std::vector<std::vector<size_t>> plan_epoch(const std::vector<int64_t>& lengths,
                                             uint64_t seed, int64_t epoch);
 std::vector<int64_t> lengths_of(const std::vector<Example>& examples);
 
+// 0..n-1 in order, cut into batches (evaluation).
+std::vector<std::vector<size_t>> consecutive_batches(size_t n, size_t batch_size);
+
 models::Batch collate(const std::vector<Example>& examples, const std::vector<size_t>& indices, int64_t pad_id,
                       bool regression);
 
