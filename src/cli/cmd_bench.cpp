@@ -79,7 +79,7 @@ int cmd_bench(int argc, char** argv) {
   batch = batch.to(device);
 
   auto step = [&] {
-    optimizer->zero_grad();
+    train::clear_grads(*optimizer);
     model->forward(batch).loss.backward();
     optimizer->step();
   };

@@ -126,7 +126,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     }
     const double lr = r.train.lr * linear_schedule(state.step, warmup, total);
     set_lr(*optimizer, lr);
-    optimizer->zero_grad();
+    clear_grads(*optimizer);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     BatchStats stats;
     for (int64_t m = 0; m < accum; ++m) {

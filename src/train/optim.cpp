@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <torch/version.h>
+
 #include <algorithm>
 
 namespace sculpt::train {
@@ -29,6 +31,16 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const
 double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
   if (step < warmup) return static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup));
   return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
+}
+
+void clear_grads(torch::optim::Optimizer& optimizer) {
+#if TORCH_VERSION_MAJOR >= 2
+  optimizer.zero_grad(/*set_to_none=*/true);
+#else
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined()) p.mutable_grad().reset();
+#endif
 }
 
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {

@@ -19,5 +19,8 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const
 // Multiplier of the base learning rate before update number `step` (0-based).
 double linear_schedule(int64_t step, int64_t warmup, int64_t total);
 void set_lr(torch::optim::Optimizer& optimizer, double lr);
+// Drop every gradient (set to none), the same on LibTorch 1.13 (whose zero_grad() zeroes in
+// place) and 2.x (whose zero_grad(set_to_none) takes a flag).
+void clear_grads(torch::optim::Optimizer& optimizer);
 
 }  // namespace sculpt::train
