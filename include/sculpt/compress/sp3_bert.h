@@ -1,0 +1,70 @@
+// SP3's student for post-LN BERT (method.md §3.2): every LayerNorm site j becomes
+//   LNC_j(u) = W_out_j (m_j ⊙ (γ~_j ⊙ N(m_j ⊙ (W_in_j u + b_in_j)) + β~_j)) + b_out_j
+// with N normalising over all D coordinates (masked ones are zeros); Q/K/V/O get compactors
+// C_q, C_k, C_v (on the projections' outputs) and C_o (before W_o); masks on head dims,
+// heads, the attention block, FFN neurons and the FFN block. The teacher's linear weights and
+// embeddings are copied and frozen (SP3) or left trainable (a recipe switch).
+#pragma once
+#include <torch/nn.h>
+
+#include "sculpt/compress/hard_concrete.h"
+#include "sculpt/compress/sparsity.h"
+#include "sculpt/models/bert.h"
+
+namespace sculpt::compress {
+
+// One explicit mask structure passed into forward; an undefined member means "all kept".
+struct Sp3Masks {
+  torch::Tensor hidden;     // [2L+1, D]
+  torch::Tensor qk, vo;     // [L, H * d_head] (a d_head pattern tiled over heads)
+  torch::Tensor head;       // [L, H]
+  torch::Tensor mha;        // [L]
+  torch::Tensor ffn;        // [L, F]
+  torch::Tensor ffn_layer;  // [L]
+};
+
+struct LnSiteImpl : torch::nn::Module {
+  LnSiteImpl(int64_t d, double eps);
+  torch::Tensor forward(const torch::Tensor& u, const torch::Tensor& mask);
+  torch::nn::Linear in{nullptr}, out{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+};
+TORCH_MODULE(LnSite);
+
+struct Sp3LayerImpl : torch::nn::Module {
+  explicit Sp3LayerImpl(const models::TransformerConfig& c);
+  models::Attention attn{nullptr};
+  models::FeedForward ffn{nullptr};
+  torch::nn::Linear cq{nullptr}, ck{nullptr}, cv{nullptr}, co{nullptr};
+  torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};
+};
+TORCH_MODULE(Sp3Layer);
+
+struct Sp3BertImpl : torch::nn::Module {
+  // Copies the teacher's weights; compactors start as identities, so with all masks kept the
+  // student computes exactly what the teacher computes.
+  Sp3BertImpl(models::Bert& teacher, bool freeze_original);
+  models::ModelOutput forward(const models::Batch& batch, const Sp3Masks& masks, bool hidden_states = false);
+  int64_t num_sites() const { return 2 * config.num_layers + 1; }
+
+  models::TransformerConfig config;
+  models::Embeddings embed{nullptr};  // its LayerNorm is not used: site 0 replaces it
+  torch::nn::ModuleList sites{nullptr}, layers{nullptr};
+  torch::nn::Linear pooler{nullptr}, classifier{nullptr};
+  torch::nn::Dropout classifier_dropout{nullptr};
+};
+TORCH_MODULE(Sp3Bert);
+
+// Every SP3 mask of a BERT shape as hard-concrete variables (method.md §3.4): hidden per site,
+// Q/K and V/O head dims shared across heads, FFN neurons (group 0); heads, MHA, FFN layers
+// (group 1).
+struct Sp3MaskSetImpl : torch::nn::Module {
+  explicit Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions options = {});
+  Sp3Masks sample_or_eval();  // training: samples; eval: deterministic masks
+  Sp3KeepProbs keep_probs() const;
+  EncoderShape shape;
+  HardConcrete hidden{nullptr}, qk{nullptr}, vo{nullptr}, ffn{nullptr}, head{nullptr}, mha{nullptr}, ffn_layer{nullptr};
+};
+TORCH_MODULE(Sp3MaskSet);
+
+}  // namespace sculpt::compress

@@ -1,0 +1,153 @@
+#include "sculpt/compress/sp3_bert.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace sculpt::compress {
+namespace {
+
+torch::nn::Linear identity_linear(int64_t d) {
+  torch::nn::Linear l(d, d);
+  torch::NoGradGuard no_grad;
+  l->weight.copy_(torch::eye(d));
+  l->bias.zero_();
+  return l;
+}
+
+void copy_module(torch::nn::Module& to, torch::nn::Module& from, bool freeze) {
+  auto src = from.named_parameters();
+  torch::NoGradGuard no_grad;
+  for (auto& p : to.named_parameters()) {
+    p.value().copy_(src[p.key()]);
+    if (freeze) p.value().set_requires_grad(false);
+  }
+}
+
+torch::Tensor masked(const torch::Tensor& x, const torch::Tensor& mask) { return mask.defined() ? x * mask : x; }
+
+}  // namespace
+
+LnSiteImpl::LnSiteImpl(int64_t d, double eps) {
+  in = register_module("in", identity_linear(d));
+  out = register_module("out", identity_linear(d));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(eps)));
+}
+
+torch::Tensor LnSiteImpl::forward(const torch::Tensor& u, const torch::Tensor& mask) {
+  auto h = masked(in(u), mask);
+  return out(masked(norm(h), mask));  // statistics over all D coordinates, masked ones included as 0
+}
+
+Sp3LayerImpl::Sp3LayerImpl(const models::TransformerConfig& c) {
+  attn = register_module("attn", models::Attention(c));
+  ffn = register_module("ffn", models::FeedForward(c));
+  const int64_t inner = c.num_heads * c.head_dim();
+  cq = register_module("cq", identity_linear(inner));
+  ck = register_module("ck", identity_linear(inner));
+  cv = register_module("cv", identity_linear(inner));
+  co = register_module("co", identity_linear(inner));
+  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+  attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
+}
+
+Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, bool freeze_original) : config(teacher->config) {
+  embed = register_module("embed", models::Embeddings(config));
+  copy_module(*embed, *teacher->embed, freeze_original);
+  sites = register_module("sites", torch::nn::ModuleList());
+  layers = register_module("layers", torch::nn::ModuleList());
+  auto site_from = [&](torch::nn::LayerNorm& ln) {
+    // Identity compactors and the LN affine moved to the out side: out = diag(γ), bias β,
+    // norm affine (1, 0); the rotation of a PCA init then only changes in/out.
+    LnSite s(config.hidden_size, config.norm_eps);
+    torch::NoGradGuard no_grad;
+    s->out->weight.copy_(torch::diag(ln->weight));
+    s->out->bias.copy_(ln->bias);
+    sites->push_back(s);
+  };
+  site_from(teacher->embed->norm);
+  for (const auto& m : *teacher->layers) {
+    auto* t = m->as<models::TransformerLayer>();
+    Sp3Layer layer(config);
+    copy_module(*layer->attn, *t->attn, freeze_original);
+    copy_module(*layer->ffn, *t->ffn, freeze_original);
+    layers->push_back(layer);
+    site_from(t->attn_norm);
+    site_from(t->ffn_norm);
+  }
+  pooler = register_module("pooler", torch::nn::Linear(config.hidden_size, config.hidden_size));
+  classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels));
+  copy_module(*pooler, *teacher->pooler, false);
+  copy_module(*classifier, *teacher->classifier, false);
+  double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
+  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+}
+
+models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Masks& m, bool hidden_states) {
+  auto row = [](const torch::Tensor& t, int64_t i) { return t.defined() ? t[i] : torch::Tensor(); };
+  models::ModelOutput out;
+  auto mask = batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids);
+  // Embeddings without their LayerNorm (site 0 replaces it).
+  const int64_t T = batch.input_ids.size(1), B = batch.input_ids.size(0);
+  auto positions = torch::arange(T, batch.input_ids.options()).unsqueeze(0);
+  auto types = batch.token_type_ids.defined() ? batch.token_type_ids : torch::zeros_like(batch.input_ids);
+  auto e = embed->tok(batch.input_ids) + embed->type(types);
+  e = e + embed->pos(positions);
+  auto x = embed->dropout(sites[0]->as<LnSite>()->forward(e, row(m.hidden, 0)));
+  if (hidden_states) out.hidden_states.push_back(x);
+  auto bias = models::extended_attention_mask(mask, x.scalar_type());
+  const int64_t H = config.num_heads, dh = config.head_dim();
+  for (int64_t l = 0; l < config.num_layers; ++l) {
+    auto* layer = layers[static_cast<size_t>(l)]->as<Sp3Layer>();
+    auto* a = layer->attn.get();
+    auto split = [&](const torch::Tensor& t) { return t.view({B, T, H, dh}).transpose(1, 2); };
+    auto q = split(masked(layer->cq(a->q(x)), row(m.qk, l)));
+    auto k = split(layer->ck(a->k(x)));  // q's mask already removes the product terms
+    auto v = split(masked(layer->cv(a->v(x)), row(m.vo, l)));
+    auto probs = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh)) + bias, -1);
+    if (m.head.defined()) probs = probs * m.head[l].view({1, H, 1, 1});
+    auto ctx = torch::matmul(layer->attn_dropout(probs), v).transpose(1, 2).contiguous().view({B, T, H * dh});
+    auto att = a->o(layer->co(ctx));
+    if (m.mha.defined()) att = att * m.mha[l];
+    auto h1 = sites[static_cast<size_t>(2 * l + 1)]->as<LnSite>()->forward(layer->dropout(att) + x, row(m.hidden, 2 * l + 1));
+    auto* f = layer->ffn.get();
+    auto g = masked(models::activation(f->act, f->fc1(h1)), row(m.ffn, l));
+    auto ff = f->fc2(g);
+    if (m.ffn_layer.defined()) ff = ff * m.ffn_layer[l];
+    x = sites[static_cast<size_t>(2 * l + 2)]->as<LnSite>()->forward(layer->dropout(ff) + h1, row(m.hidden, 2 * l + 2));
+    if (hidden_states) out.hidden_states.push_back(x);
+  }
+  out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
+  out.logits = classifier(classifier_dropout(out.pooler_output));
+  if (batch.labels.defined()) {
+    if (config.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
+    else out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, config.num_labels}), batch.labels.view(-1));
+  }
+  return out;
+}
+
+Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions o) {
+  shape = {c.num_layers, c.hidden_size, c.num_heads, c.head_dim(), c.intermediate_size};
+  const int64_t L = c.num_layers;
+  hidden = register_module("hidden", HardConcrete(2 * L + 1, c.hidden_size, o));
+  HardConcreteOptions tiled = o;
+  tiled.repeat = c.num_heads;
+  qk = register_module("qk", HardConcrete(L, c.head_dim(), tiled));
+  vo = register_module("vo", HardConcrete(L, c.head_dim(), tiled));
+  ffn = register_module("ffn", HardConcrete(L, c.intermediate_size, o));
+  head = register_module("head", HardConcrete(L, c.num_heads, o));
+  mha = register_module("mha", HardConcrete(L, 1, o));
+  ffn_layer = register_module("ffn_layer", HardConcrete(L, 1, o));
+}
+
+Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
+  return {hidden->forward(), qk->forward(), vo->forward(), head->forward(),
+          mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
+}
+
+Sp3KeepProbs Sp3MaskSetImpl::keep_probs() const {
+  return {hidden->keep_prob(), qk->keep_prob(), vo->keep_prob(),          head->keep_prob(),
+          mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+}
+
+}  // namespace sculpt::compress

@@ -1,0 +1,101 @@
+// The SP3 student before any training: with every mask kept it computes exactly what the
+// teacher computes; masks act where method.md §3.2 says; the mask set's expected size.
+#include "sculpt/compress/sp3_bert.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+models::Bert teacher() {
+  auto c = models::bert_config_from_json({{"model_type", "bert"}, {"vocab_size", 60}, {"hidden_size", 16},
+                                          {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"intermediate_size", 24},
+                                          {"max_position_embeddings", 20}});
+  c.num_labels = 3;
+  c.initializer_range = 0.3;  // sublayers that matter next to the residual stream
+  torch::manual_seed(5);
+  models::Bert t(c);
+  t->init_weights();
+  torch::NoGradGuard g;  // non-trivial LayerNorm affines, so the site init is really tested
+  for (auto& p : t->named_parameters())
+    if (p.key().find("norm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.3);
+  t->eval();
+  return t;
+}
+
+models::Batch batch() {
+  models::Batch b;
+  b.input_ids = torch::randint(5, 60, {3, 9});
+  b.attention_mask = torch::ones({3, 9}, torch::kLong);
+  b.attention_mask[2].narrow(0, 6, 3).fill_(0);
+  b.labels = torch::tensor({0, 2, 1});
+  return b;
+}
+
+TEST(Sp3Student, AllKeptEqualsTheTeacher) {
+  auto t = teacher();
+  compress::Sp3Bert s(t, /*freeze_original=*/true);
+  s->eval();
+  auto b = batch();
+  auto expected = t->forward(b, {true, false});
+  auto got = s->forward(b, {}, true);
+  EXPECT_TRUE(testing::all_close(got.logits, expected.logits, 1e-5, 1e-5));
+  ASSERT_EQ(got.hidden_states.size(), expected.hidden_states.size());
+  for (size_t i = 0; i < got.hidden_states.size(); ++i)
+    EXPECT_TRUE(testing::all_close(got.hidden_states[i], expected.hidden_states[i], 1e-5, 1e-5)) << i;
+  // Originals frozen, compactors trainable.
+  auto params = s->named_parameters();
+  EXPECT_FALSE(params["layers.0.attn.q.weight"].requires_grad());
+  EXPECT_FALSE(params["embed.tok.weight"].requires_grad());
+  EXPECT_TRUE(params["layers.0.cq.weight"].requires_grad());
+  EXPECT_TRUE(params["sites.3.in.weight"].requires_grad());
+}
+
+TEST(Sp3Student, MasksActWhereTheMethodSays) {
+  auto t = teacher();
+  compress::Sp3Bert s(t, true);
+  s->eval();
+  auto b = batch();
+  auto ones = [] {  // fresh tensors each time: Sp3Masks holds handles
+    return compress::Sp3Masks{torch::ones({5, 16}), torch::ones({2, 16}), torch::ones({2, 16}), torch::ones({2, 4}),
+                              torch::ones({2}),     torch::ones({2, 24}), torch::ones({2})};
+  };
+  auto last = [&](const compress::Sp3Masks& m) { return s->forward(b, m, true).hidden_states.back(); };
+  auto dense = t->forward(b, {true, false}).hidden_states.back();
+  EXPECT_TRUE(testing::all_close(last(ones()), dense, 1e-5, 1e-5));
+  // Removing layer 1's attention and FFN blocks leaves LN(LN(x)): the output moves.
+  auto off = ones();
+  off.mha[1] = 0.0;
+  off.ffn_layer[1] = 0.0;
+  EXPECT_FALSE(testing::all_close(last(off), dense, 1e-2, 1e-2));
+  // Masking every V/O head dim of a layer equals masking all its heads.
+  auto no_vo = ones(), no_heads = ones();
+  no_vo.vo[0].zero_();
+  no_heads.head[0].zero_();
+  EXPECT_TRUE(testing::all_close(last(no_vo), last(no_heads), 1e-5, 1e-5));
+  EXPECT_FALSE(testing::all_close(last(no_vo), dense, 1e-2, 1e-2));
+  // A hidden dim masked at a site is zero in that site's normalised output before out_comp.
+  auto hid = ones();
+  hid.hidden[4].narrow(0, 0, 8).zero_();
+  EXPECT_FALSE(testing::all_close(last(hid), dense, 1e-2, 1e-2));
+}
+
+TEST(Sp3Student, MaskSetStartsFullyKeptAndCountsLikeTheMethod) {
+  auto t = teacher();
+  compress::Sp3MaskSet masks(t->config);
+  auto remaining = compress::sp3_expected_remaining(masks->keep_probs(), masks->shape).item<double>();
+  // D = 16, F = 24: (6*256 + 2*16*24) / (4*256 + 2*16*24) = 2304 / 1792
+  EXPECT_NEAR(remaining, 2304.0 / 1792.0, 1e-4);
+  masks->train();
+  auto m = masks->sample_or_eval();
+  EXPECT_EQ(m.qk.sizes(), (std::vector<int64_t>{2, 16}));  // 4 head dims tiled over 4 heads
+  EXPECT_EQ(m.mha.sizes(), (std::vector<int64_t>{2}));
+  compress::Sp3Bert s(t, true);
+  s->train();
+  auto out = s->forward(batch(), m);
+  out.loss.backward();  // gradients reach the mask parameters
+  EXPECT_TRUE(masks->hidden->log_alpha.grad().defined());
+  EXPECT_TRUE(masks->head->log_alpha.grad().defined());
+}
+
+}  // namespace
+}  // namespace sculpt
