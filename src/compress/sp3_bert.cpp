@@ -83,7 +83,8 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, bool freeze_original) : config(t
   classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
 }
 
-models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Masks& m, bool hidden_states) {
+models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Masks& m, bool hidden_states,
+                                         Sp3Features* features) {
   auto row = [](const torch::Tensor& t, int64_t i) { return t.defined() ? t[i] : torch::Tensor(); };
   models::ModelOutput out;
   auto mask = batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids);
@@ -93,6 +94,8 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
   auto types = batch.token_type_ids.defined() ? batch.token_type_ids : torch::zeros_like(batch.input_ids);
   auto e = embed->tok(batch.input_ids) + embed->type(types);
   e = e + embed->pos(positions);
+  if (features) *features = {};
+  if (features) features->site_inputs.push_back(e.detach());
   auto x = embed->dropout(sites[0]->as<LnSite>()->forward(e, row(m.hidden, 0)));
   if (hidden_states) out.hidden_states.push_back(x);
   auto bias = models::extended_attention_mask(mask, x.scalar_type());
@@ -101,20 +104,26 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto* layer = layers[static_cast<size_t>(l)]->as<Sp3Layer>();
     auto* a = layer->attn.get();
     auto split = [&](const torch::Tensor& t) { return t.view({B, T, H, dh}).transpose(1, 2); };
-    auto q = split(masked(layer->cq(a->q(x)), row(m.qk, l)));
-    auto k = split(layer->ck(a->k(x)));  // q's mask already removes the product terms
-    auto v = split(masked(layer->cv(a->v(x)), row(m.vo, l)));
+    auto q0 = a->q(x), k0 = a->k(x), v0 = a->v(x);
+    if (features) features->q.push_back(q0.detach()), features->k.push_back(k0.detach()), features->v.push_back(v0.detach());
+    auto q = split(masked(layer->cq(q0), row(m.qk, l)));
+    auto k = split(layer->ck(k0));  // q's mask already removes the product terms
+    auto v = split(masked(layer->cv(v0), row(m.vo, l)));
     auto probs = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh)) + bias, -1);
     if (m.head.defined()) probs = probs * m.head[l].view({1, H, 1, 1});
     auto ctx = torch::matmul(layer->attn_dropout(probs), v).transpose(1, 2).contiguous().view({B, T, H * dh});
     auto att = a->o(layer->co(ctx));
     if (m.mha.defined()) att = att * m.mha[l];
-    auto h1 = sites[static_cast<size_t>(2 * l + 1)]->as<LnSite>()->forward(layer->dropout(att) + x, row(m.hidden, 2 * l + 1));
+    auto u1 = layer->dropout(att) + x;
+    if (features) features->site_inputs.push_back(u1.detach());
+    auto h1 = sites[static_cast<size_t>(2 * l + 1)]->as<LnSite>()->forward(u1, row(m.hidden, 2 * l + 1));
     auto* f = layer->ffn.get();
     auto g = masked(models::activation(f->act, f->fc1(h1)), row(m.ffn, l));
     auto ff = f->fc2(g);
     if (m.ffn_layer.defined()) ff = ff * m.ffn_layer[l];
-    x = sites[static_cast<size_t>(2 * l + 2)]->as<LnSite>()->forward(layer->dropout(ff) + h1, row(m.hidden, 2 * l + 2));
+    auto u2 = layer->dropout(ff) + h1;
+    if (features) features->site_inputs.push_back(u2.detach());
+    x = sites[static_cast<size_t>(2 * l + 2)]->as<LnSite>()->forward(u2, row(m.hidden, 2 * l + 2));
     if (hidden_states) out.hidden_states.push_back(x);
   }
   out.pooler_output = torch::tanh(pooler(x.select(1, 0)));

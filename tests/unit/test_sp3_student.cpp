@@ -99,3 +99,46 @@ TEST(Sp3Student, MaskSetStartsFullyKeptAndCountsLikeTheMethod) {
 
 }  // namespace
 }  // namespace sculpt
+
+#include "sculpt/compress/pca.h"
+
+namespace sculpt {
+namespace {
+
+TEST(Sp3Pca, BasesAreOrthonormalAndKeepAttentionScoresAndValues) {
+  auto t = teacher();
+  compress::Sp3Bert s(t, true);
+  std::vector<models::Batch> examples;
+  torch::manual_seed(9);
+  for (int i = 0; i < 40; ++i) {
+    models::Batch b;
+    b.input_ids = torch::randint(5, 60, {1, 6 + i % 8});
+    examples.push_back(b);
+  }
+  compress::PcaOptions o;
+  auto moments = compress::collect_sp3_moments(s, examples, o);
+  EXPECT_EQ(moments.rows, 5 * (6 + 7 + 6 * 8));  // lengths 6..13, five each; min(T, 8) tokens taken
+  auto before = s->forward(examples[0], {}, true).hidden_states;
+  compress::init_sp3_from_pca(s, moments, o);
+  auto params = s->named_parameters();
+  // Sites 0..2 untouched; later sites rotated by an orthonormal basis, energy first.
+  EXPECT_TRUE(torch::equal(params["sites.2.in.weight"], torch::eye(16)));
+  auto W = params["sites.3.in.weight"];
+  EXPECT_TRUE(testing::all_close(W.matmul(W.t()), torch::eye(16), 1e-5, 0));
+  auto x = moments.site[3].to(torch::kFloat32);
+  auto energy = torch::diag(W.matmul(x).matmul(W.t()));
+  EXPECT_GE(energy[0].item<double>(), energy[15].item<double>());
+  // q·k is unchanged (uᵀv = I per head) and C_o C_v = I.
+  auto cq = params["layers.1.cq.weight"], ck = params["layers.1.ck.weight"];
+  EXPECT_TRUE(testing::all_close(cq.t().matmul(ck), torch::eye(16), 1e-3, 1e-3));
+  EXPECT_TRUE(testing::all_close(params["layers.0.co.weight"].matmul(params["layers.0.cv.weight"]), torch::eye(16), 1e-5, 0));
+  // Paper mode is approximate (LayerNorm's centring does not commute with a rotation), but the
+  // embedding site and layer 0's attention site are untouched, so the first state is exact.
+  auto after = s->forward(examples[0], {}, true).hidden_states;
+  EXPECT_TRUE(testing::all_close(after[0], before[0], 1e-5, 1e-5));
+  // Layer 0 keeps its LN sites; only its (score- and value-preserving) compactors changed.
+  EXPECT_TRUE(testing::all_close(after[1], before[1], 1e-3, 1e-3));
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -23,6 +23,13 @@ struct Sp3Masks {
   torch::Tensor ffn_layer;  // [L]
 };
 
+// Activations the PCA initialisation needs, gathered by forward when asked (no hooks in
+// LibTorch): each LN site's input, and each layer's q/k/v projections before their compactors.
+struct Sp3Features {
+  std::vector<torch::Tensor> site_inputs;  // [2L+1] of [B, T, D]
+  std::vector<torch::Tensor> q, k, v;      // [L] of [B, T, H * d_head]
+};
+
 struct LnSiteImpl : torch::nn::Module {
   LnSiteImpl(int64_t d, double eps);
   torch::Tensor forward(const torch::Tensor& u, const torch::Tensor& mask);
@@ -44,7 +51,8 @@ struct Sp3BertImpl : torch::nn::Module {
   // Copies the teacher's weights; compactors start as identities, so with all masks kept the
   // student computes exactly what the teacher computes.
   Sp3BertImpl(models::Bert& teacher, bool freeze_original);
-  models::ModelOutput forward(const models::Batch& batch, const Sp3Masks& masks, bool hidden_states = false);
+  models::ModelOutput forward(const models::Batch& batch, const Sp3Masks& masks, bool hidden_states = false,
+                              Sp3Features* features = nullptr);
   int64_t num_sites() const { return 2 * config.num_layers + 1; }
 
   models::TransformerConfig config;
