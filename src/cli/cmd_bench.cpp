@@ -46,9 +46,59 @@ double matmul_tflops(const torch::Device& device, int64_t n) {
 
 }  // namespace
 
+// sculpt bench infer --model A --model B ...: forward latency of each HF BERT directory on the
+// same random batches (128 x 128 and 32 x 512 by default, clamped to the model's positions),
+// speedups against the first model, all measured in this run.
+int bench_infer(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape"});
+  auto dirs = args.all("model");
+  SCULPT_CHECK(!dirs.empty(), "usage: sculpt bench infer --model DENSE_DIR [--model PACKED_DIR ...] [--shape 128x128 ...]");
+  auto shapes = args.all("shape");
+  if (shapes.empty()) shapes = {"128x128", "32x512"};
+  const auto device = train::resolve_device(args.get("device", "auto"));
+  const int steps = std::stoi(args.get("steps", "5")), warmup = std::stoi(args.get("warmup", "1"));
+  std::vector<models::Bert> nets;
+  for (const auto& d : dirs) {
+    nets.push_back(models::load_bert(d, /*strict=*/true).model);
+    nets.back()->to(device);
+    nets.back()->eval();
+  }
+  torch::NoGradGuard no_grad;
+  std::printf("bench infer: device %s, threads %d, %d timed passes after %d warm-up\n", device.str().c_str(),
+              at::get_num_threads(), steps, warmup);
+  for (const auto& shape : shapes) {
+    const auto x = shape.find('x');
+    SCULPT_CHECK(x != std::string::npos, "--shape is BATCHxLENGTH, e.g. 128x128");
+    const int64_t B = std::stoll(shape.substr(0, x));
+    int64_t T = std::stoll(shape.substr(x + 1));
+    int64_t V = nets.front()->config.vocab_size;
+    for (auto& n : nets) T = std::min(T, n->config.max_positions), V = std::min(V, n->config.vocab_size);
+    models::Batch batch;
+    batch.input_ids = torch::randint(5, V, {B, T}, torch::kLong).to(device);
+    double baseline = 0;
+    for (size_t i = 0; i < nets.size(); ++i) {
+      for (int w = 0; w < warmup; ++w) nets[i]->forward(batch);
+      sync(device);
+      auto t0 = Clock::now();
+      for (int k = 0; k < steps; ++k) nets[i]->forward(batch);
+      sync(device);
+      const double secs = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
+      if (i == 0) baseline = secs;
+      int64_t n_params = 0;
+      for (const auto& p : nets[i]->parameters()) n_params += p.numel();
+      std::printf("  %lldx%lld  %-40s %10lld params  %9.4f s/batch  %8.1f samples/s  speedup %.2fx\n",
+                  static_cast<long long>(B), static_cast<long long>(T), dirs[i].c_str(), static_cast<long long>(n_params), secs,
+                  static_cast<double>(B) / secs, baseline / secs);
+    }
+  }
+  return 0;
+}
+
 int cmd_bench(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[2]) == "infer") return bench_infer(argc, argv);
   SCULPT_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sculpt bench train [--model bert-base] [--config config.json] "
-                                                             "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3]");
+                                                             "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3]"
+                                                             " | sculpt bench infer --model DIR [--model DIR ...]");
   auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup"});
   nlohmann::json j = args.has("config") ? io::read_json(args.get("config")) : preset(args.get("model", "bert-base"));
   j["model_type"] = "bert";

@@ -20,7 +20,8 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   eval --model DIR --task T [--data ROOT] [--split dev]   evaluate an HF model on GLUE
   forward --model DIR --inputs IN.safetensors --out OUT.safetensors
   tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
-  bench train [--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
+  bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
+  bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
 )";
 
 }  // namespace
