@@ -151,3 +151,35 @@ TEST(CliEval, SquadDevWithTheQaFixtureModel) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+TEST(CliBench, InferComparesModelsInOneRun) {
+  SCULPT_REQUIRE_SHARED(model, "fixtures/hf/bert_seqcls");
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_cli({"bench", "infer", "--model", model, "--model", model, "--shape", "4x16", "--steps", "1",
+                              "--device", "cpu"},
+                             tmp.str("log"), &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("4x16"), std::string::npos) << out;
+  EXPECT_NE(out.find("speedup 1.00x"), std::string::npos) << out;
+  EXPECT_NE(out.find("139651 params"), std::string::npos) << out;
+}
+
+TEST(CliBench, TrainPrintsThroughputAndBaselineRatio) {
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_cli({"bench", "train", "--model", "quickstart", "--batch", "2", "--seq", "8", "--steps", "1",
+                              "--warmup", "0", "--device", "cpu"},
+                             tmp.str("log"), &out),
+            0)
+      << out;
+  for (const char* field : {"samples/s", "tokens/s", "model TFLOP/s", "ratio step/GEMM"})
+    EXPECT_NE(out.find(field), std::string::npos) << field << "\n" << out;
+}
+
+}  // namespace
+}  // namespace sculpt
