@@ -77,11 +77,23 @@ void init_sp3_from_pca(Sp3Bert& student, const Sp3Moments& m, const PcaOptions& 
   torch::NoGradGuard no_grad;
   const auto& c = student->config;
   const int64_t H = c.num_heads;
-  for (int64_t j = o.skip_sites; j < student->num_sites(); ++j) {
+  SCULPT_CHECK(o.mode == "paper" || o.mode == "exact", "PCA init mode '{}' is not paper or exact", o.mode);
+  const bool exact = o.mode == "exact";
+  const int64_t D = c.hidden_size;
+  for (int64_t j = exact ? 0 : o.skip_sites; j < student->num_sites(); ++j) {
     auto* site = student->sites[static_cast<size_t>(j)]->as<LnSite>();
-    auto U = sorted_eigh(m.site[static_cast<size_t>(j)]).second.to(torch::kFloat32);
-    site->in->weight.copy_(U.t().matmul(site->in->weight));
-    site->out->weight.copy_(site->out->weight.matmul(U));
+    torch::Tensor U;
+    if (exact) {
+      // Basis of the centred inputs: C X^T X C with C = I - 11^T/D.
+      auto C = torch::eye(D, torch::kFloat64) - 1.0 / static_cast<double>(D);
+      U = sorted_eigh(C.matmul(m.site[static_cast<size_t>(j)]).matmul(C)).second;
+      site->in->weight.copy_(U.t().matmul(C).to(torch::kFloat32).matmul(site->in->weight));
+      site->rms = true;
+    } else {
+      U = sorted_eigh(m.site[static_cast<size_t>(j)]).second;
+      site->in->weight.copy_(U.t().to(torch::kFloat32).matmul(site->in->weight));
+    }
+    site->out->weight.copy_(site->out->weight.matmul(U.to(torch::kFloat32)));
   }
   for (int64_t l = 0; l < c.num_layers; ++l) {
     auto* layer = student->layers[static_cast<size_t>(l)]->as<Sp3Layer>();

@@ -36,7 +36,9 @@ LnSiteImpl::LnSiteImpl(int64_t d, double eps) {
 
 torch::Tensor LnSiteImpl::forward(const torch::Tensor& u, const torch::Tensor& mask) {
   auto h = masked(in(u), mask);
-  return out(masked(norm(h), mask));  // statistics over all D coordinates, masked ones included as 0
+  // Statistics over all D coordinates, masked ones included as 0.
+  auto n = rms ? torch::rsqrt(h.pow(2).mean(-1, true) + norm->options.eps()) * h * norm->weight + norm->bias : norm(h);
+  return out(masked(n, mask));
 }
 
 Sp3LayerImpl::Sp3LayerImpl(const models::TransformerConfig& c) {

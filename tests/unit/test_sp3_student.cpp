@@ -1,6 +1,7 @@
 // The SP3 student before any training: with every mask kept it computes exactly what the
 // teacher computes; masks act where method.md §3.2 says; the mask set's expected size.
 #include "sculpt/compress/sp3_bert.h"
+#include "sculpt/core/error.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -138,6 +139,38 @@ TEST(Sp3Pca, BasesAreOrthonormalAndKeepAttentionScoresAndValues) {
   EXPECT_TRUE(testing::all_close(after[0], before[0], 1e-5, 1e-5));
   // Layer 0 keeps its LN sites; only its (score- and value-preserving) compactors changed.
   EXPECT_TRUE(testing::all_close(after[1], before[1], 1e-3, 1e-3));
+}
+
+}  // namespace
+}  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+TEST(Sp3Pca, ExactModeStudentEqualsTeacher) {
+  auto t = teacher();
+  compress::Sp3Bert s(t, true);
+  std::vector<models::Batch> examples;
+  torch::manual_seed(11);
+  for (int i = 0; i < 30; ++i) {
+    models::Batch b;
+    b.input_ids = torch::randint(5, 60, {1, 9});
+    examples.push_back(b);
+  }
+  compress::PcaOptions o;
+  o.mode = "exact";
+  compress::init_sp3_from_pca(s, compress::collect_sp3_moments(s, examples, o), o);
+  s->eval();
+  auto b = batch();
+  auto params = s->named_parameters();
+  // Every site is rotated (none skipped), yet the student computes the teacher's function.
+  EXPECT_FALSE(testing::all_close(params["sites.0.in.weight"], torch::eye(16), 1e-3, 0));
+  auto got = s->forward(b, {}, true), expected = t->forward(b, {true, false});
+  EXPECT_TRUE(testing::all_close(got.logits, expected.logits, 1e-4, 1e-4));
+  EXPECT_TRUE(testing::all_close(got.hidden_states.back(), expected.hidden_states.back(), 1e-4, 1e-4));
+  compress::PcaOptions bad;
+  bad.mode = "approximate";
+  EXPECT_THROW(compress::init_sp3_from_pca(s, compress::collect_sp3_moments(s, examples, o), bad), Error);
 }
 
 }  // namespace

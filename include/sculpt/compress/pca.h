@@ -4,6 +4,7 @@
 // `skip_sites` sites stay identity. Per head, Q/K compactors come from the joint SVD that keeps
 // q·k unchanged (uᵀv = I) and V/O from the PCA of v (C_o C_v = I).
 #pragma once
+#include <string>
 #include <vector>
 
 #include "sculpt/compress/sp3_bert.h"
@@ -11,6 +12,9 @@
 namespace sculpt::compress {
 
 struct PcaOptions {
+  // paper: SP3's rotated LayerNorm (approximate; first sites skipped). exact: centring folded
+  // into W_in and RMS statistics, so the initialised student equals the teacher.
+  std::string mode = "paper";
   int64_t tokens_per_example = 8;  // random positions taken from each example
   int64_t skip_sites = 3;          // SP3 leaves the first three LN sites as identity
   uint64_t seed = 0;

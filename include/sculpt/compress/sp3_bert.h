@@ -34,7 +34,10 @@ struct LnSiteImpl : torch::nn::Module {
   LnSiteImpl(int64_t d, double eps);
   torch::Tensor forward(const torch::Tensor& u, const torch::Tensor& mask);
   torch::nn::Linear in{nullptr}, out{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LayerNorm norm{nullptr};  // its affine; statistics as below
+  // `exact` init: the centring is folded into `in`, and the site normalises by the root mean
+  // square over all D (no mean subtraction), which commutes with the rotation.
+  bool rms = false;
 };
 TORCH_MODULE(LnSite);
 
