@@ -148,8 +148,11 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       stats.samples = static_cast<int64_t>(totals[1].item<double>());
       stats.tokens = static_cast<int64_t>(totals[2].item<double>());
     }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(params, r.train.max_grad_norm > 0 ? r.train.max_grad_norm : 1e30);
-    const double loss_value = loss_sum.item<double>();
+    // The one host sync of an update: loss and gradient norm together, needed before the
+    // step so that a non-finite update is never applied or checkpointed.
+    auto checked = torch::stack({loss_sum.to(torch::kDouble), clip_grad_norm(params, r.train.max_grad_norm).to(loss_sum.device(), torch::kDouble)})
+                       .to(torch::kCPU);
+    const double loss_value = checked[0].item<double>(), grad_norm = checked[1].item<double>();
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
       bar.finish();
       fail("non-finite {} at update {} (loss {}, gradient norm {}): the run stops here; nothing from this update was "

@@ -43,6 +43,21 @@ void clear_grads(torch::optim::Optimizer& optimizer) {
 #endif
 }
 
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
+  if (norms.empty()) return torch::zeros({});
+  auto total = torch::stack(norms).norm();
+  if (max_norm > 0) {
+    auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);  // as PyTorch: scale only down
+    for (const auto& p : params)
+      if (p.grad().defined()) p.grad().mul_(coef);
+  }
+  return total;
+}
+
 void set_lr(torch::optim::Optimizer& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }

@@ -89,3 +89,27 @@ TEST(Optim, NoDecayOnBiasesAndLayerNorm) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+TEST(Optim, ClipGradNormMatchesLibTorchWithoutSync) {
+  auto a = torch::tensor({3.0f, 0.0f}).requires_grad_(true), b = torch::tensor({4.0f}).requires_grad_(true);
+  a.mutable_grad() = torch::tensor({3.0f, 0.0f});
+  b.mutable_grad() = torch::tensor({4.0f});
+  auto norm = train::clip_grad_norm({a, b}, 1.0);
+  EXPECT_NEAR(norm.item<double>(), 5.0, 1e-6);
+  EXPECT_NEAR(a.grad()[0].item<double>(), 3.0 / (5.0 + 1e-6), 1e-6);
+  EXPECT_NEAR(b.grad()[0].item<double>(), 4.0 / (5.0 + 1e-6), 1e-6);
+  // Below the limit nothing changes; max_norm <= 0 only measures.
+  auto c = torch::tensor({0.3f}).requires_grad_(true);
+  c.mutable_grad() = torch::tensor({0.3f});
+  EXPECT_NEAR(train::clip_grad_norm({c}, 1.0).item<double>(), 0.3, 1e-6);
+  EXPECT_FLOAT_EQ(c.grad()[0].item<float>(), 0.3f);
+  c.mutable_grad() = torch::tensor({30.0f});
+  train::clip_grad_norm({c}, 0);
+  EXPECT_FLOAT_EQ(c.grad()[0].item<float>(), 30.0f);
+}
+
+}  // namespace
+}  // namespace sculpt

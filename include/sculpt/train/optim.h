@@ -22,5 +22,8 @@ void set_lr(torch::optim::Optimizer& optimizer, double lr);
 // Drop every gradient (set to none), the same on LibTorch 1.13 (whose zero_grad() zeroes in
 // place) and 2.x (whose zero_grad(set_to_none) takes a flag).
 void clear_grads(torch::optim::Optimizer& optimizer);
+// Scale gradients so their global L2 norm is at most max_norm (<= 0: no clipping) and return
+// that norm as a device tensor: unlike LibTorch's clip_grad_norm_ (a double), no host sync.
+torch::Tensor clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 }  // namespace sculpt::train
