@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "sculpt/tokenizers/unicode.h"
 
 namespace sculpt::tokenizers {
@@ -34,6 +36,12 @@ const AddedToken* AddedTokens::by_id(int64_t id) const {
   for (const auto& t : tokens_)
     if (t.id == id) return &t;
   return nullptr;
+}
+
+int64_t AddedTokens::max_id() const {
+  int64_t top = -1;
+  for (const auto& t : tokens_) top = std::max(top, t.id);
+  return top;
 }
 
 namespace {

@@ -203,13 +203,7 @@ Encoding BpeTokenizer::encode(const std::string& text, const std::optional<std::
   truncate_pair(a, pair ? &b : nullptr, bos ? (pair ? 2 : 1) : 0, options);
   Encoding e;
   e.has_token_type_ids = false;
-  auto push = [&](int64_t id, bool special) {
-    e.input_ids.push_back(id);
-    e.token_type_ids.push_back(0);
-    e.attention_mask.push_back(1);
-    e.special_tokens_mask.push_back(special ? 1 : 0);
-    e.tokens.push_back(id_to_token(id));
-  };
+  auto push = [&](int64_t id, bool special) { e.add(id, 0, special, id_to_token(id)); };
   const int64_t bos_id = token_to_id(options_.bos);
   if (bos) push(bos_id, true);
   for (auto id : a) push(id, false);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 
@@ -138,12 +139,8 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_dir(const s
 }
 
 size_t SentencePieceTokenizer::vocab_size() const {
-  int64_t n = sp_->size();
   // Added tokens may extend past the SentencePiece vocabulary (sentinels, <pad>).
-  int64_t top = n - 1;
-  for (int64_t id = n; id < n + options_.extra_ids + 2; ++id)
-    if (added_.by_id(id)) top = id;
-  return static_cast<size_t>(top + 1);
+  return static_cast<size_t>(std::max(sp_->size(), added_.max_id() + 1));
 }
 
 int64_t SentencePieceTokenizer::token_to_id(const std::string& token) const {
@@ -221,13 +218,7 @@ Encoding SentencePieceTokenizer::encode(const std::string& text, const std::opti
   const int64_t eos = eos_id();
   Encoding e;
   e.has_token_type_ids = options.add_special_tokens;
-  auto push = [&](int64_t id, bool special_token) {
-    e.input_ids.push_back(id);
-    e.token_type_ids.push_back(0);
-    e.attention_mask.push_back(1);
-    e.special_tokens_mask.push_back(special_token ? 1 : 0);
-    e.tokens.push_back(id_to_token(id));
-  };
+  auto push = [&](int64_t id, bool special) { e.add(id, 0, special, id_to_token(id)); };
   auto push_seq = [&](const std::vector<int64_t>& seq) {
     for (auto id : seq) push(id, false);
     // As HF's _add_eos_if_not_present: no second </s> after one already there.

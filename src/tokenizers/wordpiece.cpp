@@ -274,13 +274,7 @@ Encoding WordPieceTokenizer::encode(const std::string& text, const std::optional
   truncate_pair(a, pair ? &b : nullptr, num_special, options);
 
   Encoding e;
-  auto push = [&](int64_t id, int64_t type, bool special) {
-    e.input_ids.push_back(id);
-    e.token_type_ids.push_back(type);
-    e.attention_mask.push_back(1);
-    e.special_tokens_mask.push_back(special ? 1 : 0);
-    e.tokens.push_back(id_to_token(id));
-  };
+  auto push = [&](int64_t id, int64_t type, bool special) { e.add(id, type, special, id_to_token(id)); };
   const int64_t cls = token_to_id(options_.cls), sep = token_to_id(options_.sep);
   if (options.add_special_tokens) push(cls, 0, true);
   for (auto id : a) push(id, 0, false);

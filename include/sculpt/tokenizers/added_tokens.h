@@ -29,6 +29,7 @@ class AddedTokens {
   const AddedToken* by_content(const std::string& content) const;
   const AddedToken* by_id(int64_t id) const;
   bool empty() const { return tokens_.empty(); }
+  int64_t max_id() const;  // -1 when empty
 
  private:
   std::vector<AddedToken> tokens_;

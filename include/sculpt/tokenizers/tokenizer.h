@@ -12,6 +12,13 @@ struct Encoding {
   std::vector<int64_t> input_ids, token_type_ids, attention_mask, special_tokens_mask;
   std::vector<std::string> tokens;
   bool has_token_type_ids = true;
+  void add(int64_t id, int64_t type, bool special, std::string token) {
+    input_ids.push_back(id);
+    token_type_ids.push_back(type);
+    attention_mask.push_back(1);
+    special_tokens_mask.push_back(special ? 1 : 0);
+    tokens.push_back(std::move(token));
+  }
 };
 
 struct EncodeOptions {
