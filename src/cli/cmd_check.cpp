@@ -119,8 +119,11 @@ int cmd_eval(int argc, char** argv) {
   auto device = train::resolve_device(args.get("device", "auto"));
   model->to(device);
   const std::string split = args.get("split", task.dev_splits.front());
-  auto examples = data::encode_glue(*tokenizer, data::read_glue_split(task, root, split), std::stoll(args.get("max-length", "128")));
-  auto m = train::evaluate_glue(model, task.name, examples, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
+  // Never longer than the model's positions (a small exported model may have fewer than 128).
+  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model->config.max_positions);
+  auto examples = data::encode_glue(*tokenizer, data::read_glue_split(task, root, split), max_length);
+  model->eval();
+  auto m = train::evaluate_glue([&](const models::Batch& b) { return model->forward(b).logits; }, task.name, examples, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
   nlohmann::json j = {{"task", task.name}, {"split", split}, {"examples", examples.size()}};
   for (const auto& [k, v] : m) j[k] = v;
   std::printf("%s\n", j.dump(2).c_str());

@@ -18,12 +18,11 @@ torch::Device resolve_device(const std::string& name) {
   return torch::Device(name);
 }
 
-std::map<std::string, double> evaluate_glue(models::Bert& model, const std::string& task_name,
+std::map<std::string, double> evaluate_glue(const LogitsFn& logits_of, const std::string& task_name,
                                             const std::vector<data::Example>& examples, int64_t batch_size,
                                             int64_t pad_id, const torch::Device& device) {
   const auto& task = data::glue_task(task_name);
   torch::NoGradGuard no_grad;
-  model->eval();
   std::vector<size_t> order(examples.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return examples[a].ids.size() < examples[b].ids.size(); });
@@ -33,7 +32,7 @@ std::map<std::string, double> evaluate_glue(models::Bert& model, const std::stri
                             order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + static_cast<size_t>(batch_size))));
     auto batch = data::collate(examples, idx, pad_id, task.is_regression());
     batch.labels = torch::Tensor();  // no loss needed
-    auto logits = model->forward(batch.to(device)).logits.to(torch::kCPU, torch::kFloat);
+    auto logits = logits_of(batch.to(device)).to(torch::kCPU, torch::kFloat);
     auto pred = task.is_regression() ? logits.squeeze(-1).to(torch::kDouble) : logits.argmax(-1).to(torch::kDouble);
     auto p = pred.accessor<double, 1>();
     for (size_t i = 0; i < idx.size(); ++i) {

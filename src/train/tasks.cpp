@@ -137,18 +137,10 @@ class GlueClassificationTask : public Task {
     torch::NoGradGuard no_grad;
     model_->eval();
     std::map<std::string, double> all;
-    for (size_t s = 0; s < dev_.size(); ++s) {
-      const auto& ex = dev_[s].second;
-      std::vector<double> pred, gold;
-      for (const auto& idx : data::consecutive_batches(ex.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
-        auto batch = data::collate(ex, idx, pad_id_, task_.is_regression());
-        batch.labels = torch::Tensor();
-        torch::Tensor logits = classify(model_, batch.to(device_)).logits.to(torch::kCPU, torch::kDouble);
-        torch::Tensor p = task_.is_regression() ? logits.squeeze(-1) : logits.argmax(-1).to(torch::kDouble);
-        for (size_t i = 0; i < idx.size(); ++i) pred.push_back(p[static_cast<int64_t>(i)].item<double>()), gold.push_back(ex[idx[i]].label);
-      }
-      for (const auto& [k, v] : metrics::glue_metrics(task_.name, pred, gold)) all[s == 0 ? k : "mm_" + k] = v;
-    }
+    auto logits_of = [this](const models::Batch& b) -> torch::Tensor { return classify(model_, b).logits; };
+    for (size_t s = 0; s < dev_.size(); ++s)
+      for (const auto& [k, v] : evaluate_glue(logits_of, task_.name, dev_[s].second, r_.data.eval_batch_size, pad_id_, device_))
+        all[s == 0 ? k : "mm_" + k] = v;  // MNLI's mismatched dev set gets a prefix
     return all;
   }
   std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(task_.name) : r_.eval.metric; }

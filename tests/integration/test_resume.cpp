@@ -136,6 +136,19 @@ TEST_F(Resume, NonFiniteLossStopsTheRunAndIsNeverCheckpointed) {
     if (entry.is_directory()) EXPECT_LT(std::stoll(entry.path().filename().string().substr(5)), bad) << entry.path();
 }
 
+TEST_F(Resume, ExportedModelEvaluatesOnTheFullDevSet) {
+  ASSERT_EQ(run(run_args("ev", {"train.duration=6u"}), "a.log"), 0) << last_output;
+  ASSERT_EQ(run({"eval", "--model", dir("ev") + "/final", "--task", "sst2", "--data", testing::shared_path("data/glue"),
+                 "--device", "cpu"},
+                "eval.log"),
+            0)
+      << last_output;
+  auto j = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+  EXPECT_EQ(j["examples"], 872);
+  EXPECT_GT(j["accuracy"].get<double>(), 0.3);
+  EXPECT_LT(j["accuracy"].get<double>(), 0.7);  // six updates: near chance, but a real number
+}
+
 TEST_F(Resume, RunRefusesToOverwriteAnEarlierRun) {
   ASSERT_EQ(run(run_args("once", {"train.duration=5u"}), "a.log"), 0) << last_output;
   EXPECT_EQ(run(run_args("once", {"train.duration=5u"}), "b.log"), 1);

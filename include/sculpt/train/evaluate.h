@@ -1,5 +1,6 @@
 // Evaluation of a sequence-classification model on encoded GLUE examples.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,8 +11,10 @@
 
 namespace sculpt::train {
 
-// Metrics of `task` on `examples` (batched by length for speed; model left in eval mode).
-std::map<std::string, double> evaluate_glue(models::Bert& model, const std::string& task,
+// Metrics of a GLUE task for any classifier: `logits_of` maps a collated batch (on the
+// device) to [B, labels] logits. Batches are formed by length for speed; no gradients.
+using LogitsFn = std::function<torch::Tensor(const models::Batch&)>;
+std::map<std::string, double> evaluate_glue(const LogitsFn& logits_of, const std::string& task,
                                             const std::vector<data::Example>& examples, int64_t batch_size,
                                             int64_t pad_id, const torch::Device& device);
 
