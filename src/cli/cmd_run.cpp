@@ -58,19 +58,21 @@ int cmd_resume(int argc, char** argv) {
   return 0;
 }
 
-int cmd_validate(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {});
-  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt validate RECIPE [key=value ...]");
-  auto r = recipe::load_recipe(args.positional[0], args.overrides);
-  const bool squad = r.data.task == "squad" || r.data.task == "squad_v2";
+namespace {
+
+// Files a recipe needs that are not there.
+std::vector<std::string> missing_inputs(const recipe::Recipe& r) {
   std::vector<std::string> problems;
-  if (squad) {
-    const bool v2 = r.data.task == "squad_v2";
-    for (const auto& f : {r.data.train_file.empty() ? (fs::path(r.data.root) / (v2 ? "train-v2.0.json" : "train-v1.1.json")).string() : r.data.train_file,
-                          r.data.dev_file.empty() ? (fs::path(r.data.root) / (v2 ? "dev-v2.0.json" : "dev-v1.1.json")).string() : r.data.dev_file})
-      if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f));
+  std::vector<std::string> data_files;
+  if (r.data.is_squad()) {
+    data_files = {r.data.train_file, r.data.dev_file};
+  } else {
+    const auto& task = data::glue_task(r.data.task);
+    for (const auto& split : {std::string("train"), task.dev_splits.front()})
+      data_files.push_back((fs::path(r.data.root) / task.dir / (split + ".tsv")).string());
   }
-  const auto& task = data::glue_task(squad ? "sst2" : r.data.task);
+  for (const auto& f : data_files)
+    if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f));
   if (!r.model.path.empty() && !fs::exists(fs::path(r.model.path) / "config.json"))
     problems.push_back(fmt::format("model.path: {} has no config.json", r.model.path));
   try {
@@ -78,29 +80,38 @@ int cmd_validate(int argc, char** argv) {
   } catch (const Error& e) {
     problems.push_back(fmt::format("model.tokenizer: {}", e.what()));
   }
-  for (const auto& split : squad ? std::vector<std::string>{} : std::vector<std::string>{"train", task.dev_splits.front()}) {
-    fs::path f = fs::path(r.data.root) / task.dir / (split + ".tsv");
-    if (!fs::exists(f)) problems.push_back(fmt::format("data: {} not found", f.string()));
-  }
-  // Dry run: build the model on CPU and push a tiny batch through it.
-  if (problems.empty() && r.model.family == "bert" && !squad) {
+  return problems;
+}
+
+// Build a BERT GLUE classifier on CPU and push a tiny batch through it.
+std::string dry_run_bert(const recipe::Recipe& r) {
+  nlohmann::json j = r.model.path.empty() ? r.model.config : io::read_json((fs::path(r.model.path) / "config.json").string());
+  j["model_type"] = "bert";
+  auto config = models::bert_config_from_json(j);
+  config.head = models::HeadType::sequence_classification;
+  config.with_pooler = true;
+  config.num_labels = data::glue_task(r.data.task).num_labels();
+  models::Bert model(config);
+  model->eval();
+  models::Batch batch;
+  batch.input_ids = torch::randint(0, config.vocab_size, {2, std::min<int64_t>(8, config.max_positions)});
+  auto logits = model->forward(batch).logits;
+  int64_t n = 0;
+  for (const auto& p : model->parameters()) n += p.numel();
+  return fmt::format("{} layers x {} hidden, {} parameters; dry-run logits {}", config.num_layers, config.hidden_size, n,
+                     fmt::join(logits.sizes(), "x"));
+}
+
+}  // namespace
+
+int cmd_validate(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {});
+  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt validate RECIPE [key=value ...]");
+  auto r = recipe::load_recipe(args.positional[0], args.overrides);
+  auto problems = missing_inputs(r);
+  if (problems.empty() && r.model.family == "bert" && !r.data.is_squad()) {
     try {
-      nlohmann::json j = r.model.path.empty() ? r.model.config : io::read_json((fs::path(r.model.path) / "config.json").string());
-      j["model_type"] = "bert";
-      auto config = models::bert_config_from_json(j);
-      config.head = models::HeadType::sequence_classification;
-      config.with_pooler = true;
-      config.num_labels = task.num_labels();
-      models::Bert model(config);
-      model->eval();
-      models::Batch batch;
-      batch.input_ids = torch::randint(0, config.vocab_size, {2, std::min<int64_t>(8, config.max_positions)});
-      auto logits = model->forward(batch).logits;
-      int64_t n = 0;
-      for (const auto& p : model->parameters()) n += p.numel();
-      std::printf("# model: %lld layers x %lld hidden, %lld parameters; dry-run logits %s\n",
-                  static_cast<long long>(config.num_layers), static_cast<long long>(config.hidden_size),
-                  static_cast<long long>(n), fmt::format("{}", fmt::join(logits.sizes(), "x")).c_str());
+      std::printf("# model: %s\n", dry_run_bert(r).c_str());
     } catch (const Error& e) {
       problems.push_back(fmt::format("model: {}", e.what()));
     }

@@ -129,6 +129,11 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.data.max_eval_examples = data.get<int64_t>("max_eval_examples", 0);
   r.data.train_file = expand_path(data.get<std::string>("train_file", ""));
   r.data.dev_file = expand_path(data.get<std::string>("dev_file", ""));
+  if (r.data.is_squad()) {  // the official file names under data.root unless given
+    const bool v2 = r.data.task == "squad_v2";
+    if (r.data.train_file.empty()) r.data.train_file = r.data.root + (v2 ? "/train-v2.0.json" : "/train-v1.1.json");
+    if (r.data.dev_file.empty()) r.data.dev_file = r.data.root + (v2 ? "/dev-v2.0.json" : "/dev-v1.1.json");
+  }
   r.data.doc_stride = data.get<int64_t>("doc_stride", r.data.doc_stride);
   r.data.max_query_length = data.get<int64_t>("max_query_length", r.data.max_query_length);
   r.data.max_answer_length = data.get<int64_t>("max_answer_length", r.data.max_answer_length);

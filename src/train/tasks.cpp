@@ -290,13 +290,9 @@ class SquadTask : public Task {
     options_.max_length = std::min(r.data.max_seq_len, model_->config.max_positions);
     options_.doc_stride = r.data.doc_stride;
     options_.max_query_length = r.data.max_query_length;
-    const std::string train_file = !r.data.train_file.empty() ? r.data.train_file
-                                   : (fs::path(r.data.root) / (v2_ ? "train-v2.0.json" : "train-v1.1.json")).string();
-    const std::string dev_file = !r.data.dev_file.empty() ? r.data.dev_file
-                                 : (fs::path(r.data.root) / (v2_ ? "dev-v2.0.json" : "dev-v1.1.json")).string();
-    train_examples_ = limit(data::read_squad(train_file), r.data.max_train_examples);
+    train_examples_ = limit(data::read_squad(r.data.train_file), r.data.max_train_examples);
     train_ = data::make_squad_features(*tokenizer_, train_examples_, options_);
-    dev_examples_ = limit(data::read_squad(dev_file), r.data.max_eval_examples);
+    dev_examples_ = limit(data::read_squad(r.data.dev_file), r.data.max_eval_examples);
     dev_ = data::make_squad_features(*tokenizer_, dev_examples_, options_);
     for (const auto& f : train_) lengths_.push_back(static_cast<int64_t>(f.ids.size()));
     LOG_INFO("[data] SQuAD {}: {} train features, {} dev questions ({} features)", v2_ ? "v2.0" : "v1.1", train_.size(),
@@ -341,7 +337,7 @@ class SquadTask : public Task {
 
 std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device) {
   const std::string& family = r.model.family;
-  if (r.data.task == "squad" || r.data.task == "squad_v2") {
+  if (r.data.is_squad()) {
     SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
     return std::make_unique<SquadTask>(r, device);
   }

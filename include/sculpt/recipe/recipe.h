@@ -37,10 +37,11 @@ struct DataSection {
   bool bucket_by_length = true;
   int64_t max_train_examples = 0;  // 0: all
   int64_t max_eval_examples = 0;
-  std::string train_file, dev_file; // SQuAD JSON files; default <root>/{train,dev}-v1.1.json (v2.0)
+  std::string train_file, dev_file; // SQuAD JSON files; resolved to <root>/{train,dev}-v1.1.json (v2.0)
   int64_t doc_stride = 128;         // SQuAD windows share this many tokens
   int64_t max_query_length = 64;    // SQuAD
   int64_t max_answer_length = 30;   // SQuAD
+  bool is_squad() const { return task == "squad" || task == "squad_v2"; }
 };
 
 struct TrainSection {
