@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "sculpt/core/error.h"
+
 namespace sculpt::compress {
 namespace {
 
@@ -53,9 +55,10 @@ Sp3LayerImpl::Sp3LayerImpl(const models::TransformerConfig& c) {
   attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
 }
 
-Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, bool freeze_original) : config(teacher->config) {
+Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teacher->config), options(o) {
+  const bool freeze_original = o.freeze_original;
   embed = register_module("embed", models::Embeddings(config));
-  copy_module(*embed, *teacher->embed, freeze_original);
+  copy_module(*embed, *teacher->embed, freeze_original || !o.compactors);
   sites = register_module("sites", torch::nn::ModuleList());
   layers = register_module("layers", torch::nn::ModuleList());
   auto site_from = [&](torch::nn::LayerNorm& ln) {
@@ -63,8 +66,15 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, bool freeze_original) : config(t
     // norm affine (1, 0); the rotation of a PCA init then only changes in/out.
     LnSite s(config.hidden_size, config.norm_eps);
     torch::NoGradGuard no_grad;
-    s->out->weight.copy_(torch::diag(ln->weight));
-    s->out->bias.copy_(ln->bias);
+    if (options.compactors) {
+      s->out->weight.copy_(torch::diag(ln->weight));
+      s->out->bias.copy_(ln->bias);
+    } else {  // CoFi mode: the LN keeps its affine, the compactors stay fixed identities
+      s->norm->weight.copy_(ln->weight);
+      s->norm->bias.copy_(ln->bias);
+      for (auto* l : {&s->in, &s->out})
+        for (auto& p : (*l)->parameters()) p.set_requires_grad(false);
+    }
     sites->push_back(s);
   };
   site_from(teacher->embed->norm);
@@ -73,6 +83,9 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, bool freeze_original) : config(t
     Sp3Layer layer(config);
     copy_module(*layer->attn, *t->attn, freeze_original);
     copy_module(*layer->ffn, *t->ffn, freeze_original);
+    if (!options.compactors)
+      for (auto* l : {&layer->cq, &layer->ck, &layer->cv, &layer->co})
+        for (auto& p : (*l)->parameters()) p.set_requires_grad(false);
     layers->push_back(layer);
     site_from(t->attn_norm);
     site_from(t->ffn_norm);
@@ -137,14 +150,17 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
   return out;
 }
 
-Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions o) {
+Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOptions mo) : options(mo) {
   shape = {c.num_layers, c.hidden_size, c.num_heads, c.head_dim(), c.intermediate_size};
   const int64_t L = c.num_layers;
-  hidden = register_module("hidden", HardConcrete(2 * L + 1, c.hidden_size, o));
-  HardConcreteOptions tiled = o;
-  tiled.repeat = c.num_heads;
-  qk = register_module("qk", HardConcrete(L, c.head_dim(), tiled));
-  vo = register_module("vo", HardConcrete(L, c.head_dim(), tiled));
+  const HardConcreteOptions& o = mo.hard_concrete;
+  hidden = register_module("hidden", HardConcrete(mo.shared_hidden ? 1 : 2 * L + 1, c.hidden_size, o));
+  if (mo.head_dims) {
+    HardConcreteOptions tiled = o;
+    tiled.repeat = c.num_heads;
+    qk = register_module("qk", HardConcrete(L, c.head_dim(), tiled));
+    vo = register_module("vo", HardConcrete(L, c.head_dim(), tiled));
+  }
   ffn = register_module("ffn", HardConcrete(L, c.intermediate_size, o));
   head = register_module("head", HardConcrete(L, c.num_heads, o));
   mha = register_module("mha", HardConcrete(L, 1, o));
@@ -152,13 +168,37 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteO
 }
 
 Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
-  return {hidden->forward(), qk->forward(), vo->forward(), head->forward(),
+  auto h = hidden->forward();
+  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
+  return {h, qk ? qk->forward() : torch::Tensor(), vo ? vo->forward() : torch::Tensor(), head->forward(),
           mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
 }
 
 Sp3KeepProbs Sp3MaskSetImpl::keep_probs() const {
-  return {hidden->keep_prob(), qk->keep_prob(), vo->keep_prob(),          head->keep_prob(),
-          mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+  auto h = hidden->keep_prob();
+  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
+  auto dims = [&](const HardConcrete& m) { return m ? m->keep_prob() : torch::ones({shape.layers, shape.head_dim}, h.options()); };
+  return {h, dims(qk), dims(vo), head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+}
+
+CofiKeepProbs Sp3MaskSetImpl::cofi_keep_probs() const {
+  SCULPT_CHECK(options.shared_hidden, "CoFi's sparsity needs the shared hidden mask");
+  return {hidden->keep_prob()[0], head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+}
+
+std::vector<HardConcrete> Sp3MaskSetImpl::group(int g) const {
+  std::vector<HardConcrete> out;
+  if (g == 0) {
+    for (const auto* m : {&hidden, &qk, &vo, &ffn})
+      if (*m) out.push_back(*m);
+  } else {
+    out = {head, mha, ffn_layer};
+  }
+  return out;
+}
+
+void Sp3MaskSetImpl::set_group_active(int g, bool active) {
+  for (auto& m : group(g)) m->active = active;
 }
 
 }  // namespace sculpt::compress

@@ -2,35 +2,14 @@
 // teacher computes; masks act where method.md §3.2 says; the mask set's expected size.
 #include "sculpt/compress/sp3_bert.h"
 #include "sculpt/core/error.h"
+#include "sp3_test_models.h"
 #include "test_util.h"
 
 namespace sculpt {
 namespace {
 
-models::Bert teacher() {
-  auto c = models::bert_config_from_json({{"model_type", "bert"}, {"vocab_size", 60}, {"hidden_size", 16},
-                                          {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"intermediate_size", 24},
-                                          {"max_position_embeddings", 20}});
-  c.num_labels = 3;
-  c.initializer_range = 0.3;  // sublayers that matter next to the residual stream
-  torch::manual_seed(5);
-  models::Bert t(c);
-  t->init_weights();
-  torch::NoGradGuard g;  // non-trivial LayerNorm affines, so the site init is really tested
-  for (auto& p : t->named_parameters())
-    if (p.key().find("norm") != std::string::npos) p.value().add_(torch::randn_like(p.value()) * 0.3);
-  t->eval();
-  return t;
-}
-
-models::Batch batch() {
-  models::Batch b;
-  b.input_ids = torch::randint(5, 60, {3, 9});
-  b.attention_mask = torch::ones({3, 9}, torch::kLong);
-  b.attention_mask[2].narrow(0, 6, 3).fill_(0);
-  b.labels = torch::tensor({0, 2, 1});
-  return b;
-}
+models::Bert teacher() { return testing::tiny_teacher(); }
+models::Batch batch() { return testing::tiny_batch(); }
 
 TEST(Sp3Student, AllKeptEqualsTheTeacher) {
   auto t = teacher();

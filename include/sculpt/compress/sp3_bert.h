@@ -50,15 +50,24 @@ struct Sp3LayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(Sp3Layer);
 
+struct StudentOptions {
+  bool freeze_original = true;  // SP3: the teacher's linear weights and embeddings stay fixed
+  // false (CoFi mode): compactors fixed at identity and each LayerNorm keeps its own affine,
+  // so the student is the plain model with masks; embeddings stay frozen as in CoFi.
+  bool compactors = true;
+};
+
 struct Sp3BertImpl : torch::nn::Module {
   // Copies the teacher's weights; compactors start as identities, so with all masks kept the
   // student computes exactly what the teacher computes.
-  Sp3BertImpl(models::Bert& teacher, bool freeze_original);
+  Sp3BertImpl(models::Bert& teacher, StudentOptions options);
+  Sp3BertImpl(models::Bert& teacher, bool freeze_original) : Sp3BertImpl(teacher, StudentOptions{freeze_original, true}) {}
   models::ModelOutput forward(const models::Batch& batch, const Sp3Masks& masks, bool hidden_states = false,
                               Sp3Features* features = nullptr);
   int64_t num_sites() const { return 2 * config.num_layers + 1; }
 
   models::TransformerConfig config;
+  StudentOptions options;
   models::Embeddings embed{nullptr};  // its LayerNorm is not used: site 0 replaces it
   torch::nn::ModuleList sites{nullptr}, layers{nullptr};
   torch::nn::Linear pooler{nullptr}, classifier{nullptr};
@@ -66,14 +75,25 @@ struct Sp3BertImpl : torch::nn::Module {
 };
 TORCH_MODULE(Sp3Bert);
 
+struct MaskSetOptions {
+  bool shared_hidden = false;  // CoFi: one hidden mask for every site, in the original basis
+  bool head_dims = true;       // SP3's Q/K and V/O head-dim masks (CoFi prunes whole heads)
+  HardConcreteOptions hard_concrete;
+};
+
 // Every SP3 mask of a BERT shape as hard-concrete variables (method.md §3.4): hidden per site,
 // Q/K and V/O head dims shared across heads, FFN neurons (group 0); heads, MHA, FFN layers
-// (group 1).
+// (group 1). CoFi mode: one shared hidden mask and no head-dim masks.
 struct Sp3MaskSetImpl : torch::nn::Module {
-  explicit Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions options = {});
+  explicit Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOptions options = {});
+  Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions hc) : Sp3MaskSetImpl(c, MaskSetOptions{false, true, hc}) {}
   Sp3Masks sample_or_eval();  // training: samples; eval: deterministic masks
-  Sp3KeepProbs keep_probs() const;
+  Sp3KeepProbs keep_probs() const;  // shared hidden tiled over the 2L+1 sites; no head dims = ones
+  CofiKeepProbs cofi_keep_probs() const;
+  std::vector<HardConcrete> group(int g) const;  // 0: hidden, head dims, FFN neurons; 1: heads, MHA, FFN layers
+  void set_group_active(int g, bool active);
   EncoderShape shape;
+  MaskSetOptions options;
   HardConcrete hidden{nullptr}, qk{nullptr}, vo{nullptr}, ffn{nullptr}, head{nullptr}, mha{nullptr}, ffn_layer{nullptr};
 };
 TORCH_MODULE(Sp3MaskSet);

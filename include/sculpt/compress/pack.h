@@ -1,0 +1,13 @@
+// Packing (method.md §3.9): fold an SP3 (or CoFi-mode) student's compactors and its eval
+// masks' soft values into a PackedBert. Computed in fp64 and cast, with the in-compactor bias
+// c_j folded exactly once (into the residual branch; SP3's mixer adds it twice).
+#pragma once
+#include "sculpt/compress/sp3_bert.h"
+#include "sculpt/models/packed_bert.h"
+
+namespace sculpt::compress {
+
+// `masks`: the deterministic masks (Sp3MaskSet in eval mode); undefined members keep all.
+models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& masks);
+
+}  // namespace sculpt::compress

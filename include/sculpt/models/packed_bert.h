@@ -1,0 +1,79 @@
+// PackedBert: the dense, smaller BERT that SP3 packing produces (method.md §3.9). Every site
+// of the residual stream keeps its own width; each layer has explicit residual maps R
+// (d_out x d_in) where the original has identities, heads with their own q/k and v widths,
+// and LayerNorms whose statistics run over the ORIGINAL width D (the pruned coordinates are
+// zeros: mean = S1/D, var = S2/D - mean^2, closed form). Saved as an HF-like directory whose
+// config.json is BERT's plus a `sculpt_packed` block with the per-layer sizes.
+#pragma once
+#include <torch/nn.h>
+
+#include <vector>
+
+#include "sculpt/models/config.h"
+#include "sculpt/models/key_map.h"
+#include "sculpt/models/outputs.h"
+
+namespace sculpt::models {
+
+struct PackedLayerDims {
+  int64_t attn_dim = 0;   // width after the attention block's LayerNorm
+  int64_t out_dim = 0;    // width after the FFN block's LayerNorm
+  int64_t heads = 0;      // kept attention heads (0: the block is only its output bias)
+  int64_t qk_dim = 0;     // per-head query/key width
+  int64_t vo_dim = 0;     // per-head value width
+  int64_t ffn_dim = 0;    // kept FFN neurons (0: the block is only its output bias)
+};
+
+struct PackedBertConfig {
+  TransformerConfig base;  // the original shape: D (norm width), vocab, head, eps, dropouts
+  int64_t embedding_dim = 0;
+  std::vector<PackedLayerDims> layers;
+  bool rms_norm = false;   // sites normalise by the root mean square (SP3 `exact` init)
+};
+
+nlohmann::json packed_config_to_json(const PackedBertConfig& c);
+PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::string& source);
+// config.json written by sculpt's packing (AutoModel cannot load it, as with CoFi's output).
+bool is_packed_bert(const nlohmann::json& config);
+
+// LayerNorm (or RMS norm) of x's d kept coordinates as if the other width - d were zeros.
+torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
+                          double eps, bool rms);
+
+struct PackedBertLayerImpl : torch::nn::Module {
+  PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms);
+
+  PackedLayerDims dims;
+  int64_t d_in, width, head_dim_original;
+  double eps;
+  std::string act;
+  torch::Tensor wq, bq, wk, bk, wv, bv, wo, bo, r1, rb1, ln1_w, ln1_b;
+  torch::Tensor w1, b1, w2, b2, r2, rb2, ln2_w, ln2_b;
+  torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};
+};
+TORCH_MODULE(PackedBertLayer);
+
+struct PackedBertImpl : torch::nn::Module {
+  explicit PackedBertImpl(PackedBertConfig config);
+  ModelOutput forward(const Batch& batch, const ForwardOptions& options = {});
+  PackedBertConfig config;
+  torch::Tensor tok, pos, type, ln0_w, ln0_b;
+  torch::nn::ModuleList layers{nullptr};
+  torch::nn::Linear pooler{nullptr}, classifier{nullptr};
+  torch::nn::Dropout dropout{nullptr}, classifier_dropout{nullptr};
+};
+TORCH_MODULE(PackedBert);
+
+KeyMap packed_bert_key_map(const PackedBertConfig& c);
+PackedBert load_packed_bert(const std::string& dir);
+void save_packed_bert(PackedBert& model, const std::string& dir);
+
+// Weight counts of the packed encoder: `matrices` are SP3's definition (Q, K, V, O, W1, W2
+// and the two residual maps per layer), `residual` the residual maps' share of them.
+struct PackedCounts {
+  int64_t matrices = 0, residual = 0, encoder_parameters = 0, total_parameters = 0;
+};
+PackedCounts count_packed(const PackedBertImpl& model);
+
+}  // namespace sculpt::models

@@ -1,0 +1,161 @@
+#include "sculpt/compress/pack.h"
+
+#include <torch/torch.h>
+
+#include "sculpt/core/error.h"
+
+namespace sculpt::compress {
+namespace {
+
+using torch::Tensor;
+
+Tensor f64(const Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); }
+Tensor kept(const Tensor& z) { return z.nonzero().view(-1); }
+
+// One LN site as the packed model sees it: n = norm(B u + c) over the kept set I, and the
+// full-width value its consumers read back, A n + a.
+struct Site {
+  Tensor index, A, a, B, c, gamma, beta;
+  int64_t dim() const { return index.size(0); }
+};
+
+Site fold_site(LnSiteImpl& s, const Tensor& mask, int64_t D) {
+  Site out;
+  auto z = mask.defined() ? f64(mask) : torch::ones({D}, torch::kFloat64);
+  out.index = kept(z);
+  auto zi = z.index_select(0, out.index);
+  out.A = f64(s.out->weight).index_select(1, out.index) * zi.unsqueeze(0);
+  out.a = f64(s.out->bias);
+  out.B = zi.unsqueeze(1) * f64(s.in->weight).index_select(0, out.index);
+  out.c = zi * f64(s.in->bias).index_select(0, out.index);
+  out.gamma = f64(s.norm->weight).index_select(0, out.index);
+  out.beta = f64(s.norm->bias).index_select(0, out.index);
+  return out;
+}
+
+Tensor row_or_ones(const Tensor& m, int64_t l, int64_t n) {
+  return m.defined() ? f64(m[l]).view(-1) : torch::ones({n}, torch::kFloat64);
+}
+double scalar_or_one(const Tensor& m, int64_t l) { return m.defined() ? f64(m[l]).item<double>() : 1.0; }
+
+// Kept dims of a per-head pattern tiled over heads: the same set in every head, by design.
+Tensor head_pattern(const Tensor& z, int64_t H, int64_t dh) {
+  auto per_head = z.view({H, dh}) != 0;
+  SCULPT_CHECK(per_head.eq(per_head[0].unsqueeze(0)).all().item<bool>(),
+               "packing needs the same kept head dims in every head of a layer");
+  return per_head[0].nonzero().view(-1);
+}
+
+Tensor rows_of(const Tensor& heads, const Tensor& dims, int64_t dh) {
+  return (heads.unsqueeze(1) * dh + dims.unsqueeze(0)).view(-1);
+}
+
+void set(Tensor& to, const Tensor& from) {
+  SCULPT_CHECK(to.sizes() == from.sizes(), "packing: shape mismatch {} vs {}", c10::str(to.sizes()), c10::str(from.sizes()));
+  to.copy_(from.to(torch::kFloat32));
+}
+
+Tensor linear_w(const torch::nn::Linear& l) { return f64(l->weight); }
+Tensor linear_b(const torch::nn::Linear& l) { return f64(l->bias); }
+
+}  // namespace
+
+models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
+  torch::NoGradGuard no_grad;
+  const auto& c = student->config;
+  const int64_t D = c.hidden_size, H = c.num_heads, dh = c.head_dim(), L = c.num_layers, F = c.intermediate_size;
+  std::vector<Site> sites;
+  bool rms = student->sites[0]->as<LnSite>()->rms;
+  for (int64_t j = 0; j < student->num_sites(); ++j) {
+    auto* s = student->sites[static_cast<size_t>(j)]->as<LnSite>();
+    SCULPT_CHECK(s->rms == rms, "packing: every LN site must use the same normalisation");
+    sites.push_back(fold_site(*s, m.hidden.defined() ? m.hidden[j] : Tensor(), D));
+  }
+
+  // Per-layer kept structure.
+  models::PackedBertConfig pc;
+  pc.base = c;
+  pc.rms_norm = rms;
+  pc.embedding_dim = sites[0].dim();
+  struct LayerKeep {
+    Tensor heads, qk, vo, ffn, z_qk, z_vo, z_head, z_int;
+    double z_mha, z_ffn;
+  };
+  std::vector<LayerKeep> keep;
+  for (int64_t l = 0; l < L; ++l) {
+    LayerKeep k;
+    k.z_qk = row_or_ones(m.qk, l, H * dh);
+    k.z_vo = row_or_ones(m.vo, l, H * dh);
+    k.z_head = row_or_ones(m.head, l, H);
+    k.z_int = row_or_ones(m.ffn, l, F);
+    k.z_mha = scalar_or_one(m.mha, l);
+    k.z_ffn = scalar_or_one(m.ffn_layer, l);
+    k.qk = head_pattern(k.z_qk, H, dh);
+    k.vo = head_pattern(k.z_vo, H, dh);
+    // A head contributes only if its probabilities and its values survive.
+    k.heads = (k.z_mha != 0 && k.vo.size(0) > 0) ? kept(k.z_head) : torch::zeros({0}, torch::kLong);
+    k.ffn = k.z_ffn != 0 ? kept(k.z_int) : torch::zeros({0}, torch::kLong);
+    pc.layers.push_back({sites[static_cast<size_t>(2 * l + 1)].dim(), sites[static_cast<size_t>(2 * l + 2)].dim(), k.heads.size(0),
+                         k.heads.size(0) ? k.qk.size(0) : 0, k.heads.size(0) ? k.vo.size(0) : 0, k.ffn.size(0)});
+    keep.push_back(k);
+  }
+  models::PackedBert packed(pc);
+
+  // Embeddings: h0 = B0 e + c0, with c0 added once (to the word table).
+  const Site& s0 = sites[0];
+  set(packed->tok, f64(student->embed->tok->weight).matmul(s0.B.t()) + s0.c.unsqueeze(0));
+  set(packed->pos, f64(student->embed->pos->weight).matmul(s0.B.t()));
+  set(packed->type, f64(student->embed->type->weight).matmul(s0.B.t()));
+  set(packed->ln0_w, s0.gamma);
+  set(packed->ln0_b, s0.beta);
+
+  for (int64_t l = 0; l < L; ++l) {
+    const Site& p = sites[static_cast<size_t>(2 * l)];
+    const Site& s1 = sites[static_cast<size_t>(2 * l + 1)];
+    const Site& s2 = sites[static_cast<size_t>(2 * l + 2)];
+    const LayerKeep& k = keep[static_cast<size_t>(l)];
+    auto* layer = student->layers[static_cast<size_t>(l)]->as<Sp3Layer>();
+    auto* out = packed->layers[static_cast<size_t>(l)]->as<models::PackedBertLayer>();
+    auto* a = layer->attn.get();
+    if (k.heads.size(0) > 0) {
+      auto qrows = rows_of(k.heads, k.qk, dh), vrows = rows_of(k.heads, k.vo, dh);
+      auto Cq = linear_w(layer->cq), Ck = linear_w(layer->ck), Cv = linear_w(layer->cv), Co = linear_w(layer->co);
+      auto Wq = linear_w(a->q), Wk = linear_w(a->k), Wv = linear_w(a->v), Wo = linear_w(a->o);
+      // q = z_qk (Cq (Wq x + bq) + bcq); k unmasked; v scaled by z_vo and its head's z_head.
+      auto vscale = k.z_vo * k.z_head.repeat_interleave(dh);
+      set(out->wq, (k.z_qk.unsqueeze(1) * Cq.matmul(Wq).matmul(p.A)).index_select(0, qrows));
+      set(out->bq, (k.z_qk * (Cq.matmul(Wq.matmul(p.a) + linear_b(a->q)) + linear_b(layer->cq))).index_select(0, qrows));
+      set(out->wk, Ck.matmul(Wk).matmul(p.A).index_select(0, qrows));
+      set(out->bk, (Ck.matmul(Wk.matmul(p.a) + linear_b(a->k)) + linear_b(layer->ck)).index_select(0, qrows));
+      set(out->wv, (vscale.unsqueeze(1) * Cv.matmul(Wv).matmul(p.A)).index_select(0, vrows));
+      set(out->bv, (vscale * (Cv.matmul(Wv.matmul(p.a) + linear_b(a->v)) + linear_b(layer->cv))).index_select(0, vrows));
+      set(out->wo, k.z_mha * s1.B.matmul(Wo).matmul(Co.index_select(1, vrows)));
+    }
+    // The attention block's constant part: z_MHA (Wo b_co + b_o), mapped into site 1.
+    set(out->bo, k.z_mha * s1.B.matmul(linear_w(a->o).matmul(linear_b(layer->co)) + linear_b(a->o)));
+    set(out->r1, s1.B.matmul(p.A));
+    set(out->rb1, s1.B.matmul(p.a) + s1.c);
+    set(out->ln1_w, s1.gamma);
+    set(out->ln1_b, s1.beta);
+
+    auto* f = layer->ffn.get();
+    if (k.ffn.size(0) > 0) {
+      set(out->w1, linear_w(f->fc1).matmul(s1.A).index_select(0, k.ffn));
+      set(out->b1, (linear_w(f->fc1).matmul(s1.a) + linear_b(f->fc1)).index_select(0, k.ffn));
+      set(out->w2, k.z_ffn * s2.B.matmul(linear_w(f->fc2).index_select(1, k.ffn)) * k.z_int.index_select(0, k.ffn).unsqueeze(0));
+    }
+    set(out->b2, k.z_ffn * s2.B.matmul(linear_b(f->fc2)));
+    set(out->r2, s2.B.matmul(s1.A));
+    set(out->rb2, s2.B.matmul(s1.a) + s2.c);
+    set(out->ln2_w, s2.gamma);
+    set(out->ln2_b, s2.beta);
+  }
+  const Site& last = sites.back();
+  set(packed->pooler->weight, linear_w(student->pooler).matmul(last.A));
+  set(packed->pooler->bias, linear_w(student->pooler).matmul(last.a) + linear_b(student->pooler));
+  set(packed->classifier->weight, linear_w(student->classifier));
+  set(packed->classifier->bias, linear_b(student->classifier));
+  return packed;
+}
+
+}  // namespace sculpt::compress

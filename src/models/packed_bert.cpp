@@ -1,0 +1,211 @@
+#include "sculpt/models/packed_bert.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/models/hf_model.h"
+#include "sculpt/models/layers.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::models {
+
+nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
+  nlohmann::json j = bert_config_to_json(c.base);
+  j["architectures"] = {"SculptPackedBertForSequenceClassification"};
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : c.layers)
+    layers.push_back({{"attn_dim", l.attn_dim}, {"out_dim", l.out_dim}, {"heads", l.heads},
+                      {"qk_dim", l.qk_dim}, {"vo_dim", l.vo_dim}, {"ffn_dim", l.ffn_dim}});
+  j["sculpt_packed"] = {{"format", 1}, {"norm", c.rms_norm ? "rms" : "layer"}, {"embedding_dim", c.embedding_dim}, {"layers", layers}};
+  return j;
+}
+
+bool is_packed_bert(const nlohmann::json& config) { return config.is_object() && config.contains("sculpt_packed"); }
+
+PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::string& source) {
+  SCULPT_CHECK(is_packed_bert(j), "{}: no sculpt_packed block: not a packed model", source);
+  nlohmann::json plain = j;
+  plain.erase("sculpt_packed");
+  plain["architectures"] = {"BertForSequenceClassification"};
+  PackedBertConfig c;
+  c.base = bert_config_from_json(plain);
+  c.base.raw.erase("sculpt_packed");
+  const auto& p = j["sculpt_packed"];
+  try {
+    SCULPT_CHECK(p.value("format", 0) == 1, "{}: sculpt_packed format {} is not 1", source, p.value("format", 0));
+    c.rms_norm = p.at("norm").get<std::string>() == "rms";
+    c.embedding_dim = p.at("embedding_dim").get<int64_t>();
+    for (const auto& l : p.at("layers"))
+      c.layers.push_back({l.at("attn_dim").get<int64_t>(), l.at("out_dim").get<int64_t>(), l.at("heads").get<int64_t>(),
+                          l.at("qk_dim").get<int64_t>(), l.at("vo_dim").get<int64_t>(), l.at("ffn_dim").get<int64_t>()});
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: malformed sculpt_packed block: {}", source, e.what());
+  }
+  SCULPT_CHECK(static_cast<int64_t>(c.layers.size()) == c.base.num_layers, "{}: {} packed layers for num_hidden_layers {}",
+               source, c.layers.size(), c.base.num_layers);
+  const int64_t D = c.base.hidden_size;
+  auto in_range = [&](int64_t v, int64_t hi) { return v >= 0 && v <= hi; };
+  SCULPT_CHECK(in_range(c.embedding_dim, D), "{}: embedding_dim {} outside [0, {}]", source, c.embedding_dim, D);
+  for (const auto& l : c.layers)
+    SCULPT_CHECK(in_range(l.attn_dim, D) && in_range(l.out_dim, D) && in_range(l.heads, c.base.num_heads) &&
+                     in_range(l.qk_dim, c.base.head_dim()) && in_range(l.vo_dim, c.base.head_dim()) &&
+                     in_range(l.ffn_dim, c.base.intermediate_size),
+                 "{}: a packed layer's sizes exceed the original shape", source);
+  return c;
+}
+
+torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
+                          double eps, bool rms) {
+  const double D = static_cast<double>(width);
+  auto s2 = x.pow(2).sum(-1, true) / D;
+  torch::Tensor y;
+  if (rms) {
+    y = x * torch::rsqrt(s2 + eps);
+  } else {
+    auto mean = x.sum(-1, true) / D;
+    y = (x - mean) * torch::rsqrt(s2 - mean.pow(2) + eps);
+  }
+  return y * weight + bias;
+}
+
+PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base)
+    : dims(d), d_in(in), width(base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation) {
+  auto p = [&](const char* name, std::vector<int64_t> shape) { return register_parameter(name, torch::zeros(shape)); };
+  const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
+  wq = p("wq", {qk, in}), bq = p("bq", {qk});
+  wk = p("wk", {qk, in}), bk = p("bk", {qk});
+  wv = p("wv", {vo, in}), bv = p("bv", {vo});
+  wo = p("wo", {d.attn_dim, vo}), bo = p("bo", {d.attn_dim});
+  r1 = p("r1", {d.attn_dim, in}), rb1 = p("rb1", {d.attn_dim});
+  ln1_w = p("ln1_w", {d.attn_dim}), ln1_b = p("ln1_b", {d.attn_dim});
+  w1 = p("w1", {d.ffn_dim, d.attn_dim}), b1 = p("b1", {d.ffn_dim});
+  w2 = p("w2", {d.out_dim, d.ffn_dim}), b2 = p("b2", {d.out_dim});
+  r2 = p("r2", {d.out_dim, d.attn_dim}), rb2 = p("rb2", {d.out_dim});
+  ln2_w = p("ln2_w", {d.out_dim}), ln2_b = p("ln2_b", {d.out_dim});
+  dropout = register_module("dropout", torch::nn::Dropout(base.hidden_dropout));
+  attn_dropout = register_module("attn_dropout", torch::nn::Dropout(base.attention_dropout));
+}
+
+torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms) {
+  const int64_t B = x.size(0), T = x.size(1), H = dims.heads;
+  torch::Tensor att;
+  if (H > 0) {
+    auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, T, H, w}).transpose(1, 2); };
+    auto q = split(torch::linear(x, wq, bq), dims.qk_dim), k = split(torch::linear(x, wk, bk), dims.qk_dim);
+    auto v = split(torch::linear(x, wv, bv), dims.vo_dim);
+    // The original scale: the kept q/k widths are a projection of the original head's.
+    auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_original));
+    auto probs = attn_dropout(torch::softmax(scores + attention_bias, -1));
+    auto ctx = torch::matmul(probs, v).transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
+    att = torch::linear(ctx, wo, bo);
+  } else {
+    att = bo.expand({B, T, dims.attn_dim});
+  }
+  auto h1 = packed_norm(dropout(att) + torch::linear(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
+  auto f = dims.ffn_dim > 0 ? torch::linear(activation(act, torch::linear(h1, w1, b1)), w2, b2) : b2.expand({B, T, dims.out_dim});
+  return packed_norm(dropout(f) + torch::linear(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
+}
+
+PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
+  const auto& b = config.base;
+  const int64_t d0 = config.embedding_dim;
+  tok = register_parameter("tok", torch::zeros({b.vocab_size, d0}));
+  pos = register_parameter("pos", torch::zeros({b.max_positions, d0}));
+  type = register_parameter("type", torch::zeros({b.type_vocab_size, d0}));
+  ln0_w = register_parameter("ln0_w", torch::ones({d0}));
+  ln0_b = register_parameter("ln0_b", torch::zeros({d0}));
+  layers = register_module("layers", torch::nn::ModuleList());
+  int64_t d_in = d0;
+  for (const auto& l : config.layers) {
+    layers->push_back(PackedBertLayer(d_in, l, b));
+    d_in = l.out_dim;
+  }
+  pooler = register_module("pooler", torch::nn::Linear(d_in, b.hidden_size));
+  classifier = register_module("classifier", torch::nn::Linear(b.hidden_size, b.num_labels));
+  dropout = register_module("dropout", torch::nn::Dropout(b.hidden_dropout));
+  double p = b.classifier_dropout >= 0 ? b.classifier_dropout : b.hidden_dropout;
+  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+}
+
+ModelOutput PackedBertImpl::forward(const Batch& batch, const ForwardOptions& options) {
+  const auto& b = config.base;
+  ModelOutput out;
+  auto mask = batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids);
+  auto types = batch.token_type_ids.defined() ? batch.token_type_ids : torch::zeros_like(batch.input_ids);
+  auto positions = torch::arange(batch.input_ids.size(1), batch.input_ids.options());
+  auto e = torch::embedding(tok, batch.input_ids) + torch::embedding(type, types) + torch::embedding(pos, positions).unsqueeze(0);
+  auto x = dropout(packed_norm(e, ln0_w, ln0_b, b.hidden_size, b.norm_eps, config.rms_norm));
+  auto bias = extended_attention_mask(mask, x.scalar_type());
+  if (options.hidden_states) out.hidden_states.push_back(x);
+  for (const auto& m : *layers) {
+    x = m->as<PackedBertLayer>()->forward(x, bias, config.rms_norm);
+    if (options.hidden_states) out.hidden_states.push_back(x);
+  }
+  out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
+  out.logits = classifier(classifier_dropout(out.pooler_output));
+  if (batch.labels.defined()) {
+    if (b.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
+    else out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, b.num_labels}), batch.labels.view(-1).to(torch::kLong));
+  }
+  return out;
+}
+
+KeyMap packed_bert_key_map(const PackedBertConfig& c) {
+  KeyMap map;
+  auto add = [&](const std::string& hf, const std::string& internal) { map.push_back({hf, internal}); };
+  add("bert.embeddings.word_embeddings.weight", "tok");
+  add("bert.embeddings.position_embeddings.weight", "pos");
+  add("bert.embeddings.token_type_embeddings.weight", "type");
+  add("bert.embeddings.LayerNorm.weight", "ln0_w");
+  add("bert.embeddings.LayerNorm.bias", "ln0_b");
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    const std::string hf = fmt::format("bert.encoder.layer.{}.", i), in = fmt::format("layers.{}.", i);
+    const std::vector<std::pair<std::string, std::string>> pairs = {
+        {"attention.self.query.weight", "wq"},      {"attention.self.query.bias", "bq"},
+        {"attention.self.key.weight", "wk"},        {"attention.self.key.bias", "bk"},
+        {"attention.self.value.weight", "wv"},      {"attention.self.value.bias", "bv"},
+        {"attention.output.dense.weight", "wo"},    {"attention.output.dense.bias", "bo"},
+        {"attention.residual.weight", "r1"},        {"attention.residual.bias", "rb1"},
+        {"attention.output.LayerNorm.weight", "ln1_w"}, {"attention.output.LayerNorm.bias", "ln1_b"},
+        {"intermediate.dense.weight", "w1"},        {"intermediate.dense.bias", "b1"},
+        {"output.dense.weight", "w2"},              {"output.dense.bias", "b2"},
+        {"output.residual.weight", "r2"},           {"output.residual.bias", "rb2"},
+        {"output.LayerNorm.weight", "ln2_w"},       {"output.LayerNorm.bias", "ln2_b"}};
+    for (const auto& [h, n] : pairs) add(hf + h, in + n);
+  }
+  add("bert.pooler.dense.weight", "pooler.weight");
+  add("bert.pooler.dense.bias", "pooler.bias");
+  add("classifier.weight", "classifier.weight");
+  add("classifier.bias", "classifier.bias");
+  return map;
+}
+
+PackedBert load_packed_bert(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  PackedBert model(packed_config_from_json(io::read_json(path), path));
+  load_checkpoint(*model, packed_bert_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+  return model;
+}
+
+void save_packed_bert(PackedBert& model, const std::string& dir) {
+  save_hf(*model, packed_bert_key_map(model->config), packed_config_to_json(model->config), dir);
+}
+
+PackedCounts count_packed(const PackedBertImpl& m) {
+  PackedCounts c;
+  for (const auto& module : *m.layers) {
+    const auto* l = module->as<PackedBertLayer>();
+    for (const auto* t : {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->r1, &l->r2}) c.matrices += t->numel();
+    c.residual += l->r1.numel() + l->r2.numel();
+    for (const auto& p : l->parameters()) c.encoder_parameters += p.numel();
+  }
+  for (const auto& p : m.parameters()) c.total_parameters += p.numel();
+  return c;
+}
+
+}  // namespace sculpt::models

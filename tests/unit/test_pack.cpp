@@ -1,0 +1,151 @@
+// Packing (method.md §3.9): the masked student with its eval masks and the packed dense model
+// compute the same logits, whatever the compactors hold; the packed directory round-trips;
+// the packed model's weight count is the SP3 count of what the masks keep.
+#include "sculpt/compress/pack.h"
+#include "sculpt/compress/pca.h"
+#include "sculpt/core/error.h"
+#include "sp3_test_models.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+// Random compactors, biases and LN affines everywhere (biases of in-compactors included: the
+// method's mixer folds them twice, which only this kind of test catches).
+void scramble(compress::Sp3Bert& s, double scale) {
+  torch::NoGradGuard g;
+  for (auto& p : s->named_parameters()) {
+    const auto& k = p.key();
+    if (k.find("sites.") == 0 || k.find(".cq.") != std::string::npos || k.find(".ck.") != std::string::npos ||
+        k.find(".cv.") != std::string::npos || k.find(".co.") != std::string::npos)
+      p.value().add_(torch::randn_like(p.value()) * scale);
+  }
+}
+
+// Soft eval-mask values with zeros in every kind of mask, head patterns tiled over heads.
+compress::Sp3Masks partial_masks(bool drop_blocks) {
+  auto soft = [](std::vector<int64_t> shape, double keep) {
+    auto u = torch::rand(shape);
+    return torch::where(u < keep, 0.5 + 0.5 * torch::rand(shape), torch::zeros(shape));
+  };
+  compress::Sp3Masks m;
+  m.hidden = soft({5, 16}, 0.7);
+  auto dims = [&] {  // a per-head pattern, tiled over the 4 heads; each layer keeps one for sure
+    auto d = soft({2, 4}, 0.75);
+    d[0][0] = 0.9;
+    d[1][3] = 0.9;
+    return d.repeat({1, 4});
+  };
+  m.qk = dims();
+  m.vo = dims();
+  m.head = soft({2, 4}, 0.7);
+  m.head[0] = torch::tensor({0.9, 0.0, 0.7, 0.6});
+  m.head[1][0] = 0.8;
+  m.mha = torch::tensor({0.9, drop_blocks ? 0.0 : 0.95});
+  m.ffn = soft({2, 24}, 0.6);
+  m.ffn_layer = torch::tensor({drop_blocks ? 0.0 : 0.97, 0.9});
+  return m;
+}
+
+void expect_packed_equals_masked(compress::Sp3Bert& s, const compress::Sp3Masks& m) {
+  s->eval();
+  auto b = testing::tiny_batch();
+  auto expected = s->forward(b, m).logits;
+  auto packed = compress::pack_student(s, m);
+  packed->eval();
+  auto got = packed->forward(b).logits;
+  EXPECT_TRUE(testing::all_close(got, expected, 1e-4, 1e-4)) << got << "\n" << expected;
+}
+
+TEST(Pack, PackedEqualsMaskedStudentWithTrainedLookingCompactors) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, true);
+  torch::manual_seed(21);
+  scramble(s, 0.2);
+  expect_packed_equals_masked(s, partial_masks(false));
+  expect_packed_equals_masked(s, compress::Sp3Masks{});  // all kept: a dense model with residual maps
+}
+
+TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, true);
+  compress::PcaOptions o;
+  o.mode = "exact";
+  torch::manual_seed(3);
+  std::vector<models::Batch> examples;
+  for (int i = 0; i < 20; ++i) examples.push_back({torch::randint(5, 60, {1, 7})});
+  compress::init_sp3_from_pca(s, compress::collect_sp3_moments(s, examples, o), o);
+  torch::manual_seed(22);
+  scramble(s, 0.05);
+  auto m = partial_masks(true);
+  m.head[1].zero_();  // layer 1: every head gone, its MHA scalar still on: only biases remain
+  expect_packed_equals_masked(s, m);
+  auto packed = compress::pack_student(s, m);
+  EXPECT_TRUE(packed->config.rms_norm);
+  EXPECT_EQ(packed->config.layers[1].heads, 0);
+  EXPECT_EQ(packed->config.layers[0].ffn_dim, 0);
+  EXPECT_EQ(packed->config.layers[0].heads, 3);
+}
+
+TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, compress::StudentOptions{false, false});
+  auto params = s->named_parameters();
+  EXPECT_TRUE(params["layers.0.attn.q.weight"].requires_grad());  // whole model trains
+  EXPECT_FALSE(params["embed.tok.weight"].requires_grad());       // but the embeddings (CoFi)
+  EXPECT_FALSE(params["sites.1.in.weight"].requires_grad());      // no compactors
+  EXPECT_TRUE(params["sites.1.norm.weight"].requires_grad());
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.head_dims = false;
+  compress::Sp3MaskSet set(t->config, mo);
+  torch::manual_seed(4);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : set->parameters()) p.copy_(torch::randn_like(p) * 3);
+  }
+  set->eval();
+  auto m = set->sample_or_eval();
+  EXPECT_FALSE(m.qk.defined());
+  EXPECT_TRUE(torch::equal(m.hidden[0], m.hidden[4]));
+  expect_packed_equals_masked(s, m);
+  // CoFi's pruned fraction with all kept: only the 5D per layer its formula leaves out
+  // (FFN bias and LN), 5*16*2 of L[(4D^2+4D) + (2DF+5D)] = 3872.
+  compress::Sp3MaskSet full(t->config, mo);
+  EXPECT_NEAR(compress::cofi_expected_sparsity(full->cofi_keep_probs(), full->shape).item<double>(), 160.0 / 3872, 1e-4);
+}
+
+TEST(Pack, DirectoryRoundTripAndCounts) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, true);
+  torch::manual_seed(23);
+  scramble(s, 0.1);
+  auto m = partial_masks(false);
+  auto packed = compress::pack_student(s, m);
+  packed->eval();
+  testing::TempDir dir;
+  models::save_packed_bert(packed, dir.str());
+  auto loaded = models::load_packed_bert(dir.str());
+  loaded->eval();
+  auto b = testing::tiny_batch();
+  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, packed->forward(b).logits));
+  // The count is exactly SP3's expected size evaluated at the 0/1 pattern of the masks.
+  auto c = models::count_packed(*packed);
+  compress::Sp3KeepProbs p;
+  auto bin = [](const torch::Tensor& z) { return (z != 0).to(torch::kFloat32); };
+  p.hidden = bin(m.hidden);
+  p.qk = bin(m.qk).view({2, 4, 4}).select(1, 0);
+  p.vo = bin(m.vo).view({2, 4, 4}).select(1, 0);
+  p.head = bin(m.head);
+  p.mha = bin(m.mha);
+  p.ffn = bin(m.ffn);
+  p.ffn_layer = bin(m.ffn_layer);
+  EXPECT_EQ(c.matrices, compress::sp3_expected_params(p).item<double>());
+  // A damaged packed config is refused with the reason.
+  auto j = models::packed_config_to_json(packed->config);
+  j["sculpt_packed"]["layers"][0]["heads"] = 99;
+  EXPECT_THROW(models::packed_config_from_json(j, "x/config.json"), Error);
+}
+
+}  // namespace
+}  // namespace sculpt
