@@ -9,6 +9,7 @@
 #include "args.h"
 #include "commands.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
@@ -57,11 +58,11 @@ int bench_infer(int argc, char** argv) {
   if (shapes.empty()) shapes = {"128x128", "32x512"};
   const auto device = train::resolve_device(args.get("device", "auto"));
   const int steps = std::stoi(args.get("steps", "5")), warmup = std::stoi(args.get("warmup", "1"));
-  std::vector<models::Bert> nets;
+  std::vector<models::AnyBert> nets;  // dense or packed
   for (const auto& d : dirs) {
-    nets.push_back(models::load_bert(d, /*strict=*/true).model);
-    nets.back()->to(device);
-    nets.back()->eval();
+    nets.push_back(models::load_any_bert(d));
+    nets.back().module->to(device);
+    nets.back().module->eval();
   }
   torch::NoGradGuard no_grad;
   std::printf("bench infer: device %s, threads %d, %d timed passes after %d warm-up\n", device.str().c_str(),
@@ -71,21 +72,21 @@ int bench_infer(int argc, char** argv) {
     SCULPT_CHECK(x != std::string::npos, "--shape is BATCHxLENGTH, e.g. 128x128");
     const int64_t B = std::stoll(shape.substr(0, x));
     int64_t T = std::stoll(shape.substr(x + 1));
-    int64_t V = nets.front()->config.vocab_size;
-    for (auto& n : nets) T = std::min(T, n->config.max_positions), V = std::min(V, n->config.vocab_size);
+    int64_t V = nets.front().config.vocab_size;
+    for (auto& n : nets) T = std::min(T, n.config.max_positions), V = std::min(V, n.config.vocab_size);
     models::Batch batch;
     batch.input_ids = torch::randint(5, V, {B, T}, torch::kLong).to(device);
     double baseline = 0;
     for (size_t i = 0; i < nets.size(); ++i) {
-      for (int w = 0; w < warmup; ++w) nets[i]->forward(batch);
+      for (int w = 0; w < warmup; ++w) nets[i].forward(batch, {});
       sync(device);
       auto t0 = Clock::now();
-      for (int k = 0; k < steps; ++k) nets[i]->forward(batch);
+      for (int k = 0; k < steps; ++k) nets[i].forward(batch, {});
       sync(device);
       const double secs = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
       if (i == 0) baseline = secs;
       int64_t n_params = 0;
-      for (const auto& p : nets[i]->parameters()) n_params += p.numel();
+      for (const auto& p : nets[i].module->parameters()) n_params += p.numel();
       std::printf("  %lldx%lld  %-40s %10lld params  %9.4f s/batch  %8.1f samples/s  speedup %.2fx\n",
                   static_cast<long long>(B), static_cast<long long>(T), dirs[i].c_str(), static_cast<long long>(n_params), secs,
                   static_cast<double>(B) / secs, baseline / secs);

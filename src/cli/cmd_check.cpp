@@ -15,6 +15,7 @@
 #include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/reference_forward.h"
 #include "sculpt/tokenizers/jsonl.h"
@@ -115,15 +116,16 @@ int cmd_eval(int argc, char** argv) {
   const auto& task = data::glue_task(args.require("task"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   auto tokenizer = tokenizers::load_tokenizer(dir);
-  auto model = models::load_bert(dir, /*strict=*/true).model;
+  auto model = models::load_any_bert(dir);  // dense or packed by pruning
   auto device = train::resolve_device(args.get("device", "auto"));
-  model->to(device);
+  model.module->to(device);
   const std::string split = args.get("split", task.dev_splits.front());
   // Never longer than the model's positions (a small exported model may have fewer than 128).
-  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model->config.max_positions);
+  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model.config.max_positions);
   auto examples = data::encode_glue(*tokenizer, data::read_glue_split(task, root, split), max_length);
-  model->eval();
-  auto m = train::evaluate_glue([&](const models::Batch& b) { return model->forward(b).logits; }, task.name, examples, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
+  model.module->eval();
+  auto m = train::evaluate_glue([&](const models::Batch& b) { return model.forward(b, {}).logits; }, task.name, examples,
+                                std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
   nlohmann::json j = {{"task", task.name}, {"split", split}, {"examples", examples.size()}};
   for (const auto& [k, v] : m) j[k] = v;
   std::printf("%s\n", j.dump(2).c_str());

@@ -30,7 +30,7 @@ int cmd_run(int argc, char** argv) {
   SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt run RECIPE [key=value ...]");
   auto r = recipe::load_recipe(args.positional[0], args.overrides);
   apply_threads(r);
-  train::run_finetune(r, /*resume=*/false);
+  train::run_recipe(r, /*resume=*/false);
   return 0;
 }
 
@@ -54,7 +54,7 @@ int cmd_resume(int argc, char** argv) {
   }
   auto r = recipe::load_recipe(resolved, overrides);
   apply_threads(r);
-  train::run_finetune(r, /*resume=*/true);
+  train::run_recipe(r, /*resume=*/true);
   return 0;
 }
 

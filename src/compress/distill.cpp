@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <limits>
+
 #include "sculpt/core/error.h"
 
 namespace sculpt::compress {
@@ -17,32 +20,60 @@ torch::Tensor prediction_distill(const torch::Tensor& student, const torch::Tens
   return logits_kl(student, teacher, T, times_t_squared);
 }
 
+torch::Tensor masked_mse(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
+  auto m = mask.to(a.scalar_type());
+  return ((a - b).pow(2).sum(-1) * m).sum() / (m.sum() * static_cast<double>(a.size(-1)));
+}
+
 LayerDistill layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
-                           const torch::Tensor& mask, const torch::Tensor& projection) {
+                           const torch::Tensor& mask) {
   SCULPT_CHECK(!student.empty() && student.size() <= teacher.size(), "layer distillation: {} student states for {} teacher states",
                student.size(), teacher.size());
-  auto keep = mask.reshape(-1).to(torch::kBool);
-  auto tokens = [&](const torch::Tensor& h) { return h.reshape({-1, h.size(-1)}).index({keep}); };
-  std::vector<torch::Tensor> t;
-  for (const auto& h : teacher) t.push_back(tokens(h).detach());
-  LayerDistill out;
-  out.loss = torch::zeros({}, student.front().options());
+  const auto inf = std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> best, match;
   for (size_t i = 0; i < student.size(); ++i) {
-    auto s = tokens(student[i]);
-    if (projection.defined()) s = torch::matmul(s, projection.t());
-    int64_t best = static_cast<int64_t>(i);
-    {
-      torch::NoGradGuard no_grad;
-      double best_cost = 1e300;
-      for (size_t j = i; j < t.size(); ++j) {
-        double cost = torch::mse_loss(s, t[j]).item<double>();
-        if (cost < best_cost) best_cost = cost, best = static_cast<int64_t>(j);
-      }
-    }
-    out.match.push_back(best);
-    out.loss = out.loss + torch::mse_loss(s, t[static_cast<size_t>(best)]);
+    std::vector<torch::Tensor> costs;
+    for (size_t j = 0; j < teacher.size(); ++j)
+      costs.push_back(j < i ? torch::full({}, inf, student[i].options()) : masked_mse(student[i], teacher[j].detach(), mask));
+    auto [value, index] = torch::stack(costs).min(0);  // gradient flows to the chosen pair only
+    best.push_back(value);
+    match.push_back(index);
+  }
+  return {torch::stack(best).sum(), torch::stack(match)};
+}
+
+std::vector<int64_t> cofi_teacher_layers(int64_t L) {
+  std::vector<int64_t> out;
+  for (int k = 1; k <= 4; ++k) {
+    auto j = static_cast<int64_t>(std::lround(static_cast<double>(L * k) / 4.0));
+    if (j >= 1 && (out.empty() || out.back() != j)) out.push_back(j);
   }
   return out;
+}
+
+LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
+                                const torch::Tensor& mask) {
+  SCULPT_CHECK(student.size() >= 2 && teacher.size() >= 2, "CoFi layer distillation needs the layers' hidden states");
+  const int64_t Ls = static_cast<int64_t>(student.size()) - 1;
+  const auto layers = cofi_teacher_layers(static_cast<int64_t>(teacher.size()) - 1);
+  const auto inf = std::numeric_limits<double>::infinity();
+  auto device = student[1].device();
+  auto candidates = torch::arange(Ls, torch::TensorOptions().dtype(torch::kLong).device(device));  // student layer s+1
+  auto last = torch::full({}, Ls, candidates.options());
+  torch::Tensor loss = torch::zeros({}, student[1].options());
+  std::vector<torch::Tensor> match(layers.size());
+  for (size_t k = layers.size(); k-- > 0;) {  // from the top teacher layer down
+    std::vector<torch::Tensor> costs;
+    for (int64_t s = 1; s <= Ls; ++s) costs.push_back(masked_mse(student[static_cast<size_t>(s)], teacher[static_cast<size_t>(layers[k])].detach(), mask));
+    auto cost = torch::stack(costs);
+    auto allowed = cost.detach().masked_fill(candidates >= last, inf);
+    // Nothing below the previous match left: CoFi keeps the previous one.
+    auto pick = torch::where(last > 0, allowed.argmin(), last.clamp_max(Ls - 1));
+    loss = loss + cost.index_select(0, pick.view(1)).sum();
+    match[k] = pick + 1;
+    last = pick;
+  }
+  return {loss, torch::stack(match)};
 }
 
 }  // namespace sculpt::compress

@@ -30,14 +30,11 @@ torch::Tensor HardConcreteImpl::deterministic() const {
   torch::NoGradGuard no_grad;
   const int64_t n = log_alpha.size(1);
   auto soft = torch::sigmoid(log_alpha * 0.8 / options.beta);
-  auto expected_zeros = (static_cast<double>(n) - keep_prob().sum(1)).round().to(torch::kLong);  // per row
-  auto z = soft.clone();
-  auto order = std::get<1>(soft.sort(1));  // ascending: the first k0 of each row are zeroed
-  for (int64_t row = 0; row < z.size(0); ++row) {
-    const int64_t k0 = expected_zeros[row].item<int64_t>();
-    if (k0 > 0) z[row].index_fill_(0, order[row].narrow(0, 0, std::min(k0, n)), 0.0);
-  }
-  return tile(z);
+  auto expected_zeros = (static_cast<double>(n) - keep_prob().sum(1, true)).round();  // [rows, 1]
+  // Rank of each entry within its row (0 = smallest); the k0 smallest are zeroed. All on the
+  // device: no host sync per row.
+  auto rank = soft.argsort(/*dim=*/int64_t{1}, false).argsort(int64_t{1}, false).to(soft.scalar_type());
+  return tile(torch::where(rank < expected_zeros, torch::zeros_like(soft), soft));
 }
 
 torch::Tensor HardConcreteImpl::forward() { return is_training() && active ? sample() : deterministic(); }

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "sculpt/core/error.h"
+#include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
@@ -55,11 +56,11 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
   };
 
   if (type == "bert") {
-    auto model = load_bert(model_dir, /*strict=*/true, prefer).model;
-    model->eval();
+    auto model = load_any_bert(model_dir, prefer);  // dense or packed
+    model.module->eval();
     Batch batch{get("input_ids"), get("attention_mask"), get("token_type_ids"),
                 get("labels"),    get("start_positions"), get("end_positions")};
-    finish(*model, bert_key_map(model->config), model->forward(batch, all).named());
+    finish(*model.module, model.keys, model.forward(batch, all).named());
   } else if (type == "t5") {
     T5 model(t5_config_from_json(config_json));
     auto keys = t5_key_map(model->config);

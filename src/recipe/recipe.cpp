@@ -171,6 +171,52 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.logging.progress_bar = logging.get<std::string>("progress_bar", r.logging.progress_bar);
   logging.close();
 
+  if (top.has("prune")) {
+    Node prune = top.child("prune");
+    auto& p = r.prune;
+    p.method = prune.get<std::string>("method", "sp3");
+    const bool cofi = p.method == "cofi";
+    if (p.method != "sp3" && !cofi) prune.error("method", fmt::format("'{}' is not sp3 or cofi", p.method));
+    p.target = prune.get<double>("target", cofi ? 0.95 : 0.06);
+    p.epsilon = prune.get<double>("epsilon", cofi ? 0.01 : 0.02);
+    if (!cofi) {
+      p.init = prune.get<std::string>("init", p.init);
+      if (p.init != "paper" && p.init != "exact") prune.error("init", fmt::format("'{}' is not paper or exact", p.init));
+      p.pca_examples = prune.get<int64_t>("pca_examples", p.pca_examples);
+      p.pca_tokens = prune.get<int64_t>("pca_tokens", p.pca_tokens);
+      p.freeze_original = prune.get<bool>("freeze_original", true);
+    } else {
+      p.freeze_original = false;
+    }
+    p.mask_lr = prune.get<double>("mask_lr", cofi ? 0.01 : 0.1);
+    p.lambda_lr = prune.get<double>("lambda_lr", cofi ? 0.01 : 0.1);
+    p.schedule_reg_lr = prune.get<bool>("schedule_reg_lr", !cofi);
+    p.start = prune.get_duration("start", cofi ? "1e" : "2e");
+    p.structural_start = prune.get_duration("structural_start", cofi ? p.start.str() : "8e");
+    p.target_warmup = prune.get_duration("target_warmup", "2e");
+    p.absolute = prune.get<bool>("absolute", false);
+    p.log_alpha_clamp = prune.get<double>("log_alpha_clamp", cofi ? 4.605 : 0.0);
+    Node d = prune.child("distill");
+    p.distill.temperature = d.get<double>("temperature", 2.0);
+    p.distill.pred_weight = d.get<double>("pred_weight", cofi ? 0.1 : 0.3);
+    p.distill.layer_weight = d.get<double>("layer_weight", cofi ? 0.9 : 0.7);
+    p.distill.task_weight = d.get<double>("task_weight", 0.0);
+    p.distill.t_squared = d.get<bool>("t_squared", cofi);
+    p.distill.layer_map = d.get<std::string>("layer_map", cofi ? "cofi" : "sp3");
+    if (p.distill.layer_map != "sp3" && p.distill.layer_map != "cofi")
+      d.error("layer_map", fmt::format("'{}' is not sp3 or cofi", p.distill.layer_map));
+    if (p.distill.temperature <= 0) d.error("temperature", "must be positive");
+    d.close();
+    p.finetune = prune.get_duration("finetune", cofi ? "20e" : "0u");
+    p.finetune_lr = prune.get<double>("finetune_lr", p.finetune_lr);
+    if (!cofi && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
+    if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
+    if (r.model.family != "bert" || r.data.is_squad())
+      prune.error("method", "pruning is implemented for BERT on GLUE tasks (model.family bert, a GLUE data.task)");
+    if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
+    prune.close();
+  }
+
   Node debug = top.child("debug");
   r.debug.crash_after_step = debug.get<int64_t>("crash_after_step", 0);
   r.debug.step_delay_ms = debug.get<int64_t>("step_delay_ms", 0);

@@ -67,7 +67,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
            run_dir, task->describe(), device.str(), n_params, total, updates_per_epoch, r.data.batch_size, accum,
            dist.world_size(), warmup, eval_every, ckpt_every);
 
-  auto optimizer = make_adamw(model, {r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps});
+  OptimizerSetup setup = task->make_optimizer({r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps});
+  torch::optim::AdamW* optimizer = setup.optimizer.get();
   TrainState state;
   JsonlWriter metrics_log((fs::path(run_dir) / "metrics.jsonl").string()), eval_log((fs::path(run_dir) / "eval.jsonl").string());
   if (resume) {
@@ -83,9 +84,10 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
 
   install_stop_signal_handlers();
   std::vector<std::vector<size_t>> plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
-  std::vector<torch::Tensor> params;
+  std::vector<torch::Tensor> params;  // every trainable parameter (all-reduced)
   for (const auto& p : model.parameters())
     if (p.requires_grad()) params.push_back(p);
+  const std::vector<torch::Tensor> clipped = task->clipped_parameters();
 
   ProgressBar bar(r.logging.progress_bar, total);
   auto window_start = Clock::now();
@@ -121,7 +123,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
     }
     const double lr = r.train.lr * linear_schedule(state.step, warmup, total);
-    set_lr(*optimizer, lr);
+    apply_schedule(setup, linear_schedule(state.step, warmup, total));
+    task->begin_update(state.step, updates_per_epoch, total);
     clear_grads(*optimizer);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
     BatchStats stats;
@@ -146,7 +149,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     }
     // The one host sync of an update: loss and gradient norm together, needed before the
     // step so that a non-finite update is never applied or checkpointed.
-    auto checked = torch::stack({loss_sum.to(torch::kDouble), clip_grad_norm(params, r.train.max_grad_norm).to(loss_sum.device(), torch::kDouble)})
+    auto checked = torch::stack({loss_sum.to(torch::kDouble), clip_grad_norm(clipped, r.train.max_grad_norm).to(loss_sum.device(), torch::kDouble)})
                        .to(torch::kCPU);
     const double loss_value = checked[0].item<double>(), grad_norm = checked[1].item<double>();
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
@@ -155,7 +158,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
            "checkpointed (lower train.lr or check the data)",
            std::isfinite(loss_value) ? "gradient norm" : "loss", state.step + 1, loss_value, grad_norm);
     }
+    task->before_step();
     optimizer->step();
+    task->after_step();
     ++state.step;
     state.samples += stats.samples;
     state.tokens += stats.tokens;
@@ -176,9 +181,12 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"samples_per_s", secs > 0 ? static_cast<double>(window_samples) / secs : 0.0},
                             {"tokens_per_s", secs > 0 ? static_cast<double>(window_tokens) / secs : 0.0},
                             {"elapsed_s", elapsed()}};
+      const nlohmann::json extra = task->log_fields();
+      for (const auto& [k, v] : extra.items()) rec[k] = v;
       if (main) metrics_log.write(rec);
-      LOG_INFO("Ep. {:.2f} : Up. {} : loss {:.4f} : gNorm {:.3f} : L.r. {:.3e} : {:.0f} samples/s",
-               rec["epoch"].get<double>(), state.step, rec["loss"].get<double>(), grad_norm, lr, rec["samples_per_s"].get<double>());
+      LOG_INFO("Ep. {:.2f} : Up. {} : loss {:.4f} : gNorm {:.3f} : L.r. {:.3e} : {:.0f} samples/s{}",
+               rec["epoch"].get<double>(), state.step, rec["loss"].get<double>(), grad_norm, lr, rec["samples_per_s"].get<double>(),
+               task->log_line(extra));
       state.window_loss = 0;
       state.window_updates = 0;
       window_samples = 0;
@@ -194,7 +202,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"eval_seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
       for (const auto& [k, v] : last_eval) rec[k] = v;
       SCULPT_CHECK(last_eval.count(metric), "eval.metric '{}' is not among the reported metrics", metric);
-      const bool best = last_eval[metric] > state.best_metric;
+      const bool best = last_eval[metric] > state.best_metric && task->eligible_for_best(last_eval);
       if (best) {
         state.best_metric = last_eval[metric];
         state.best_step = state.step;
@@ -204,7 +212,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       if (main) eval_log.write(rec);
       bar.clear();
       LOG_INFO("[eval] Up. {} : {} {:.4f}{}", state.step, metric, last_eval[metric],
-               best ? " : new best" : fmt::format(" : best {:.4f} at {}", state.best_metric, state.best_step));
+               best ? " : new best" : state.best_step < 0 ? std::string(" : no best yet") : fmt::format(" : best {:.4f} at {}", state.best_metric, state.best_step));
     }
     if (state.step % ckpt_every == 0 || state.step == total) save();
     // A signal that reached some ranks stops all of them at the same update.
@@ -234,8 +242,10 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"best_model", (fs::path(run_dir) / "best").string()}};
   if (main) io::write_file_atomic((fs::path(run_dir) / "results.json").string(), results.dump(2) + "\n");
   dist.barrier();
-  LOG_INFO("[run] done: {} updates in {:.1f}s; best {} {:.4f} at update {}; results in {}/results.json", state.step,
-           result.train_seconds, metric, state.best_metric, state.best_step, run_dir);
+  LOG_INFO("[run] done: {} updates in {:.1f}s; {}; results in {}/results.json", state.step, result.train_seconds,
+           state.best_step < 0 ? std::string("no evaluation was eligible for best")
+                               : fmt::format("best {} {:.4f} at update {}", metric, state.best_metric, state.best_step),
+           run_dir);
   return result;
 }
 

@@ -20,7 +20,9 @@
 #include "sculpt/tokenizers/sentencepiece.h"
 #include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/train/evaluate.h"
+#include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
+#include "sculpt/models/packed_bert.h"
 
 namespace fs = std::filesystem;
 
@@ -28,12 +30,6 @@ namespace sculpt::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-void copy_tokenizer_files(const std::string& from, const fs::path& to) {
-  for (const char* name : {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "spiece.model",
-                           "added_tokens.json", "vocab.json", "merges.txt", "encoder.json", "vocab.bpe"})
-    if (fs::exists(fs::path(from) / name)) fs::copy_file(fs::path(from) / name, to / name, fs::copy_options::overwrite_existing);
-}
 
 template <typename T>
 std::vector<T> limit(std::vector<T> rows, int64_t n) {
@@ -92,6 +88,7 @@ models::Opt build_opt_classifier(const recipe::Recipe& r, const data::GlueTask& 
 }
 
 models::ModelOutput classify(models::Bert& m, const models::Batch& b) { return m->forward(b); }
+models::ModelOutput classify(models::PackedBert& m, const models::Batch& b) { return m->forward(b); }
 models::ModelOutput classify(models::Opt& m, const models::Batch& b) {
   auto o = m->forward(b.input_ids, b.attention_mask, b.labels);
   models::ModelOutput out;
@@ -99,6 +96,8 @@ models::ModelOutput classify(models::Opt& m, const models::Batch& b) {
   return out;
 }
 nlohmann::json export_config(models::Bert& m) { return models::bert_config_to_json(m->config); }
+nlohmann::json export_config(models::PackedBert& m) { return models::packed_config_to_json(m->config); }
+const models::KeyMap key_map(models::PackedBert& m) { return models::packed_bert_key_map(m->config); }
 nlohmann::json export_config(models::Opt& m) { return m->config.raw; }
 const models::KeyMap key_map(models::Bert& m) { return models::bert_key_map(m->config); }
 const models::KeyMap key_map(models::Opt& m) { return models::opt_key_map(m->config); }
@@ -107,43 +106,26 @@ template <typename Model>
 class GlueClassificationTask : public Task {
  public:
   GlueClassificationTask(const recipe::Recipe& r, Model model, const torch::Device& device)
-      : r_(r), task_(data::glue_task(r.data.task)), model_(std::move(model)), device_(device) {
-    tokenizer_ = tokenizers::load_tokenizer(r.model.tokenizer);
-    pad_id_ = tokenizer_->pad_id();
-    auto t0 = Clock::now();
-    train_ = data::encode_glue(*tokenizer_, limit(data::read_glue_split(task_, r.data.root, "train"), r.data.max_train_examples),
-                               r.data.max_seq_len);
-    for (const auto& split : task_.dev_splits)
-      dev_.emplace_back(split, data::encode_glue(*tokenizer_, limit(data::read_glue_split(task_, r.data.root, split), r.data.max_eval_examples),
-                                                 r.data.max_seq_len));
-    lengths_ = data::lengths_of(train_);
+      : r_(r), data_(r), model_(std::move(model)), device_(device) {
     keys_ = key_map(model_);
     model_->to(device_);
-    LOG_INFO("[data] {}: {} train, {} dev examples, tokenized in {:.1f}s", task_.name, train_.size(), dev_.front().second.size(),
-             std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  std::string describe() const override { return r_.model.family + " classifier on " + task_.name; }
+  std::string describe() const override { return r_.model.family + " classifier on " + data_.task.name; }
   torch::nn::Module& model() override { return *model_; }
   const models::KeyMap& keys() const override { return keys_; }
-  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
+  const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
   torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
-    auto batch = data::collate(train_, idx, pad_id_, task_.is_regression());
+    auto batch = data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
     stats.samples += batch.size();
     stats.tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
-    torch::Tensor loss = classify(model_, batch.to(device_)).loss;
-    return loss;
+    return classify(model_, batch.to(device_)).loss;
   }
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     model_->eval();
-    std::map<std::string, double> all;
-    auto logits_of = [this](const models::Batch& b) -> torch::Tensor { return classify(model_, b).logits; };
-    for (size_t s = 0; s < dev_.size(); ++s)
-      for (const auto& [k, v] : evaluate_glue(logits_of, task_.name, dev_[s].second, r_.data.eval_batch_size, pad_id_, device_))
-        all[s == 0 ? k : "mm_" + k] = v;  // MNLI's mismatched dev set gets a prefix
-    return all;
+    return data_.evaluate([this](const models::Batch& b) { return classify(model_, b).logits; }, r_.data.eval_batch_size, device_);
   }
-  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(task_.name) : r_.eval.metric; }
+  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(data_.task.name) : r_.eval.metric; }
   void export_to(const std::string& dir) override {
     models::save_hf(*model_, keys_, export_config(model_), dir);
     copy_tokenizer_files(r_.model.tokenizer, dir);
@@ -151,14 +133,9 @@ class GlueClassificationTask : public Task {
 
  private:
   const recipe::Recipe& r_;
-  const data::GlueTask& task_;
+  GlueData data_;
   Model model_;
   torch::Device device_;
-  std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
-  int64_t pad_id_;
-  std::vector<data::Example> train_;
-  std::vector<std::pair<std::string, std::vector<data::Example>>> dev_;
-  std::vector<int64_t> lengths_;
   models::KeyMap keys_;
 };
 
@@ -342,6 +319,14 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& de
     return std::make_unique<SquadTask>(r, device);
   }
   const auto& task = data::glue_task(r.data.task);
+  if (r.prune.enabled()) return make_prune_task(r, device);
+  if (family == "bert" && !r.model.path.empty() && models::is_packed_bert(model_config(r))) {
+    // A packed model (from pruning) fine-tunes like any checkpoint; its head must fit the task.
+    auto packed = models::load_packed_bert(r.model.path);
+    SCULPT_CHECK(packed->config.base.num_labels == task.num_labels(), "{}: packed model has {} labels, task {} needs {}",
+                 r.model.path, packed->config.base.num_labels, task.name, task.num_labels());
+    return std::make_unique<GlueClassificationTask<models::PackedBert>>(r, packed, device);
+  }
   if (family == "bert") return std::make_unique<GlueClassificationTask<models::Bert>>(r, build_bert_classifier(r, task), device);
   if (family == "opt") return std::make_unique<GlueClassificationTask<models::Opt>>(r, build_opt_classifier(r, task), device);
   if (family == "t5") return std::make_unique<GlueT5Task>(r, device);

@@ -138,17 +138,41 @@ TEST(Distill, LayerMatchingSkipsPaddingAndLooksForward) {
   std::vector<torch::Tensor> student = {teacher[1].clone(), teacher[1].clone(), teacher[0].clone()};
   student[0].select(1, 2).fill_(100.0);  // a padded position: must not matter
   auto d = compress::layer_distill(student, teacher, mask);
-  EXPECT_EQ(d.match[0], 1);
-  EXPECT_EQ(d.match[1], 1);
-  EXPECT_GE(d.match[2], 2);
+  EXPECT_EQ(d.match[0].item<int64_t>(), 1);
+  EXPECT_EQ(d.match[1].item<int64_t>(), 1);
+  EXPECT_GE(d.match[2].item<int64_t>(), 2);
   auto exact = compress::layer_distill({student[0], student[1]}, teacher, mask);
   EXPECT_NEAR(exact.loss.item<double>(), 0.0, 1e-12);  // padding excluded, exact matches
-  // With an identity projection nothing changes; the loss has gradient for the student.
+  // The MSE is over the 3 real tokens and 5 features, by hand.
+  auto diff = (teacher[0] - teacher[2]).pow(2);
+  double by_hand = (diff[0][0].sum() + diff[0][1].sum() + diff[1][0].sum()).item<double>() / 15;
+  EXPECT_NEAR(compress::masked_mse(teacher[0], teacher[2], mask).item<double>(), by_hand, 1e-6);
+  // The loss has gradient for the student.
   auto x = teacher[0].clone().requires_grad_(true);
-  auto d2 = compress::layer_distill({x}, teacher, mask, torch::eye(5));
+  auto d2 = compress::layer_distill({x}, teacher, mask);
   d2.loss.backward();
   EXPECT_TRUE(x.grad().defined());
-  EXPECT_EQ(d2.match[0], 0);
+  EXPECT_EQ(d2.match[0].item<int64_t>(), 0);
+}
+
+TEST(Distill, CofiMatchesTopDownStrictlyBelow) {
+  EXPECT_EQ(compress::cofi_teacher_layers(12), (std::vector<int64_t>{3, 6, 9, 12}));
+  EXPECT_EQ(compress::cofi_teacher_layers(2), (std::vector<int64_t>{1, 2}));
+  torch::manual_seed(1);
+  std::vector<torch::Tensor> teacher;
+  for (int j = 0; j <= 4; ++j) teacher.push_back(torch::randn({2, 3, 5}));
+  auto mask = torch::ones({2, 3});
+  auto match = [&](std::vector<int> which) {  // student layer s = teacher layer which[s - 1]
+    std::vector<torch::Tensor> student = {teacher[0]};
+    for (int w : which) student.push_back(teacher[static_cast<size_t>(w)].clone());
+    auto d = compress::cofi_layer_distill(student, teacher, mask);
+    return std::vector<int64_t>(d.match.data_ptr<int64_t>(), d.match.data_ptr<int64_t>() + 4);
+  };
+  // L = 4: teacher layers 1..4. Student equal to the teacher: each matches itself, loss 0.
+  EXPECT_EQ(match({1, 2, 3, 4}), (std::vector<int64_t>{1, 2, 3, 4}));
+  // Teacher 4 goes first and takes student 2; teacher 3 may only look below it (student 1);
+  // teachers 2 and 1 have nothing left below and keep the last match, as CoFi does.
+  EXPECT_EQ(match({1, 4, 3, 2}), (std::vector<int64_t>{1, 1, 1, 2}));
 }
 
 }  // namespace

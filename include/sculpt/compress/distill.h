@@ -1,7 +1,10 @@
 // Distillation losses from a frozen teacher: logits KL at temperature T (SP3: no T^2 factor;
 // CoFi: times T^2), MSE for a one-logit regression head (where KL of a single logit is 0), and
-// the layer loss over non-pad tokens through a learned projection with SP3's dynamic matching
-// (student state i to the teacher state j >= i of least MSE, recomputed every batch).
+// the layer losses over non-pad tokens with their teacher-layer matching:
+//  * SP3: student state i to the teacher state j >= i of least MSE, all states, every batch;
+//  * CoFi: teacher layers {L/4, L/2, 3L/4, L}, matched top-down to the lowest-cost student
+//    layer strictly below the previous match.
+// Everything stays on the device (no host sync): matches are returned as a tensor.
 #pragma once
 #include <torch/types.h>
 
@@ -16,13 +19,20 @@ torch::Tensor prediction_distill(const torch::Tensor& student, const torch::Tens
                                  bool times_t_squared);
 
 struct LayerDistill {
-  torch::Tensor loss;           // sum over student states of MSE(teacher[match[i]], projected student[i])
-  std::vector<int64_t> match;   // teacher index per student state
+  torch::Tensor loss;   // sum of the matched pairs' MSE
+  torch::Tensor match;  // [n] long: SP3 teacher index per student state; CoFi student layer per teacher layer
 };
 
-// states: [B, T, D] each (student already in the teacher's basis after `projection`, or
-// undefined projection = identity); mask: [B, T] with 1 for real tokens.
+// Mean over real tokens (mask [B, T], 1 = real) and features of (a - b)^2.
+torch::Tensor masked_mse(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask);
+
+// states [B, T, D] each, the student's already projected into the teacher's space.
 LayerDistill layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
-                           const torch::Tensor& mask, const torch::Tensor& projection = {});
+                           const torch::Tensor& mask);
+// Hidden-state lists include the embedding output at 0 (L + 1 entries each).
+LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
+                                const torch::Tensor& mask);
+// CoFi's teacher layers for an L-layer model: round(L k / 4), k = 1..4, without repeats.
+std::vector<int64_t> cofi_teacher_layers(int64_t num_layers);
 
 }  // namespace sculpt::compress

@@ -70,6 +70,35 @@ struct LoggingSection {
   std::string progress_bar = "auto";  // auto (terminal only) | on | off
 };
 
+// Structured pruning with distillation (method.md §3 SP3, §5 CoFi). Empty method: no pruning.
+// Defaults depend on the method; recipe.resolved.yaml shows the values in force.
+struct DistillSection {
+  double temperature = 2;
+  double pred_weight = 0.3, layer_weight = 0.7, task_weight = 0;  // SP3: 0.3 KL + 0.7 layer
+  bool t_squared = false;                                         // CoFi multiplies the KL by T^2
+  std::string layer_map = "sp3";                                  // sp3 (all states, j >= i) | cofi
+};
+
+struct PruneSection {
+  std::string method;          // "" | sp3 | cofi
+  double target = 0.06;        // sp3: remaining fraction (residual maps included); cofi: pruned fraction
+  double epsilon = 0.02;       // best checkpoint only within target + epsilon (cofi: target - epsilon)
+  std::string init = "paper";  // sp3 PCA init: paper (approximate) | exact
+  int64_t pca_examples = 512, pca_tokens = 8;
+  bool freeze_original = true;     // sp3: originals frozen, compactors trained
+  double mask_lr = 0.1, lambda_lr = 0.1;
+  bool schedule_reg_lr = true;     // sp3: mask and lambda rates decay with the model's
+  Duration start = Duration::parse("2e");             // masks of group 0 (and the constraint) from here
+  Duration structural_start = Duration::parse("8e");  // heads, MHA and FFN layers from here
+  Duration target_warmup = Duration::parse("2e");     // ramp from all-kept to the target
+  bool absolute = false;           // |s - t| in the linear term
+  double log_alpha_clamp = 0;      // cofi: clamp log alpha to [-c, c] after each step (0: never)
+  DistillSection distill;
+  Duration finetune = Duration::parse("0u");  // fine-tune stage after packing (0: none; CoFi: 20e)
+  double finetune_lr = 2e-5;
+  bool enabled() const { return !method.empty(); }
+};
+
 struct DebugSection {
   int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
   int64_t step_delay_ms = 0;     // tests: sleep after each update, so a signal lands mid-run
@@ -84,6 +113,7 @@ struct Recipe {
   EvalSection eval;
   CheckpointSection checkpoint;
   LoggingSection logging;
+  PruneSection prune;
   DebugSection debug;
   YAML::Node resolved;
 

@@ -19,5 +19,8 @@ struct RunResult {
 // resume=false: a new run into recipe.run_dir() (an existing checkpoint there is an error);
 // resume=true: continue from the newest checkpoint in it.
 RunResult run_finetune(const recipe::Recipe& recipe, bool resume);
+// What `sculpt run` runs: run_finetune, or for a recipe with a prune section the pruning run,
+// the packed model's evaluation beside the teacher (compression.json) and the fine-tune stage.
+RunResult run_recipe(const recipe::Recipe& recipe, bool resume);
 
 }  // namespace sculpt::train

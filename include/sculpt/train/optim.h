@@ -5,6 +5,9 @@
 #include <torch/optim/adamw.h>
 
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace sculpt::train {
 
@@ -15,6 +18,25 @@ struct AdamWSettings {
 // HF's rule: no weight decay on biases and normalisation weights (internal names).
 bool no_decay(const std::string& name);
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s);
+
+// An optimizer with each parameter group's base learning rate and whether the schedule
+// scales it (SP3 decays its mask and lambda rates with the model's; CoFi keeps them fixed).
+struct OptimizerSetup {
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<double> base_lr;
+  std::vector<bool> scheduled;
+};
+struct ExtraGroup {
+  std::vector<torch::Tensor> params;
+  double lr = 0;
+  bool scheduled = true;
+};
+// HF's two groups (decay / no decay) over `named` trainable parameters at s.lr, then `extra`
+// groups without weight decay.
+OptimizerSetup make_optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named, const AdamWSettings& s,
+                              const std::vector<ExtraGroup>& extra = {});
+// Set every group's learning rate: base * multiplier where scheduled, base otherwise.
+void apply_schedule(OptimizerSetup& setup, double multiplier);
 
 // Multiplier of the base learning rate before update number `step` (0-based).
 double linear_schedule(int64_t step, int64_t warmup, int64_t total);

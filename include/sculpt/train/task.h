@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sculpt/models/key_map.h"
+#include "sculpt/train/optim.h"
 #include "sculpt/recipe/recipe.h"
 
 namespace sculpt::train {
@@ -32,9 +35,36 @@ class Task {
   virtual std::string main_metric() const = 0;
   // An HF directory: config.json, model.safetensors, tokenizer files.
   virtual void export_to(const std::string& dir) = 0;
+
+  // Hooks with which a task shapes the loop (pruning uses them; fine-tuning keeps defaults).
+  virtual OptimizerSetup make_optimizer(const AdamWSettings& s) {
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto& p : model().named_parameters()) named.emplace_back(p.key(), p.value());
+    return train::make_optimizer(named, s);
+  }
+  // Parameters whose gradient norm is clipped (and checked); default every trainable one.
+  virtual std::vector<torch::Tensor> clipped_parameters() {
+    std::vector<torch::Tensor> out;
+    for (const auto& p : model().parameters())
+      if (p.requires_grad()) out.push_back(p);
+    return out;
+  }
+  // Before the micro-batches of update `step` (0-based); state that depends only on the step
+  // (mask groups switched on, target ramp) is set here, so a resumed run recomputes it.
+  virtual void begin_update(int64_t /*step*/, int64_t /*updates_per_epoch*/, int64_t /*total*/) {}
+  virtual void before_step() {}  // after clipping, before optimizer.step()
+  virtual void after_step() {}
+  // Extra fields for the metrics log (read at log steps only: may sync with the device).
+  virtual nlohmann::json log_fields() { return nlohmann::json::object(); }
+  virtual std::string log_line(const nlohmann::json& /*fields*/) const { return {}; }
+  // Whether an evaluation may become the best checkpoint (pruning: only within the target).
+  virtual bool eligible_for_best(const std::map<std::string, double>& /*metrics*/) const { return true; }
 };
 
 // The task a recipe asks for (model.family x data.task), with its data loaded and tokenized.
 std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Device& device);
+// Pruning with distillation (recipe.prune): the student, its masks and the Lagrangian are the
+// trained module; the fine-tuned teacher at model.path stays frozen.
+std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device);
 
 }  // namespace sculpt::train

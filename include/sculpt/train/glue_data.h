@@ -1,0 +1,35 @@
+// A GLUE task's data as the classification tasks (fine-tuning and pruning) use it: the
+// tokenizer, tokenized train and dev splits (MNLI's two dev sets), and evaluation of any
+// classifier's logits over the dev splits.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sculpt/data/batching.h"
+#include "sculpt/data/glue.h"
+#include "sculpt/recipe/recipe.h"
+#include "sculpt/tokenizers/tokenizer.h"
+#include "sculpt/train/evaluate.h"
+
+namespace sculpt::train {
+
+struct GlueData {
+  explicit GlueData(const recipe::Recipe& r);
+  // Metrics over every dev split; the second split's keys get the prefix "mm_" (MNLI).
+  std::map<std::string, double> evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device) const;
+
+  const data::GlueTask& task;
+  std::unique_ptr<tokenizers::Tokenizer> tokenizer;
+  int64_t pad_id = 0;
+  std::vector<data::Example> train;
+  std::vector<std::pair<std::string, std::vector<data::Example>>> dev;
+  std::vector<int64_t> lengths;
+};
+
+// Copy the tokenizer files of an HF directory into an export directory.
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+
+}  // namespace sculpt::train

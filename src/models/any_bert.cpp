@@ -1,0 +1,30 @@
+#include "sculpt/models/any_bert.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+
+namespace sculpt::models {
+
+AnyBert load_any_bert(const std::string& dir, io::WeightFormat prefer) {
+  AnyBert out;
+  if (is_packed_bert(io::read_json((fs::path(dir) / "config.json").string()))) {
+    auto m = load_packed_bert(dir);
+    out.module = m.ptr();
+    out.forward = [m](const Batch& b, const ForwardOptions& o) mutable { return m->forward(b, o); };
+    out.config = m->config.base;
+    out.keys = packed_bert_key_map(m->config);
+    out.packed = true;
+  } else {
+    auto m = load_bert(dir, /*strict=*/true, prefer).model;
+    out.module = m.ptr();
+    out.forward = [m](const Batch& b, const ForwardOptions& o) mutable { return m->forward(b, o); };
+    out.config = m->config;
+    out.keys = bert_key_map(m->config);
+  }
+  return out;
+}
+
+}  // namespace sculpt::models

@@ -1,0 +1,97 @@
+// A pruning recipe end to end: learn the masks (the training loop with the prune task, whose
+// `best` and `final` exports are packed models), evaluate the packed model beside the teacher,
+// then the optional fine-tune stage on the packed model in <run>/finetune. Each stage resumes.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "sculpt/core/log.h"
+#include "sculpt/io/files.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/metrics/glue_metrics.h"
+#include "sculpt/models/bert.h"
+#include "sculpt/models/packed_bert.h"
+#include "sculpt/train/checkpoint.h"
+#include "sculpt/train/finetune.h"
+#include "sculpt/train/glue_data.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::train {
+namespace {
+
+// The fine-tune stage's recipe: the pruning recipe without `prune`, starting from the packed
+// model, in its own run directory (so `sculpt resume <run>/finetune` works on its own too).
+recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packed_dir) {
+  YAML::Node root = YAML::Clone(r.resolved);
+  root.remove("prune");
+  root["model"]["path"] = packed_dir;
+  root["model"]["tokenizer"] = r.model.tokenizer;
+  root["run"]["dir"] = (fs::path(r.run_dir()) / "finetune").string();
+  root["train"]["duration"] = r.prune.finetune.str();
+  root["train"]["lr"] = r.prune.finetune_lr;
+  root["train"]["warmup"] = 0;
+  YAML::Emitter out;
+  out << root;
+  return recipe::parse_recipe(out.c_str(), r.source + " (fine-tune stage)");
+}
+
+}  // namespace
+
+RunResult run_recipe(const recipe::Recipe& r, bool resume) {
+  if (!r.prune.enabled()) return run_finetune(r, resume);
+  const fs::path run_dir = r.run_dir();
+  RunResult pruned = run_finetune(r, resume);
+  fs::path packed = run_dir / "best";
+  if (!fs::exists(packed / "config.json")) {
+    LOG_WARN("[prune] no evaluation met the target within epsilon ({}); packing the final masks instead", r.prune.epsilon);
+    packed = run_dir / "final";
+  }
+
+  // The packed model beside the teacher, same dev data, same run.
+  const torch::Device device = resolve_device(r.run.device);
+  GlueData data(r);
+  const std::string metric = r.eval.metric.empty() ? metrics::glue_main_metric(data.task.name) : r.eval.metric;
+  auto no_grad = std::make_unique<torch::NoGradGuard>();  // evaluation only; released before fine-tuning
+  auto teacher = models::load_bert(r.model.path, true).model;
+  teacher->to(device);
+  teacher->eval();
+  auto student = models::load_packed_bert(packed.string());
+  student->to(device);
+  student->eval();
+  auto t = data.evaluate([&](const models::Batch& b) { return teacher->forward(b).logits; }, r.data.eval_batch_size, device);
+  auto s = data.evaluate([&](const models::Batch& b) { return student->forward(b).logits; }, r.data.eval_batch_size, device);
+  auto report = io::read_json((packed / "pruning.json").string());
+  nlohmann::json summary = {{"method", r.prune.method},
+                            {"target", r.prune.target},
+                            {"metric", metric},
+                            {"teacher", t},
+                            {"packed", s},
+                            {"packed_model", packed.string()},
+                            {"retained", t[metric] != 0 ? s[metric] / t[metric] : 0.0},
+                            {"sparsity", report}};
+  LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f} ({:.1f}% kept); {} {:.4f}", packed.string(), metric, s[metric],
+           t[metric], 100 * summary["retained"].get<double>(), r.prune.method == "cofi" ? "sparsity" : "remaining",
+           report[r.prune.method == "cofi" ? "packed_sparsity" : "packed_remaining"].get<double>());
+
+  no_grad.reset();
+  RunResult result = pruned;
+  if (r.prune.finetune.value > 0) {
+    auto f = finetune_recipe(r, packed.string());
+    const bool done = fs::exists(fs::path(f.run_dir()) / "results.json");
+    if (!done) {
+      LOG_INFO("[prune] fine-tune stage: {} on the packed model, lr {}", r.prune.finetune.str(), r.prune.finetune_lr);
+      result = run_finetune(f, !CheckpointManager(f.run_dir(), 1).list().empty());
+    }
+    auto fr = io::read_json((fs::path(f.run_dir()) / "results.json").string());
+    summary["finetuned"] = fr["final"];
+    summary["finetuned_best"] = fr["best"];
+    summary["finetuned_model"] = (fs::path(f.run_dir()) / "best").string();
+  }
+  io::write_file_atomic((run_dir / "compression.json").string(), summary.dump(2) + "\n");
+  LOG_INFO("[prune] summary in {}", (run_dir / "compression.json").string());
+  return result;
+}
+
+}  // namespace sculpt::train

@@ -1,0 +1,252 @@
+// Pruning as a Task of the one training loop (method.md §3.4–3.8, §5): a frozen fine-tuned
+// teacher, the SP3 (or CoFi-mode) student with its hard-concrete masks, the Lagrangian and
+// the distillation projection. Everything that depends on the update number (mask groups
+// switched on, the target ramp) is recomputed from it, so a resumed run continues exactly.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "sculpt/compress/distill.h"
+#include "sculpt/compress/lagrangian.h"
+#include "sculpt/compress/pack.h"
+#include "sculpt/compress/pca.h"
+#include "sculpt/core/error.h"
+#include "sculpt/core/log.h"
+#include "sculpt/io/files.h"
+#include "sculpt/metrics/glue_metrics.h"
+#include "sculpt/models/bert.h"
+#include "sculpt/train/glue_data.h"
+#include "sculpt/compress/prune_report.h"
+#include "sculpt/train/task.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::train {
+namespace {
+
+struct PruneModuleImpl : torch::nn::Module {
+  PruneModuleImpl(models::Bert& teacher, const recipe::PruneSection& p) {
+    const bool cofi = p.method == "cofi";
+    student = register_module("student", compress::Sp3Bert(teacher, compress::StudentOptions{p.freeze_original, !cofi}));
+    compress::MaskSetOptions mo;
+    mo.shared_hidden = cofi;
+    mo.head_dims = !cofi;
+    masks = register_module("masks", compress::Sp3MaskSet(teacher->config, mo));
+    lagrangian = register_module("lagrangian", compress::Lagrangian(p.absolute));
+    const int64_t D = teacher->config.hidden_size;
+    projection = register_module("projection", torch::nn::Linear(torch::nn::LinearOptions(D, D).bias(cofi)));
+    torch::NoGradGuard g;
+    projection->weight.copy_(torch::eye(D));
+    if (cofi) projection->bias.zero_();
+  }
+  compress::Sp3Bert student{nullptr};
+  compress::Sp3MaskSet masks{nullptr};
+  compress::Lagrangian lagrangian{nullptr};
+  torch::nn::Linear projection{nullptr};
+};
+TORCH_MODULE(PruneModule);
+
+models::Bert load_teacher(const recipe::Recipe& r, const data::GlueTask& task) {
+  auto teacher = models::load_bert(r.model.path, /*strict=*/true).model;
+  const auto& c = teacher->config;
+  SCULPT_CHECK(c.head == models::HeadType::sequence_classification && c.num_labels == task.num_labels(),
+               "{}: the teacher must be a fine-tuned {} classifier with {} labels (fine-tune one first with a *_finetune recipe)",
+               r.model.path, task.name, task.num_labels());
+  teacher->eval();
+  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
+  return teacher;
+}
+
+class PruneTask : public Task {
+ public:
+  PruneTask(const recipe::Recipe& r, const torch::Device& device)
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r, data_.task)),
+        module_(teacher_, r.prune) {
+    if (!cofi_) init_from_pca();
+    const auto& s = module_->masks->shape;
+    const double D = static_cast<double>(s.hidden), F = static_cast<double>(s.ffn);
+    start_value_ = cofi_ ? 0.0 : (6 * D * D + 2 * D * F) / (4 * D * D + 2 * D * F);
+    for (const auto& p : module_->named_parameters()) keys_.push_back({p.key(), p.key()});
+    teacher_->to(device_);
+    module_->to(device_);
+  }
+
+  std::string describe() const override {
+    return fmt::format("{} pruning of bert on {} to {} {}", p_.method, data_.task.name, p_.target, cofi_ ? "pruned" : "remaining");
+  }
+  torch::nn::Module& model() override { return *module_; }
+  const models::KeyMap& keys() const override { return keys_; }
+  const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
+  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(data_.task.name) : r_.eval.metric; }
+
+  OptimizerSetup make_optimizer(const AdamWSettings& s) override {
+    std::vector<std::pair<std::string, torch::Tensor>> named;
+    for (const auto& p : module_->student->named_parameters()) named.emplace_back("student." + p.key(), p.value());
+    for (const auto& p : module_->projection->named_parameters()) named.emplace_back("projection." + p.key(), p.value());
+    return train::make_optimizer(named, s, {{module_->masks->parameters(), p_.mask_lr, p_.schedule_reg_lr},
+                                            {module_->lagrangian->parameters(), p_.lambda_lr, p_.schedule_reg_lr}});
+  }
+  std::vector<torch::Tensor> clipped_parameters() override {
+    std::vector<torch::Tensor> out;
+    for (auto* m : std::initializer_list<torch::nn::Module*>{module_->student.get(), module_->projection.get()})
+      for (const auto& p : m->parameters())
+        if (p.requires_grad()) out.push_back(p);
+    return out;
+  }
+
+  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override {
+    const int64_t start = p_.start.updates(per_epoch, total), structural = p_.structural_start.updates(per_epoch, total);
+    module_->masks->set_group_active(0, step >= start);
+    module_->masks->set_group_active(1, step >= structural);
+    pruning_ = step >= start;
+    target_now_ = compress::target_at(step, start, p_.target_warmup.updates(per_epoch, total), start_value_, p_.target);
+  }
+
+  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
+    auto batch = data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
+    stats.samples += batch.size();
+    stats.tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
+    batch = batch.to(device_);
+    models::ModelOutput t;
+    {
+      torch::NoGradGuard no_grad;
+      t = teacher_->forward(batch, {true, false});
+    }
+    auto masks = module_->masks->sample_or_eval();
+    auto s = module_->student->forward(batch, masks, true);
+    const auto& d = p_.distill;
+    last_.pred = compress::prediction_distill(s.logits, t.logits, d.temperature, d.t_squared);
+    std::vector<torch::Tensor> projected;
+    for (const auto& h : s.hidden_states) projected.push_back(module_->projection(h));
+    auto layer = d.layer_map == "cofi" ? compress::cofi_layer_distill(projected, t.hidden_states, batch.attention_mask)
+                                       : compress::layer_distill(projected, t.hidden_states, batch.attention_mask);
+    last_.layer = layer.loss;
+    last_.match = layer.match;
+    auto loss = d.pred_weight * last_.pred + d.layer_weight * layer.loss;
+    if (d.task_weight > 0) loss = loss + d.task_weight * s.loss;
+    last_.expected = expected_sparsity();
+    last_.lagrangian = torch::zeros({}, loss.options());
+    if (pruning_) {
+      last_.lagrangian = module_->lagrangian->forward(last_.expected, target_now_);
+      loss = loss + last_.lagrangian;
+    }
+    return loss;
+  }
+  void before_step() override { module_->lagrangian->flip_gradients(); }
+  void after_step() override {
+    if (p_.log_alpha_clamp <= 0) return;
+    torch::NoGradGuard g;
+    for (auto& p : module_->masks->parameters()) p.clamp_(-p_.log_alpha_clamp, p_.log_alpha_clamp);
+  }
+
+  nlohmann::json log_fields() override {
+    torch::NoGradGuard g;
+    nlohmann::json j;
+    if (!last_.pred.defined()) return j;
+    j["pred_loss"] = last_.pred.item<double>();
+    j["layer_loss"] = last_.layer.item<double>();
+    j["lagrangian"] = last_.lagrangian.item<double>();
+    j[cofi_ ? "expected_sparsity" : "expected_remaining"] = last_.expected.item<double>();
+    j["target_now"] = target_now_;
+    j["lambda1"] = module_->lagrangian->lambda1.item<double>();
+    j["lambda2"] = module_->lagrangian->lambda2.item<double>();
+    auto match = last_.match.to(torch::kCPU);
+    j["layer_match"] = std::vector<int64_t>(match.data_ptr<int64_t>(), match.data_ptr<int64_t>() + match.numel());
+    j["kept"] = compress::kept_sizes(eval_masks());
+    return j;
+  }
+  std::string log_line(const nlohmann::json& f) const override {
+    if (f.empty()) return {};
+    return fmt::format(" : pred {:.3e} layer {:.4f} lag {:.4f} : {} {:.4f} (target {:.4f}) : {}", f["pred_loss"].get<double>(),
+                       f["layer_loss"].get<double>(), f["lagrangian"].get<double>(), cofi_ ? "sparsity" : "remaining",
+                       f[cofi_ ? "expected_sparsity" : "expected_remaining"].get<double>(), f["target_now"].get<double>(),
+                       compress::describe_kept(f["kept"]));
+  }
+
+  std::map<std::string, double> evaluate() override {
+    torch::NoGradGuard no_grad;
+    module_->eval();
+    auto masks = module_->masks->sample_or_eval();
+    auto all = data_.evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks).logits; },
+                              r_.data.eval_batch_size, device_);
+    all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
+    auto packed = compress::pack_student(module_->student, masks);
+    for (const auto& [k, v] : compress::sparsity_report(*packed, module_->masks->shape)) all[k] = v;
+    return all;
+  }
+  bool eligible_for_best(const std::map<std::string, double>& m) const override {
+    return cofi_ ? m.at("packed_sparsity") >= p_.target - p_.epsilon : m.at("packed_remaining") <= p_.target + p_.epsilon;
+  }
+
+  void export_to(const std::string& dir) override {
+    const bool was_training = module_->is_training();
+    module_->eval();
+    auto packed = compress::pack_student(module_->student, eval_masks());
+    if (was_training) module_->train();
+    models::save_packed_bert(packed, dir);
+    copy_tokenizer_files(r_.model.tokenizer, dir);
+    nlohmann::json report = compress::sparsity_report(*packed, module_->masks->shape);
+    report["kept"] = compress::kept_sizes(eval_masks());
+    io::write_file_atomic((fs::path(dir) / "pruning.json").string(), report.dump(2) + "\n");
+  }
+
+ private:
+  torch::Tensor expected_sparsity() const {
+    const auto& m = module_->masks;
+    return cofi_ ? compress::cofi_expected_sparsity(m->cofi_keep_probs(), m->shape)
+                 : compress::sp3_expected_remaining(m->keep_probs(), m->shape);
+  }
+  compress::Sp3Masks eval_masks() {
+    torch::NoGradGuard g;
+    const bool was_training = module_->masks->is_training();
+    module_->masks->eval();
+    auto m = module_->masks->sample_or_eval();
+    if (was_training) module_->masks->train();
+    return m;
+  }
+
+  // SP3's PCA / SVD initialisation from `pca_examples` train examples, each alone.
+  void init_from_pca() {
+    std::vector<size_t> order(data_.train.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(static_cast<uint64_t>(r_.run.seed));
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(std::min(order.size(), static_cast<size_t>(p_.pca_examples)));
+    std::vector<models::Batch> examples;
+    for (size_t i : order) examples.push_back(data::collate(data_.train, {i}, data_.pad_id, data_.task.is_regression()));
+    compress::PcaOptions o;
+    o.mode = p_.init;
+    o.tokens_per_example = p_.pca_tokens;
+    o.seed = static_cast<uint64_t>(r_.run.seed);
+    auto t0 = std::chrono::steady_clock::now();
+    compress::init_sp3_from_pca(module_->student, compress::collect_sp3_moments(module_->student, examples, o), o);
+    module_->student->train();
+    LOG_INFO("[prune] PCA init ({}) from {} examples x {} tokens in {:.1f}s", o.mode, examples.size(), o.tokens_per_example,
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  struct Last {
+    torch::Tensor pred, layer, lagrangian, expected, match;
+  };
+  const recipe::Recipe& r_;
+  const recipe::PruneSection& p_;
+  bool cofi_;
+  GlueData data_;
+  torch::Device device_;
+  models::Bert teacher_;
+  PruneModule module_;
+  models::KeyMap keys_;
+  double start_value_ = 0, target_now_ = 0;
+  bool pruning_ = false;
+  Last last_;
+};
+
+}  // namespace
+
+std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device) {
+  return std::make_unique<PruneTask>(r, device);
+}
+
+}  // namespace sculpt::train
