@@ -3,6 +3,7 @@
 // same device, so the printed ratio says how much of the machine the step uses.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -65,7 +66,7 @@ int bench_infer(int argc, char** argv) {
     nets.back().module->eval();
   }
   torch::NoGradGuard no_grad;
-  std::printf("bench infer: device %s, threads %d, %d timed passes after %d warm-up\n", device.str().c_str(),
+  std::printf("bench infer: device %s, threads %d, median of %d round-robin passes after %d warm-up\n", device.str().c_str(),
               at::get_num_threads(), steps, warmup);
   for (const auto& shape : shapes) {
     const auto x = shape.find('x');
@@ -76,14 +77,23 @@ int bench_infer(int argc, char** argv) {
     for (auto& n : nets) T = std::min(T, n.config.max_positions), V = std::min(V, n.config.vocab_size);
     models::Batch batch;
     batch.input_ids = torch::randint(5, V, {B, T}, torch::kLong).to(device);
+    for (auto& n : nets)
+      for (int w = 0; w < warmup; ++w) n.forward(batch, {});
+    // Round-robin passes (every model once per round) and the median per model, so that a
+    // slow spell of a shared machine hits all models alike instead of one.
+    std::vector<std::vector<double>> times(nets.size());
+    for (int k = 0; k < steps; ++k)
+      for (size_t i = 0; i < nets.size(); ++i) {
+        sync(device);
+        auto t0 = Clock::now();
+        nets[i].forward(batch, {});
+        sync(device);
+        times[i].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      }
     double baseline = 0;
     for (size_t i = 0; i < nets.size(); ++i) {
-      for (int w = 0; w < warmup; ++w) nets[i].forward(batch, {});
-      sync(device);
-      auto t0 = Clock::now();
-      for (int k = 0; k < steps; ++k) nets[i].forward(batch, {});
-      sync(device);
-      const double secs = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
+      std::sort(times[i].begin(), times[i].end());
+      const double secs = times[i][times[i].size() / 2];
       if (i == 0) baseline = secs;
       int64_t n_params = 0;
       for (const auto& p : nets[i].module->parameters()) n_params += p.numel();

@@ -55,6 +55,14 @@ void set(Tensor& to, const Tensor& from) {
   to.copy_(from.to(torch::kFloat32));
 }
 
+// A residual map as stored: the matrix, or its diagonal when it is one (checked).
+Tensor residual_map(const Tensor& R, bool diagonal) {
+  if (!diagonal) return R;
+  auto d = R.diagonal();
+  SCULPT_CHECK(torch::allclose(R, torch::diag(d), 0, 1e-9), "packing: a residual map expected diagonal is not");
+  return d;
+}
+
 Tensor linear_w(const torch::nn::Linear& l) { return f64(l->weight); }
 Tensor linear_b(const torch::nn::Linear& l) { return f64(l->bias); }
 
@@ -76,6 +84,10 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
   models::PackedBertConfig pc;
   pc.base = c;
   pc.rms_norm = rms;
+  // CoFi mode (fixed identity compactors, one shared mask): the residual maps are diagonal.
+  pc.diagonal_residual = !student->options.compactors;
+  if (pc.diagonal_residual)
+    for (const auto& s : sites) SCULPT_CHECK(torch::equal(s.index, sites[0].index), "packing: CoFi mode needs one shared hidden mask");
   pc.embedding_dim = sites[0].dim();
   struct LayerKeep {
     Tensor heads, qk, vo, ffn, z_qk, z_vo, z_head, z_int;
@@ -133,7 +145,7 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
     }
     // The attention block's constant part: z_MHA (Wo b_co + b_o), mapped into site 1.
     set(out->bo, k.z_mha * s1.B.matmul(linear_w(a->o).matmul(linear_b(layer->co)) + linear_b(a->o)));
-    set(out->r1, s1.B.matmul(p.A));
+    set(out->r1, residual_map(s1.B.matmul(p.A), pc.diagonal_residual));
     set(out->rb1, s1.B.matmul(p.a) + s1.c);
     set(out->ln1_w, s1.gamma);
     set(out->ln1_b, s1.beta);
@@ -145,7 +157,7 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
       set(out->w2, k.z_ffn * s2.B.matmul(linear_w(f->fc2).index_select(1, k.ffn)) * k.z_int.index_select(0, k.ffn).unsqueeze(0));
     }
     set(out->b2, k.z_ffn * s2.B.matmul(linear_b(f->fc2)));
-    set(out->r2, s2.B.matmul(s1.A));
+    set(out->r2, residual_map(s2.B.matmul(s1.A), pc.diagonal_residual));
     set(out->rb2, s2.B.matmul(s1.a) + s2.c);
     set(out->ln2_w, s2.gamma);
     set(out->ln2_b, s2.beta);

@@ -21,7 +21,11 @@ nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
   for (const auto& l : c.layers)
     layers.push_back({{"attn_dim", l.attn_dim}, {"out_dim", l.out_dim}, {"heads", l.heads},
                       {"qk_dim", l.qk_dim}, {"vo_dim", l.vo_dim}, {"ffn_dim", l.ffn_dim}});
-  j["sculpt_packed"] = {{"format", 1}, {"norm", c.rms_norm ? "rms" : "layer"}, {"embedding_dim", c.embedding_dim}, {"layers", layers}};
+  j["sculpt_packed"] = {{"format", 1},
+                        {"norm", c.rms_norm ? "rms" : "layer"},
+                        {"residual", c.diagonal_residual ? "diagonal" : "dense"},
+                        {"embedding_dim", c.embedding_dim},
+                        {"layers", layers}};
   return j;
 }
 
@@ -39,6 +43,7 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
   try {
     SCULPT_CHECK(p.value("format", 0) == 1, "{}: sculpt_packed format {} is not 1", source, p.value("format", 0));
     c.rms_norm = p.at("norm").get<std::string>() == "rms";
+    c.diagonal_residual = p.value("residual", "dense") == "diagonal";
     c.embedding_dim = p.at("embedding_dim").get<int64_t>();
     for (const auto& l : p.at("layers"))
       c.layers.push_back({l.at("attn_dim").get<int64_t>(), l.at("out_dim").get<int64_t>(), l.at("heads").get<int64_t>(),
@@ -51,6 +56,12 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
   const int64_t D = c.base.hidden_size;
   auto in_range = [&](int64_t v, int64_t hi) { return v >= 0 && v <= hi; };
   SCULPT_CHECK(in_range(c.embedding_dim, D), "{}: embedding_dim {} outside [0, {}]", source, c.embedding_dim, D);
+  int64_t width = c.embedding_dim;
+  for (const auto& l : c.layers) {
+    SCULPT_CHECK(!c.diagonal_residual || (l.attn_dim == width && l.out_dim == width),
+                 "{}: diagonal residual maps need the same width at every site", source);
+    width = l.out_dim;
+  }
   for (const auto& l : c.layers)
     SCULPT_CHECK(in_range(l.attn_dim, D) && in_range(l.out_dim, D) && in_range(l.heads, c.base.num_heads) &&
                      in_range(l.qk_dim, c.base.head_dim()) && in_range(l.vo_dim, c.base.head_dim()) &&
@@ -73,19 +84,20 @@ torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, c
   return y * weight + bias;
 }
 
-PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base)
-    : dims(d), d_in(in), width(base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation) {
+PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal)
+    : dims(d), d_in(in), width(base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
+      diagonal_residual(diagonal) {
   auto p = [&](const char* name, std::vector<int64_t> shape) { return register_parameter(name, torch::zeros(shape)); };
   const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
   wq = p("wq", {qk, in}), bq = p("bq", {qk});
   wk = p("wk", {qk, in}), bk = p("bk", {qk});
   wv = p("wv", {vo, in}), bv = p("bv", {vo});
   wo = p("wo", {d.attn_dim, vo}), bo = p("bo", {d.attn_dim});
-  r1 = p("r1", {d.attn_dim, in}), rb1 = p("rb1", {d.attn_dim});
+  r1 = diagonal ? p("r1", {d.attn_dim}) : p("r1", {d.attn_dim, in}), rb1 = p("rb1", {d.attn_dim});
   ln1_w = p("ln1_w", {d.attn_dim}), ln1_b = p("ln1_b", {d.attn_dim});
   w1 = p("w1", {d.ffn_dim, d.attn_dim}), b1 = p("b1", {d.ffn_dim});
   w2 = p("w2", {d.out_dim, d.ffn_dim}), b2 = p("b2", {d.out_dim});
-  r2 = p("r2", {d.out_dim, d.attn_dim}), rb2 = p("rb2", {d.out_dim});
+  r2 = diagonal ? p("r2", {d.out_dim}) : p("r2", {d.out_dim, d.attn_dim}), rb2 = p("rb2", {d.out_dim});
   ln2_w = p("ln2_w", {d.out_dim}), ln2_b = p("ln2_b", {d.out_dim});
   dropout = register_module("dropout", torch::nn::Dropout(base.hidden_dropout));
   attn_dropout = register_module("attn_dropout", torch::nn::Dropout(base.attention_dropout));
@@ -106,9 +118,12 @@ torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::
   } else {
     att = bo.expand({B, T, dims.attn_dim});
   }
-  auto h1 = packed_norm(dropout(att) + torch::linear(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
+  auto residual = [&](const torch::Tensor& h, const torch::Tensor& r, const torch::Tensor& b) {
+    return diagonal_residual ? torch::addcmul(b, h, r) : torch::linear(h, r, b);
+  };
+  auto h1 = packed_norm(dropout(att) + residual(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
   auto f = dims.ffn_dim > 0 ? torch::linear(activation(act, torch::linear(h1, w1, b1)), w2, b2) : b2.expand({B, T, dims.out_dim});
-  return packed_norm(dropout(f) + torch::linear(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
+  return packed_norm(dropout(f) + residual(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
 }
 
 PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
@@ -122,7 +137,7 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
   layers = register_module("layers", torch::nn::ModuleList());
   int64_t d_in = d0;
   for (const auto& l : config.layers) {
-    layers->push_back(PackedBertLayer(d_in, l, b));
+    layers->push_back(PackedBertLayer(d_in, l, b, config.diagonal_residual));
     d_in = l.out_dim;
   }
   pooler = register_module("pooler", torch::nn::Linear(d_in, b.hidden_size));

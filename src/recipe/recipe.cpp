@@ -179,6 +179,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if (p.method != "sp3" && !cofi) prune.error("method", fmt::format("'{}' is not sp3 or cofi", p.method));
     p.target = prune.get<double>("target", cofi ? 0.95 : 0.06);
     p.epsilon = prune.get<double>("epsilon", cofi ? 0.01 : 0.02);
+    p.epsilon_below = prune.get<double>("epsilon_below", 1.0);
+    if (p.epsilon < 0 || p.epsilon_below < 0) prune.error("epsilon", "epsilon and epsilon_below must be >= 0");
     if (!cofi) {
       p.init = prune.get<std::string>("init", p.init);
       if (p.init != "paper" && p.init != "exact") prune.error("init", fmt::format("'{}' is not paper or exact", p.init));

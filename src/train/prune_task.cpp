@@ -177,7 +177,14 @@ class PruneTask : public Task {
     return all;
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
-    return cofi_ ? m.at("packed_sparsity") >= p_.target - p_.epsilon : m.at("packed_remaining") <= p_.target + p_.epsilon;
+    // Within [target - epsilon, target + epsilon_below] of CoFi's pruned fraction, or
+    // [target - epsilon_below, target + epsilon] of SP3's remaining fraction.
+    if (cofi_) {
+      const double s = m.at("packed_sparsity");
+      return s >= p_.target - p_.epsilon && s <= p_.target + p_.epsilon_below;
+    }
+    const double s = m.at("packed_remaining");
+    return s <= p_.target + p_.epsilon && s >= p_.target - p_.epsilon_below;
   }
 
   void export_to(const std::string& dir) override {

@@ -109,6 +109,13 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   EXPECT_FALSE(m.qk.defined());
   EXPECT_TRUE(torch::equal(m.hidden[0], m.hidden[4]));
   expect_packed_equals_masked(s, m);
+  // One kept set everywhere: the residual maps are diagonals, stored as vectors.
+  auto packed = compress::pack_student(s, m);
+  EXPECT_TRUE(packed->config.diagonal_residual);
+  EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1.dim(), 1);
+  testing::TempDir dir;
+  models::save_packed_bert(packed, dir.str());
+  EXPECT_TRUE(models::load_packed_bert(dir.str())->config.diagonal_residual);
   // CoFi's pruned fraction with all kept: only the 5D per layer its formula leaves out
   // (FFN bias and LN), 5*16*2 of L[(4D^2+4D) + (2DF+5D)] = 3872.
   compress::Sp3MaskSet full(t->config, mo);

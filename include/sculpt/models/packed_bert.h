@@ -29,6 +29,9 @@ struct PackedBertConfig {
   int64_t embedding_dim = 0;
   std::vector<PackedLayerDims> layers;
   bool rms_norm = false;   // sites normalise by the root mean square (SP3 `exact` init)
+  // CoFi mode: every site keeps the same dims in the original basis, so each residual map is
+  // a diagonal (stored as a vector and applied elementwise).
+  bool diagonal_residual = false;
 };
 
 nlohmann::json packed_config_to_json(const PackedBertConfig& c);
@@ -41,13 +44,14 @@ torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, c
                           double eps, bool rms);
 
 struct PackedBertLayerImpl : torch::nn::Module {
-  PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base);
+  PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base, bool diagonal_residual);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms);
 
   PackedLayerDims dims;
   int64_t d_in, width, head_dim_original;
   double eps;
   std::string act;
+  bool diagonal_residual;
   torch::Tensor wq, bq, wk, bk, wv, bv, wo, bo, r1, rb1, ln1_w, ln1_b;
   torch::Tensor w1, b1, w2, b2, r2, rb2, ln2_w, ln2_b;
   torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};

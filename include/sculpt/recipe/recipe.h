@@ -83,6 +83,7 @@ struct PruneSection {
   std::string method;          // "" | sp3 | cofi
   double target = 0.06;        // sp3: remaining fraction (residual maps included); cofi: pruned fraction
   double epsilon = 0.02;       // best checkpoint only within target + epsilon (cofi: target - epsilon)
+  double epsilon_below = 1.0;  // ... and no further than this past the target on the other side (1: no bound, as SP3/CoFi)
   std::string init = "paper";  // sp3 PCA init: paper (approximate) | exact
   int64_t pca_examples = 512, pca_tokens = 8;
   bool freeze_original = true;     // sp3: originals frozen, compactors trained
