@@ -78,6 +78,15 @@ TEST_F(Prune, Sp3RunMeetsTheTargetAndThePackedModelScoresLikeTheMaskedStudent) {
   auto e = nlohmann::json::parse(last_output.substr(last_output.find('{')));
   EXPECT_EQ(e["examples"], 872);
   EXPECT_GT(e["accuracy"].get<double>(), 0.3);
+  // `sculpt forward` runs it too: logits, loss and gradient norms of the packed parameters.
+  io::write_safetensors(tmp.str("in.safetensors"), {{"input_ids", torch::randint(5, 900, {2, 7})}, {"labels", torch::tensor({0, 1})}});
+  ASSERT_EQ(run({"forward", "--model", tmp.str("sp3/best"), "--inputs", tmp.str("in.safetensors"), "--out", tmp.str("out.safetensors")},
+                "forward.log"),
+            0)
+      << last_output;
+  auto out = io::read_safetensors(tmp.str("out.safetensors")).tensors;
+  EXPECT_EQ(out.at("logits").sizes(), (std::vector<int64_t>{2, 2}));
+  EXPECT_TRUE(out.count("loss") && out.count("grad_norms"));
 }
 
 TEST_F(Prune, KilledMidPruningResumesBitwiseIdentical) {
