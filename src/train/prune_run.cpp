@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "sculpt/core/dist_env.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
@@ -37,23 +38,12 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   return recipe::parse_recipe(out.c_str(), r.source + " (fine-tune stage)");
 }
 
-}  // namespace
-
-RunResult run_recipe(const recipe::Recipe& r, bool resume) {
-  if (!r.prune.enabled()) return run_finetune(r, resume);
-  const fs::path run_dir = r.run_dir();
-  RunResult pruned = run_finetune(r, resume);
-  fs::path packed = run_dir / "best";
-  if (!fs::exists(packed / "config.json")) {
-    LOG_WARN("[prune] no evaluation met the target within epsilon ({}); packing the final masks instead", r.prune.epsilon);
-    packed = run_dir / "final";
-  }
-
-  // The packed model beside the teacher, same dev data, same run.
+// compression.json's body: the packed model's and the teacher's dev scores and the sizes.
+nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) {
   const torch::Device device = resolve_device(r.run.device);
   GlueData data(r);
   const std::string metric = r.eval.metric.empty() ? metrics::glue_main_metric(data.task.name) : r.eval.metric;
-  auto no_grad = std::make_unique<torch::NoGradGuard>();  // evaluation only; released before fine-tuning
+  torch::NoGradGuard no_grad;
   auto teacher = models::load_bert(r.model.path, true).model;
   teacher->to(device);
   teacher->eval();
@@ -75,7 +65,26 @@ RunResult run_recipe(const recipe::Recipe& r, bool resume) {
            t[metric], 100 * summary["retained"].get<double>(), r.prune.method == "cofi" ? "sparsity" : "remaining",
            report[r.prune.method == "cofi" ? "packed_sparsity" : "packed_remaining"].get<double>());
 
-  no_grad.reset();
+  return summary;
+}
+
+}  // namespace
+
+RunResult run_recipe(const recipe::Recipe& r, bool resume) {
+  if (!r.prune.enabled()) return run_finetune(r, resume);
+  const fs::path run_dir = r.run_dir();
+  RunResult pruned = run_finetune(r, resume);
+  fs::path packed = run_dir / "best";
+  if (!fs::exists(packed / "config.json")) {
+    LOG_WARN("[prune] no evaluation met the target within epsilon ({}); packing the final masks instead", r.prune.epsilon);
+    packed = run_dir / "final";
+  }
+
+  // The packed model beside the teacher, same dev data, same run (rank 0 only; the other
+  // ranks go on to the fine-tune stage and wait for it there).
+  const bool main = read_dist_env().rank == 0;
+  nlohmann::json summary;
+  if (main) summary = evaluate_packed(r, packed);
   RunResult result = pruned;
   if (r.prune.finetune.value > 0) {
     auto f = finetune_recipe(r, packed.string());
@@ -84,13 +93,17 @@ RunResult run_recipe(const recipe::Recipe& r, bool resume) {
       LOG_INFO("[prune] fine-tune stage: {} on the packed model, lr {}", r.prune.finetune.str(), r.prune.finetune_lr);
       result = run_finetune(f, !CheckpointManager(f.run_dir(), 1).list().empty());
     }
-    auto fr = io::read_json((fs::path(f.run_dir()) / "results.json").string());
-    summary["finetuned"] = fr["final"];
-    summary["finetuned_best"] = fr["best"];
-    summary["finetuned_model"] = (fs::path(f.run_dir()) / "best").string();
+    if (main) {
+      auto fr = io::read_json((fs::path(f.run_dir()) / "results.json").string());
+      summary["finetuned"] = fr["final"];
+      summary["finetuned_best"] = fr["best"];
+      summary["finetuned_model"] = (fs::path(f.run_dir()) / "best").string();
+    }
   }
-  io::write_file_atomic((run_dir / "compression.json").string(), summary.dump(2) + "\n");
-  LOG_INFO("[prune] summary in {}", (run_dir / "compression.json").string());
+  if (main) {
+    io::write_file_atomic((run_dir / "compression.json").string(), summary.dump(2) + "\n");
+    LOG_INFO("[prune] summary in {}", (run_dir / "compression.json").string());
+  }
   return result;
 }
 

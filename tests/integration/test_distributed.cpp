@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
@@ -88,6 +90,25 @@ TEST_F(DataParallel, KilledTwoProcessRunResumesOnOneProcess) {
   EXPECT_EQ(c1, 128 + SIGKILL);
   ASSERT_EQ(testing::run_cli({"resume", tmp.str("two")}, tmp.str("resume.log"), &out), 0) << out;
   expect_close_weights("one", "two");
+}
+
+TEST_F(DataParallel, PruningAndItsFineTuneStageRunOnTwoProcesses) {
+  std::string out;
+  const std::string recipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
+  ASSERT_EQ(testing::run_cli({"run", recipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=teacher"},
+                             tmp.str("teacher.log"), &out),
+            0)
+      << out;
+  // Masks and lambdas are parameters of the trained module: their gradients are all-reduced
+  // like the rest, so both ranks take the same steps; rank 0 alone writes the summary.
+  auto [c0, c1] = run_two({"run", recipes + "tiny_bert_cofi.yaml", "run.output_root=" + tmp.str(), "run.name=cofi",
+                           "model.path=" + tmp.str("teacher/final")},
+                          "cofi");
+  ASSERT_EQ(c0, 0) << log0;
+  ASSERT_EQ(c1, 0);
+  auto summary = nlohmann::json::parse(std::ifstream(tmp.str("cofi/compression.json")));
+  EXPECT_TRUE(summary.contains("finetuned"));
+  EXPECT_TRUE(std::filesystem::exists(tmp.str("cofi/finetune/best/config.json")));
 }
 
 TEST(RankSlice, ContiguousNearlyEqualShares) {
