@@ -13,19 +13,9 @@ bool no_decay(const std::string& name) {
 }
 
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s) {
-  std::vector<torch::Tensor> decay, plain;
-  for (const auto& item : module.named_parameters()) {
-    if (!item.value().requires_grad()) continue;
-    (no_decay(item.key()) ? plain : decay).push_back(item.value());
-  }
-  auto options = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(s.weight_decay));
-  groups.emplace_back(plain, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(s.lr));
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : module.named_parameters()) named.emplace_back(item.key(), item.value());
+  return make_optimizer(named, s).optimizer;
 }
 
 OptimizerSetup make_optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named, const AdamWSettings& s,

@@ -93,6 +93,25 @@ TEST(Optim, NoDecayOnBiasesAndLayerNorm) {
 namespace sculpt {
 namespace {
 
+TEST(Optim, ExtraGroupsKeepTheirRatesAndScheduleOnlyWhereAsked) {
+  auto w = torch::ones({2, 2}).requires_grad_(true), b = torch::ones({2}).requires_grad_(true);
+  auto mask = torch::ones({3}).requires_grad_(true), lambda = torch::zeros({}).requires_grad_(true);
+  auto setup = train::make_optimizer({{"fc.weight", w}, {"fc.bias", b}}, {2e-5, 0.01},
+                                     {{{mask}, 0.1, /*scheduled=*/true}, {{lambda}, 0.05, /*scheduled=*/false}});
+  auto& groups = setup.optimizer->param_groups();
+  ASSERT_EQ(groups.size(), 4u);
+  train::apply_schedule(setup, 0.5);
+  auto lr = [&](size_t i) { return static_cast<torch::optim::AdamWOptions&>(groups[i].options()).lr(); };
+  auto wd = [&](size_t i) { return static_cast<torch::optim::AdamWOptions&>(groups[i].options()).weight_decay(); };
+  EXPECT_DOUBLE_EQ(lr(0), 1e-5);   // decayed model weights
+  EXPECT_DOUBLE_EQ(lr(1), 1e-5);   // bias, no weight decay
+  EXPECT_DOUBLE_EQ(lr(2), 0.05);   // masks follow the schedule (SP3)
+  EXPECT_DOUBLE_EQ(lr(3), 0.05);   // lambda does not (CoFi-style): its base rate
+  EXPECT_DOUBLE_EQ(wd(0), 0.01);
+  EXPECT_DOUBLE_EQ(wd(2), 0.0);
+  EXPECT_DOUBLE_EQ(wd(3), 0.0);
+}
+
 TEST(Optim, ClipGradNormMatchesLibTorchWithoutSync) {
   auto a = torch::tensor({3.0f, 0.0f}).requires_grad_(true), b = torch::tensor({4.0f}).requires_grad_(true);
   a.mutable_grad() = torch::tensor({3.0f, 0.0f});

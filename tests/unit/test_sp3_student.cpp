@@ -77,6 +77,28 @@ TEST(Sp3Student, MaskSetStartsFullyKeptAndCountsLikeTheMethod) {
   EXPECT_TRUE(masks->head->log_alpha.grad().defined());
 }
 
+TEST(Sp3Student, MaskGroupsSwitchOnSeparately) {
+  auto t = teacher();
+  compress::Sp3MaskSet masks(t->config);
+  EXPECT_EQ(masks->group(0).size(), 4u);  // hidden, qk, vo, ffn
+  EXPECT_EQ(masks->group(1).size(), 3u);  // head, mha, ffn_layer
+  {
+    torch::NoGradGuard g;  // log alpha 0: samples strictly inside (0, 1), so they differ
+    for (auto& p : masks->parameters()) p.zero_();
+  }
+  masks->train();
+  masks->set_group_active(0, true);
+  masks->set_group_active(1, false);
+  // Active: fresh noise every call, with gradient; inactive: the deterministic mask, constant.
+  auto a = masks->sample_or_eval(), b = masks->sample_or_eval();
+  EXPECT_FALSE(torch::equal(a.hidden, b.hidden));
+  EXPECT_TRUE(torch::equal(a.head, b.head));
+  auto p = masks->keep_probs();
+  EXPECT_TRUE(p.hidden.requires_grad());
+  EXPECT_FALSE(p.head.requires_grad());  // counts in the size, gets no gradient
+  EXPECT_FALSE(p.mha.requires_grad());
+}
+
 }  // namespace
 }  // namespace sculpt
 
