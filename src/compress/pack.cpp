@@ -76,7 +76,8 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
   bool rms = student->sites[0]->as<LnSite>()->rms;
   for (int64_t j = 0; j < student->num_sites(); ++j) {
     auto* s = student->sites[static_cast<size_t>(j)]->as<LnSite>();
-    SCULPT_CHECK(s->rms == rms, "packing: every LN site must use the same normalisation");
+    SCULPT_CHECK(s->rms == rms && s->kept_stats == student->sites[0]->as<LnSite>()->kept_stats,
+                 "packing: every LN site must use the same normalisation");
     sites.push_back(fold_site(*s, m.hidden.defined() ? m.hidden[j] : Tensor(), D));
   }
 
@@ -86,6 +87,7 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
   pc.rms_norm = rms;
   // CoFi mode (fixed identity compactors, one shared mask): the residual maps are diagonal.
   pc.diagonal_residual = !student->options.compactors;
+  pc.norm_over_kept = student->sites[0]->as<LnSite>()->kept_stats;
   if (pc.diagonal_residual)
     for (const auto& s : sites) SCULPT_CHECK(torch::equal(s.index, sites[0].index), "packing: CoFi mode needs one shared hidden mask");
   pc.embedding_dim = sites[0].dim();

@@ -39,7 +39,18 @@ LnSiteImpl::LnSiteImpl(int64_t d, double eps) {
 torch::Tensor LnSiteImpl::forward(const torch::Tensor& u, const torch::Tensor& mask) {
   auto h = masked(in(u), mask);
   // Statistics over all D coordinates, masked ones included as 0.
-  auto n = rms ? torch::rsqrt(h.pow(2).mean(-1, true) + norm->options.eps()) * h * norm->weight + norm->bias : norm(h);
+  torch::Tensor n;
+  if (rms) {
+    n = torch::rsqrt(h.pow(2).mean(-1, true) + norm->options.eps()) * h * norm->weight + norm->bias;
+  } else if (kept_stats && mask.defined()) {
+    auto keep = (mask != 0).to(h.scalar_type());
+    auto k = keep.sum(-1, true).clamp_min(1);
+    auto mean = h.sum(-1, true) / k;  // masked coordinates are 0 in h
+    auto var = ((h - mean).pow(2) * keep).sum(-1, true) / k;
+    n = (h - mean) * torch::rsqrt(var + norm->options.eps()) * norm->weight + norm->bias;
+  } else {
+    n = norm(h);
+  }
   return out(masked(n, mask));
 }
 
@@ -70,6 +81,7 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teach
       s->out->weight.copy_(torch::diag(ln->weight));
       s->out->bias.copy_(ln->bias);
     } else {  // CoFi mode: the LN keeps its affine, the compactors stay fixed identities
+      s->kept_stats = true;
       s->norm->weight.copy_(ln->weight);
       s->norm->bias.copy_(ln->bias);
       for (auto* l : {&s->in, &s->out})

@@ -24,6 +24,7 @@ nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
   j["sculpt_packed"] = {{"format", 1},
                         {"norm", c.rms_norm ? "rms" : "layer"},
                         {"residual", c.diagonal_residual ? "diagonal" : "dense"},
+                        {"norm_width", c.norm_over_kept ? "kept" : "original"},
                         {"embedding_dim", c.embedding_dim},
                         {"layers", layers}};
   return j;
@@ -44,6 +45,7 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
     SCULPT_CHECK(p.value("format", 0) == 1, "{}: sculpt_packed format {} is not 1", source, p.value("format", 0));
     c.rms_norm = p.at("norm").get<std::string>() == "rms";
     c.diagonal_residual = p.value("residual", "dense") == "diagonal";
+    c.norm_over_kept = p.value("norm_width", "original") == "kept";
     c.embedding_dim = p.at("embedding_dim").get<int64_t>();
     for (const auto& l : p.at("layers"))
       c.layers.push_back({l.at("attn_dim").get<int64_t>(), l.at("out_dim").get<int64_t>(), l.at("heads").get<int64_t>(),
@@ -72,7 +74,7 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
 
 torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
                           double eps, bool rms) {
-  const double D = static_cast<double>(width);
+  const double D = static_cast<double>(width > 0 ? width : x.size(-1));
   auto s2 = x.pow(2).sum(-1, true) / D;
   torch::Tensor y;
   if (rms) {
@@ -84,8 +86,9 @@ torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, c
   return y * weight + bias;
 }
 
-PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal)
-    : dims(d), d_in(in), width(base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
+PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal,
+                                         bool norm_over_kept)
+    : dims(d), d_in(in), width(norm_over_kept ? 0 : base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
       diagonal_residual(diagonal) {
   auto p = [&](const char* name, std::vector<int64_t> shape) { return register_parameter(name, torch::zeros(shape)); };
   const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
@@ -137,7 +140,7 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
   layers = register_module("layers", torch::nn::ModuleList());
   int64_t d_in = d0;
   for (const auto& l : config.layers) {
-    layers->push_back(PackedBertLayer(d_in, l, b, config.diagonal_residual));
+    layers->push_back(PackedBertLayer(d_in, l, b, config.diagonal_residual, config.norm_over_kept));
     d_in = l.out_dim;
   }
   pooler = register_module("pooler", torch::nn::Linear(d_in, b.hidden_size));
@@ -154,7 +157,7 @@ ModelOutput PackedBertImpl::forward(const Batch& batch, const ForwardOptions& op
   auto types = batch.token_type_ids.defined() ? batch.token_type_ids : torch::zeros_like(batch.input_ids);
   auto positions = torch::arange(batch.input_ids.size(1), batch.input_ids.options());
   auto e = torch::embedding(tok, batch.input_ids) + torch::embedding(type, types) + torch::embedding(pos, positions).unsqueeze(0);
-  auto x = dropout(packed_norm(e, ln0_w, ln0_b, b.hidden_size, b.norm_eps, config.rms_norm));
+  auto x = dropout(packed_norm(e, ln0_w, ln0_b, config.norm_over_kept ? 0 : b.hidden_size, b.norm_eps, config.rms_norm));
   auto bias = extended_attention_mask(mask, x.scalar_type());
   if (options.hidden_states) out.hidden_states.push_back(x);
   for (const auto& m : *layers) {

@@ -112,6 +112,7 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   // One kept set everywhere: the residual maps are diagonals, stored as vectors.
   auto packed = compress::pack_student(s, m);
   EXPECT_TRUE(packed->config.diagonal_residual);
+  EXPECT_TRUE(packed->config.norm_over_kept);  // LayerNorm over the kept dims, as CoFi
   EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1.dim(), 1);
   testing::TempDir dir;
   models::save_packed_bert(packed, dir.str());

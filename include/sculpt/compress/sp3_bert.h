@@ -38,6 +38,8 @@ struct LnSiteImpl : torch::nn::Module {
   // `exact` init: the centring is folded into `in`, and the site normalises by the root mean
   // square over all D (no mean subtraction), which commutes with the rotation.
   bool rms = false;
+  // CoFi mode: statistics over the kept (mask != 0) coordinates only, as CoFi's LayerNorm.
+  bool kept_stats = false;
 };
 TORCH_MODULE(LnSite);
 

@@ -32,6 +32,8 @@ struct PackedBertConfig {
   // CoFi mode: every site keeps the same dims in the original basis, so each residual map is
   // a diagonal (stored as a vector and applied elementwise).
   bool diagonal_residual = false;
+  // CoFi mode: LayerNorm statistics over the kept dims only (as CoFi), not the original width.
+  bool norm_over_kept = false;
 };
 
 nlohmann::json packed_config_to_json(const PackedBertConfig& c);
@@ -39,12 +41,14 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
 // config.json written by sculpt's packing (AutoModel cannot load it, as with CoFi's output).
 bool is_packed_bert(const nlohmann::json& config);
 
-// LayerNorm (or RMS norm) of x's d kept coordinates as if the other width - d were zeros.
+// LayerNorm (or RMS norm) of x's d kept coordinates as if the other width - d were zeros
+// (width <= 0: over the d coordinates themselves).
 torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
                           double eps, bool rms);
 
 struct PackedBertLayerImpl : torch::nn::Module {
-  PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base, bool diagonal_residual);
+  PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base, bool diagonal_residual,
+                      bool norm_over_kept);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms);
 
   PackedLayerDims dims;
