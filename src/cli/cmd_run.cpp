@@ -13,6 +13,7 @@
 #include "sculpt/recipe/recipe.h"
 #include "sculpt/tokenizers/tokenizer.h"
 #include "sculpt/train/finetune.h"
+#include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
 
@@ -109,6 +110,10 @@ int cmd_validate(int argc, char** argv) {
   SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt validate RECIPE [key=value ...]");
   auto r = recipe::load_recipe(args.positional[0], args.overrides);
   auto problems = missing_inputs(r);
+  if (problems.empty() && r.prune.enabled()) {
+    const std::string teacher = train::teacher_problem(r);
+    if (!teacher.empty()) problems.push_back("model.path: " + teacher);
+  }
   if (problems.empty() && r.model.family == "bert" && !r.data.is_squad()) {
     try {
       std::printf("# model: %s\n", dry_run_bert(r).c_str());

@@ -17,6 +17,8 @@
 #include "sculpt/io/files.h"
 #include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/packed_bert.h"
+#include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/train/task.h"
@@ -48,12 +50,10 @@ struct PruneModuleImpl : torch::nn::Module {
 };
 TORCH_MODULE(PruneModule);
 
-models::Bert load_teacher(const recipe::Recipe& r, const data::GlueTask& task) {
+models::Bert load_teacher(const recipe::Recipe& r) {
+  const std::string problem = teacher_problem(r);
+  SCULPT_CHECK(problem.empty(), "{}", problem);
   auto teacher = models::load_bert(r.model.path, /*strict=*/true).model;
-  const auto& c = teacher->config;
-  SCULPT_CHECK(c.head == models::HeadType::sequence_classification && c.num_labels == task.num_labels(),
-               "{}: the teacher must be a fine-tuned {} classifier with {} labels (fine-tune one first with a *_finetune recipe)",
-               r.model.path, task.name, task.num_labels());
   teacher->eval();
   for (auto& p : teacher->parameters()) p.set_requires_grad(false);
   return teacher;
@@ -62,7 +62,7 @@ models::Bert load_teacher(const recipe::Recipe& r, const data::GlueTask& task) {
 class PruneTask : public Task {
  public:
   PruneTask(const recipe::Recipe& r, const torch::Device& device)
-      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r, data_.task)),
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r)),
         module_(teacher_, r.prune) {
     if (!cofi_) init_from_pca();
     const auto& s = module_->masks->shape;
@@ -251,6 +251,21 @@ class PruneTask : public Task {
 };
 
 }  // namespace
+
+std::string teacher_problem(const recipe::Recipe& r) {
+  const auto path = fs::path(r.model.path) / "config.json";
+  if (!fs::exists(path)) return fmt::format("{}: no config.json (pruning needs the fine-tuned teacher in model.path)", r.model.path);
+  const auto j = io::read_json(path.string());
+  if (models::is_packed_bert(j))
+    return fmt::format("{} is a packed model; pruning starts from the dense fine-tuned teacher", r.model.path);
+  const auto c = models::bert_config_from_json(j);
+  const auto& task = data::glue_task(r.data.task);
+  if (c.head != models::HeadType::sequence_classification || c.num_labels != task.num_labels())
+    return fmt::format("{}: the teacher must be a fine-tuned {} classifier, num_labels {} (fine-tune one first with a *_finetune "
+                       "recipe)",
+                       r.model.path, task.name, task.num_labels());
+  return {};
+}
 
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device) {
   return std::make_unique<PruneTask>(r, device);

@@ -131,6 +131,18 @@ TEST_F(Prune, CofiModeWithFineTuneStage) {
   EXPECT_NE(text.find(tmp.str("cofi/best")), std::string::npos);
 }
 
+TEST_F(Prune, ValidateAndRunRefuseAWrongTeacher) {
+  // A packed model (or an untrained/unlabelled one) is no teacher: said before any work.
+  ASSERT_EQ(run(prune_args("tiny_bert_sp3.yaml", "sp3"), "sp3.log"), 0) << last_output;
+  EXPECT_EQ(run({"validate", kRecipes + "tiny_bert_sp3.yaml", "model.path=" + tmp.str("teacher/final")}, "v.log"), 0) << last_output;
+  EXPECT_NE(run({"validate", kRecipes + "tiny_bert_sp3.yaml", "model.path=" + tmp.str("sp3/best")}, "v2.log"), 0);
+  EXPECT_NE(last_output.find("is a packed model"), std::string::npos) << last_output;
+  EXPECT_NE(run(prune_args("tiny_bert_sp3.yaml", "again", {"model.path=" + tmp.str("sp3/best")}), "again.log"), 0);
+  EXPECT_NE(last_output.find("is a packed model"), std::string::npos) << last_output;
+  EXPECT_NE(run(prune_args("tiny_bert_sp3.yaml", "stsb", {"data.task=stsb"}), "stsb.log"), 0);
+  EXPECT_NE(last_output.find("classifier, num_labels 1"), std::string::npos) << last_output;
+}
+
 TEST_F(Prune, RecipeErrorsNameTheKey) {
   EXPECT_NE(run(prune_args("tiny_bert_sp3.yaml", "bad", {"prune.method=magic"}), "bad.log"), 0);
   EXPECT_NE(last_output.find("prune.method"), std::string::npos) << last_output;

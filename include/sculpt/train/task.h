@@ -66,5 +66,8 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Devic
 // Pruning with distillation (recipe.prune): the student, its masks and the Lagrangian are the
 // trained module; the fine-tuned teacher at model.path stays frozen.
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device);
+// Why model.path cannot be a pruning teacher for the recipe's task ("" when it can): it must be
+// a dense, fine-tuned BERT classifier with the task's number of labels.
+std::string teacher_problem(const recipe::Recipe& recipe);
 
 }  // namespace sculpt::train
