@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -143,7 +144,10 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
     layers->push_back(PackedBertLayer(d_in, l, b, config.diagonal_residual, config.norm_over_kept));
     d_in = l.out_dim;
   }
-  pooler = register_module("pooler", torch::nn::Linear(d_in, b.hidden_size));
+  // Linear's default init divides by the input width: build it at width >= 1, then give it the
+  // packed width (a last site pruned to nothing leaves the pooler only its bias).
+  pooler = register_module("pooler", torch::nn::Linear(std::max<int64_t>(d_in, 1), b.hidden_size));
+  if (d_in == 0) pooler->weight.set_data(torch::zeros({b.hidden_size, 0}));
   classifier = register_module("classifier", torch::nn::Linear(b.hidden_size, b.num_labels));
   dropout = register_module("dropout", torch::nn::Dropout(b.hidden_dropout));
   double p = b.classifier_dropout >= 0 ? b.classifier_dropout : b.hidden_dropout;

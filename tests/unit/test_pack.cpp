@@ -87,6 +87,27 @@ TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {
   EXPECT_EQ(packed->config.layers[0].heads, 3);
 }
 
+TEST(Pack, SitesPrunedToNothingStillPackAndMatch) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, true);
+  torch::manual_seed(24);
+  scramble(s, 0.1);
+  auto m = partial_masks(false);
+  m.hidden[2].zero_();  // layer 0's FFN site: nothing left
+  m.hidden[4].zero_();  // the last site: the pooler reads only biases
+  expect_packed_equals_masked(s, m);
+  auto packed = compress::pack_student(s, m);
+  EXPECT_EQ(packed->config.layers[0].out_dim, 0);
+  EXPECT_EQ(packed->config.layers[1].out_dim, 0);
+  testing::TempDir dir;
+  models::save_packed_bert(packed, dir.str());
+  auto b = testing::tiny_batch();
+  packed->eval();
+  auto loaded = models::load_packed_bert(dir.str());
+  loaded->eval();
+  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, packed->forward(b).logits));
+}
+
 TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   auto t = testing::tiny_teacher();
   compress::Sp3Bert s(t, compress::StudentOptions{false, false});
