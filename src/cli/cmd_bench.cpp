@@ -13,6 +13,7 @@
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/train/evaluate.h"
+#include "sculpt/train/precision.h"
 #include "sculpt/train/optim.h"
 
 namespace sculpt::cli {
@@ -108,9 +109,11 @@ int bench_infer(int argc, char** argv) {
 int cmd_bench(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[2]) == "infer") return bench_infer(argc, argv);
   SCULPT_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sculpt bench train [--model bert-base] [--config config.json] "
-                                                             "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3]"
+                                                             "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3] [--precision fp32|bf16] [--peak-tflops 989]"
                                                              " | sculpt bench infer --model DIR [--model DIR ...]");
-  auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup"});
+  auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops"});
+  const std::string precision = args.get("precision", "fp32");
+  train::check_precision(precision);
   nlohmann::json j = args.has("config") ? io::read_json(args.get("config")) : preset(args.get("model", "bert-base"));
   j["model_type"] = "bert";
   auto config = models::bert_config_from_json(j);
@@ -141,7 +144,12 @@ int cmd_bench(int argc, char** argv) {
 
   auto step = [&] {
     train::clear_grads(*optimizer);
-    model->forward(batch).loss.backward();
+    torch::Tensor loss;
+    {
+      train::AutocastGuard autocast(precision, device);
+      loss = model->forward(batch).loss.to(torch::kFloat);
+    }
+    loss.backward();
     optimizer->step();
   };
   for (int i = 0; i < warmup; ++i) step();
@@ -157,16 +165,19 @@ int cmd_bench(int argc, char** argv) {
                                  12.0 * static_cast<double>(config.num_layers * config.hidden_size * T);
   const double tflops = flops_per_token * static_cast<double>(B * T) / secs / 1e12;
   const double peak = matmul_tflops(device, device.is_cuda() ? 8192 : 1024);
-  std::printf("bench train: device %s, threads %d, %lld layers x %lld hidden, %lld parameters, batch %lld x length %lld, fp32\n",
+  std::printf("bench train: device %s, threads %d, %lld layers x %lld hidden, %lld parameters, batch %lld x length %lld, %s\n",
               device.str().c_str(), at::get_num_threads(), static_cast<long long>(config.num_layers),
               static_cast<long long>(config.hidden_size), static_cast<long long>(n_params), static_cast<long long>(B),
-              static_cast<long long>(T));
+              static_cast<long long>(T), precision.c_str());
   std::printf("  step time        %10.4f s\n", secs);
   std::printf("  samples/s        %10.1f\n", static_cast<double>(B) / secs);
   std::printf("  tokens/s         %10.0f\n", static_cast<double>(B * T) / secs);
   std::printf("  model TFLOP/s    %10.4f\n", tflops);
   std::printf("  matmul TFLOP/s   %10.4f  (baseline: fp32 %s GEMM, same run)\n", peak, device.is_cuda() ? "8192^3" : "1024^3");
   std::printf("  ratio step/GEMM  %10.2f\n", tflops / peak);
+  // MFU against the device's dense peak for this precision (e.g. 989 for an H100 SXM in bf16).
+  if (args.has("peak-tflops")) std::printf("  MFU              %10.1f%%  (of %s TFLOP/s)\n", 100 * tflops / std::stod(args.get("peak-tflops")),
+                                           args.get("peak-tflops").c_str());
   return 0;
 }
 

@@ -150,6 +150,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.train.grad_accum = train.get<int64_t>("grad_accum", r.train.grad_accum);
   r.train.betas = train.get<std::vector<double>>("betas", r.train.betas);
   r.train.eps = train.get<double>("eps", r.train.eps);
+  r.train.precision = train.get<std::string>("precision", r.train.precision);
+  if (r.train.precision != "fp32" && r.train.precision != "bf16")
+    train.error("precision", fmt::format("'{}' is not fp32 or bf16", r.train.precision));
   if (r.train.betas.size() != 2) train.error("betas", "expected two numbers [beta1, beta2]");
   if (r.train.grad_accum < 1) train.error("grad_accum", "must be at least 1");
   if (r.train.lr <= 0) train.error("lr", "must be positive");

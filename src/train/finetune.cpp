@@ -17,6 +17,7 @@
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
+#include "sculpt/train/precision.h"
 #include "sculpt/train/sink.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/task.h"
@@ -134,7 +135,12 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       if (mine.empty()) continue;
       // Each rank's mean, weighted by its share, sums (over ranks) to the global batch mean.
       const double share = static_cast<double>(mine.size()) / static_cast<double>(global.size());
-      auto loss = task->loss(mine, stats) * (share / static_cast<double>(accum));
+      torch::Tensor loss;
+      {
+        AutocastGuard autocast(r.train.precision, device);  // the forward only; backward outside, as PyTorch does
+        loss = task->loss(mine, stats).to(torch::kFloat);
+      }
+      loss = loss * (share / static_cast<double>(accum));
       loss.backward();
       loss_sum += loss.detach();
     }

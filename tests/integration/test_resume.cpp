@@ -149,6 +149,16 @@ TEST_F(Resume, ExportedModelEvaluatesOnTheFullDevSet) {
   EXPECT_LT(j["accuracy"].get<double>(), 0.7);  // six updates: near chance, but a real number
 }
 
+TEST_F(Resume, Bf16AutocastRunTracksTheFp32Run) {
+  ASSERT_EQ(run(run_args("fp32"), "fp32.log"), 0) << last_output;
+  ASSERT_EQ(run(run_args("bf16", {"train.precision=bf16"}), "bf16.log"), 0) << last_output;
+  auto a = metrics("fp32"), b = metrics("bf16");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [step, v] : a) EXPECT_NEAR(v[0], b[step][0], 1e-2) << "loss at update " << step;
+  EXPECT_NE(run(run_args("fp8", {"train.precision=fp8"}), "fp8.log"), 0);
+  EXPECT_NE(last_output.find("train.precision"), std::string::npos) << last_output;
+}
+
 TEST_F(Resume, RunRefusesToOverwriteAnEarlierRun) {
   ASSERT_EQ(run(run_args("once", {"train.duration=5u"}), "a.log"), 0) << last_output;
   EXPECT_EQ(run(run_args("once", {"train.duration=5u"}), "b.log"), 1);

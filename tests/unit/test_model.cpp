@@ -1,6 +1,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/train/optim.h"
+#include "sculpt/train/precision.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -110,6 +111,25 @@ TEST(Optim, ExtraGroupsKeepTheirRatesAndScheduleOnlyWhereAsked) {
   EXPECT_DOUBLE_EQ(wd(0), 0.01);
   EXPECT_DOUBLE_EQ(wd(2), 0.0);
   EXPECT_DOUBLE_EQ(wd(3), 0.0);
+}
+
+TEST(Precision, Bf16AutocastOnlyInsideTheGuard) {
+  auto x = torch::randn({4, 8}), w = torch::randn({3, 8});
+  {
+    train::AutocastGuard g("bf16", torch::Device(torch::kCPU));
+    EXPECT_EQ(torch::linear(x, w).scalar_type(), torch::kBFloat16);  // matmuls in bf16
+    {
+      train::AutocastGuard inner("bf16", torch::Device(torch::kCPU));  // nests
+      EXPECT_EQ(torch::linear(x, w).scalar_type(), torch::kBFloat16);
+    }
+    EXPECT_EQ(torch::linear(x, w).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_EQ(torch::linear(x, w).scalar_type(), torch::kFloat);  // restored
+  {
+    train::AutocastGuard g("fp32", torch::Device(torch::kCPU));
+    EXPECT_EQ(torch::linear(x, w).scalar_type(), torch::kFloat);
+  }
+  EXPECT_THROW(train::AutocastGuard("fp8", torch::Device(torch::kCPU)), Error);
 }
 
 TEST(Optim, ClipGradNormMatchesLibTorchWithoutSync) {

@@ -53,6 +53,7 @@ struct TrainSection {
   int64_t grad_accum = 1;
   std::vector<double> betas{0.9, 0.999};
   double eps = 1e-8;
+  std::string precision = "fp32";  // fp32 | bf16 (autocast for the forward; fp32 weights and optimizer)
 };
 
 struct EvalSection {
