@@ -36,6 +36,11 @@ Distributed::Distributed(const DistEnv& env) : env_(env) {
 
 Distributed::~Distributed() = default;
 
+Distributed& process_group() {
+  static Distributed group(read_dist_env());
+  return group;
+}
+
 void Distributed::all_reduce_gradients(const std::vector<torch::Tensor>& params, double bucket_mb) {
   if (!impl_) return;
   torch::NoGradGuard no_grad;

@@ -29,7 +29,7 @@ namespace sculpt::train {
 
 RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const std::string run_dir = r.run_dir();
-  Distributed dist(read_dist_env());
+  Distributed& dist = process_group();
   log::set_rank(dist.rank());
   const bool main = dist.is_main();
   CheckpointManager checkpoints(run_dir, r.checkpoint.keep_last);

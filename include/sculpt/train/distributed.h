@@ -31,6 +31,11 @@ class Distributed {
   std::unique_ptr<Impl> impl_;
 };
 
+// The process's one group, joined on first use (from the launcher's environment) and kept for
+// every stage of a run: a second group on the same MASTER_PORT would race the first one's
+// teardown (pruning, then its fine-tune stage).
+Distributed& process_group();
+
 // The slice of a global micro-batch this rank processes: contiguous, sizes differing by at
 // most one, so that the per-rank mean losses weighted by slice size add up to the global mean.
 std::vector<size_t> rank_slice(const std::vector<size_t>& batch, int rank, int world_size);
