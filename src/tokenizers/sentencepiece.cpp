@@ -63,7 +63,7 @@ std::string spm_shim_path() {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
     exe[n] = 0;
-    for (const fs::path dir : {fs::path(exe).parent_path(), fs::path(exe).parent_path() / ".." / "lib"}) {
+    for (const fs::path& dir : {fs::path(exe).parent_path(), fs::path(exe).parent_path() / ".." / "lib"}) {
       if (fs::exists(dir / "libsculpt_spm.so")) return (dir / "libsculpt_spm.so").string();
     }
   }
