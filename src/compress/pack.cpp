@@ -19,17 +19,20 @@ struct Site {
   int64_t dim() const { return index.size(0); }
 };
 
-Site fold_site(LnSiteImpl& s, const Tensor& mask, int64_t D) {
+Tensor site_mask(const Sp3Masks& m, int64_t j, int64_t D) {
+  return m.hidden.defined() ? f64(m.hidden[j]) : torch::ones({D}, torch::kFloat64);
+}
+
+Site fold_site(LnSiteImpl& s, const Tensor& z, const Tensor& index) {
   Site out;
-  auto z = mask.defined() ? f64(mask) : torch::ones({D}, torch::kFloat64);
-  out.index = kept(z);
-  auto zi = z.index_select(0, out.index);
-  out.A = f64(s.out->weight).index_select(1, out.index) * zi.unsqueeze(0);
+  out.index = index;
+  auto zi = z.index_select(0, index);
+  out.A = f64(s.out->weight).index_select(1, index) * zi.unsqueeze(0);
   out.a = f64(s.out->bias);
-  out.B = zi.unsqueeze(1) * f64(s.in->weight).index_select(0, out.index);
-  out.c = zi * f64(s.in->bias).index_select(0, out.index);
-  out.gamma = f64(s.norm->weight).index_select(0, out.index);
-  out.beta = f64(s.norm->bias).index_select(0, out.index);
+  out.B = zi.unsqueeze(1) * f64(s.in->weight).index_select(0, index);
+  out.c = zi * f64(s.in->bias).index_select(0, index);
+  out.gamma = f64(s.norm->weight).index_select(0, index);
+  out.beta = f64(s.norm->bias).index_select(0, index);
   return out;
 }
 
@@ -66,36 +69,38 @@ Tensor residual_map(const Tensor& R, bool diagonal) {
 Tensor linear_w(const torch::nn::Linear& l) { return f64(l->weight); }
 Tensor linear_b(const torch::nn::Linear& l) { return f64(l->bias); }
 
-}  // namespace
+// What the masks keep, without any weight arithmetic: the packed shape and the kept indices.
+struct LayerKeep {
+  Tensor heads, qk, vo, ffn, z_qk, z_vo, z_head, z_int;
+  double z_mha, z_ffn;
+};
+struct Plan {
+  models::PackedBertConfig config;
+  std::vector<Tensor> site_index;
+  std::vector<LayerKeep> layers;
+};
 
-models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
+Plan plan_pack(Sp3Bert& student, const Sp3Masks& m) {
   torch::NoGradGuard no_grad;
   const auto& c = student->config;
   const int64_t D = c.hidden_size, H = c.num_heads, dh = c.head_dim(), L = c.num_layers, F = c.intermediate_size;
-  std::vector<Site> sites;
-  bool rms = student->sites[0]->as<LnSite>()->rms;
-  for (int64_t j = 0; j < student->num_sites(); ++j) {
-    auto* s = student->sites[static_cast<size_t>(j)]->as<LnSite>();
-    SCULPT_CHECK(s->rms == rms && s->kept_stats == student->sites[0]->as<LnSite>()->kept_stats,
-                 "packing: every LN site must use the same normalisation");
-    sites.push_back(fold_site(*s, m.hidden.defined() ? m.hidden[j] : Tensor(), D));
-  }
-
-  // Per-layer kept structure.
-  models::PackedBertConfig pc;
+  const auto* first = student->sites[0]->as<LnSite>();
+  Plan plan;
+  models::PackedBertConfig& pc = plan.config;
   pc.base = c;
-  pc.rms_norm = rms;
+  pc.rms_norm = first->rms;
+  pc.norm_over_kept = first->kept_stats;
   // CoFi mode (fixed identity compactors, one shared mask): the residual maps are diagonal.
   pc.diagonal_residual = !student->options.compactors;
-  pc.norm_over_kept = student->sites[0]->as<LnSite>()->kept_stats;
-  if (pc.diagonal_residual)
-    for (const auto& s : sites) SCULPT_CHECK(torch::equal(s.index, sites[0].index), "packing: CoFi mode needs one shared hidden mask");
-  pc.embedding_dim = sites[0].dim();
-  struct LayerKeep {
-    Tensor heads, qk, vo, ffn, z_qk, z_vo, z_head, z_int;
-    double z_mha, z_ffn;
-  };
-  std::vector<LayerKeep> keep;
+  for (int64_t j = 0; j < student->num_sites(); ++j) {
+    const auto* s = student->sites[static_cast<size_t>(j)]->as<LnSite>();
+    SCULPT_CHECK(s->rms == first->rms && s->kept_stats == first->kept_stats, "packing: every LN site must use the same normalisation");
+    plan.site_index.push_back(kept(site_mask(m, j, D)));
+    SCULPT_CHECK(!pc.diagonal_residual || torch::equal(plan.site_index.back(), plan.site_index.front()),
+                 "packing: CoFi mode needs one shared hidden mask");
+  }
+  auto width = [&](int64_t j) { return plan.site_index[static_cast<size_t>(j)].size(0); };
+  pc.embedding_dim = width(0);
   for (int64_t l = 0; l < L; ++l) {
     LayerKeep k;
     k.z_qk = row_or_ones(m.qk, l, H * dh);
@@ -109,10 +114,27 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
     // A head contributes only if its probabilities and its values survive.
     k.heads = (k.z_mha != 0 && k.vo.size(0) > 0) ? kept(k.z_head) : torch::zeros({0}, torch::kLong);
     k.ffn = k.z_ffn != 0 ? kept(k.z_int) : torch::zeros({0}, torch::kLong);
-    pc.layers.push_back({sites[static_cast<size_t>(2 * l + 1)].dim(), sites[static_cast<size_t>(2 * l + 2)].dim(), k.heads.size(0),
-                         k.heads.size(0) ? k.qk.size(0) : 0, k.heads.size(0) ? k.vo.size(0) : 0, k.ffn.size(0)});
-    keep.push_back(k);
+    const int64_t heads = k.heads.size(0);
+    pc.layers.push_back({width(2 * l + 1), width(2 * l + 2), heads, heads ? k.qk.size(0) : 0, heads ? k.vo.size(0) : 0, k.ffn.size(0)});
+    plan.layers.push_back(k);
   }
+  return plan;
+}
+
+}  // namespace
+
+models::PackedBertConfig packed_shape(Sp3Bert& student, const Sp3Masks& masks) { return plan_pack(student, masks).config; }
+
+models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
+  torch::NoGradGuard no_grad;
+  const auto& c = student->config;
+  const int64_t D = c.hidden_size, dh = c.head_dim(), L = c.num_layers;
+  const Plan plan = plan_pack(student, m);
+  const models::PackedBertConfig& pc = plan.config;
+  const auto& keep = plan.layers;
+  std::vector<Site> sites;
+  for (int64_t j = 0; j < student->num_sites(); ++j)
+    sites.push_back(fold_site(*student->sites[static_cast<size_t>(j)]->as<LnSite>(), site_mask(m, j, D), plan.site_index[static_cast<size_t>(j)]));
   models::PackedBert packed(pc);
 
   // Embeddings: h0 = B0 e + c0, with c0 added once (to the word table).

@@ -7,7 +7,7 @@
 
 namespace sculpt::compress {
 
-std::map<std::string, double> sparsity_report(const models::PackedBertImpl& packed, const EncoderShape& s) {
+std::map<std::string, double> sparsity_report(const models::PackedBertConfig& packed, const EncoderShape& s) {
   auto c = models::count_packed(packed);
   const double D = static_cast<double>(s.hidden), F = static_cast<double>(s.ffn), L = static_cast<double>(s.layers);
   const double dense = (4 * D * D + 2 * D * F) * L;

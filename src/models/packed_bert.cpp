@@ -89,7 +89,7 @@ torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, c
 
 PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal,
                                          bool norm_over_kept)
-    : dims(d), d_in(in), width(norm_over_kept ? 0 : base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
+    : dims(d), width(norm_over_kept ? 0 : base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
       diagonal_residual(diagonal) {
   auto p = [&](const char* name, std::vector<int64_t> shape) { return register_parameter(name, torch::zeros(shape)); };
   const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
@@ -218,16 +218,24 @@ void save_packed_bert(PackedBert& model, const std::string& dir) {
   save_hf(*model, packed_bert_key_map(model->config), packed_config_to_json(model->config), dir);
 }
 
-PackedCounts count_packed(const PackedBertImpl& m) {
-  PackedCounts c;
-  for (const auto& module : *m.layers) {
-    const auto* l = module->as<PackedBertLayer>();
-    for (const auto* t : {&l->wq, &l->wk, &l->wv, &l->wo, &l->w1, &l->w2, &l->r1, &l->r2}) c.matrices += t->numel();
-    c.residual += l->r1.numel() + l->r2.numel();
-    for (const auto& p : l->parameters()) c.encoder_parameters += p.numel();
+PackedCounts count_packed(const PackedBertConfig& c) {
+  PackedCounts n;
+  const auto& b = c.base;
+  int64_t d_in = c.embedding_dim;
+  for (const auto& l : c.layers) {
+    const int64_t qk = l.heads * l.qk_dim, vo = l.heads * l.vo_dim;
+    const int64_t residual = c.diagonal_residual ? l.attn_dim + l.out_dim : l.attn_dim * d_in + l.out_dim * l.attn_dim;
+    n.residual += residual;
+    n.matrices += 2 * qk * d_in + vo * d_in + l.attn_dim * vo + l.ffn_dim * l.attn_dim + l.out_dim * l.ffn_dim + residual;
+    // Biases: q, k, v, o, both residual maps, fc1, fc2; LayerNorm weight and bias twice.
+    n.encoder_parameters += 2 * qk + vo + 2 * l.attn_dim + l.ffn_dim + 2 * l.out_dim + 2 * (l.attn_dim + l.out_dim);
+    d_in = l.out_dim;
   }
-  for (const auto& p : m.parameters()) c.total_parameters += p.numel();
-  return c;
+  n.encoder_parameters += n.matrices;
+  const int64_t embeddings = (b.vocab_size + b.max_positions + b.type_vocab_size + 2) * c.embedding_dim;
+  const int64_t heads = (d_in + 1) * b.hidden_size + (b.hidden_size + 1) * b.num_labels;  // pooler, classifier
+  n.total_parameters = embeddings + n.encoder_parameters + heads;
+  return n;
 }
 
 }  // namespace sculpt::models

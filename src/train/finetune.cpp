@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "sculpt/core/dist_env.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/core/signals.h"
@@ -123,8 +122,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       state.batch_in_epoch = 0;
       plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
     }
-    const double lr = r.train.lr * linear_schedule(state.step, warmup, total);
-    apply_schedule(setup, linear_schedule(state.step, warmup, total));
+    const double multiplier = linear_schedule(state.step, warmup, total);
+    const double lr = r.train.lr * multiplier;  // the model's rate, for the log
+    apply_schedule(setup, multiplier);
     task->begin_update(state.step, updates_per_epoch, total);
     clear_grads(*optimizer);
     torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));

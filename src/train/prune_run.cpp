@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <memory>
 
-#include "sculpt/core/dist_env.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
@@ -14,6 +13,7 @@
 #include "sculpt/models/bert.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/train/checkpoint.h"
+#include "sculpt/train/distributed.h"
 #include "sculpt/train/finetune.h"
 #include "sculpt/train/glue_data.h"
 
@@ -82,7 +82,7 @@ RunResult run_recipe(const recipe::Recipe& r, bool resume) {
 
   // The packed model beside the teacher, same dev data, same run (rank 0 only; the other
   // ranks go on to the fine-tune stage and wait for it there).
-  const bool main = read_dist_env().rank == 0;
+  const bool main = process_group().is_main();
   nlohmann::json summary;
   if (main) summary = evaluate_packed(r, packed);
   RunResult result = pruned;

@@ -117,21 +117,20 @@ class PruneTask : public Task {
     auto masks = module_->masks->sample_or_eval();
     auto s = module_->student->forward(batch, masks, true);
     const auto& d = p_.distill;
-    last_.pred = compress::prediction_distill(s.logits, t.logits, d.temperature, d.t_squared);
+    auto pred = compress::prediction_distill(s.logits, t.logits, d.temperature, d.t_squared);
     std::vector<torch::Tensor> projected;
     for (const auto& h : s.hidden_states) projected.push_back(module_->projection(h));
     auto layer = d.layer_map == "cofi" ? compress::cofi_layer_distill(projected, t.hidden_states, batch.attention_mask)
                                        : compress::layer_distill(projected, t.hidden_states, batch.attention_mask);
-    last_.layer = layer.loss;
-    last_.match = layer.match;
-    auto loss = d.pred_weight * last_.pred + d.layer_weight * layer.loss;
+    auto loss = d.pred_weight * pred + d.layer_weight * layer.loss;
     if (d.task_weight > 0) loss = loss + d.task_weight * s.loss;
-    last_.expected = expected_sparsity();
-    last_.lagrangian = torch::zeros({}, loss.options());
+    torch::Tensor lagrangian;
     if (pruning_) {
-      last_.lagrangian = module_->lagrangian->forward(last_.expected, target_now_);
-      loss = loss + last_.lagrangian;
+      lagrangian = module_->lagrangian->forward(expected_sparsity(), target_now_);
+      loss = loss + lagrangian;
     }
+    // The last micro-batch's terms for the log, detached (device tensors: no sync here).
+    last_ = {pred.detach(), layer.loss.detach(), lagrangian.defined() ? lagrangian.detach() : torch::Tensor(), layer.match};
     return loss;
   }
   void before_step() override { module_->lagrangian->flip_gradients(); }
@@ -147,8 +146,8 @@ class PruneTask : public Task {
     if (!last_.pred.defined()) return j;
     j["pred_loss"] = last_.pred.item<double>();
     j["layer_loss"] = last_.layer.item<double>();
-    j["lagrangian"] = last_.lagrangian.item<double>();
-    j[cofi_ ? "expected_sparsity" : "expected_remaining"] = last_.expected.item<double>();
+    j["lagrangian"] = last_.lagrangian.defined() ? last_.lagrangian.item<double>() : 0.0;
+    j[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
     j["target_now"] = target_now_;
     j["lambda1"] = module_->lagrangian->lambda1.item<double>();
     j["lambda2"] = module_->lagrangian->lambda2.item<double>();
@@ -172,8 +171,9 @@ class PruneTask : public Task {
     auto all = data_.evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks).logits; },
                               r_.data.eval_batch_size, device_);
     all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
-    auto packed = compress::pack_student(module_->student, masks);
-    for (const auto& [k, v] : compress::sparsity_report(*packed, module_->masks->shape)) all[k] = v;
+    // The packed size from the kept structure alone; the weights are folded only on export.
+    for (const auto& [k, v] : compress::sparsity_report(compress::packed_shape(module_->student, masks), module_->masks->shape))
+      all[k] = v;
     return all;
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
@@ -194,7 +194,7 @@ class PruneTask : public Task {
     if (was_training) module_->train();
     models::save_packed_bert(packed, dir);
     copy_tokenizer_files(r_.model.tokenizer, dir);
-    nlohmann::json report = compress::sparsity_report(*packed, module_->masks->shape);
+    nlohmann::json report = compress::sparsity_report(packed->config, module_->masks->shape);
     report["kept"] = compress::kept_sizes(eval_masks());
     io::write_file_atomic((fs::path(dir) / "pruning.json").string(), report.dump(2) + "\n");
   }
@@ -235,7 +235,7 @@ class PruneTask : public Task {
   }
 
   struct Last {
-    torch::Tensor pred, layer, lagrangian, expected, match;
+    torch::Tensor pred, layer, lagrangian, match;  // lagrangian undefined before pruning starts
   };
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;

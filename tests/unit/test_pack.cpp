@@ -22,6 +22,15 @@ void scramble(compress::Sp3Bert& s, double scale) {
   }
 }
 
+// An SP3 student of the tiny teacher (originals frozen) with scrambled compactors.
+compress::Sp3Bert scrambled_student(uint64_t seed, double scale) {
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert s(t, true);
+  torch::manual_seed(seed);
+  scramble(s, scale);
+  return s;
+}
+
 // Soft eval-mask values with zeros in every kind of mask, head patterns tiled over heads.
 compress::Sp3Masks partial_masks(bool drop_blocks) {
   auto soft = [](std::vector<int64_t> shape, double keep) {
@@ -47,7 +56,10 @@ compress::Sp3Masks partial_masks(bool drop_blocks) {
   return m;
 }
 
-void expect_packed_equals_masked(compress::Sp3Bert& s, const compress::Sp3Masks& m) {
+// Pack and check what every packing must give: the masked student's logits (1e-4), the same
+// logits after a save/load round trip, a shape (without folding) and parameter count that are
+// the module's own.
+models::PackedBert check_pack(compress::Sp3Bert& s, const compress::Sp3Masks& m) {
   s->eval();
   auto b = testing::tiny_batch();
   auto expected = s->forward(b, m).logits;
@@ -55,15 +67,23 @@ void expect_packed_equals_masked(compress::Sp3Bert& s, const compress::Sp3Masks&
   packed->eval();
   auto got = packed->forward(b).logits;
   EXPECT_TRUE(testing::all_close(got, expected, 1e-4, 1e-4)) << got << "\n" << expected;
+  testing::TempDir dir;
+  models::save_packed_bert(packed, dir.str());
+  auto loaded = models::load_packed_bert(dir.str());
+  loaded->eval();
+  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, got));
+  EXPECT_EQ(models::packed_config_to_json(loaded->config), models::packed_config_to_json(packed->config));
+  EXPECT_EQ(models::packed_config_to_json(compress::packed_shape(s, m)), models::packed_config_to_json(packed->config));
+  int64_t numel = 0;
+  for (const auto& t : packed->parameters()) numel += t.numel();
+  EXPECT_EQ(models::count_packed(packed->config).total_parameters, numel);
+  return packed;
 }
 
 TEST(Pack, PackedEqualsMaskedStudentWithTrainedLookingCompactors) {
-  auto t = testing::tiny_teacher();
-  compress::Sp3Bert s(t, true);
-  torch::manual_seed(21);
-  scramble(s, 0.2);
-  expect_packed_equals_masked(s, partial_masks(false));
-  expect_packed_equals_masked(s, compress::Sp3Masks{});  // all kept: a dense model with residual maps
+  auto s = scrambled_student(21, 0.2);
+  check_pack(s, partial_masks(false));
+  check_pack(s, compress::Sp3Masks{});  // all kept: a dense model with residual maps
 }
 
 TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {
@@ -79,8 +99,7 @@ TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {
   scramble(s, 0.05);
   auto m = partial_masks(true);
   m.head[1].zero_();  // layer 1: every head gone, its MHA scalar still on: only biases remain
-  expect_packed_equals_masked(s, m);
-  auto packed = compress::pack_student(s, m);
+  auto packed = check_pack(s, m);
   EXPECT_TRUE(packed->config.rms_norm);
   EXPECT_EQ(packed->config.layers[1].heads, 0);
   EXPECT_EQ(packed->config.layers[0].ffn_dim, 0);
@@ -88,24 +107,13 @@ TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {
 }
 
 TEST(Pack, SitesPrunedToNothingStillPackAndMatch) {
-  auto t = testing::tiny_teacher();
-  compress::Sp3Bert s(t, true);
-  torch::manual_seed(24);
-  scramble(s, 0.1);
+  auto s = scrambled_student(24, 0.1);
   auto m = partial_masks(false);
   m.hidden[2].zero_();  // layer 0's FFN site: nothing left
   m.hidden[4].zero_();  // the last site: the pooler reads only biases
-  expect_packed_equals_masked(s, m);
-  auto packed = compress::pack_student(s, m);
+  auto packed = check_pack(s, m);
   EXPECT_EQ(packed->config.layers[0].out_dim, 0);
   EXPECT_EQ(packed->config.layers[1].out_dim, 0);
-  testing::TempDir dir;
-  models::save_packed_bert(packed, dir.str());
-  auto b = testing::tiny_batch();
-  packed->eval();
-  auto loaded = models::load_packed_bert(dir.str());
-  loaded->eval();
-  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, packed->forward(b).logits));
 }
 
 TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
@@ -129,37 +137,23 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   auto m = set->sample_or_eval();
   EXPECT_FALSE(m.qk.defined());
   EXPECT_TRUE(torch::equal(m.hidden[0], m.hidden[4]));
-  expect_packed_equals_masked(s, m);
   // One kept set everywhere: the residual maps are diagonals, stored as vectors.
-  auto packed = compress::pack_student(s, m);
+  auto packed = check_pack(s, m);
   EXPECT_TRUE(packed->config.diagonal_residual);
   EXPECT_TRUE(packed->config.norm_over_kept);  // LayerNorm over the kept dims, as CoFi
   EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1.dim(), 1);
-  testing::TempDir dir;
-  models::save_packed_bert(packed, dir.str());
-  EXPECT_TRUE(models::load_packed_bert(dir.str())->config.diagonal_residual);
   // CoFi's pruned fraction with all kept: only the 5D per layer its formula leaves out
   // (FFN bias and LN), 5*16*2 of L[(4D^2+4D) + (2DF+5D)] = 3872.
   compress::Sp3MaskSet full(t->config, mo);
   EXPECT_NEAR(compress::cofi_expected_sparsity(full->cofi_keep_probs(), full->shape).item<double>(), 160.0 / 3872, 1e-4);
 }
 
-TEST(Pack, DirectoryRoundTripAndCounts) {
-  auto t = testing::tiny_teacher();
-  compress::Sp3Bert s(t, true);
-  torch::manual_seed(23);
-  scramble(s, 0.1);
+TEST(Pack, CountsAreSp3sSizeAtTheMasksPatternAndBadConfigsAreRefused) {
+  auto s = scrambled_student(23, 0.1);
   auto m = partial_masks(false);
-  auto packed = compress::pack_student(s, m);
-  packed->eval();
-  testing::TempDir dir;
-  models::save_packed_bert(packed, dir.str());
-  auto loaded = models::load_packed_bert(dir.str());
-  loaded->eval();
-  auto b = testing::tiny_batch();
-  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, packed->forward(b).logits));
-  // The count is exactly SP3's expected size evaluated at the 0/1 pattern of the masks.
-  auto c = models::count_packed(*packed);
+  auto packed = check_pack(s, m);
+  // The weight-matrix count is exactly SP3's expected size at the 0/1 pattern of the masks.
+  auto c = models::count_packed(packed->config);
   compress::Sp3KeepProbs p;
   auto bin = [](const torch::Tensor& z) { return (z != 0).to(torch::kFloat32); };
   p.hidden = bin(m.hidden);

@@ -9,5 +9,8 @@ namespace sculpt::compress {
 
 // `masks`: the deterministic masks (Sp3MaskSet in eval mode); undefined members keep all.
 models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& masks);
+// The packed model's shape alone (what the masks keep), without folding any weights: what an
+// evaluation needs to report the packed size.
+models::PackedBertConfig packed_shape(Sp3Bert& student, const Sp3Masks& masks);
 
 }  // namespace sculpt::compress

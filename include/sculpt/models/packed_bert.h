@@ -52,7 +52,7 @@ struct PackedBertLayerImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms);
 
   PackedLayerDims dims;
-  int64_t d_in, width, head_dim_original;
+  int64_t width, head_dim_original;  // width 0: LayerNorm over the kept dims
   double eps;
   std::string act;
   bool diagonal_residual;
@@ -77,11 +77,11 @@ KeyMap packed_bert_key_map(const PackedBertConfig& c);
 PackedBert load_packed_bert(const std::string& dir);
 void save_packed_bert(PackedBert& model, const std::string& dir);
 
-// Weight counts of the packed encoder: `matrices` are SP3's definition (Q, K, V, O, W1, W2
-// and the two residual maps per layer), `residual` the residual maps' share of them.
+// Weight counts of a packed model, from its shape alone: `matrices` are SP3's definition (Q,
+// K, V, O, W1, W2 and the two residual maps per layer), `residual` the residual maps' share.
 struct PackedCounts {
   int64_t matrices = 0, residual = 0, encoder_parameters = 0, total_parameters = 0;
 };
-PackedCounts count_packed(const PackedBertImpl& model);
+PackedCounts count_packed(const PackedBertConfig& config);
 
 }  // namespace sculpt::models

@@ -40,7 +40,6 @@ void apply_schedule(OptimizerSetup& setup, double multiplier);
 
 // Multiplier of the base learning rate before update number `step` (0-based).
 double linear_schedule(int64_t step, int64_t warmup, int64_t total);
-void set_lr(torch::optim::Optimizer& optimizer, double lr);
 // Drop every gradient (set to none), the same on LibTorch 1.13 (whose zero_grad() zeroes in
 // place) and 2.x (whose zero_grad(set_to_none) takes a flag).
 void clear_grads(torch::optim::Optimizer& optimizer);
