@@ -71,4 +71,18 @@ inline std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
+// A test that runs the CLI on real SST-2 rows and the tiny tokenizer fixture, in a fresh
+// temporary folder; skipped (with the reason) where ../shared is not there.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (shared_path("data/glue/SST-2").empty() || shared_path("fixtures/hf/tok_bert_wordpiece").empty())
+      GTEST_SKIP() << "needs ../shared/data/glue/SST-2 and fixtures (set SCULPT_SHARED); not found, skipped";
+  }
+  // The CLI's exit code; its output is kept in last_output.
+  int run(const std::vector<std::string>& args, const std::string& log) { return run_cli(args, tmp.str(log), &last_output); }
+  TempDir tmp;
+  std::string last_output;
+};
+
 }  // namespace sculpt::testing

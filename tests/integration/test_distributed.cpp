@@ -28,12 +28,8 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
-class DataParallel : public ::testing::Test {
+class DataParallel : public testing::CliTest {
  protected:
-  void SetUp() override {
-    if (testing::shared_path("data/glue/SST-2").empty() || testing::shared_path("fixtures/hf/tok_bert_wordpiece").empty())
-      GTEST_SKIP() << "needs ../shared data and fixtures (set SCULPT_SHARED); not found, skipped";
-  }
   std::vector<std::string> args(const std::string& name, std::vector<std::string> extra = {}) {
     // Dropout off: each rank draws its own dropout masks, so only a deterministic model can match.
     std::vector<std::string> a = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml",
@@ -61,13 +57,11 @@ class DataParallel : public ::testing::Test {
     ASSERT_EQ(wa.size(), wb.size());
     for (const auto& [k, v] : wa) EXPECT_TRUE(testing::all_close(wb.at(k), v, 1e-5, 1e-4)) << k;
   }
-  testing::TempDir tmp;
   std::string log0;
 };
 
 TEST_F(DataParallel, TwoGlooProcessesMatchOneProcess) {
-  std::string out;
-  ASSERT_EQ(testing::run_cli(args("one"), tmp.str("one.log"), &out), 0) << out;
+  ASSERT_EQ(run(args("one"), "one.log"), 0) << last_output;
   auto [c0, c1] = run_two(args("two"), "two");
   ASSERT_EQ(c0, 0) << log0;
   ASSERT_EQ(c1, 0);
@@ -83,22 +77,18 @@ TEST_F(DataParallel, TwoGlooProcessesMatchOneProcess) {
 }
 
 TEST_F(DataParallel, KilledTwoProcessRunResumesOnOneProcess) {
-  std::string out;
-  ASSERT_EQ(testing::run_cli(args("one"), tmp.str("one.log"), &out), 0) << out;
+  ASSERT_EQ(run(args("one"), "one.log"), 0) << last_output;
   auto [c0, c1] = run_two(args("two", {"debug.crash_after_step=13"}), "crash");
   EXPECT_EQ(c0, 128 + SIGKILL) << log0;
   EXPECT_EQ(c1, 128 + SIGKILL);
-  ASSERT_EQ(testing::run_cli({"resume", tmp.str("two")}, tmp.str("resume.log"), &out), 0) << out;
+  ASSERT_EQ(run({"resume", tmp.str("two")}, "resume.log"), 0) << last_output;
   expect_close_weights("one", "two");
 }
 
 TEST_F(DataParallel, PruningAndItsFineTuneStageRunOnTwoProcesses) {
-  std::string out;
   const std::string recipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
-  ASSERT_EQ(testing::run_cli({"run", recipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=teacher"},
-                             tmp.str("teacher.log"), &out),
-            0)
-      << out;
+  ASSERT_EQ(run({"run", recipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=teacher"}, "teacher.log"), 0)
+      << last_output;
   // Masks and lambdas are parameters of the trained module: their gradients are all-reduced
   // like the rest, so both ranks take the same steps; rank 0 alone writes the summary.
   auto [c0, c1] = run_two({"run", recipes + "tiny_bert_cofi.yaml", "run.output_root=" + tmp.str(), "run.name=cofi",

@@ -14,15 +14,14 @@ namespace {
 
 const std::string kRecipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
 
-class Prune : public ::testing::Test {
+class Prune : public testing::CliTest {
  protected:
   void SetUp() override {
-    if (testing::shared_path("data/glue/SST-2").empty() || testing::shared_path("fixtures/hf/tok_bert_wordpiece").empty())
-      GTEST_SKIP() << "needs ../shared/data/glue/SST-2 and fixtures (set SCULPT_SHARED); not found, skipped";
+    CliTest::SetUp();
+    if (IsSkipped()) return;
     ASSERT_EQ(run({"run", kRecipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=teacher"}, "teacher.log"), 0)
         << last_output;
   }
-  int run(const std::vector<std::string>& args, const std::string& log) { return testing::run_cli(args, tmp.str(log), &last_output); }
   std::vector<std::string> prune_args(const std::string& recipe, const std::string& name, std::vector<std::string> extra = {}) {
     std::vector<std::string> a = {"run", kRecipes + recipe, "run.output_root=" + tmp.str(), "run.name=" + name,
                                   "model.path=" + tmp.str("teacher/final")};
@@ -35,8 +34,6 @@ class Prune : public ::testing::Test {
     for (const auto& line : testing::read_lines(tmp.str(rel))) out.push_back(nlohmann::json::parse(line));
     return out;
   }
-  testing::TempDir tmp;
-  std::string last_output;
 };
 
 TEST_F(Prune, Sp3RunMeetsTheTargetAndThePackedModelScoresLikeTheMaskedStudent) {

@@ -13,23 +13,20 @@ namespace {
 
 const std::string kRecipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml";
 
-class Resume : public ::testing::Test {
+class Resume : public testing::CliTest {
  protected:
-  void SetUp() override {
-    if (testing::shared_path("data/glue/SST-2").empty() || testing::shared_path("fixtures/hf/tok_bert_wordpiece").empty())
-      GTEST_SKIP() << "needs ../shared/data/glue/SST-2 and fixtures (set SCULPT_SHARED); not found, skipped";
-  }
   std::vector<std::string> run_args(const std::string& name, std::vector<std::string> extra = {}) {
     std::vector<std::string> a = {"run", kRecipe, "run.output_root=" + tmp.str(), "run.name=" + name};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
   std::string dir(const std::string& name) { return tmp.str(name); }
-  int run(const std::vector<std::string>& args, const std::string& log) {
-    std::string out;
-    int code = testing::run_cli(args, tmp.str(log), &out);
-    last_output = out;
-    return code;
+  // A run slowed down so that a signal lands mid-run, started and waited on until it logs.
+  testing::Process start_slow_run(const std::string& name) {
+    auto p = testing::start_cli(run_args(name, {"debug.step_delay_ms=150"}), tmp.str(name + ".log"));
+    const std::string log = dir(name) + "/metrics.jsonl";
+    for (int i = 0; i < 600 && testing::read_lines(log).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return p;
   }
   // step -> (loss, lr, grad_norm) from metrics.jsonl
   std::map<int64_t, std::vector<double>> metrics(const std::string& name) {
@@ -55,8 +52,6 @@ class Resume : public ::testing::Test {
     ASSERT_EQ(wa.size(), wb.size());
     for (const auto& [k, v] : wa) EXPECT_TRUE(torch::equal(v, wb.at(k))) << k << " differs after resume";
   }
-  testing::TempDir tmp;
-  std::string last_output;
 };
 
 TEST_F(Resume, KillNineThenResumeIsBitwiseIdentical) {
@@ -98,10 +93,8 @@ TEST_F(Resume, CorruptLatestCheckpointFallsBackToThePreviousOne) {
 
 TEST_F(Resume, SigtermFinishesTheStepCheckpointsAndExits143) {
   ASSERT_EQ(run(run_args("full"), "full.log"), 0) << last_output;
-  auto p = testing::start_cli(run_args("term", {"debug.step_delay_ms=150"}), tmp.str("term.log"));
-  const std::string log = dir("term") + "/metrics.jsonl";
-  for (int i = 0; i < 600 && testing::read_lines(log).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_FALSE(testing::read_lines(log).empty()) << "the run never logged";
+  auto p = start_slow_run("term");
+  ASSERT_FALSE(testing::read_lines(dir("term") + "/metrics.jsonl").empty()) << "the run never logged";
   kill(p.pid, SIGTERM);
   EXPECT_EQ(p.wait(), 143) << p.output();
   EXPECT_NE(p.output().find("stopped by signal 15"), std::string::npos) << p.output();
@@ -118,10 +111,8 @@ TEST_F(Resume, SigtermFinishesTheStepCheckpointsAndExits143) {
 }
 
 TEST_F(Resume, Sigusr1AlsoCheckpointsAndExits143) {
-  auto p = testing::start_cli(run_args("usr1", {"debug.step_delay_ms=150"}), tmp.str("usr1.log"));
-  const std::string log = dir("usr1") + "/metrics.jsonl";
-  for (int i = 0; i < 600 && testing::read_lines(log).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_FALSE(testing::read_lines(log).empty()) << "the run never logged";
+  auto p = start_slow_run("usr1");
+  ASSERT_FALSE(testing::read_lines(dir("usr1") + "/metrics.jsonl").empty()) << "the run never logged";
   kill(p.pid, SIGUSR1);
   EXPECT_EQ(p.wait(), 143) << p.output();
   EXPECT_TRUE(std::filesystem::exists(dir("usr1") + "/checkpoints/latest"));
