@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs sculpt's Debian packages and builds it (Release) into build/.
-# Usage: scripts/setup.sh            (set SCULPT_SKIP_APT=1 to skip the package step)
+# Installs sculpt's Debian packages, the project-local venv with the pinned torch wheel
+# (scripts/requirements/torch.txt) and builds the sculpt CLI (Release) into build/ against
+# that wheel's LibTorch, CUDA compiled in. Tests are built by scripts/test.sh.
+# Usage: scripts/setup.sh   (SCULPT_SKIP_APT=1 skips the package step; SCULPT_VENV, SCULPT_BUILD_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake pkg-config ccache libtorch-dev libopenblas0-pthread libgloo-dev
-          libsentencepiece-dev libyaml-cpp-dev libfmt-dev libgtest-dev nlohmann-json3-dev
-          libutf8proc-dev)
+PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv libgloo-dev
+          libsentencepiece-dev libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libutf8proc-dev)
 
 if [[ "${SCULPT_SKIP_APT:-0}" != 1 ]]; then
   missing=()
@@ -22,7 +23,8 @@ if [[ "${SCULPT_SKIP_APT:-0}" != 1 ]]; then
   fi
 fi
 
+bash scripts/venv.sh
+bash scripts/configure.sh
 BUILD_DIR=${SCULPT_BUILD_DIR:-build}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${SCULPT_CMAKE_ARGS:-}
-cmake --build "$BUILD_DIR" -j "$(nproc)"
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target sculpt_cli
 echo "[setup] built $BUILD_DIR/sculpt"

@@ -111,11 +111,19 @@ int cmd_bench(int argc, char** argv) {
   SCULPT_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sculpt bench train [--model bert-base] [--config config.json] "
                                                              "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3] [--precision fp32|bf16] [--peak-tflops 989]"
                                                              " | sculpt bench infer --model DIR [--model DIR ...]");
-  auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops"});
+  auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops",
+                                          "layers", "hidden", "heads", "ffn"},
+                          {"forward-only"});
   const std::string precision = args.get("precision", "fp32");
   train::check_precision(precision);
   nlohmann::json j = args.has("config") ? io::read_json(args.get("config")) : preset(args.get("model", "bert-base"));
   j["model_type"] = "bert";
+  // Shape flags override the preset (scripts/bench_vs_pytorch.sh passes all four).
+  for (const auto& [flag, key] : std::vector<std::pair<std::string, std::string>>{
+           {"layers", "num_hidden_layers"}, {"hidden", "hidden_size"}, {"heads", "num_attention_heads"}, {"ffn", "intermediate_size"}})
+    if (args.has(flag)) j[key] = std::stoll(args.get(flag));
+  // --forward-only: an inference forward (eval mode, no autograd) instead of a training step.
+  const bool forward_only = args.has("forward-only");
   auto config = models::bert_config_from_json(j);
   config.num_labels = 2;
   const int64_t B = std::stoll(args.get("batch", "32")), T = std::stoll(args.get("seq", "128"));
@@ -139,10 +147,17 @@ int cmd_bench(int argc, char** argv) {
   batch.input_ids = torch::randint(5, config.vocab_size, {B, T}, torch::kLong);
   batch.attention_mask = torch::ones({B, T}, torch::kLong);
   batch.token_type_ids = torch::zeros({B, T}, torch::kLong);
-  batch.labels = torch::randint(0, 2, {B}, torch::kLong);
+  if (!forward_only) batch.labels = torch::randint(0, 2, {B}, torch::kLong);
   batch = batch.to(device);
 
+  if (forward_only) model->eval();
   auto step = [&] {
+    if (forward_only) {
+      c10::InferenceMode inference;
+      train::AutocastGuard autocast(precision, device);
+      model->forward(batch);
+      return;
+    }
     train::clear_grads(*optimizer);
     torch::Tensor loss;
     {
@@ -163,10 +178,10 @@ int cmd_bench(int argc, char** argv) {
   // the non-embedding parameters (a lookup is not a matmul), as MFU is usually counted.
   const double flops_per_token = 6.0 * static_cast<double>(n_params - n_embedding) +
                                  12.0 * static_cast<double>(config.num_layers * config.hidden_size * T);
-  const double tflops = flops_per_token * static_cast<double>(B * T) / secs / 1e12;
+  const double tflops = (forward_only ? 1.0 / 3.0 : 1.0) * flops_per_token * static_cast<double>(B * T) / secs / 1e12;
   const double peak = matmul_tflops(device, device.is_cuda() ? 8192 : 1024);
-  std::printf("bench train: device %s, threads %d, %lld layers x %lld hidden, %lld parameters, batch %lld x length %lld, %s\n",
-              device.str().c_str(), at::get_num_threads(), static_cast<long long>(config.num_layers),
+  std::printf("bench train%s: device %s, threads %d, %lld layers x %lld hidden, %lld parameters, batch %lld x length %lld, %s\n",
+              forward_only ? " (inference forward)" : "", device.str().c_str(), at::get_num_threads(), static_cast<long long>(config.num_layers),
               static_cast<long long>(config.hidden_size), static_cast<long long>(n_params), static_cast<long long>(B),
               static_cast<long long>(T), precision.c_str());
   std::printf("  step time        %10.4f s\n", secs);

@@ -1,4 +1,5 @@
 // sculpt run / resume / validate.
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <cstdio>

@@ -22,6 +22,7 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
   bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
+  env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)
 )";
 
 }  // namespace
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
     if (verb == "tokenize") return cmd_tokenize(argc, argv);
     if (verb == "eval") return cmd_eval(argc, argv);
     if (verb == "bench") return cmd_bench(argc, argv);
+    if (verb == "env") return cmd_env(argc, argv);
     std::fprintf(stderr, "error: unknown verb '%s'\n%s", verb.c_str(), kUsage);
     return 2;
   } catch (const sculpt::StopRequested& stop) {

@@ -11,7 +11,7 @@
 namespace sculpt::compress {
 
 std::pair<torch::Tensor, torch::Tensor> sorted_eigh(const torch::Tensor& m) {
-  auto [values, vectors] = torch::linalg::eigh(m, "L");  // ascending
+  auto [values, vectors] = torch::linalg_eigh(m, "L");  // ascending
   auto order = torch::arange(values.size(0) - 1, -1, -1, torch::kLong);
   return {values.index_select(0, order), vectors.index_select(1, order)};
 }
@@ -104,7 +104,7 @@ void init_sp3_from_pca(Sp3Bert& student, const Sp3Moments& m, const PcaOptions& 
       auto [ek, Uk] = sorted_eigh(m.k[static_cast<size_t>(l)][h]);
       auto Sq = singular(eq), Sk = singular(ek);
       auto M = torch::diag(Sq).matmul(Uq.t()).matmul(Uk).matmul(torch::diag(Sk));
-      auto [Um, Sm, Vmh] = torch::linalg::svd(M, false, c10::nullopt);
+      auto [Um, Sm, Vmh] = torch::linalg_svd(M, false);
       auto root = torch::diag(Sm.sqrt());
       u.push_back(Uq.matmul(torch::diag(1.0 / Sq)).matmul(Um).matmul(root).t());
       v.push_back(root.matmul(Vmh).matmul(torch::diag(1.0 / Sk)).matmul(Uk.t()));

@@ -37,8 +37,9 @@ LnSiteImpl::LnSiteImpl(int64_t d, double eps) {
 }
 
 torch::Tensor LnSiteImpl::forward(const torch::Tensor& u, const torch::Tensor& mask) {
-  auto h = masked(in(u), mask);
-  // Statistics over all D coordinates, masked ones included as 0.
+  // Statistics in fp32 (bf16 under autocast otherwise), over all D coordinates, masked ones
+  // included as 0.
+  auto h = masked(in(u), mask).to(torch::kFloat);
   torch::Tensor n;
   if (rms) {
     n = torch::rsqrt(h.pow(2).mean(-1, true) + norm->options.eps()) * h * norm->weight + norm->bias;
@@ -136,9 +137,11 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto q = split(masked(layer->cq(q0), row(m.qk, l)));
     auto k = split(layer->ck(k0));  // q's mask already removes the product terms
     auto v = split(masked(layer->cv(v0), row(m.vo, l)));
-    auto probs = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(dh)) + bias, -1);
-    if (m.head.defined()) probs = probs * m.head[l].view({1, H, 1, 1});
-    auto ctx = torch::matmul(layer->attn_dropout(probs), v).transpose(1, 2).contiguous().view({B, T, H * dh});
+    const double p = layer->is_training() ? layer->attn_dropout->options.p() : 0.0;
+    auto heads = models::attend(q, k, v, bias, std::sqrt(static_cast<double>(dh)), p);
+    // The head mask scales each head's probabilities, i.e. its context (dropout commutes with it).
+    if (m.head.defined()) heads = heads * m.head[l].view({1, H, 1, 1});
+    auto ctx = heads.transpose(1, 2).contiguous().view({B, T, H * dh});
     auto att = a->o(layer->co(ctx));
     if (m.mha.defined()) att = att * m.mha[l];
     auto u1 = layer->dropout(att) + x;

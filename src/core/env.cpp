@@ -1,6 +1,7 @@
 #include "sculpt/core/env.h"
 
 #include "sculpt/build_paths.h"
+#include "sculpt/core/dist_env.h"
 
 #include <torch/torch.h>
 
@@ -25,14 +26,7 @@ std::string shared_dir() {
 }
 
 void init_threads() {
-  int n = static_cast<int>(std::thread::hardware_concurrency());
-  for (const char* var : {"SCULPT_NUM_THREADS", "OMP_NUM_THREADS"}) {
-    if (const char* env = std::getenv(var); env && std::atoi(env) > 0) {
-      n = std::atoi(env);
-      break;
-    }
-  }
-  if (n > 0) at::set_num_threads(n);
+  at::set_num_threads(threads_for_rank(read_dist_env(), static_cast<int>(std::thread::hardware_concurrency())));
 }
 
 std::string expand_path(const std::string& path) {

@@ -1,5 +1,6 @@
 #include "sculpt/data/glue.h"
 
+#include <fmt/ranges.h>
 #include <algorithm>
 #include <filesystem>
 #include <fstream>

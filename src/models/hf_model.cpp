@@ -1,5 +1,6 @@
 #include "sculpt/models/hf_model.h"
 
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <filesystem>

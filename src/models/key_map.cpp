@@ -1,5 +1,6 @@
 #include "sculpt/models/key_map.h"
 
+#include <fmt/ranges.h>
 #include <fmt/format.h>
 #include <torch/torch.h>
 

@@ -29,6 +29,23 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
   return (1.0 - m) * mask_min(dtype);
 }
 
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias,
+                     double divisor, double dropout_p, torch::Tensor* probs) {
+  // Head width 0 (a packed head with no q/k dims left): every score is 0, so the weights are
+  // the softmax of the bias alone; SDPA does not take empty heads.
+  if (probs || q.size(-1) == 0) {
+    auto scores = torch::matmul(q, k.transpose(-1, -2));
+    if (divisor != 1.0) scores = scores / divisor;
+    if (bias.defined()) scores = scores + bias;
+    auto p = torch::softmax(scores, -1);
+    if (probs) *probs = p;
+    return torch::matmul(dropout_p > 0 ? torch::dropout(p, dropout_p, true) : p, v);
+  }
+  // The mask must share the query's dtype (bf16 under autocast).
+  const auto mask = bias.defined() && bias.scalar_type() != q.scalar_type() ? bias.to(q.scalar_type()) : bias;
+  return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, /*is_causal=*/false, 1.0 / divisor);
+}
+
 static torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
 }
@@ -61,13 +78,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
     if (cache) cache->k = kh, cache->v = vh;
   }
-  // Same operation order as HF (matmul, then divide, then add the mask) for bitwise-close parity.
-  auto scores = torch::matmul(qh, kh.transpose(-1, -2));
-  if (score_divisor != 1.0) scores = scores / score_divisor;
-  if (bias.defined()) scores = scores + bias;
-  auto p = torch::softmax(scores, -1);
-  if (probs) *probs = p;
-  auto ctx = torch::matmul(attn_dropout(p), vh).transpose(1, 2).contiguous().view({B, T, num_heads * head_dim});
+  const double p = is_training() ? attn_dropout->options.p() : 0.0;
+  auto ctx = attend(qh, kh, vh, bias, score_divisor, p, probs).transpose(1, 2).contiguous().view({B, T, num_heads * head_dim});
   return o(ctx);
 }
 

@@ -75,14 +75,19 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
 
 torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
                           double eps, bool rms) {
-  const double D = static_cast<double>(width > 0 ? width : x.size(-1));
-  auto s2 = x.pow(2).sum(-1, true) / D;
+  // fp32 whatever the input (bf16 under autocast), as LibTorch's layer_norm under autocast.
+  const auto xf = x.to(torch::kFloat);
+  const double kept = static_cast<double>(x.size(-1)), D = width > 0 ? static_cast<double>(width) : kept;
   torch::Tensor y;
   if (rms) {
-    y = x * torch::rsqrt(s2 + eps);
+    y = xf * torch::rsqrt(xf.pow(2).sum(-1, true) / D + eps);
   } else {
-    auto mean = x.sum(-1, true) / D;
-    y = (x - mean) * torch::rsqrt(s2 - mean.pow(2) + eps);
+    // Two-pass variance over the original width: the D - kept removed dims are zeros, each
+    // contributing mean² — never negative, unlike E[x²] - mean².
+    auto mean = xf.sum(-1, true) / D;
+    auto centred = xf - mean;
+    auto var = (centred.pow(2).sum(-1, true) + (D - kept) * mean.pow(2)) / D;
+    y = centred * torch::rsqrt(var + eps);
   }
   return y * weight + bias;
 }
@@ -115,9 +120,9 @@ torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::
     auto q = split(torch::linear(x, wq, bq), dims.qk_dim), k = split(torch::linear(x, wk, bk), dims.qk_dim);
     auto v = split(torch::linear(x, wv, bv), dims.vo_dim);
     // The original scale: the kept q/k widths are a projection of the original head's.
-    auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_dim_original));
-    auto probs = attn_dropout(torch::softmax(scores + attention_bias, -1));
-    auto ctx = torch::matmul(probs, v).transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
+    const double p = is_training() ? attn_dropout->options.p() : 0.0;
+    auto ctx = attend(q, k, v, attention_bias, std::sqrt(static_cast<double>(head_dim_original)), p)
+                   .transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
     att = torch::linear(ctx, wo, bo);
   } else {
     att = bo.expand({B, T, dims.attn_dim});

@@ -1,5 +1,6 @@
 #include "sculpt/recipe/node.h"
 
+#include <fmt/ranges.h>
 #include <fmt/format.h>
 
 #include <algorithm>

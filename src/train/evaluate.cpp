@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <numeric>
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+
+#include "sculpt/core/dist_env.h"
 #include "sculpt/core/error.h"
 #include "sculpt/data/glue.h"
 #include "sculpt/metrics/glue_metrics.h"
@@ -12,10 +15,18 @@
 namespace sculpt::train {
 
 torch::Device resolve_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-  if (name == "cpu") return torch::Device(torch::kCPU);
-  SCULPT_CHECK(torch::cuda::is_available(), "device '{}' was asked for but this build/machine has no CUDA", name);
-  return torch::Device(name);
+  if (name == "cpu" || (name == "auto" && !torch::cuda::is_available())) return torch::Device(torch::kCPU);
+  SCULPT_CHECK(torch::cuda::is_available(), "device '{}' was asked for but this machine has no usable CUDA device", name);
+  torch::Device device(name == "auto" ? "cuda" : name);
+  SCULPT_CHECK(device.is_cuda(), "device '{}' is not cpu, cuda, cuda:N or auto", name);
+  // Each rank on its own GPU: cuda:LOCAL_RANK unless an index was given.
+  if (!device.has_index())
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(cuda_index_for_rank(read_dist_env(), static_cast<int>(torch::cuda::device_count()))));
+  SCULPT_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "device {} does not exist: {} CUDA device(s) visible",
+               device.str(), torch::cuda::device_count());
+  // Kernels launched without an explicit device (NCCL, cuBLAS handles) go to the same GPU.
+  c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);
+  return device;
 }
 
 std::map<std::string, double> evaluate_glue(const LogitsFn& logits_of, const std::string& task_name,

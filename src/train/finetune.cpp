@@ -28,7 +28,8 @@ namespace sculpt::train {
 
 RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const std::string run_dir = r.run_dir();
-  Distributed& dist = process_group();
+  const torch::Device device = resolve_device(r.run.device);
+  Distributed& dist = process_group(device);
   log::set_rank(dist.rank());
   const bool main = dist.is_main();
   CheckpointManager checkpoints(run_dir, r.checkpoint.keep_last);
@@ -41,7 +42,6 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     if (!resume) io::write_file_atomic((fs::path(run_dir) / "recipe.resolved.yaml").string(), r.resolved_yaml());
   }
 
-  const torch::Device device = resolve_device(r.run.device);
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
   std::unique_ptr<Task> task = make_task(r, device);
   torch::nn::Module& model = task->model();
@@ -127,7 +127,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     apply_schedule(setup, multiplier);
     task->begin_update(state.step, updates_per_epoch, total);
     clear_grads(*optimizer);
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    torch::Tensor loss_sum = torch::zeros({1}, torch::TensorOptions().device(device));
     BatchStats stats;
     for (int64_t m = 0; m < accum; ++m) {
       const auto& global = plan[static_cast<size_t>(state.batch_in_epoch++)];
@@ -144,20 +144,24 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       loss.backward();
       loss_sum += loss.detach();
     }
+    // Per-update statistics and the stop flag of every rank, folded into one collective on the
+    // device (a signal that reached some ranks stops all of them after this same update).
+    torch::Tensor totals = torch::cat({loss_sum.to(torch::kDouble),
+                                         torch::tensor({static_cast<double>(stats.samples), static_cast<double>(stats.tokens),
+                                                        stop_requested() ? 1.0 : 0.0}, torch::kDouble).to(device)});
     if (dist.world_size() > 1) {
       dist.all_reduce_gradients(params);
-      auto totals = dist.all_reduce_sum(torch::stack({loss_sum.to(torch::kCPU, torch::kDouble),
-                                                      torch::tensor(static_cast<double>(stats.samples), torch::kDouble),
-                                                      torch::tensor(static_cast<double>(stats.tokens), torch::kDouble)}));
-      loss_sum = totals[0].to(device);
-      stats.samples = static_cast<int64_t>(totals[1].item<double>());
-      stats.tokens = static_cast<int64_t>(totals[2].item<double>());
+      totals = dist.all_reduce_sum(totals);
     }
-    // The one host sync of an update: loss and gradient norm together, needed before the
-    // step so that a non-finite update is never applied or checkpointed.
-    auto checked = torch::stack({loss_sum.to(torch::kDouble), clip_grad_norm(clipped, r.train.max_grad_norm).to(loss_sum.device(), torch::kDouble)})
-                       .to(torch::kCPU);
-    const double loss_value = checked[0].item<double>(), grad_norm = checked[1].item<double>();
+    // The one host sync of an update: loss, gradient norm, counts and stop flag together,
+    // needed before the step so that a non-finite update is never applied or checkpointed.
+    const torch::Tensor checked =
+        torch::cat({totals, clip_grad_norm(clipped, r.train.max_grad_norm).to(device, torch::kDouble).reshape({1})}).to(torch::kCPU);
+    const auto host = checked.accessor<double, 1>();
+    const double loss_value = host[0], grad_norm = host[4];
+    stats.samples = static_cast<int64_t>(host[1]);
+    stats.tokens = static_cast<int64_t>(host[2]);
+    const bool stop_seen = host[3] > 0;
     if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
       bar.finish();
       fail("non-finite {} at update {} (loss {}, gradient norm {}): the run stops here; nothing from this update was "
@@ -221,10 +225,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                best ? " : new best" : state.best_step < 0 ? std::string(" : no best yet") : fmt::format(" : best {:.4f} at {}", state.best_metric, state.best_step));
     }
     if (state.step % ckpt_every == 0 || state.step == total) save();
-    // A signal that reached some ranks stops all of them at the same update.
-    bool stop = stop_requested();
-    if (dist.world_size() > 1) stop = dist.all_reduce_sum(torch::tensor(stop ? 1.0 : 0.0, torch::kDouble)).item<double>() > 0;
-    if (stop) {
+    // Multi-rank: the flag every rank read before the step; one process: also a signal since.
+    if (stop_seen || (dist.world_size() == 1 && stop_requested())) {
       if (last_saved != state.step) save();
       bar.finish();
       LOG_WARN("[run] stopped by signal {} after update {}; resume with `sculpt resume {}`", stop_signal(), state.step, run_dir);

@@ -1,33 +1,16 @@
 #include "sculpt/train/precision.h"
 
 #include <ATen/autocast_mode.h>
-#include <torch/version.h>
 
 #include "sculpt/core/error.h"
 
 namespace sculpt::train {
 namespace {
 
-// PyTorch 2.4 replaced the per-device functions with ones taking the device type.
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 bool enabled(c10::DeviceType t) { return at::autocast::is_autocast_enabled(t); }
 void set_enabled(c10::DeviceType t, bool on) { at::autocast::set_autocast_enabled(t, on); }
 at::ScalarType dtype(c10::DeviceType t) { return at::autocast::get_autocast_dtype(t); }
 void set_dtype(c10::DeviceType t, at::ScalarType d) { at::autocast::set_autocast_dtype(t, d); }
-#else
-bool enabled(c10::DeviceType t) { return t == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled(); }
-void set_enabled(c10::DeviceType t, bool on) {
-  if (t == c10::DeviceType::CUDA) at::autocast::set_enabled(on);
-  else at::autocast::set_cpu_enabled(on);
-}
-at::ScalarType dtype(c10::DeviceType t) {
-  return t == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
-}
-void set_dtype(c10::DeviceType t, at::ScalarType d) {
-  if (t == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(d);
-  else at::autocast::set_autocast_cpu_dtype(d);
-}
-#endif
 
 }  // namespace
 

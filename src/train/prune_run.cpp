@@ -82,7 +82,7 @@ RunResult run_recipe(const recipe::Recipe& r, bool resume) {
 
   // The packed model beside the teacher, same dev data, same run (rank 0 only; the other
   // ranks go on to the fine-tune stage and wait for it there).
-  const bool main = process_group().is_main();
+  const bool main = process_group(resolve_device(r.run.device)).is_main();
   nlohmann::json summary;
   if (main) summary = evaluate_packed(r, packed);
   RunResult result = pruned;

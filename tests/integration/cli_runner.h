@@ -35,8 +35,8 @@ struct Process {
 };
 
 // `env` entries ("NAME=value") are added to the child's environment.
-inline Process start_cli(const std::vector<std::string>& args, const std::string& log,
-                         const std::vector<std::string>& env = {}) {
+inline Process start_program(std::string exe, const std::vector<std::string>& args, const std::string& log,
+                             const std::vector<std::string>& env = {}) {
   Process p;
   p.log = log;
   p.pid = fork();
@@ -45,7 +45,6 @@ inline Process start_cli(const std::vector<std::string>& args, const std::string
     (void)f;
     dup2(fileno(stderr), STDOUT_FILENO);
     std::vector<char*> argv;
-    std::string exe = cli_path();
     argv.push_back(exe.data());
     std::vector<std::string> copy = args;
     for (auto& a : copy) argv.push_back(a.data());
@@ -55,6 +54,10 @@ inline Process start_cli(const std::vector<std::string>& args, const std::string
     _exit(127);
   }
   return p;
+}
+
+inline Process start_cli(const std::vector<std::string>& args, const std::string& log, const std::vector<std::string>& env = {}) {
+  return start_program(cli_path(), args, log, env);
 }
 
 inline int run_cli(const std::vector<std::string>& args, const std::string& log, std::string* output = nullptr) {

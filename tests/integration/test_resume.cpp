@@ -118,6 +118,42 @@ TEST_F(Resume, Sigusr1AlsoCheckpointsAndExits143) {
   EXPECT_TRUE(std::filesystem::exists(dir("usr1") + "/checkpoints/latest"));
 }
 
+// The sbatch script under stand-ins for srun (one task, exec'ed) and scontrol (records the
+// requeue): SIGUSR1 to the batch shell, as `--signal=B:USR1@120` sends it, reaches the rank,
+// which checkpoints and exits 143; the script requeues the job, and the requeued script resumes.
+TEST_F(Resume, SbatchForwardsTheSignalCheckpointsAndRequeues) {
+  const auto bin = tmp.path / "bin";
+  std::filesystem::create_directories(bin);
+  auto script = [&](const std::string& name, const std::string& body) {
+    std::ofstream(bin / name) << "#!/usr/bin/env bash\n" << body;
+    std::filesystem::permissions(bin / name, std::filesystem::perms::owner_all);
+  };
+  script("srun", "while [[ $1 == --* ]]; do shift; done\nexport SLURM_PROCID=0 SLURM_NTASKS=1 SLURM_LOCALID=0\nexec \"$@\"\n");
+  script("scontrol", "case $1 in show) echo localhost ;; requeue) echo \"$2\" >> \"$SCONTROL_LOG\" ;; esac\n");
+  const std::string requeued = tmp.str("requeued.txt");
+  const std::vector<std::string> env = {"PATH=" + bin.string() + ":" + std::getenv("PATH"), "SCULPT=" + testing::cli_path(),
+                                        "SLURM_JOB_ID=77", "SLURM_JOB_NODELIST=node1", "SCONTROL_LOG=" + requeued,
+                                        "MASTER_PORT=29517"};
+  std::vector<std::string> args = {std::string(SCULPT_SOURCE_DIR) + "/scripts/slurm/sculpt.sbatch", kRecipe,
+                                   "run.output_root=" + tmp.str(), "run.name=slurm", "debug.step_delay_ms=150"};
+  auto job = testing::start_program("/bin/bash", args, tmp.str("job1.log"), env);
+  for (int i = 0; i < 600 && testing::read_lines(dir("slurm") + "/metrics.jsonl").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_FALSE(testing::read_lines(dir("slurm") + "/metrics.jsonl").empty()) << job.output();
+  kill(job.pid, SIGUSR1);
+  EXPECT_EQ(job.wait(), 0) << job.output();
+  EXPECT_NE(job.output().find("stopped by signal 10"), std::string::npos) << job.output();
+  EXPECT_EQ(testing::read_lines(requeued), std::vector<std::string>{"77"});
+  EXPECT_TRUE(std::filesystem::exists(dir("slurm") + "/checkpoints/latest"));
+  EXPECT_FALSE(std::filesystem::exists(dir("slurm") + "/results.json"));
+  // The requeued job: same script, same arguments; it resumes and finishes.
+  auto again = testing::start_program("/bin/bash", args, tmp.str("job2.log"), env);
+  EXPECT_EQ(again.wait(), 0) << again.output();
+  EXPECT_NE(again.output().find("resum"), std::string::npos) << again.output();
+  EXPECT_TRUE(std::filesystem::exists(dir("slurm") + "/results.json"));
+  EXPECT_EQ(testing::read_lines(requeued).size(), 1u);
+}
+
 TEST_F(Resume, NonFiniteLossStopsTheRunAndIsNeverCheckpointed) {
   EXPECT_EQ(run(run_args("nan", {"train.lr=1e30", "train.warmup=0u", "checkpoint.every=1u"}), "nan.log"), 1);
   std::smatch m;

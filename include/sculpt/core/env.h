@@ -8,8 +8,8 @@ namespace sculpt {
 // checkout (compiled in), else ../shared from the working directory. Empty if none exists.
 std::string shared_dir();
 
-// ATen starts with one thread on some systems: use every core unless
-// SCULPT_NUM_THREADS or OMP_NUM_THREADS says otherwise.
+// ATen's intra-op threads for this process: every core of a single-process run, the node's
+// cores shared among its ranks otherwise (threads_for_rank in dist_env.h).
 void init_threads();
 
 // Expand "${SCULPT_SHARED}" and "${SCULPT_DATA}" in a path.

@@ -17,6 +17,14 @@ double mask_min(torch::ScalarType dtype);
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// Multi-head attention on [B, H, T, d] queries/keys/values: softmax(q kᵀ / divisor + bias) v,
+// dropout_p on the probabilities. Goes through at::scaled_dot_product_attention (its fused
+// flash / memory-efficient kernels where dtype and shapes allow) unless the caller asks for
+// the probabilities, which takes HF's step-by-step order (matmul, divide, add, softmax).
+// `bias` is additive, broadcast to [B, H, Tq, Tk] (padding mask, causal mask, T5's positions).
+torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias,
+                     double divisor, double dropout_p, torch::Tensor* probs = nullptr);
+
 // Keys and values kept between generation steps: appended to for self-attention, computed
 // once for cross-attention.
 struct KVCache {

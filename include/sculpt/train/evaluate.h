@@ -26,6 +26,8 @@ std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vec
                                              const data::SquadPostprocessOptions& options,
                                              std::vector<metrics::SquadPrediction>* predictions = nullptr);
 
+// run.device to a device: cpu, cuda (this rank's GPU, cuda:LOCAL_RANK, made current), cuda:N,
+// or auto (cuda when a GPU is visible).
 torch::Device resolve_device(const std::string& name);
 
 }  // namespace sculpt::train

@@ -1,6 +1,6 @@
 // Mixed precision: an RAII guard that runs the forward under autocast (bf16) on the device's
 // autocast key, as `with torch.autocast(device_type, dtype=torch.bfloat16)` does; parameters,
-// gradients and the optimizer stay fp32. LibTorch 1.13 and 2.x name the switches differently.
+// gradients and the optimizer stay fp32.
 #pragma once
 #include <c10/core/Device.h>
 

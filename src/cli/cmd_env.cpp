@@ -1,0 +1,95 @@
+// sculpt env: what this build and machine are, for bug reports: LibTorch and CUDA versions
+// (compiled and found at run time), cuDNN, NCCL, the CPU's vector units, threads and GPUs.
+#include <ATen/Version.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cstdio>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "commands.h"
+#include "sculpt/build_paths.h"
+#include "sculpt/core/dist_env.h"
+#include "sculpt/train/distributed.h"
+
+namespace sculpt::cli {
+namespace {
+
+// /proc/cpuinfo's model name and the flags that decide CPU speed for us.
+std::pair<std::string, std::string> cpu_info() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, model = "unknown";
+  std::set<std::string> flags;
+  while (std::getline(in, line)) {
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1), value = line.substr(colon + 1);
+    if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+    if (key == "model name") model = value;
+    if (key == "flags" && flags.empty()) {
+      std::istringstream words(value);
+      for (std::string w; words >> w;) flags.insert(w);
+    }
+  }
+  std::string units;
+  for (const char* f : {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"})
+    units += fmt::format("{}{}={}", units.empty() ? "" : " ", f, flags.count(f) ? "yes" : "no");
+  return {model, units};
+}
+
+std::string version_number(long v) {  // CUDA 13000 -> 13.0, cuDNN 91900 -> 9.19.0
+  if (v >= 10000 && v < 100000 && v % 10 == 0 && v < 20000) return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
+  if (v >= 10000) return fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100);
+  return std::to_string(v);
+}
+
+}  // namespace
+
+int cmd_env(int, char**) {
+  const auto& cuda = at::detail::getCUDAHooks();
+  bool cuda_compiled = false;
+  long cudart = 0, cudnn = 0;
+  try {
+    cudart = cuda.versionCUDART();
+    cuda_compiled = true;
+    if (cuda.compiledWithCuDNN()) cudnn = cuda.versionCuDNN();
+  } catch (const c10::Error&) {
+  }
+  const auto [model, units] = cpu_info();
+  const DistEnv dist = read_dist_env();
+  std::printf("sculpt        %s\n", SCULPT_VERSION);
+  std::printf("libtorch      %s\n", TORCH_VERSION);
+  std::printf("cuda compiled %s\n", cuda_compiled ? fmt::format("yes, CUDA {}", version_number(cudart)).c_str() : "no");
+  std::printf("cudnn         %s\n", cudnn ? version_number(cudnn).c_str() : "no");
+  std::string nccl = "no";
+  if (cuda_compiled) {
+    try {
+      nccl = train::nccl_version();
+    } catch (const std::exception& e) {
+      nccl = std::string("unavailable (") + e.what() + ")";
+    }
+  }
+  std::printf("nccl          %s\n", nccl.c_str());
+  std::printf("cpu           %s\n", model.c_str());
+  std::printf("cpu units     %s\n", units.c_str());
+  std::printf("aten cpu      %s (the vector kernels ATen dispatches to)\n", at::get_cpu_capability().c_str());
+  std::printf("threads       %d intra-op, %d inter-op, %u cores\n", at::get_num_threads(), at::get_num_interop_threads(),
+              std::thread::hardware_concurrency());
+  std::printf("launcher      %s (rank %d of %d, local rank %d of %d)\n", dist.launcher.c_str(), dist.rank, dist.world_size,
+              dist.local_rank, dist.local_world_size);
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  std::printf("gpus          %d\n", gpus);
+  for (int i = 0; i < gpus; ++i) {
+    const cudaDeviceProp* p = at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(i));
+    std::printf("  cuda:%d      %s, %.1f GiB, compute capability %d.%d, %d SMs\n", i, p->name,
+                static_cast<double>(p->totalGlobalMem) / (1024.0 * 1024 * 1024), p->major, p->minor, p->multiProcessorCount);
+  }
+  return 0;
+}
+
+}  // namespace sculpt::cli
