@@ -28,6 +28,7 @@ TransformerConfig t5_config_from_json(const nlohmann::json& j) {
   c.eos_token_id = j.value("eos_token_id", 1);
   c.decoder_start_token_id = j.value("decoder_start_token_id", c.pad_token_id);
   c.tie_word_embeddings = j.value("tie_word_embeddings", true);
+  c.scale_decoder_outputs = j.value("scale_decoder_outputs", c.tie_word_embeddings);
   const std::string proj = j.value("feed_forward_proj", "relu");
   c.gated_ffn = proj.rfind("gated-", 0) == 0;
   std::string act = c.gated_ffn ? proj.substr(6) : proj;
@@ -154,9 +155,8 @@ torch::Tensor T5Impl::decode(const torch::Tensor& ids, const torch::Tensor& deco
 }
 
 torch::Tensor T5Impl::lm_logits(const torch::Tensor& h) {
-  if (config.tie_word_embeddings)  // T5 v1.0 rescales before the tied projection
-    return torch::matmul(h * std::pow(static_cast<double>(config.hidden_size), -0.5), shared->weight.t());
-  return lm_head(h);
+  const auto x = config.scale_decoder_outputs ? h * std::pow(static_cast<double>(config.hidden_size), -0.5) : h;
+  return config.tie_word_embeddings ? torch::matmul(x, shared->weight.t()) : lm_head(x);
 }
 
 torch::Tensor T5Impl::shift_right(const torch::Tensor& labels) const {

@@ -54,7 +54,8 @@ Distributed& process_group(const torch::Device& device) {
   return group;
 }
 
-void Distributed::all_reduce_gradients(const std::vector<torch::Tensor>& params, double bucket_mb) {
+void Distributed::all_reduce_gradients(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& extras,
+                                       double bucket_mb) {
   if (!impl_) return;
   torch::NoGradGuard no_grad;
   const int64_t bucket_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
@@ -84,6 +85,13 @@ void Distributed::all_reduce_gradients(const std::vector<torch::Tensor>& params,
     }
     buckets.back().grads.push_back(p.grad());
     bytes += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
+  }
+  for (const auto& e : extras) {
+    if (!buckets.back().grads.empty() && buckets.back().grads[0].scalar_type() != e.scalar_type()) {
+      launch(buckets.back());
+      buckets.emplace_back();
+    }
+    buckets.back().grads.push_back(e);
   }
   if (!buckets.back().grads.empty()) launch(buckets.back());
   for (auto& b : buckets) {

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <thread>
 
 #include "sculpt/core/error.h"
@@ -16,6 +18,7 @@
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
+#include "sculpt/train/prefetch.h"
 #include "sculpt/train/precision.h"
 #include "sculpt/train/sink.h"
 #include "sculpt/train/distributed.h"
@@ -68,7 +71,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
            dist.world_size(), warmup, eval_every, ckpt_every);
 
   OptimizerSetup setup = task->make_optimizer({r.train.lr, r.train.weight_decay, r.train.betas[0], r.train.betas[1], r.train.eps});
-  torch::optim::AdamW* optimizer = setup.optimizer.get();
+  FusedAdamW* optimizer = setup.optimizer.get();
   TrainState state;
   JsonlWriter metrics_log((fs::path(run_dir) / "metrics.jsonl").string()), eval_log((fs::path(run_dir) / "eval.jsonl").string());
   if (resume) {
@@ -83,7 +86,6 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   dist.barrier();
 
   install_stop_signal_handlers();
-  std::vector<std::vector<size_t>> plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
   std::vector<torch::Tensor> params;  // every trainable parameter (all-reduced)
   for (const auto& p : model.parameters())
     if (p.requires_grad()) params.push_back(p);
@@ -98,7 +100,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   std::map<std::string, double> last_eval;
   int64_t last_saved = resume ? state.step : -1;
 
+  std::function<void()> flush_before_save;  // set below: a checkpoint never holds an unchecked update
   auto save = [&] {
+    if (flush_before_save) flush_before_save();
     state.train_seconds = elapsed();
     bar.clear();
     if (main) checkpoints.save(model, task->keys(), *optimizer, state);
@@ -116,11 +120,79 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     fs::rename(tmp, dir);
   };
 
+  // The plan of each epoch, for the update being consumed and the one being prefetched.
+  std::map<int64_t, std::vector<std::vector<size_t>>> plans;
+  auto plan_of = [&](int64_t epoch) -> const std::vector<std::vector<size_t>>& {
+    auto it = plans.find(epoch);
+    if (it == plans.end()) {
+      while (plans.size() > 1 && plans.begin()->first < epoch) plans.erase(plans.begin());
+      it = plans.emplace(epoch, data::plan_epoch(lengths, plan_options, r.run.seed, epoch)).first;
+    }
+    return it->second;
+  };
+  // The global micro-batches of the update at (epoch, batch); moves the cursor past them (a
+  // new epoch starts when fewer than `accum` batches are left in this one).
+  struct Cursor {
+    int64_t epoch, batch;
+  };
+  auto next_update = [&](Cursor& c) {
+    if (c.batch + accum > static_cast<int64_t>(plan_of(c.epoch).size())) ++c.epoch, c.batch = 0;
+    const auto& plan = plan_of(c.epoch);
+    std::vector<std::vector<size_t>> global(plan.begin() + c.batch, plan.begin() + c.batch + accum);
+    c.batch += accum;
+    return global;
+  };
+  auto mine_of = [&](const std::vector<std::vector<size_t>>& global) {
+    std::vector<std::vector<size_t>> mine;
+    for (const auto& g : global) mine.push_back(rank_slice(g, dist.rank(), dist.world_size()));
+    return mine;
+  };
+  Prefetcher prefetcher([&task](const std::vector<size_t>& idx) { return task->collate(idx); }, device);
+  Cursor ahead{state.epoch, state.batch_in_epoch};
+  std::vector<std::vector<size_t>> upcoming;
+  if (state.step < total) {
+    upcoming = next_update(ahead);
+    prefetcher.submit(mine_of(upcoming));
+  }
+
+  // Per-update values stay on the device and are read at flush points (log, eval, checkpoint,
+  // end): the loop itself never waits for the device. The window's loss sum continues from the
+  // checkpointed one, so a resumed run adds in the same order and logs the same averages.
+  const auto on_device = torch::TensorOptions().device(device).dtype(torch::kDouble);
+  torch::Tensor window_loss = torch::full({1}, state.window_loss, on_device);
+  torch::Tensor last_grad_norm = torch::zeros({1}, on_device);
+  torch::Tensor bad_loss_at = torch::full({1}, -1.0, on_device), bad_norm_at = torch::full({1}, -1.0, on_device);
+  double grad_norm = 0;
+  std::string bar_status;
+  // Reads the device values; a non-finite loss or gradient norm since the last flush stops the
+  // run here, before anything after it is evaluated or checkpointed (its step was skipped on
+  // the device). Multi-rank: also agrees on the stop flag (a signal that reached any rank).
+  auto flush = [&]() {
+    const auto host = torch::cat({window_loss, last_grad_norm, bad_loss_at, bad_norm_at}).to(torch::kCPU);
+    const auto h = host.accessor<double, 1>();
+    state.window_loss = h[0];
+    grad_norm = h[1];
+    if (h[2] >= 0 || h[3] >= 0) {
+      bar.finish();
+      const bool loss_first = h[2] >= 0 && (h[3] < 0 || h[2] <= h[3]);
+      fail("non-finite {} at update {}: the run stops here; that update was skipped and nothing from it on was "
+           "checkpointed (lower train.lr or check the data)",
+           loss_first ? "loss" : "gradient norm", static_cast<int64_t>(loss_first ? h[2] : h[3]));
+    }
+  };
+  flush_before_save = flush;
+  auto stop_agreed = [&]() {
+    if (dist.world_size() == 1) return stop_requested();
+    return dist.all_reduce_sum(torch::tensor({stop_requested() ? 1.0 : 0.0}, torch::kDouble)).to(torch::kCPU).item<double>() > 0;
+  };
+
   while (state.step < total) {
-    if (state.batch_in_epoch + accum > static_cast<int64_t>(plan.size())) {
-      ++state.epoch;
-      state.batch_in_epoch = 0;
-      plan = data::plan_epoch(lengths, plan_options, r.run.seed, state.epoch);
+    const std::vector<std::vector<size_t>> global = std::move(upcoming);
+    const std::vector<models::Batch> batches = prefetcher.take();
+    state.epoch = ahead.epoch, state.batch_in_epoch = ahead.batch;  // consumed through this update
+    if (state.step + 1 < total) {
+      upcoming = next_update(ahead);
+      prefetcher.submit(mine_of(upcoming));  // collated while this update computes
     }
     const double multiplier = linear_schedule(state.step, warmup, total);
     const double lr = r.train.lr * multiplier;  // the model's rate, for the log
@@ -128,59 +200,47 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     task->begin_update(state.step, updates_per_epoch, total);
     clear_grads(*optimizer);
     torch::Tensor loss_sum = torch::zeros({1}, torch::TensorOptions().device(device));
-    BatchStats stats;
+    int64_t samples = 0, tokens = 0;  // of the global batch: every rank knows them
     for (int64_t m = 0; m < accum; ++m) {
-      const auto& global = plan[static_cast<size_t>(state.batch_in_epoch++)];
-      const auto mine = rank_slice(global, dist.rank(), dist.world_size());
-      if (mine.empty()) continue;
+      const auto& g = global[static_cast<size_t>(m)];
+      samples += static_cast<int64_t>(g.size());
+      for (size_t i : g) tokens += task->tokens_of(i);
+      const auto& batch = batches[static_cast<size_t>(m)];
+      if (!batch.input_ids.defined()) continue;  // this rank's slice is empty
       // Each rank's mean, weighted by its share, sums (over ranks) to the global batch mean.
-      const double share = static_cast<double>(mine.size()) / static_cast<double>(global.size());
+      const double share = static_cast<double>(batch.size()) / static_cast<double>(g.size());
       torch::Tensor loss;
       {
         AutocastGuard autocast(r.train.precision, device);  // the forward only; backward outside, as PyTorch does
-        loss = task->loss(mine, stats).to(torch::kFloat);
+        loss = task->loss(batch).to(torch::kFloat);
       }
       loss = loss * (share / static_cast<double>(accum));
       loss.backward();
       loss_sum += loss.detach();
     }
-    // Per-update statistics and the stop flag of every rank, folded into one collective on the
-    // device (a signal that reached some ranks stops all of them after this same update).
-    torch::Tensor totals = torch::cat({loss_sum.to(torch::kDouble),
-                                         torch::tensor({static_cast<double>(stats.samples), static_cast<double>(stats.tokens),
-                                                        stop_requested() ? 1.0 : 0.0}, torch::kDouble).to(device)});
-    if (dist.world_size() > 1) {
-      dist.all_reduce_gradients(params);
-      totals = dist.all_reduce_sum(totals);
-    }
-    // The one host sync of an update: loss, gradient norm, counts and stop flag together,
-    // needed before the step so that a non-finite update is never applied or checkpointed.
-    const torch::Tensor checked =
-        torch::cat({totals, clip_grad_norm(clipped, r.train.max_grad_norm).to(device, torch::kDouble).reshape({1})}).to(torch::kCPU);
-    const auto host = checked.accessor<double, 1>();
-    const double loss_value = host[0], grad_norm = host[4];
-    stats.samples = static_cast<int64_t>(host[1]);
-    stats.tokens = static_cast<int64_t>(host[2]);
-    const bool stop_seen = host[3] > 0;
-    if (!std::isfinite(loss_value) || !std::isfinite(grad_norm)) {
-      bar.finish();
-      fail("non-finite {} at update {} (loss {}, gradient norm {}): the run stops here; nothing from this update was "
-           "checkpointed (lower train.lr or check the data)",
-           std::isfinite(loss_value) ? "gradient norm" : "loss", state.step + 1, loss_value, grad_norm);
-    }
+    // The loss rides in the last gradient bucket: one collective per update.
+    if (dist.world_size() > 1) dist.all_reduce_gradients(params, {loss_sum});
+    const torch::Tensor norm = clip_grad_norm(clipped, r.train.max_grad_norm).to(device, torch::kDouble).reshape({1});
+    const torch::Tensor loss_d = loss_sum.to(torch::kDouble);
+    const torch::Tensor bad_loss = loss_d.isfinite().logical_not(), bad_norm = norm.isfinite().logical_not();
+    optimizer->skip_step_if(bad_loss.logical_or(bad_norm));  // on the device, no host read
     task->before_step();
     optimizer->step();
     task->after_step();
     ++state.step;
-    state.samples += stats.samples;
-    state.tokens += stats.tokens;
-    window_samples += stats.samples;
-    window_tokens += stats.tokens;
-    state.window_loss += loss_value;
+    bad_loss_at.masked_fill_(bad_loss.logical_and(bad_loss_at < 0), static_cast<double>(state.step));
+    bad_norm_at.masked_fill_(bad_norm.logical_and(bad_norm_at < 0), static_cast<double>(state.step));
+    window_loss += loss_d;
+    last_grad_norm.copy_(norm);
+    state.samples += samples;
+    state.tokens += tokens;
+    window_samples += samples;
+    window_tokens += tokens;
     ++state.window_updates;
-    bar.update(state.step, fmt::format("loss {:.4f} lr {:.2e}", loss_value, lr));
+    bar.update(state.step, bar_status.empty() ? fmt::format("lr {:.2e}", lr) : bar_status);
 
     if (state.step % log_every == 0 || state.step == total) {
+      flush();
       const double secs = std::chrono::duration<double>(Clock::now() - window_start).count();
       bar.clear();
       nlohmann::json rec = {{"step", state.step},
@@ -197,13 +257,16 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       LOG_INFO("Ep. {:.2f} : Up. {} : loss {:.4f} : gNorm {:.3f} : L.r. {:.3e} : {:.0f} samples/s{}",
                rec["epoch"].get<double>(), state.step, rec["loss"].get<double>(), grad_norm, lr, rec["samples_per_s"].get<double>(),
                task->log_line(extra));
+      bar_status = fmt::format("loss {:.4f} lr {:.2e}", rec["loss"].get<double>(), lr);
       state.window_loss = 0;
       state.window_updates = 0;
+      window_loss.zero_();
       window_samples = 0;
       window_tokens = 0;
       window_start = Clock::now();
     }
     if (state.step % eval_every == 0 || state.step == total) {
+      flush();
       auto t0 = Clock::now();
       last_eval = task->evaluate();
       model.train();
@@ -225,8 +288,10 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                best ? " : new best" : state.best_step < 0 ? std::string(" : no best yet") : fmt::format(" : best {:.4f} at {}", state.best_metric, state.best_step));
     }
     if (state.step % ckpt_every == 0 || state.step == total) save();
-    // Multi-rank: the flag every rank read before the step; one process: also a signal since.
-    if (stop_seen || (dist.world_size() == 1 && stop_requested())) {
+    // One process checks its signal flag every update (a host flag, no device sync); several
+    // agree on it at their flush points, so that all stop after the same update.
+    const bool at_flush = state.step % log_every == 0 || state.step % eval_every == 0 || state.step % ckpt_every == 0;
+    if ((dist.world_size() == 1 || at_flush) && stop_agreed()) {
       if (last_saved != state.step) save();
       bar.finish();
       LOG_WARN("[run] stopped by signal {} after update {}; resume with `sculpt resume {}`", stop_signal(), state.step, run_dir);

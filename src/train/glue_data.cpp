@@ -33,10 +33,11 @@ GlueData::GlueData(const recipe::Recipe& r) : task(data::glue_task(r.data.task))
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
-std::map<std::string, double> GlueData::evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device) const {
+std::map<std::string, double> GlueData::evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device,
+                                                 Distributed* shard) const {
   std::map<std::string, double> all;
   for (size_t s = 0; s < dev.size(); ++s)
-    for (const auto& [k, v] : evaluate_glue(logits_of, task.name, dev[s].second, batch_size, pad_id, device))
+    for (const auto& [k, v] : evaluate_glue(logits_of, task.name, dev[s].second, batch_size, pad_id, device, shard))
       all[s == 0 ? k : "mm_" + k] = v;
   return all;
 }

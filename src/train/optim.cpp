@@ -74,7 +74,7 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     }
     for (auto& [key, l] : lists) {
       std::optional<torch::Tensor> found_inf;
-      if (found_inf_.defined()) found_inf = found_inf_.to(l[0][0].device(), torch::kFloat);
+      if (found_inf_.defined()) found_inf = found_inf_.to(l[0][0].device(), torch::kFloat).reshape({});
       // The op reads the step counts but does not advance them (torch.optim's wrapper does).
       torch::_foreach_add_(l[4], 1);
       at::_fused_adamw_(l[0], l[1], l[2], l[3], {}, l[4], o.lr(), std::get<0>(o.betas()), std::get<1>(o.betas()), o.weight_decay(),

@@ -21,6 +21,7 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/compress/prune_report.h"
+#include "sculpt/train/distributed.h"
 #include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
@@ -104,11 +105,10 @@ class PruneTask : public Task {
     target_now_ = compress::target_at(step, start, p_.target_warmup.updates(per_epoch, total), start_value_, p_.target);
   }
 
-  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
-    auto batch = data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
-    stats.samples += batch.size();
-    stats.tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
-    batch = batch.to(device_);
+  models::Batch collate(const std::vector<size_t>& idx) const override {
+    return data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
+  }
+  torch::Tensor loss(const models::Batch& batch) override {
     models::ModelOutput t;
     {
       torch::NoGradGuard no_grad;
@@ -169,7 +169,7 @@ class PruneTask : public Task {
     module_->eval();
     auto masks = module_->masks->sample_or_eval();
     auto all = data_.evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks).logits; },
-                              r_.data.eval_batch_size, device_);
+                              r_.data.eval_batch_size, device_, &process_group(device_));
     all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
     // The packed size from the kept structure alone; the weights are folded only on export.
     for (const auto& [k, v] : compress::sparsity_report(compress::packed_shape(module_->student, masks), module_->masks->shape))

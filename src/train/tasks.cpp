@@ -19,6 +19,7 @@
 #include "sculpt/models/t5.h"
 #include "sculpt/tokenizers/sentencepiece.h"
 #include "sculpt/tokenizers/wordpiece.h"
+#include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
@@ -114,16 +115,15 @@ class GlueClassificationTask : public Task {
   torch::nn::Module& model() override { return *model_; }
   const models::KeyMap& keys() const override { return keys_; }
   const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
-  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
-    auto batch = data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
-    stats.samples += batch.size();
-    stats.tokens += batch.attention_mask.sum().item<int64_t>();  // CPU tensor: no device sync
-    return classify(model_, batch.to(device_)).loss;
+  models::Batch collate(const std::vector<size_t>& idx) const override {
+    return data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
   }
+  torch::Tensor loss(const models::Batch& batch) override { return classify(model_, batch).loss; }
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     model_->eval();
-    return data_.evaluate([this](const models::Batch& b) { return classify(model_, b).logits; }, r_.data.eval_batch_size, device_);
+    return data_.evaluate([this](const models::Batch& b) { return classify(model_, b).logits; }, r_.data.eval_batch_size, device_,
+                          &process_group(device_));
   }
   std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(data_.task.name) : r_.eval.metric; }
   void export_to(const std::string& dir) override {
@@ -174,12 +174,15 @@ class GlueT5Task : public Task {
   const models::KeyMap& keys() const override { return keys_; }
   const std::vector<int64_t>& train_lengths() const override { return lengths_; }
 
-  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
-    auto [ids, mask] = pad(idx, true, model_->config.pad_token_id);
-    auto [labels, lmask] = pad(idx, false, -100);
-    stats.samples += static_cast<int64_t>(idx.size());
-    stats.tokens += mask.sum().item<int64_t>() + lmask.sum().item<int64_t>();
-    return model_->forward(ids.to(device_), mask.to(device_), {}, lmask.to(device_), labels.to(device_)).loss;
+  models::Batch collate(const std::vector<size_t>& idx) const override {
+    models::Batch b;
+    std::tie(b.input_ids, b.attention_mask) = pad(idx, true, model_->config.pad_token_id);
+    std::tie(b.labels, b.decoder_attention_mask) = pad(idx, false, -100);
+    return b;
+  }
+  int64_t tokens_of(size_t i) const override { return static_cast<int64_t>(train_[i].source.size() + train_[i].target.size()); }
+  torch::Tensor loss(const models::Batch& b) override {
+    return model_->forward(b.input_ids, b.attention_mask, {}, b.decoder_attention_mask, b.labels).loss;
   }
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
@@ -224,9 +227,11 @@ class GlueT5Task : public Task {
     for (size_t i : idx) T = std::max<int64_t>(T, static_cast<int64_t>((source ? rows[i].source : rows[i].target).size()));
     auto ids = torch::full({static_cast<int64_t>(idx.size()), T}, fill, torch::kLong);
     auto mask = torch::zeros_like(ids);
+    auto a = ids.accessor<int64_t, 2>();
+    auto m = mask.accessor<int64_t, 2>();
     for (size_t b = 0; b < idx.size(); ++b) {
       const auto& seq = source ? rows[idx[b]].source : rows[idx[b]].target;
-      for (size_t t = 0; t < seq.size(); ++t) ids[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = seq[t], mask[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = 1;
+      for (size_t t = 0; t < seq.size(); ++t) a[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = seq[t], m[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = 1;
     }
     return {ids, mask};
   }
@@ -279,17 +284,16 @@ class SquadTask : public Task {
   torch::nn::Module& model() override { return *model_; }
   const models::KeyMap& keys() const override { return keys_; }
   const std::vector<int64_t>& train_lengths() const override { return lengths_; }
-  torch::Tensor loss(const std::vector<size_t>& idx, BatchStats& stats) override {
-    auto batch = data::collate_squad(train_, idx, tokenizer_->pad_id(), true);
-    stats.samples += batch.size();
-    stats.tokens += batch.attention_mask.sum().item<int64_t>();
-    return model_->forward(batch.to(device_)).loss;
+  models::Batch collate(const std::vector<size_t>& idx) const override {
+    return data::collate_squad(train_, idx, tokenizer_->pad_id(), true);
   }
+  torch::Tensor loss(const models::Batch& batch) override { return model_->forward(batch).loss; }
   std::map<std::string, double> evaluate() override {
     data::SquadPostprocessOptions po;
     po.v2 = v2_;
     po.max_answer_length = r_.data.max_answer_length;
-    return evaluate_squad(model_, dev_examples_, dev_, r_.data.eval_batch_size, tokenizer_->pad_id(), device_, po);
+    return evaluate_squad(model_, dev_examples_, dev_, r_.data.eval_batch_size, tokenizer_->pad_id(), device_, po, nullptr,
+                          &process_group(device_));
   }
   std::string main_metric() const override { return r_.eval.metric.empty() ? "f1" : r_.eval.metric; }
   void export_to(const std::string& dir) override {

@@ -37,6 +37,9 @@ struct TransformerConfig {
   int64_t num_decoder_layers = 0;
   int64_t relative_buckets = 32, relative_max_distance = 128;  // T5
   bool tie_word_embeddings = true;
+  // T5: scale the decoder output by d_model^-0.5 before the LM head. Older configs imply it by
+  // tie_word_embeddings (v1.0 yes, v1.1 no); Transformers 5 ties always and says it here.
+  bool scale_decoder_outputs = true;
   int64_t eos_token_id = -1, bos_token_id = -1, decoder_start_token_id = -1;
   int64_t word_embed_proj_dim = 0;  // OPT: != hidden_size adds project_in / project_out
   bool final_norm = true;           // OPT: a final layer norm after the stack

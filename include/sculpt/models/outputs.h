@@ -11,7 +11,11 @@ namespace sculpt::models {
 struct Batch {
   torch::Tensor input_ids, attention_mask, token_type_ids;
   torch::Tensor labels, start_positions, end_positions;
+  torch::Tensor decoder_attention_mask;  // T5: the labels' mask (decoder inputs are the shifted labels)
+  // Copies to `device`, asynchronously from pinned memory.
   Batch to(const torch::Device& device) const;
+  // Page-locked copies, so that a later to(cuda) does not block the host.
+  Batch pin_memory() const;
   int64_t size() const { return input_ids.size(0); }
 };
 

@@ -20,8 +20,11 @@ class Distributed {
   int world_size() const { return env_.world_size; }
   bool is_main() const { return env_.rank == 0; }
   const torch::Device& device() const { return device_; }
-  // Sum every parameter's gradient across ranks, in buckets of about `bucket_mb` MiB.
-  void all_reduce_gradients(const std::vector<torch::Tensor>& params, double bucket_mb = 25);
+  // Sum every parameter's gradient across ranks, in buckets of about `bucket_mb` MiB, and the
+  // `extras` (small per-update statistics, summed in place) in the last bucket: no collective
+  // of their own.
+  void all_reduce_gradients(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& extras = {},
+                            double bucket_mb = 25);
   // The sum over ranks of `t`, on this rank's device (NCCL takes device tensors only).
   torch::Tensor all_reduce_sum(const torch::Tensor& t);
   // Rank 0's values everywhere (initial weights).

@@ -19,7 +19,8 @@ namespace sculpt::train {
 struct GlueData {
   explicit GlueData(const recipe::Recipe& r);
   // Metrics over every dev split; the second split's keys get the prefix "mm_" (MNLI).
-  std::map<std::string, double> evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device) const;
+  std::map<std::string, double> evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device,
+                                         Distributed* shard = nullptr) const;
 
   const data::GlueTask& task;
   std::unique_ptr<tokenizers::Tokenizer> tokenizer;

@@ -12,14 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "sculpt/models/key_map.h"
+#include "sculpt/models/outputs.h"
 #include "sculpt/train/optim.h"
 #include "sculpt/recipe/recipe.h"
 
 namespace sculpt::train {
-
-struct BatchStats {
-  int64_t samples = 0, tokens = 0;
-};
 
 class Task {
  public:
@@ -28,8 +25,13 @@ class Task {
   virtual torch::nn::Module& model() = 0;
   virtual const models::KeyMap& keys() const = 0;
   virtual const std::vector<int64_t>& train_lengths() const = 0;
-  // Forward on the device, returns the mean loss of the batch (examples by index).
-  virtual torch::Tensor loss(const std::vector<size_t>& batch, BatchStats& stats) = 0;
+  // The CPU batch of training examples `idx`. Runs on the prefetcher's thread while the
+  // previous update computes, so it may only read the task's data.
+  virtual models::Batch collate(const std::vector<size_t>& idx) const = 0;
+  // Forward of a batch already on the device; the batch's mean loss (a device scalar).
+  virtual torch::Tensor loss(const models::Batch& batch) = 0;
+  // Tokens of training example i, for the throughput log (default: its length).
+  virtual int64_t tokens_of(size_t i) const { return train_lengths()[i]; }
   // Metrics on the dev split(s); the model is left in eval mode.
   virtual std::map<std::string, double> evaluate() = 0;
   virtual std::string main_metric() const = 0;
