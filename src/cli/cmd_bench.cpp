@@ -1,6 +1,7 @@
 // sculpt bench train: throughput of one fine-tuning step (forward, backward, AdamW) for a
 // model shape, batch and length, with a same-run baseline: a plain matmul's FLOP rate on the
 // same device, so the printed ratio says how much of the machine the step uses.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -112,7 +113,7 @@ int cmd_bench(int argc, char** argv) {
                                                              "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3] [--precision fp32|bf16] [--peak-tflops 989]"
                                                              " | sculpt bench infer --model DIR [--model DIR ...]");
   auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops",
-                                          "layers", "hidden", "heads", "ffn"},
+                                          "layers", "hidden", "heads", "ffn", "profile"},
                           {"forward-only"});
   const std::string precision = args.get("precision", "fp32");
   train::check_precision(precision);
@@ -170,8 +171,13 @@ int cmd_bench(int argc, char** argv) {
   for (int i = 0; i < warmup; ++i) step();
   sync(device);
   auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  sync(device);
+  {
+    // --profile FILE: a Chrome trace of the timed steps (per-op times; slows the steps down).
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+    if (args.has("profile")) profile = std::make_unique<torch::autograd::profiler::RecordProfile>(args.get("profile"));
+    for (int i = 0; i < steps; ++i) step();
+    sync(device);
+  }
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count() / steps;
 
   // Training FLOPs per token: 6 N + 12 L H d_head T (attention scores and context), with N

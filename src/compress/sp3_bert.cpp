@@ -63,8 +63,8 @@ Sp3LayerImpl::Sp3LayerImpl(const models::TransformerConfig& c) {
   ck = register_module("ck", identity_linear(inner));
   cv = register_module("cv", identity_linear(inner));
   co = register_module("co", identity_linear(inner));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
-  attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
+  dropout = register_module("dropout", models::Dropout(c.hidden_dropout));
+  attn_dropout = register_module("attn_dropout", models::Dropout(c.attention_dropout));
 }
 
 Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teacher->config), options(o) {
@@ -108,7 +108,7 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teach
   copy_module(*pooler, *teacher->pooler, false);
   copy_module(*classifier, *teacher->classifier, false);
   double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+  classifier_dropout = register_module("classifier_dropout", models::Dropout(p));
 }
 
 models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Masks& m, bool hidden_states,
@@ -137,7 +137,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto q = split(masked(layer->cq(q0), row(m.qk, l)));
     auto k = split(layer->ck(k0));  // q's mask already removes the product terms
     auto v = split(masked(layer->cv(v0), row(m.vo, l)));
-    const double p = layer->is_training() ? layer->attn_dropout->options.p() : 0.0;
+    const double p = layer->is_training() ? layer->attn_dropout->p : 0.0;
     auto heads = models::attend(q, k, v, bias, std::sqrt(static_cast<double>(dh)), p);
     // The head mask scales each head's probabilities, i.e. its context (dropout commutes with it).
     if (m.head.defined()) heads = heads * m.head[l].view({1, H, 1, 1});

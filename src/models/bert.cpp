@@ -20,7 +20,7 @@ BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
   if (config.with_pooler && config.head != HeadType::question_answering)
     pooler = register_module("pooler", torch::nn::Linear(config.hidden_size, config.hidden_size));
   double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+  classifier_dropout = register_module("classifier_dropout", Dropout(p));
   if (config.head == HeadType::sequence_classification)
     classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels));
   if (config.head == HeadType::question_answering)

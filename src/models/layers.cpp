@@ -2,7 +2,11 @@
 
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+
 #include <cmath>
+#include <mutex>
 
 #include "sculpt/core/error.h"
 
@@ -29,6 +33,35 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
   return (1.0 - m) * mask_min(dtype);
 }
 
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
+  if (!training || p <= 0) return x;
+  if (!x.device().is_cpu()) return torch::dropout(x, p, true);
+  if (p >= 1) return x * 0;
+  uint64_t seed;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    seed = gen.get<at::CPUGeneratorImpl>()->random64();
+  }
+  const double keep_scale = 1.0 / (1.0 - p);
+  const uint64_t threshold = static_cast<uint64_t>(std::llround(p * 4294967296.0));  // drop when u32 < p * 2^32
+  auto mask = torch::empty(x.sizes(), torch::TensorOptions().dtype(torch::kFloat));
+  float* m = mask.data_ptr<float>();
+  const int64_t n = mask.numel(), pairs = (n + 1) / 2;
+  const float scale = static_cast<float>(keep_scale);
+  at::parallel_for(0, pairs, 8192, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      uint64_t z = seed + static_cast<uint64_t>(i + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      m[2 * i] = (z & 0xffffffffull) >= threshold ? scale : 0.0f;
+      if (2 * i + 1 < n) m[2 * i + 1] = (z >> 32) >= threshold ? scale : 0.0f;
+    }
+  });
+  return x * (x.scalar_type() == torch::kFloat ? mask : mask.to(x.scalar_type()));
+}
+
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias,
                      double divisor, double dropout_p, torch::Tensor* probs) {
   // Head width 0 (a packed head with no q/k dims left): every score is 0, so the weights are
@@ -39,7 +72,15 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
     if (bias.defined()) scores = scores + bias;
     auto p = torch::softmax(scores, -1);
     if (probs) *probs = p;
-    return torch::matmul(dropout_p > 0 ? torch::dropout(p, dropout_p, true) : p, v);
+    return torch::matmul(models::dropout(p, dropout_p, dropout_p > 0), v);
+  }
+  // On CPU, dropout inside SDPA is its math path with bernoulli_: the same steps with the
+  // fast dropout instead.
+  if (dropout_p > 0 && q.device().is_cpu()) {
+    auto scores = torch::matmul(q, k.transpose(-1, -2));
+    if (divisor != 1.0) scores = scores / divisor;
+    if (bias.defined()) scores = scores + bias;
+    return torch::matmul(models::dropout(torch::softmax(scores, -1), dropout_p, true), v);
   }
   // The mask must share the query's dtype (bf16 under autocast).
   const auto mask = bias.defined() && bias.scalar_type() != q.scalar_type() ? bias.to(q.scalar_type()) : bias;
@@ -58,7 +99,7 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c)
   k = register_module("k", linear(d, inner, c.bias));
   v = register_module("v", linear(d, inner, c.bias));
   o = register_module("o", linear(inner, d, c.bias));
-  attn_dropout = register_module("attn_dropout", torch::nn::Dropout(c.attention_dropout));
+  attn_dropout = register_module("attn_dropout", Dropout(c.attention_dropout));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
@@ -78,7 +119,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     }
     if (cache) cache->k = kh, cache->v = vh;
   }
-  const double p = is_training() ? attn_dropout->options.p() : 0.0;
+  const double p = is_training() ? attn_dropout->p : 0.0;
   auto ctx = attend(qh, kh, vh, bias, score_divisor, p, probs).transpose(1, 2).contiguous().view({B, T, num_heads * head_dim});
   return o(ctx);
 }
@@ -87,7 +128,7 @@ FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c) : act(c.activation)
   fc1 = register_module("fc1", linear(c.hidden_size, c.intermediate_size, c.bias));
   if (c.gated_ffn) gate = register_module("gate", linear(c.hidden_size, c.intermediate_size, c.bias));
   fc2 = register_module("fc2", linear(c.intermediate_size, c.hidden_size, c.bias));
-  inner_dropout = register_module("inner_dropout", torch::nn::Dropout(c.ffn_dropout));
+  inner_dropout = register_module("inner_dropout", Dropout(c.ffn_dropout));
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
@@ -114,7 +155,7 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c) : pre_nor
   attn_norm = register_module("attn_norm", make_norm(c));
   ffn = register_module("ffn", FeedForward(c));
   ffn_norm = register_module("ffn_norm", make_norm(c));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
@@ -133,7 +174,7 @@ EmbeddingsImpl::EmbeddingsImpl(const TransformerConfig& c) {
   pos = register_module("pos", torch::nn::Embedding(c.max_positions, c.hidden_size));
   type = register_module("type", torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
   norm = register_module("norm", make_norm(c));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids) {

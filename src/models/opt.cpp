@@ -59,7 +59,7 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(config.norm_eps)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout));
   if (config.head == HeadType::sequence_classification)
     score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(wep, config.num_labels).bias(false)));
 }

@@ -108,8 +108,8 @@ PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, c
   w2 = p("w2", {d.out_dim, d.ffn_dim}), b2 = p("b2", {d.out_dim});
   r2 = diagonal ? p("r2", {d.out_dim}) : p("r2", {d.out_dim, d.attn_dim}), rb2 = p("rb2", {d.out_dim});
   ln2_w = p("ln2_w", {d.out_dim}), ln2_b = p("ln2_b", {d.out_dim});
-  dropout = register_module("dropout", torch::nn::Dropout(base.hidden_dropout));
-  attn_dropout = register_module("attn_dropout", torch::nn::Dropout(base.attention_dropout));
+  dropout = register_module("dropout", Dropout(base.hidden_dropout));
+  attn_dropout = register_module("attn_dropout", Dropout(base.attention_dropout));
 }
 
 torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms) {
@@ -120,7 +120,7 @@ torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::
     auto q = split(torch::linear(x, wq, bq), dims.qk_dim), k = split(torch::linear(x, wk, bk), dims.qk_dim);
     auto v = split(torch::linear(x, wv, bv), dims.vo_dim);
     // The original scale: the kept q/k widths are a projection of the original head's.
-    const double p = is_training() ? attn_dropout->options.p() : 0.0;
+    const double p = is_training() ? attn_dropout->p : 0.0;
     auto ctx = attend(q, k, v, attention_bias, std::sqrt(static_cast<double>(head_dim_original)), p)
                    .transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
     att = torch::linear(ctx, wo, bo);
@@ -154,9 +154,9 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
   pooler = register_module("pooler", torch::nn::Linear(std::max<int64_t>(d_in, 1), b.hidden_size));
   if (d_in == 0) pooler->weight.set_data(torch::zeros({b.hidden_size, 0}));
   classifier = register_module("classifier", torch::nn::Linear(b.hidden_size, b.num_labels));
-  dropout = register_module("dropout", torch::nn::Dropout(b.hidden_dropout));
+  dropout = register_module("dropout", Dropout(b.hidden_dropout));
   double p = b.classifier_dropout >= 0 ? b.classifier_dropout : b.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", torch::nn::Dropout(p));
+  classifier_dropout = register_module("classifier_dropout", Dropout(p));
 }
 
 ModelOutput PackedBertImpl::forward(const Batch& batch, const ForwardOptions& options) {

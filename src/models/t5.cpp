@@ -52,7 +52,7 @@ T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder) {
   }
   ffn = register_module("ffn", FeedForward(c));
   ffn_norm = register_module("ffn_norm", RMSNorm(c.hidden_size, c.norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
@@ -70,7 +70,7 @@ T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
   const int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
   for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder));
   final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(c.hidden_dropout));
+  dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor T5StackImpl::position_bias(int64_t q_len, int64_t k_len, int64_t offset, const torch::Device& device) const {

@@ -95,6 +95,36 @@ TEST(Attention, FusedKernelEqualsTheStepByStepPath) {
   EXPECT_TRUE(torch::allclose(empty[1][0][0], v[1][0].slice(0, 0, 4).mean(0), 1e-5, 1e-6));
 }
 
+TEST(Dropout, KeepsOneMinusPScaledAndIsReproducible) {
+  const double p = 0.1;
+  auto x = torch::ones({4, 1000, 1001});  // odd count: the last element of the last pair
+  torch::manual_seed(7);
+  auto y = sculpt::models::dropout(x, p, true);
+  // Every value is 0 or 1/(1-p); the kept fraction is 1-p within 4 standard deviations
+  // (sqrt(p(1-p)/n) = 1.5e-4 for n = 4.004M).
+  auto kept = (y != 0);
+  EXPECT_TRUE(torch::allclose(y.masked_select(kept), torch::full({1}, 1.0 / (1 - p)).expand({kept.sum().item<int64_t>()})));
+  EXPECT_NEAR(kept.to(torch::kDouble).mean().item<double>(), 1 - p, 6e-4);
+  // Neighbouring elements (the two halves of one hash) and rows are not correlated.
+  auto k = kept.to(torch::kDouble).reshape(-1);
+  auto even = k.slice(0, 0, k.size(0) - 1, 2), odd = k.slice(0, 1, k.size(0), 2);
+  const double cov = ((even - (1 - p)) * (odd - (1 - p))).mean().item<double>();
+  EXPECT_NEAR(cov, 0.0, 4 * p * (1 - p) / std::sqrt(static_cast<double>(even.numel())));
+  // Same seed, same mask; another draw, another mask; eval mode and p = 0 are the identity.
+  torch::manual_seed(7);
+  EXPECT_TRUE(torch::equal(sculpt::models::dropout(x, p, true), y));
+  EXPECT_FALSE(torch::equal(sculpt::models::dropout(x, p, true), y));
+  EXPECT_TRUE(torch::equal(sculpt::models::dropout(x, p, false), x));
+  EXPECT_TRUE(torch::equal(sculpt::models::dropout(x, 0.0, true), x));
+  // The gradient is the mask; bf16 stays bf16.
+  auto a = torch::randn({64, 33}).requires_grad_();
+  torch::manual_seed(3);
+  auto out = sculpt::models::dropout(a, 0.5, true);
+  out.sum().backward();
+  EXPECT_TRUE(torch::equal(a.grad(), (out != 0).to(torch::kFloat) * 2.0));
+  EXPECT_EQ(sculpt::models::dropout(a.detach().to(torch::kBFloat16), 0.5, true).scalar_type(), torch::kBFloat16);
+}
+
 TEST(PackedNorm, LargeMeanSmallSpreadMatchesFp64) {
   // Mean 100, spread 0.1 (CoFi mode: statistics over the kept dims): E[x²] - mean² loses
   // about 8% of the variance to fp32 rounding (and can go negative); two passes keep it.

@@ -48,7 +48,7 @@ struct Sp3LayerImpl : torch::nn::Module {
   models::Attention attn{nullptr};
   models::FeedForward ffn{nullptr};
   torch::nn::Linear cq{nullptr}, ck{nullptr}, cv{nullptr}, co{nullptr};
-  torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};
+  models::Dropout dropout{nullptr}, attn_dropout{nullptr};
 };
 TORCH_MODULE(Sp3Layer);
 
@@ -73,7 +73,7 @@ struct Sp3BertImpl : torch::nn::Module {
   models::Embeddings embed{nullptr};  // its LayerNorm is not used: site 0 replaces it
   torch::nn::ModuleList sites{nullptr}, layers{nullptr};
   torch::nn::Linear pooler{nullptr}, classifier{nullptr};
-  torch::nn::Dropout classifier_dropout{nullptr};
+  models::Dropout classifier_dropout{nullptr};
 };
 TORCH_MODULE(Sp3Bert);
 

@@ -24,7 +24,7 @@ struct BertImpl : torch::nn::Module {
   Embeddings embed{nullptr};
   torch::nn::ModuleList layers{nullptr};
   torch::nn::Linear pooler{nullptr}, classifier{nullptr}, qa{nullptr};
-  torch::nn::Dropout classifier_dropout{nullptr};
+  Dropout classifier_dropout{nullptr};
 };
 TORCH_MODULE(Bert);
 

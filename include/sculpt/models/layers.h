@@ -17,6 +17,20 @@ double mask_min(torch::ScalarType dtype);
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// Inverted dropout: x * mask / (1 - p) while training, x otherwise. On CPU the mask comes from
+// a counter-based hash (splitmix64) of the element index and one 64-bit draw from the default
+// generator, about 20x faster than bernoulli_ (which made dropout ~15% of a CPU step) and as
+// reproducible (the generator is checkpointed); on CUDA it is torch::dropout.
+torch::Tensor dropout(const torch::Tensor& x, double p, bool training);
+
+// The module form (same name and place as Dropout, no parameters).
+struct DropoutImpl : torch::nn::Module {
+  explicit DropoutImpl(double p_ = 0.5) : p(p_) {}
+  torch::Tensor forward(const torch::Tensor& x) { return models::dropout(x, p, is_training()); }
+  double p;
+};
+TORCH_MODULE(Dropout);
+
 // Multi-head attention on [B, H, T, d] queries/keys/values: softmax(q kᵀ / divisor + bias) v,
 // dropout_p on the probabilities. Goes through at::scaled_dot_product_attention (its fused
 // flash / memory-efficient kernels where dtype and shapes allow) unless the caller asks for
@@ -42,7 +56,7 @@ struct AttentionImpl : torch::nn::Module {
   int64_t num_heads, head_dim;
   double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)
   torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
-  torch::nn::Dropout attn_dropout{nullptr};
+  Dropout attn_dropout{nullptr};
 };
 TORCH_MODULE(Attention);
 
@@ -52,7 +66,7 @@ struct FeedForwardImpl : torch::nn::Module {
 
   std::string act;
   torch::nn::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
-  torch::nn::Dropout inner_dropout{nullptr};
+  Dropout inner_dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);
 
@@ -68,7 +82,7 @@ struct TransformerLayerImpl : torch::nn::Module {
   torch::nn::LayerNorm attn_norm{nullptr};
   FeedForward ffn{nullptr};
   torch::nn::LayerNorm ffn_norm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(TransformerLayer);
 
@@ -88,7 +102,7 @@ struct EmbeddingsImpl : torch::nn::Module {
 
   torch::nn::Embedding tok{nullptr}, pos{nullptr}, type{nullptr};
   torch::nn::LayerNorm norm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 

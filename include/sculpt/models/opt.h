@@ -41,7 +41,7 @@ struct OptImpl : torch::nn::Module {
   torch::nn::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};
   torch::nn::ModuleList layers{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Opt);
 

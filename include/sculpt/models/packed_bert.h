@@ -11,6 +11,7 @@
 
 #include "sculpt/models/config.h"
 #include "sculpt/models/key_map.h"
+#include "sculpt/models/layers.h"
 #include "sculpt/models/outputs.h"
 
 namespace sculpt::models {
@@ -58,7 +59,7 @@ struct PackedBertLayerImpl : torch::nn::Module {
   bool diagonal_residual;
   torch::Tensor wq, bq, wk, bk, wv, bv, wo, bo, r1, rb1, ln1_w, ln1_b;
   torch::Tensor w1, b1, w2, b2, r2, rb2, ln2_w, ln2_b;
-  torch::nn::Dropout dropout{nullptr}, attn_dropout{nullptr};
+  Dropout dropout{nullptr}, attn_dropout{nullptr};
 };
 TORCH_MODULE(PackedBertLayer);
 
@@ -69,7 +70,7 @@ struct PackedBertImpl : torch::nn::Module {
   torch::Tensor tok, pos, type, ln0_w, ln0_b;
   torch::nn::ModuleList layers{nullptr};
   torch::nn::Linear pooler{nullptr}, classifier{nullptr};
-  torch::nn::Dropout dropout{nullptr}, classifier_dropout{nullptr};
+  Dropout dropout{nullptr}, classifier_dropout{nullptr};
 };
 TORCH_MODULE(PackedBert);
 

@@ -23,7 +23,7 @@ struct T5BlockImpl : torch::nn::Module {
   Attention self_attn{nullptr}, cross_attn{nullptr};
   RMSNorm self_norm{nullptr}, cross_norm{nullptr}, ffn_norm{nullptr};
   FeedForward ffn{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(T5Block);
 
@@ -37,7 +37,7 @@ struct T5StackImpl : torch::nn::Module {
   torch::nn::Embedding rel_bias{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   RMSNorm final_norm{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(T5Stack);
 
