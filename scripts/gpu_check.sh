@@ -56,6 +56,6 @@ if "$PY" -c 'import transformers' 2>/dev/null; then
 else
   say "[gpu-check] bench_vs_transformers: skipped, transformers is not installed in $PY"
 fi
-step bench_infer 120 "$S" bench infer --synthetic-packed --device cuda --shape 128x128 --shape 32x512 --steps 20 --warmup 3
+step bench_infer 120 "$S" bench infer --synthetic bert-base --device cuda --shape 128x128 --shape 32x512 --steps 20 --warmup 3
 grep -E 'speedup' "$OUT/bench_infer.log" | tee -a "$summary"
 say "[gpu-check] logs in $OUT"

@@ -13,6 +13,7 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/packed_bert.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/precision.h"
 #include "sculpt/train/optim.h"
@@ -53,19 +54,62 @@ double matmul_tflops(const torch::Device& device, int64_t n) {
 // sculpt bench infer --model A --model B ...: forward latency of each HF BERT directory on the
 // same random batches (128 x 128 and 32 x 512 by default, clamped to the model's positions),
 // speedups against the first model, all measured in this run.
+// --synthetic PRESET: a random dense model of that shape and a random packed one with a third
+// of the heads and a quarter of the FFN neurons in every layer (CoFi-style: full hidden width,
+// diagonal residual maps), so dense-vs-packed speed can be measured where no checkpoint is.
+std::vector<models::AnyBert> synthetic_pair(const std::string& name, std::vector<std::string>& labels) {
+  nlohmann::json j = preset(name);
+  j["model_type"] = "bert";
+  auto c = models::bert_config_from_json(j);
+  c.num_labels = 2;
+  torch::manual_seed(0);
+  models::Bert dense(c);
+  dense->init_weights();
+  models::PackedBertConfig pc;
+  pc.base = c;
+  pc.embedding_dim = c.hidden_size;
+  pc.diagonal_residual = pc.norm_over_kept = true;
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    pc.layers.push_back({c.hidden_size, c.hidden_size, std::max<int64_t>(1, c.num_heads / 3), c.head_dim(), c.head_dim(),
+                         c.intermediate_size / 4});
+  models::PackedBert packed(pc);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : packed->named_parameters()) {
+      const auto& k = p.key();
+      if (k.find("ln") != std::string::npos && k.size() >= 2 && k.substr(k.size() - 2) == "_w") p.value().fill_(1.0);
+      else if (k.find("r1") != std::string::npos || k.find("r2") != std::string::npos) p.value().fill_(1.0);
+      else p.value().normal_(0.0, 0.02);
+    }
+  }
+  std::vector<models::AnyBert> out(2);
+  out[0].module = dense.ptr();
+  out[0].forward = [dense](const models::Batch& b, const models::ForwardOptions& o) mutable { return dense->forward(b, o); };
+  out[0].config = c;
+  out[1].module = packed.ptr();
+  out[1].forward = [packed](const models::Batch& b, const models::ForwardOptions& o) mutable { return packed->forward(b, o); };
+  out[1].config = c;
+  out[1].packed = true;
+  labels = {"dense " + name + " (random)", fmt::format("packed (random: {}/{} heads, 1/4 FFN)", pc.layers[0].heads, c.num_heads)};
+  return out;
+}
+
 int bench_infer(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape"});
+  auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape", "synthetic"});
   auto dirs = args.all("model");
-  SCULPT_CHECK(!dirs.empty(), "usage: sculpt bench infer --model DENSE_DIR [--model PACKED_DIR ...] [--shape 128x128 ...]");
+  SCULPT_CHECK(!dirs.empty() || args.has("synthetic"),
+               "usage: sculpt bench infer --model DENSE_DIR [--model PACKED_DIR ...] [--shape 128x128 ...] | --synthetic bert-base");
   auto shapes = args.all("shape");
   if (shapes.empty()) shapes = {"128x128", "32x512"};
   const auto device = train::resolve_device(args.get("device", "auto"));
   const int steps = std::stoi(args.get("steps", "5")), warmup = std::stoi(args.get("warmup", "1"));
   std::vector<models::AnyBert> nets;  // dense or packed
-  for (const auto& d : dirs) {
-    nets.push_back(models::load_any_bert(d));
-    nets.back().module->to(device);
-    nets.back().module->eval();
+  if (args.has("synthetic")) nets = synthetic_pair(args.get("synthetic"), dirs);
+  else
+    for (const auto& d : dirs) nets.push_back(models::load_any_bert(d));
+  for (auto& n : nets) {
+    n.module->to(device);
+    n.module->eval();
   }
   torch::NoGradGuard no_grad;
   std::printf("bench infer: device %s, threads %d, median of %d round-robin passes after %d warm-up\n", device.str().c_str(),

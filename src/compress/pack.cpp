@@ -66,8 +66,8 @@ Tensor residual_map(const Tensor& R, bool diagonal) {
   return d;
 }
 
-Tensor linear_w(const torch::nn::Linear& l) { return f64(l->weight); }
-Tensor linear_b(const torch::nn::Linear& l) { return f64(l->bias); }
+Tensor linear_w(const models::Linear& l) { return f64(l->weight); }
+Tensor linear_b(const models::Linear& l) { return f64(l->bias); }
 
 // What the masks keep, without any weight arithmetic: the packed shape and the kept indices.
 struct LayerKeep {

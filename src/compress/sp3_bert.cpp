@@ -9,8 +9,8 @@
 namespace sculpt::compress {
 namespace {
 
-torch::nn::Linear identity_linear(int64_t d) {
-  torch::nn::Linear l(d, d);
+models::Linear identity_linear(int64_t d) {
+  models::Linear l(d, d);
   torch::NoGradGuard no_grad;
   l->weight.copy_(torch::eye(d));
   l->bias.zero_();
@@ -103,8 +103,8 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teach
     site_from(t->attn_norm);
     site_from(t->ffn_norm);
   }
-  pooler = register_module("pooler", torch::nn::Linear(config.hidden_size, config.hidden_size));
-  classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels));
+  pooler = register_module("pooler", models::Linear(config.hidden_size, config.hidden_size));
+  classifier = register_module("classifier", models::Linear(config.hidden_size, config.num_labels));
   copy_module(*pooler, *teacher->pooler, false);
   copy_module(*classifier, *teacher->classifier, false);
   double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;

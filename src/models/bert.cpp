@@ -18,13 +18,13 @@ BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
   if (config.with_pooler && config.head != HeadType::question_answering)
-    pooler = register_module("pooler", torch::nn::Linear(config.hidden_size, config.hidden_size));
+    pooler = register_module("pooler", models::Linear(config.hidden_size, config.hidden_size));
   double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
   classifier_dropout = register_module("classifier_dropout", Dropout(p));
   if (config.head == HeadType::sequence_classification)
-    classifier = register_module("classifier", torch::nn::Linear(config.hidden_size, config.num_labels));
+    classifier = register_module("classifier", models::Linear(config.hidden_size, config.num_labels));
   if (config.head == HeadType::question_answering)
-    qa = register_module("qa", torch::nn::Linear(config.hidden_size, 2));
+    qa = register_module("qa", models::Linear(config.hidden_size, 2));
 }
 
 void BertImpl::init_weights() {

@@ -33,6 +33,16 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
   return (1.0 - m) * mask_min(dtype);
 }
 
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+  weight = register_parameter("weight", torch::empty({out, in}));
+  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (with_bias) {
+    bias = register_parameter("bias", torch::empty({out}));
+    const double bound = in > 0 ? 1.0 / std::sqrt(static_cast<double>(in)) : 0.0;
+    torch::nn::init::uniform_(bias, -bound, bound);
+  }
+}
+
 torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p <= 0) return x;
   if (!x.device().is_cpu()) return torch::dropout(x, p, true);
@@ -87,8 +97,8 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, /*is_causal=*/false, 1.0 / divisor);
 }
 
-static torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+static models::Linear linear(int64_t in, int64_t out, bool bias) {
+  return models::Linear(in, out, bias);
 }
 
 AttentionImpl::AttentionImpl(const TransformerConfig& c)

@@ -52,8 +52,8 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
                                                                           .padding_idx(config.pad_token_id)));
   embed_positions = register_module("embed_positions", torch::nn::Embedding(config.max_positions + kPositionOffset, d));
   if (wep != d) {
-    project_out = register_module("project_out", torch::nn::Linear(torch::nn::LinearOptions(d, wep).bias(false)));
-    project_in = register_module("project_in", torch::nn::Linear(torch::nn::LinearOptions(wep, d).bias(false)));
+    project_out = register_module("project_out", models::Linear(d, wep, false));
+    project_in = register_module("project_in", models::Linear(wep, d, false));
   }
   if (config.final_norm)
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(config.norm_eps)));
@@ -61,7 +61,7 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
   for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
   dropout = register_module("dropout", Dropout(config.hidden_dropout));
   if (config.head == HeadType::sequence_classification)
-    score = register_module("score", torch::nn::Linear(torch::nn::LinearOptions(wep, config.num_labels).bias(false)));
+    score = register_module("score", models::Linear(wep, config.num_labels, false));
 }
 
 torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,

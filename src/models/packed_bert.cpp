@@ -151,9 +151,9 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
   }
   // Linear's default init divides by the input width: build it at width >= 1, then give it the
   // packed width (a last site pruned to nothing leaves the pooler only its bias).
-  pooler = register_module("pooler", torch::nn::Linear(std::max<int64_t>(d_in, 1), b.hidden_size));
+  pooler = register_module("pooler", models::Linear(std::max<int64_t>(d_in, 1), b.hidden_size));
   if (d_in == 0) pooler->weight.set_data(torch::zeros({b.hidden_size, 0}));
-  classifier = register_module("classifier", torch::nn::Linear(b.hidden_size, b.num_labels));
+  classifier = register_module("classifier", models::Linear(b.hidden_size, b.num_labels));
   dropout = register_module("dropout", Dropout(b.hidden_dropout));
   double p = b.classifier_dropout >= 0 ? b.classifier_dropout : b.hidden_dropout;
   classifier_dropout = register_module("classifier_dropout", Dropout(p));

@@ -103,7 +103,7 @@ T5Impl::T5Impl(TransformerConfig c) : config(std::move(c)) {
   encoder = register_module("encoder", T5Stack(config, false));
   decoder = register_module("decoder", T5Stack(config, true));
   if (!config.tie_word_embeddings)
-    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+    lm_head = register_module("lm_head", models::Linear(config.hidden_size, config.vocab_size, false));
 }
 
 torch::Tensor T5Impl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,

@@ -39,7 +39,7 @@ struct PruneModuleImpl : torch::nn::Module {
     masks = register_module("masks", compress::Sp3MaskSet(teacher->config, mo));
     lagrangian = register_module("lagrangian", compress::Lagrangian(p.absolute));
     const int64_t D = teacher->config.hidden_size;
-    projection = register_module("projection", torch::nn::Linear(torch::nn::LinearOptions(D, D).bias(cofi)));
+    projection = register_module("projection", models::Linear(D, D, cofi));
     torch::NoGradGuard g;
     projection->weight.copy_(torch::eye(D));
     if (cofi) projection->bias.zero_();
@@ -47,7 +47,7 @@ struct PruneModuleImpl : torch::nn::Module {
   compress::Sp3Bert student{nullptr};
   compress::Sp3MaskSet masks{nullptr};
   compress::Lagrangian lagrangian{nullptr};
-  torch::nn::Linear projection{nullptr};
+  models::Linear projection{nullptr};
 };
 TORCH_MODULE(PruneModule);
 

@@ -33,7 +33,7 @@ struct Sp3Features {
 struct LnSiteImpl : torch::nn::Module {
   LnSiteImpl(int64_t d, double eps);
   torch::Tensor forward(const torch::Tensor& u, const torch::Tensor& mask);
-  torch::nn::Linear in{nullptr}, out{nullptr};
+  models::Linear in{nullptr}, out{nullptr};
   torch::nn::LayerNorm norm{nullptr};  // its affine; statistics as below
   // `exact` init: the centring is folded into `in`, and the site normalises by the root mean
   // square over all D (no mean subtraction), which commutes with the rotation.
@@ -47,7 +47,7 @@ struct Sp3LayerImpl : torch::nn::Module {
   explicit Sp3LayerImpl(const models::TransformerConfig& c);
   models::Attention attn{nullptr};
   models::FeedForward ffn{nullptr};
-  torch::nn::Linear cq{nullptr}, ck{nullptr}, cv{nullptr}, co{nullptr};
+  models::Linear cq{nullptr}, ck{nullptr}, cv{nullptr}, co{nullptr};
   models::Dropout dropout{nullptr}, attn_dropout{nullptr};
 };
 TORCH_MODULE(Sp3Layer);
@@ -72,7 +72,7 @@ struct Sp3BertImpl : torch::nn::Module {
   StudentOptions options;
   models::Embeddings embed{nullptr};  // its LayerNorm is not used: site 0 replaces it
   torch::nn::ModuleList sites{nullptr}, layers{nullptr};
-  torch::nn::Linear pooler{nullptr}, classifier{nullptr};
+  models::Linear pooler{nullptr}, classifier{nullptr};
   models::Dropout classifier_dropout{nullptr};
 };
 TORCH_MODULE(Sp3Bert);

@@ -23,7 +23,7 @@ struct BertImpl : torch::nn::Module {
   TransformerConfig config;
   Embeddings embed{nullptr};
   torch::nn::ModuleList layers{nullptr};
-  torch::nn::Linear pooler{nullptr}, classifier{nullptr}, qa{nullptr};
+  models::Linear pooler{nullptr}, classifier{nullptr}, qa{nullptr};
   Dropout classifier_dropout{nullptr};
 };
 TORCH_MODULE(Bert);

@@ -17,6 +17,17 @@ double mask_min(torch::ScalarType dtype);
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// nn.Linear: `weight` [out, in], `bias` [out] (optional), initialised as torch::nn::Linear
+// (Kaiming uniform, a = sqrt(5)). The forward is at::linear, one addmm for any batch shape:
+// LibTorch's C++ torch::nn::Linear runs matmul and then adds the bias in a second pass over
+// the output for 3-D inputs.
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool with_bias = true);
+  torch::Tensor forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
 // Inverted dropout: x * mask / (1 - p) while training, x otherwise. On CPU the mask comes from
 // a counter-based hash (splitmix64) of the element index and one 64-bit draw from the default
 // generator, about 20x faster than bernoulli_ (which made dropout ~15% of a CPU step) and as
@@ -55,7 +66,7 @@ struct AttentionImpl : torch::nn::Module {
 
   int64_t num_heads, head_dim;
   double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)
-  torch::nn::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
+  models::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   Dropout attn_dropout{nullptr};
 };
 TORCH_MODULE(Attention);
@@ -65,7 +76,7 @@ struct FeedForwardImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   std::string act;
-  torch::nn::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
+  models::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
   Dropout inner_dropout{nullptr};
 };
 TORCH_MODULE(FeedForward);

@@ -38,7 +38,7 @@ struct OptImpl : torch::nn::Module {
 
   TransformerConfig config;
   torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
-  torch::nn::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr};
+  models::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};
   torch::nn::ModuleList layers{nullptr};
   Dropout dropout{nullptr};

@@ -69,7 +69,7 @@ struct PackedBertImpl : torch::nn::Module {
   PackedBertConfig config;
   torch::Tensor tok, pos, type, ln0_w, ln0_b;
   torch::nn::ModuleList layers{nullptr};
-  torch::nn::Linear pooler{nullptr}, classifier{nullptr};
+  models::Linear pooler{nullptr}, classifier{nullptr};
   Dropout dropout{nullptr}, classifier_dropout{nullptr};
 };
 TORCH_MODULE(PackedBert);

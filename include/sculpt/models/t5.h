@@ -73,7 +73,7 @@ struct T5Impl : torch::nn::Module {
   TransformerConfig config;
   torch::nn::Embedding shared{nullptr};
   T5Stack encoder{nullptr}, decoder{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // untied models only
+  models::Linear lm_head{nullptr};  // untied models only
 };
 TORCH_MODULE(T5);
 
