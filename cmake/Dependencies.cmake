@@ -38,4 +38,6 @@ function(sculpt_find_library var header lib)
 endfunction()
 sculpt_find_library(UTF8PROC utf8proc.h utf8proc)
 sculpt_find_library(SENTENCEPIECE sentencepiece_processor.h sentencepiece)
+# Gloo's headers only (ProcessGroupGloo.hpp includes them; the library is inside libtorch_cpu).
+find_path(SCULPT_GLOO_INCLUDE gloo/algorithm.h REQUIRED)
 find_package(Threads REQUIRED)

@@ -38,7 +38,7 @@ export LD_LIBRARY_PATH=$PREFIX/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRA
 step configure 300 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTorch_DIR="$TORCH_DIR" \
   -DCMAKE_PREFIX_PATH="$PREFIX;$PREFIX/lib/x86_64-linux-gnu/cmake" -DSCULPT_PYTHON="$(command -v "$PY")" \
   -DCMAKE_CXX_COMPILER_LAUNCHER= || { tail -30 "$OUT/configure.log"; exit 1; }
-step build 420 cmake --build "$BUILD" -j "$(nproc)" || { grep -m20 -B2 -A6 'error' "$OUT/build.log"; exit 1; }
+step build "${SCULPT_GPU_CHECK_BUILD_S:-420}" cmake --build "$BUILD" -j "$(nproc)" || { grep -m20 -B2 -A6 'error' "$OUT/build.log"; exit 1; }
 [[ "${1:-}" == --build-only ]] && exit 0
 S=$BUILD/sculpt
 step env 60 "$S" env; cat "$OUT/env.log" >> "$summary"

@@ -22,7 +22,8 @@ Sp3Moments collect_sp3_moments(Sp3Bert& student, const std::vector<models::Batch
   const auto& c = student->config;
   const int64_t H = c.num_heads, dh = c.head_dim(), D = c.hidden_size;
   Sp3Moments m;
-  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  // On the model's device: the statistics are the activations' own products, in fp64.
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(student->parameters().front().device());
   for (int64_t j = 0; j < student->num_sites(); ++j) m.site.push_back(torch::zeros({D, D}, f64));
   for (int64_t l = 0; l < c.num_layers; ++l)
     for (auto* v : {&m.q, &m.k, &m.v}) v->push_back(torch::zeros({H, dh, dh}, f64));
@@ -30,13 +31,13 @@ Sp3Moments collect_sp3_moments(Sp3Bert& student, const std::vector<models::Batch
   for (const auto& ex : examples) {
     SCULPT_CHECK(ex.input_ids.size(0) == 1, "PCA collection takes one unpadded example per batch");
     Sp3Features f;
-    student->forward(ex, {}, false, &f);
+    student->forward(ex.to(f64.device()), {}, false, &f);
     const int64_t T = ex.input_ids.size(1);
     std::vector<int64_t> positions(static_cast<size_t>(T));
     std::iota(positions.begin(), positions.end(), 0);
     std::shuffle(positions.begin(), positions.end(), rng);
     positions.resize(static_cast<size_t>(std::min(T, o.tokens_per_example)));
-    auto idx = torch::tensor(positions, torch::kLong);
+    auto idx = torch::tensor(positions, torch::kLong).to(f64.device());
     auto rows = [&](const torch::Tensor& t) { return t[0].index_select(0, idx).to(torch::kFloat64); };  // [n, dim]
     for (size_t j = 0; j < m.site.size(); ++j) {
       auto x = rows(f.site_inputs[j]);
