@@ -167,7 +167,10 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   // Reads the device values; a non-finite loss or gradient norm since the last flush stops the
   // run here, before anything after it is evaluated or checkpointed (its step was skipped on
   // the device). Multi-rank: also agrees on the stop flag (a signal that reached any rank).
+  int64_t flushed_at = -1;  // log, eval and checkpoint often fall on one update: read once
   auto flush = [&]() {
+    if (flushed_at == state.step) return;
+    flushed_at = state.step;
     const auto host = torch::cat({window_loss, last_grad_norm, bad_loss_at, bad_norm_at}).to(torch::kCPU);
     const auto h = host.accessor<double, 1>();
     state.window_loss = h[0];
