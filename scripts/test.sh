@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${SCULPT_BUILD_DIR:-build}
 bash scripts/venv.sh --test
+bash scripts/get_model.sh minilm-l6   # the pretrained model of the hf_live_minilm parity test (85 MB, once)
 bash scripts/configure.sh
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 log=$(mktemp)

@@ -11,12 +11,14 @@
 #include "args.h"
 #include "commands.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/io/model_dir.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/precision.h"
 #include "sculpt/train/optim.h"
+#include "sculpt/train/timing.h"
 
 namespace sculpt::cli {
 namespace {
@@ -33,9 +35,7 @@ nlohmann::json preset(const std::string& name) {
   fail("unknown --model preset '{}' (bert-base, bert-small, quickstart) — or pass --config config.json", name);
 }
 
-void sync(const torch::Device& d) {
-  if (d.is_cuda()) torch::cuda::synchronize();
-}
+using train::sync;
 
 double matmul_tflops(const torch::Device& device, int64_t n) {
   auto a = torch::randn({n, n}, torch::TensorOptions().device(device)), b = torch::randn({n, n}, a.options());
@@ -106,7 +106,10 @@ int bench_infer(int argc, char** argv) {
   std::vector<models::AnyBert> nets;  // dense or packed
   if (args.has("synthetic")) nets = synthetic_pair(args.get("synthetic"), dirs);
   else
-    for (const auto& d : dirs) nets.push_back(models::load_any_bert(d));
+    for (const auto& d : dirs) {
+      io::require_model_dir(d, "--model");
+      nets.push_back(models::load_any_bert(d));
+    }
   for (auto& n : nets) {
     n.module->to(device);
     n.module->eval();
@@ -123,23 +126,10 @@ int bench_infer(int argc, char** argv) {
     for (auto& n : nets) T = std::min(T, n.config.max_positions), V = std::min(V, n.config.vocab_size);
     models::Batch batch;
     batch.input_ids = torch::randint(5, V, {B, T}, torch::kLong).to(device);
-    for (auto& n : nets)
-      for (int w = 0; w < warmup; ++w) n.forward(batch, {});
-    // Round-robin passes (every model once per round) and the median per model, so that a
-    // slow spell of a shared machine hits all models alike instead of one.
-    std::vector<std::vector<double>> times(nets.size());
-    for (int k = 0; k < steps; ++k)
-      for (size_t i = 0; i < nets.size(); ++i) {
-        sync(device);
-        auto t0 = Clock::now();
-        nets[i].forward(batch, {});
-        sync(device);
-        times[i].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-      }
+    const auto medians = train::median_forward_seconds(nets, batch, steps, warmup, device);
     double baseline = 0;
     for (size_t i = 0; i < nets.size(); ++i) {
-      std::sort(times[i].begin(), times[i].end());
-      const double secs = times[i][times[i].size() / 2];
+      const double secs = medians[i];
       if (i == 0) baseline = secs;
       int64_t n_params = 0;
       for (const auto& p : nets[i].module->parameters()) n_params += p.numel();

@@ -15,6 +15,7 @@
 #include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/io/model_dir.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/reference_forward.h"
@@ -29,6 +30,7 @@ int cmd_forward(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 2, {"model", "inputs", "out", "weights", "max-new-tokens"});
   const std::string format = args.get("weights", "safetensors");
   SCULPT_CHECK(format == "safetensors" || format == "bin", "--weights must be safetensors or bin");
+  io::require_model_dir(args.require("model"), "--model");
   auto inputs = io::read_safetensors(args.require("inputs")).tensors;
   auto result = models::reference_forward(args.require("model"), inputs,
                                           format == "bin" ? io::WeightFormat::bin : io::WeightFormat::safetensors,
@@ -112,11 +114,15 @@ int cmd_eval(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 2, {"model", "task", "data", "split", "batch", "device", "max-length", "doc-stride",
                                           "max-query-length", "max-examples", "null-threshold", "predictions"});
   const std::string dir = args.require("model");
+  io::require_model_dir(dir, "--model");
   if (args.require("task").rfind("squad", 0) == 0) return eval_squad(args);
   const auto& task = data::glue_task(args.require("task"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   auto tokenizer = tokenizers::load_tokenizer(dir);
   auto model = models::load_any_bert(dir);  // dense or packed by pruning
+  SCULPT_CHECK(model.config.head == models::HeadType::sequence_classification,
+               "--model {}: no classification head (a pretrained encoder, not a model fine-tuned on a task); fine-tune "
+               "it first (e.g. build/sculpt run recipes/minilm/finetune.yaml data.task=rte)", dir);
   auto device = train::resolve_device(args.get("device", "auto"));
   model.module->to(device);
   const std::string split = args.get("split", task.dev_splits.front());

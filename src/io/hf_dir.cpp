@@ -1,4 +1,5 @@
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/io/model_dir.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -20,6 +21,17 @@ nlohmann::json read_json(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: invalid JSON ({})", path, e.what());
   }
+}
+
+void require_model_dir(const std::string& dir, const std::string& what) {
+  const fs::path d(dir);
+  SCULPT_CHECK(!dir.empty(), "{}: no model directory given", what);
+  SCULPT_CHECK(fs::exists(d), "{} {}: no such directory", what, dir);
+  SCULPT_CHECK(fs::is_directory(d), "{} {}: not a directory (a model is a Hugging Face directory with config.json and weights)",
+               what, dir);
+  SCULPT_CHECK(fs::exists(d / "config.json"),
+               "{} {}: no config.json, so not a Hugging Face model directory (scripts/get_model.sh puts one under data/models/)",
+               what, dir);
 }
 
 TensorMap read_torch_bin(const std::string& path) {

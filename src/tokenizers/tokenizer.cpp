@@ -37,6 +37,7 @@ void truncate_pair(std::vector<int64_t>& ids, std::vector<int64_t>* pair, size_t
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   const fs::path d(dir);
+  SCULPT_CHECK(fs::is_directory(d), "tokenizer {}: no such directory", dir);
   std::string cls;
   if (fs::exists(d / "tokenizer_config.json")) cls = io::read_json((d / "tokenizer_config.json").string()).value("tokenizer_class", "");
   if (cls.empty() && fs::exists(d / "vocab.txt")) cls = "BertTokenizer";
@@ -45,7 +46,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   if (cls.empty() && (fs::exists(d / "merges.txt") || fs::exists(d / "vocab.bpe"))) cls = "GPT2Tokenizer";
   if (cls == "T5Tokenizer" || cls == "T5TokenizerFast") return SentencePieceTokenizer::from_dir(dir);
   if (cls == "GPT2Tokenizer" || cls == "GPT2TokenizerFast") return BpeTokenizer::from_dir(dir);
-  fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer)", dir, cls.empty() ? "unknown" : cls);
+  SCULPT_CHECK(!cls.empty(), "{}: no tokenizer files (tokenizer_config.json, vocab.txt, spiece.model or merges.txt)", dir);
+  fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer, T5Tokenizer, GPT2Tokenizer)", dir, cls);
 }
 
 }  // namespace sculpt::tokenizers

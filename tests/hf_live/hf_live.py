@@ -4,7 +4,11 @@ Transformers' logits, every hidden state, the loss and each parameter's gradient
 1e-4, and greedy generation exactly. The fixtures in shared/ pin one old release; this catches
 drift against the current one. Exit code 0 only when every case matches.
 
-Usage: python hf_live.py SCULPT_BINARY [--family bert|t5|opt] [--keep DIR]
+With --pretrained DIR it checks a real checkpoint instead (scripts/get_model.sh minilm-l6):
+the BertModel in DIR with a seeded classification head, on real GLUE sentence pairs tokenized
+by Transformers' tokenizer; exit code 77 (a ctest skip) when DIR is not there.
+
+Usage: python hf_live.py SCULPT_BINARY [--family bert|t5|opt] [--pretrained DIR --glue ROOT] [--keep DIR]
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile
 
@@ -96,6 +100,19 @@ def opt_cases():
         yield f"opt_{name}_s{seed}", model, {"input_ids": ids, "attention_mask": mask, "labels": labels}, (gen_ids, gen_mask)
 
 
+def pretrained_cases(model_dir, glue_root):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with open(os.path.join(glue_root, "RTE", "dev.tsv"), encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split("\t") for line in f][1:5]
+    torch.manual_seed(7)
+    model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=2, attn_implementation="eager")
+    enc = tok([r[1] for r in rows], [r[2] for r in rows], padding=True, truncation=True, max_length=128, return_tensors="pt")
+    inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    inputs["labels"] = torch.tensor([0, 1, 1, 0])
+    yield f"pretrained_{os.path.basename(os.path.normpath(model_dir))}", model, inputs, None
+
+
 def reference(model, inputs, gen):
     model.eval()  # dropout off, backward included, as the fixtures
     out = model(**inputs, output_hidden_states=True, return_dict=True)
@@ -158,16 +175,30 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sculpt")
     ap.add_argument("--family", choices=["bert", "t5", "opt"], action="append")
+    ap.add_argument("--pretrained")
+    ap.add_argument("--glue")
     ap.add_argument("--keep")
     args = ap.parse_args()
+    if args.pretrained and not os.path.exists(os.path.join(args.pretrained, "config.json")):
+        print(f"[hf-live] {args.pretrained}: no model there (scripts/get_model.sh minilm-l6); skipped")
+        return 77
+    if args.pretrained and not args.glue:
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        shared = os.environ.get("SCULPT_SHARED") or os.path.join(os.path.dirname(repo), "shared")
+        args.glue = os.path.join(os.environ.get("SCULPT_DATA") or os.path.join(shared, "data"), "glue")
+    if args.pretrained and not os.path.exists(os.path.join(args.glue, "RTE", "dev.tsv")):
+        print(f"[hf-live] {args.glue}/RTE/dev.tsv not found; skipped")
+        return 77
     torch.set_num_threads(1)
-    families = args.family or ["bert", "t5", "opt"]
+    families = ["pretrained"] if args.pretrained else args.family or ["bert", "t5", "opt"]
     work = args.keep or tempfile.mkdtemp(prefix="hf_live_")
     print(f"[hf-live] transformers {transformers.__version__}, torch {torch.__version__}, in {work}")
     ok = True
     count = 0
     for fam in families:
-        for name, model, inputs, gen in {"bert": bert_cases, "t5": t5_cases, "opt": opt_cases}[fam]():
+        cases = {"bert": bert_cases, "t5": t5_cases, "opt": opt_cases,
+                 "pretrained": lambda: pretrained_cases(args.pretrained, args.glue)}[fam]
+        for name, model, inputs, gen in cases():
             d = os.path.join(work, name)
             model.save_pretrained(d, safe_serialization=True)
             ref, names = reference(model, inputs, gen)
