@@ -25,18 +25,29 @@ torch::Tensor masked_mse(const torch::Tensor& a, const torch::Tensor& b, const t
   return ((a - b).pow(2).sum(-1) * m).sum() / (m.sum() * static_cast<double>(a.size(-1)));
 }
 
+// The pair is chosen on detached costs (no graph), then only the chosen pairs' losses are
+// computed again with gradients, as SP3's code does: keeping every candidate's graph costs
+// about (teacher states) x the compute and memory of the loss for nothing. The choice stays on
+// the device (index_select of stacked states), so there is no host sync.
 LayerDistill layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
                            const torch::Tensor& mask) {
   SCULPT_CHECK(!student.empty() && student.size() <= teacher.size(), "layer distillation: {} student states for {} teacher states",
                student.size(), teacher.size());
   const auto inf = std::numeric_limits<double>::infinity();
+  std::vector<torch::Tensor> detached;
+  for (const auto& t : teacher) detached.push_back(t.detach());
+  const auto targets = torch::stack(detached);  // [J, B, T, H]
   std::vector<torch::Tensor> best, match;
   for (size_t i = 0; i < student.size(); ++i) {
-    std::vector<torch::Tensor> costs;
-    for (size_t j = 0; j < teacher.size(); ++j)
-      costs.push_back(j < i ? torch::full({}, inf, student[i].options()) : masked_mse(student[i], teacher[j].detach(), mask));
-    auto [value, index] = torch::stack(costs).min(0);  // gradient flows to the chosen pair only
-    best.push_back(value);
+    torch::Tensor index;
+    {
+      torch::NoGradGuard no_grad;
+      std::vector<torch::Tensor> costs;
+      for (size_t j = 0; j < teacher.size(); ++j)
+        costs.push_back(j < i ? torch::full({}, inf, student[i].options()) : masked_mse(student[i], detached[j], mask));
+      index = torch::stack(costs).argmin();  // the first of equal costs, as min(0)
+    }
+    best.push_back(masked_mse(student[i], targets.index_select(0, index.view(1)).squeeze(0), mask));
     match.push_back(index);
   }
   return {torch::stack(best).sum(), torch::stack(match)};
@@ -62,14 +73,19 @@ LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const
   auto last = torch::full({}, Ls, candidates.options());
   torch::Tensor loss = torch::zeros({}, student[1].options());
   std::vector<torch::Tensor> match(layers.size());
+  const auto stacked = torch::stack(std::vector<torch::Tensor>(student.begin() + 1, student.end()));  // [Ls, B, T, H]
   for (size_t k = layers.size(); k-- > 0;) {  // from the top teacher layer down
-    std::vector<torch::Tensor> costs;
-    for (int64_t s = 1; s <= Ls; ++s) costs.push_back(masked_mse(student[static_cast<size_t>(s)], teacher[static_cast<size_t>(layers[k])].detach(), mask));
-    auto cost = torch::stack(costs);
-    auto allowed = cost.detach().masked_fill(candidates >= last, inf);
-    // Nothing below the previous match left: CoFi keeps the previous one.
-    auto pick = torch::where(last > 0, allowed.argmin(), last.clamp_max(Ls - 1));
-    loss = loss + cost.index_select(0, pick.view(1)).sum();
+    const auto target = teacher[static_cast<size_t>(layers[k])].detach();
+    torch::Tensor pick;
+    {
+      torch::NoGradGuard no_grad;  // choose without graphs; only the chosen loss gets one
+      std::vector<torch::Tensor> costs;
+      for (int64_t s = 1; s <= Ls; ++s) costs.push_back(masked_mse(student[static_cast<size_t>(s)], target, mask));
+      auto allowed = torch::stack(costs).masked_fill(candidates >= last, inf);
+      // Nothing below the previous match left: CoFi keeps the previous one.
+      pick = torch::where(last > 0, allowed.argmin(), last.clamp_max(Ls - 1));
+    }
+    loss = loss + masked_mse(stacked.index_select(0, pick.view(1)).squeeze(0), target, mask);
     match[k] = pick + 1;
     last = pick;
   }

@@ -20,10 +20,13 @@ torch::Tensor HardConcreteImpl::keep_prob() const {
   return active ? p : p.detach();
 }
 
+// A tiled mask (head dims shared by the heads of a layer) shares log α, not the noise: SP3
+// draws a uniform per position of the tiled mask, so each head gets its own sample.
 torch::Tensor HardConcreteImpl::sample() {
-  auto u = torch::empty_like(log_alpha).uniform_(options.eps, 1 - options.eps);
-  auto s = torch::sigmoid((torch::log(u) - torch::log(1 - u) + log_alpha) / options.beta);
-  return tile((s * (options.limit_r - options.limit_l) + options.limit_l).clamp(0.0, 1.0));
+  auto la = tile(log_alpha);
+  auto u = torch::empty_like(la).uniform_(options.eps, 1 - options.eps);
+  auto s = torch::sigmoid((torch::log(u) - torch::log(1 - u) + la) / options.beta);
+  return (s * (options.limit_r - options.limit_l) + options.limit_l).clamp(0.0, 1.0);
 }
 
 torch::Tensor HardConcreteImpl::deterministic() const {

@@ -125,6 +125,19 @@ Plan plan_pack(Sp3Bert& student, const Sp3Masks& m) {
 
 models::PackedBertConfig packed_shape(Sp3Bert& student, const Sp3Masks& masks) { return plan_pack(student, masks).config; }
 
+std::vector<std::pair<Tensor, Tensor>> packed_state_maps(Sp3Bert& student, const Sp3Masks& m) {
+  torch::NoGradGuard no_grad;
+  const Plan plan = plan_pack(student, m);
+  const int64_t D = student->config.hidden_size;
+  std::vector<std::pair<Tensor, Tensor>> out;
+  for (int64_t j = 0; j < student->num_sites(); j += 2) {  // site 0, then each layer's last
+    const Site s = fold_site(*student->sites[static_cast<size_t>(j)]->as<LnSite>(), site_mask(m, j, D),
+                             plan.site_index[static_cast<size_t>(j)]);
+    out.emplace_back(s.A.to(torch::kFloat32), s.a.to(torch::kFloat32));
+  }
+  return out;
+}
+
 models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
   torch::NoGradGuard no_grad;
   const auto& c = student->config;

@@ -18,6 +18,19 @@ std::map<std::string, double> sparsity_report(const models::PackedBertConfig& pa
           {"packed_parameters", static_cast<double>(c.total_parameters)}};
 }
 
+std::string input_independence(const models::PackedBertConfig& packed) {
+  if (packed.embedding_dim == 0) return "the embedding site keeps no dims";
+  bool attends = false;
+  for (size_t l = 0; l < packed.layers.size(); ++l) {
+    const auto& d = packed.layers[l];
+    if (d.attn_dim == 0) return fmt::format("layer {}: the attention site keeps no dims", l);
+    if (d.out_dim == 0) return fmt::format("layer {}: the FFN site keeps no dims", l);
+    attends |= d.heads > 0 && d.vo_dim > 0;
+  }
+  if (!attends) return "no attention head is left in any layer, so [CLS] never sees the other tokens";
+  return {};
+}
+
 nlohmann::json kept_sizes(const Sp3Masks& m) {
   auto counts = [](const torch::Tensor& t, int64_t per_row_div = 1) {
     std::vector<int64_t> out;

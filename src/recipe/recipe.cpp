@@ -78,6 +78,19 @@ void parse_model(Node node, ModelSection& m) {
   node.close();
 }
 
+// The distillation loss: CoFi's (T^2 KL, CoFi's layer map, 0.1 / 0.9) or SP3's (KL, all states j >= i, 0.3 / 0.7).
+void parse_distill(Node& d, DistillSection& out, bool cofi) {
+  out.temperature = d.get<double>("temperature", 2.0);
+  out.pred_weight = d.get<double>("pred_weight", cofi ? 0.1 : 0.3);
+  out.layer_weight = d.get<double>("layer_weight", cofi ? 0.9 : 0.7);
+  out.task_weight = d.get<double>("task_weight", 0.0);
+  out.t_squared = d.get<bool>("t_squared", cofi);
+  out.layer_map = d.get<std::string>("layer_map", cofi ? "cofi" : "sp3");
+  if (out.layer_map != "sp3" && out.layer_map != "cofi") d.error("layer_map", fmt::format("'{}' is not sp3 or cofi", out.layer_map));
+  if (out.temperature <= 0) d.error("temperature", "must be positive");
+  d.close();
+}
+
 }  // namespace
 
 std::string Recipe::run_dir() const { return run.dir.empty() ? (fs::path(run.output_root) / run.name).string() : run.dir; }
@@ -153,6 +166,10 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.train.precision = train.get<std::string>("precision", r.train.precision);
   if (r.train.precision != "fp32" && r.train.precision != "bf16")
     train.error("precision", fmt::format("'{}' is not fp32 or bf16", r.train.precision));
+  r.train.lr_schedule = train.get<std::string>("lr_schedule", r.train.lr_schedule);
+  if (r.train.lr_schedule != "linear" && r.train.lr_schedule != "constant")
+    train.error("lr_schedule", fmt::format("'{}' is not linear or constant", r.train.lr_schedule));
+  r.train.freeze_embeddings = train.get<bool>("freeze_embeddings", false);
   if (r.train.betas.size() != 2) train.error("betas", "expected two numbers [beta1, beta2]");
   if (r.train.grad_accum < 1) train.error("grad_accum", "must be at least 1");
   if (r.train.lr <= 0) train.error("lr", "must be positive");
@@ -202,24 +219,30 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     p.absolute = prune.get<bool>("absolute", false);
     p.log_alpha_clamp = prune.get<double>("log_alpha_clamp", cofi ? 4.605 : 0.0);
     Node d = prune.child("distill");
-    p.distill.temperature = d.get<double>("temperature", 2.0);
-    p.distill.pred_weight = d.get<double>("pred_weight", cofi ? 0.1 : 0.3);
-    p.distill.layer_weight = d.get<double>("layer_weight", cofi ? 0.9 : 0.7);
-    p.distill.task_weight = d.get<double>("task_weight", 0.0);
-    p.distill.t_squared = d.get<bool>("t_squared", cofi);
-    p.distill.layer_map = d.get<std::string>("layer_map", cofi ? "cofi" : "sp3");
-    if (p.distill.layer_map != "sp3" && p.distill.layer_map != "cofi")
-      d.error("layer_map", fmt::format("'{}' is not sp3 or cofi", p.distill.layer_map));
-    if (p.distill.temperature <= 0) d.error("temperature", "must be positive");
-    d.close();
+    parse_distill(d, p.distill, cofi);
     p.finetune = prune.get_duration("finetune", cofi ? "20e" : "0u");
     p.finetune_lr = prune.get<double>("finetune_lr", p.finetune_lr);
+    p.finetune_as = prune.get<std::string>("finetune_as", cofi ? "cofi" : "plain");
+    if (p.finetune_as != "cofi" && p.finetune_as != "plain")
+      prune.error("finetune_as", fmt::format("'{}' is not cofi or plain", p.finetune_as));
+    if (p.finetune_as == "cofi" && !cofi)
+      prune.error("finetune_as", "the distilled fine-tune stage continues CoFi's shared-mask distillation: method cofi only");
     if (!cofi && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
     if (r.model.family != "bert" || r.data.is_squad())
       prune.error("method", "pruning is implemented for BERT on GLUE tasks (model.family bert, a GLUE data.task)");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();
+  }
+
+  if (top.has("distill")) {
+    Node d = top.child("distill");
+    r.distill.teacher = d.get<std::string>("teacher", "");
+    parse_distill(d, r.distill, true);
+    if (r.distill.teacher.empty()) d.error("teacher", "a distilled fine-tune needs the dense teacher's directory");
+    if (r.prune.enabled()) d.error("teacher", "pruning distils through prune.distill; a top-level distill is for fine-tuning");
+    if (r.model.family != "bert" || r.data.is_squad())
+      d.error("teacher", "distilled fine-tuning is implemented for (packed) BERT on GLUE tasks");
   }
 
   Node debug = top.child("debug");

@@ -15,6 +15,8 @@
 #include "sculpt/core/signals.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/io/files.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/io/model_dir.h"
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
@@ -29,8 +31,23 @@ using Clock = std::chrono::steady_clock;
 
 namespace sculpt::train {
 
+namespace {
+
+// CoFi trains everything but the embeddings (word, position, type and their LayerNorm): by
+// HF name, so dense and packed models alike.
+void freeze_embeddings(torch::nn::Module& model, const models::KeyMap& keys) {
+  int n = 0;
+  for (const auto& [name, p] : hf_named_parameters(model, keys))
+    if (name.find("embeddings.") != std::string::npos) p.set_requires_grad(false), ++n;
+  SCULPT_CHECK(n > 0, "train.freeze_embeddings: this model has no parameter named *embeddings.*");
+  LOG_INFO("[run] {} embedding tensors frozen", n);
+}
+
+}  // namespace
+
 RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   const std::string run_dir = r.run_dir();
+  if (!r.model.path.empty()) io::require_model_dir(r.model.path, "model.path");
   const torch::Device device = resolve_device(r.run.device);
   Distributed& dist = process_group(device);
   log::set_rank(dist.rank());
@@ -49,6 +66,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   std::unique_ptr<Task> task = make_task(r, device);
   torch::nn::Module& model = task->model();
   model.train();
+  if (r.train.freeze_embeddings) freeze_embeddings(model, task->keys());
   dist.broadcast(model.parameters());  // identical starting weights on every rank
   const std::string metric = task->main_metric();
   int64_t n_params = 0;
@@ -197,7 +215,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
       upcoming = next_update(ahead);
       prefetcher.submit(mine_of(upcoming));  // collated while this update computes
     }
-    const double multiplier = linear_schedule(state.step, warmup, total);
+    const double multiplier = r.train.lr_schedule == "constant" ? linear_schedule(std::min(state.step, warmup), warmup, total)
+                                                                : linear_schedule(state.step, warmup, total);
     const double lr = r.train.lr * multiplier;  // the model's rate, for the log
     apply_schedule(setup, multiplier);
     task->begin_update(state.step, updates_per_epoch, total);

@@ -9,7 +9,20 @@
 namespace sculpt::train {
 
 bool no_decay(const std::string& name) {
-  return name.find("norm.") != std::string::npos || (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0);
+  return name.find("norm.") != std::string::npos || name.find("Norm.") != std::string::npos ||
+         (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0);
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> hf_named_parameters(torch::nn::Module& module, const models::KeyMap& keys) {
+  std::map<std::string, std::string> hf_of;
+  for (const auto& k : keys)
+    if (!k.alias) hf_of.emplace(k.internal, k.hf);
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : module.named_parameters()) {
+    auto it = hf_of.find(p.key());
+    out.emplace_back(it == hf_of.end() ? p.key() : it->second, p.value());
+  }
+  return out;
 }
 
 std::unique_ptr<FusedAdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s) {

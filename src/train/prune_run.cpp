@@ -33,6 +33,15 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   root["train"]["duration"] = r.prune.finetune.str();
   root["train"]["lr"] = r.prune.finetune_lr;
   root["train"]["warmup"] = 0;
+  if (r.prune.finetune_as == "cofi") {
+    // CoFi's stage: distillation kept on with the pruning run's weights, no LR schedule, the
+    // embeddings frozen (method.md §5.4, §5.6).
+    YAML::Node distill = YAML::Clone(r.resolved["prune"]["distill"]);
+    distill["teacher"] = r.model.path;
+    root["distill"] = distill;
+    root["train"]["lr_schedule"] = "constant";
+    root["train"]["freeze_embeddings"] = true;
+  }
   YAML::Emitter out;
   out << root;
   return recipe::parse_recipe(out.c_str(), r.source + " (fine-tune stage)");

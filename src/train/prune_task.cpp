@@ -15,6 +15,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
+#include "sculpt/io/safetensors.h"
 #include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/packed_bert.h"
@@ -172,11 +173,16 @@ class PruneTask : public Task {
                               r_.data.eval_batch_size, device_, &process_group(device_));
     all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
     // The packed size from the kept structure alone; the weights are folded only on export.
-    for (const auto& [k, v] : compress::sparsity_report(compress::packed_shape(module_->student, masks), module_->masks->shape))
-      all[k] = v;
+    const auto shape = compress::packed_shape(module_->student, masks);
+    for (const auto& [k, v] : compress::sparsity_report(shape, module_->masks->shape)) all[k] = v;
+    const std::string dead = compress::input_independence(shape);
+    all["input_dependent"] = dead.empty() ? 1 : 0;
+    if (!dead.empty())
+      LOG_WARN("[prune] these masks leave a model that cannot depend on its input ({}): never chosen as best", dead);
     return all;
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
+    if (auto it = m.find("input_dependent"); it != m.end() && it->second == 0) return false;
     // Within [target - epsilon, target + epsilon_below] of CoFi's pruned fraction, or
     // [target - epsilon_below, target + epsilon] of SP3's remaining fraction.
     if (cofi_) {
@@ -197,6 +203,7 @@ class PruneTask : public Task {
     nlohmann::json report = compress::sparsity_report(packed->config, module_->masks->shape);
     report["kept"] = compress::kept_sizes(eval_masks());
     io::write_file_atomic((fs::path(dir) / "pruning.json").string(), report.dump(2) + "\n");
+    if (p_.finetune_as == "cofi") export_projection(dir);
   }
 
  private:
@@ -204,6 +211,21 @@ class PruneTask : public Task {
     const auto& m = module_->masks;
     return cofi_ ? compress::cofi_expected_sparsity(m->cofi_keep_probs(), m->shape)
                  : compress::sp3_expected_remaining(m->keep_probs(), m->shape);
+  }
+  // The distillation projection carried onto the packed model's hidden states, for a fine-tune
+  // stage that keeps distilling (pack.h: packed_state_maps).
+  void export_projection(const std::string& dir) {
+    torch::NoGradGuard g;
+    const auto W = module_->projection->weight.detach().to(torch::kCPU);
+    const auto b = module_->projection->bias.defined() ? module_->projection->bias.detach().to(torch::kCPU) : torch::zeros({W.size(0)});
+    io::TensorMap maps;
+    const auto state_maps = compress::packed_state_maps(module_->student, eval_masks());
+    for (size_t i = 0; i < state_maps.size(); ++i) {
+      const auto& [A, a] = state_maps[i];
+      maps[fmt::format("weight.{}", i)] = W.matmul(A).contiguous();
+      maps[fmt::format("bias.{}", i)] = (W.matmul(a) + b).contiguous();
+    }
+    io::write_safetensors((fs::path(dir) / "distill_projection.safetensors").string(), maps, {{"format", "pt"}});
   }
   compress::Sp3Masks eval_masks() {
     torch::NoGradGuard g;

@@ -324,6 +324,10 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& de
   }
   const auto& task = data::glue_task(r.data.task);
   if (r.prune.enabled()) return make_prune_task(r, device);
+  if (!r.distill.teacher.empty()) {
+    SCULPT_CHECK(models::is_packed_bert(model_config(r)), "distill.teacher: model.path {} must be a packed model", r.model.path);
+    return make_distilled_packed_task(r, device);
+  }
   if (family == "bert" && !r.model.path.empty() && models::is_packed_bert(model_config(r))) {
     // A packed model (from pruning) fine-tunes like any checkpoint; its head must fit the task.
     auto packed = models::load_packed_bert(r.model.path);

@@ -120,12 +120,34 @@ TEST_F(Prune, CofiModeWithFineTuneStage) {
   ASSERT_TRUE(summary.contains("finetuned"));
   auto ft = json("cofi/finetune/results.json");
   EXPECT_EQ(ft["updates"], 20);
-  // The fine-tune stage is a run of its own, from the packed model.
+  // The fine-tune stage is a run of its own, from the packed model, and as CoFi's: it keeps
+  // distilling from the teacher with the pruning run's weights, at a constant learning rate,
+  // with the embeddings frozen.
   auto resolved = testing::read_lines(tmp.str("cofi/finetune/recipe.resolved.yaml"));
   std::string text;
   for (const auto& l : resolved) text += l + "\n";
   EXPECT_EQ(text.find("prune:"), std::string::npos);
   EXPECT_NE(text.find(tmp.str("cofi/best")), std::string::npos);
+  EXPECT_NE(text.find("teacher: " + tmp.str("teacher/final")), std::string::npos) << text;
+  EXPECT_NE(text.find("lr_schedule: constant"), std::string::npos);
+  auto ft_metrics = jsonl("cofi/finetune/metrics.jsonl");
+  ASSERT_EQ(ft_metrics.size(), 4u);  // every 5 of 20 updates
+  for (const auto& m : ft_metrics) {
+    EXPECT_DOUBLE_EQ(m["lr"].get<double>(), 1e-4);  // no decay
+    EXPECT_TRUE(m.contains("pred_loss") && m.contains("layer_loss")) << m.dump();
+  }
+  auto packed = io::read_safetensors(tmp.str("cofi/best/model.safetensors")).tensors;
+  auto tuned = io::read_safetensors(tmp.str("cofi/finetune/final/model.safetensors")).tensors;
+  for (const char* k : {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
+                        "bert.embeddings.LayerNorm.weight"})
+    EXPECT_TRUE(torch::equal(packed.at(k), tuned.at(k))) << k << " moved";
+  EXPECT_FALSE(torch::equal(packed.at("bert.encoder.layer.0.intermediate.dense.weight"),
+                            tuned.at("bert.encoder.layer.0.intermediate.dense.weight")));
+  // `finetune_as: plain` is the old stage: the task loss with a decaying rate.
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "plain", {"prune.finetune_as=plain"}), "plain.log"), 0) << last_output;
+  auto plain = jsonl("plain/finetune/metrics.jsonl");
+  EXPECT_FALSE(plain.back().contains("pred_loss"));
+  EXPECT_LT(plain.back()["lr"].get<double>(), 1e-4);
 }
 
 TEST_F(Prune, ValidateAndRunRefuseAWrongTeacher) {

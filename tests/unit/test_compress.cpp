@@ -1,6 +1,8 @@
 // Hard-concrete masks, sparsity accounting, the Lagrangian and distillation losses, checked
 // against hand-computed values.
 #include <cmath>
+#include <limits>
+#include <set>
 
 #include "sculpt/compress/distill.h"
 #include "sculpt/compress/hard_concrete.h"
@@ -27,6 +29,28 @@ TEST(HardConcrete, KeepProbabilityAndLimits) {
   EXPECT_LE(all.max().item<double>(), 1.0);
   auto nonzero = (all > 0).to(torch::kFloat).mean(0);  // empirical P(z > 0) matches L
   for (int j = 0; j < 4; ++j) EXPECT_NEAR(nonzero[j].item<double>(), p[0][j].item<double>(), 0.03) << j;
+}
+
+TEST(HardConcrete, TiledMaskDrawsNoisePerPositionFromSharedLogAlpha) {
+  // Head-dim masks: 2 layers x 4 dims, tiled over 3 heads. Training noise is drawn for all 12
+  // positions (each head its own sample, as SP3), from the one log alpha per dim.
+  compress::HardConcreteOptions o;
+  o.repeat = 3;
+  compress::HardConcrete m(2, 4, o);
+  torch::NoGradGuard no_grad;
+  m->log_alpha.copy_(torch::tensor({{0.0, 0.5, -0.5, 1.0}, {0.2, -0.2, 0.0, 0.3}}));
+  torch::manual_seed(11);
+  auto z = m->sample();
+  torch::manual_seed(11);
+  auto u = torch::empty({2, 12}).uniform_(o.eps, 1 - o.eps);
+  auto la = m->log_alpha.repeat({1, 3});
+  auto want = (torch::sigmoid((torch::log(u) - torch::log(1 - u) + la) / o.beta) * 1.2 - 0.1).clamp(0.0, 1.0);
+  ASSERT_EQ(z.sizes(), (std::vector<int64_t>{2, 12}));
+  EXPECT_TRUE(torch::allclose(z, want, 0, 1e-6));
+  EXPECT_FALSE(torch::equal(z.slice(1, 0, 4), z.slice(1, 4, 8)));  // the heads differ
+  // The eval mask is the same dims in every head.
+  auto d = m->deterministic();
+  EXPECT_TRUE(torch::equal(d.slice(1, 0, 4), d.slice(1, 8, 12)));
 }
 
 TEST(HardConcrete, DeterministicKeepsTopExpectedCountWithSoftValues) {
@@ -153,6 +177,51 @@ TEST(Distill, LayerMatchingSkipsPaddingAndLooksForward) {
   d2.loss.backward();
   EXPECT_TRUE(x.grad().defined());
   EXPECT_EQ(d2.match[0].item<int64_t>(), 0);
+}
+
+// Nodes of a given kind in a loss's autograd graph.
+int count_nodes(const torch::Tensor& loss, const std::string& name) {
+  std::vector<torch::autograd::Node*> stack{loss.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  int n = 0;
+  while (!stack.empty()) {
+    auto* node = stack.back();
+    stack.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    n += node->name() == name;
+    for (const auto& e : node->next_edges()) stack.push_back(e.function.get());
+  }
+  return n;
+}
+
+TEST(Distill, LayerMatchingKeepsGraphsOfTheChosenPairsOnly) {
+  // 3 student states against 4 teacher states: SP3 compares 4 + 3 + 2 = 9 pairs, but only the
+  // 3 chosen losses may carry a graph (one squared difference each), and the values and the
+  // gradient are those of the chosen pairs.
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> teacher, student;
+  for (int j = 0; j < 4; ++j) teacher.push_back(torch::randn({2, 3, 5}));
+  for (int i = 0; i < 3; ++i) student.push_back(torch::randn({2, 3, 5}).requires_grad_(true));
+  auto mask = torch::tensor({{1, 1, 0}, {1, 1, 1}});
+  auto d = compress::layer_distill(student, teacher, mask);
+  EXPECT_EQ(count_nodes(d.loss, "PowBackward0"), 3);
+  torch::Tensor expected = torch::zeros({});
+  for (int i = 0; i < 3; ++i) {
+    const int64_t j = d.match[i].item<int64_t>();
+    EXPECT_GE(j, i);
+    double best = std::numeric_limits<double>::infinity();
+    for (int k = i; k < 4; ++k) best = std::min(best, compress::masked_mse(student[i], teacher[k], mask).item<double>());
+    EXPECT_DOUBLE_EQ(compress::masked_mse(student[i], teacher[j], mask).item<double>(), best);
+    expected = expected + compress::masked_mse(student[i], teacher[j], mask);
+  }
+  EXPECT_NEAR(d.loss.item<double>(), expected.item<double>(), 1e-6);
+  auto g = torch::autograd::grad({d.loss}, {student[1]})[0];
+  auto ge = torch::autograd::grad({expected}, {student[1]})[0];
+  EXPECT_TRUE(torch::allclose(g, ge));
+  // CoFi: 4 teacher layers over 3 student layers, one graph per teacher layer.
+  std::vector<torch::Tensor> cofi_student = {student[0], student[0], student[1], student[2]};
+  std::vector<torch::Tensor> cofi_teacher = {teacher[0], teacher[0], teacher[1], teacher[2], teacher[3]};
+  EXPECT_EQ(count_nodes(compress::cofi_layer_distill(cofi_student, cofi_teacher, mask).loss, "PowBackward0"), 4);
 }
 
 TEST(Distill, CofiMatchesTopDownStrictlyBelow) {

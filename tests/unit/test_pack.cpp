@@ -1,9 +1,13 @@
 // Packing (method.md §3.9): the masked student with its eval masks and the packed dense model
 // compute the same logits, whatever the compactors hold; the packed directory round-trips;
 // the packed model's weight count is the SP3 count of what the masks keep.
+#include <fmt/ranges.h>
+
 #include "sculpt/compress/pack.h"
 #include "sculpt/compress/pca.h"
+#include "sculpt/compress/prune_report.h"
 #include "sculpt/core/error.h"
+#include "sculpt/train/optim.h"
 #include "sp3_test_models.h"
 #include "test_util.h"
 
@@ -84,6 +88,92 @@ TEST(Pack, PackedEqualsMaskedStudentWithTrainedLookingCompactors) {
   auto s = scrambled_student(21, 0.2);
   check_pack(s, partial_masks(false));
   check_pack(s, compress::Sp3Masks{});  // all kept: a dense model with residual maps
+}
+
+TEST(Pack, PackedModelsBiasesAndNormWeightsEscapeWeightDecay) {
+  // The fine-tune stage trains the packed model: HF's rule (no decay on biases and LayerNorm
+  // weights) must see its parameters under their HF names, not the short internal ones.
+  auto s = scrambled_student(21, 0.2);
+  auto packed = check_pack(s, partial_masks(false));
+  const int64_t L = static_cast<int64_t>(packed->config.layers.size());
+  auto named = train::hf_named_parameters(*packed, models::packed_bert_key_map(packed->config));
+  std::vector<std::string> plain_names;
+  for (const auto& [name, p] : named)
+    if (train::no_decay(name)) plain_names.push_back(name);
+  // Per layer: q, k, v, o, residual 1, FFN 1 and 2, residual 2 biases and both LayerNorms' weight
+  // and bias (12); the embedding LayerNorm (2), pooler and classifier biases (2).
+  EXPECT_EQ(static_cast<int64_t>(plain_names.size()), 12 * L + 4) << fmt::format("{}", fmt::join(plain_names, " "));
+  auto setup = train::make_optimizer(named, train::AdamWSettings{1e-3, 0.01});
+  const auto& groups = setup.optimizer->param_groups();
+  EXPECT_EQ(static_cast<int64_t>(groups[1].params().size()), 12 * L + 4);
+  EXPECT_EQ(static_cast<int64_t>(groups[0].params().size()), 8 * L + 3 + 2);  // matrices, 3 embeddings, pooler, classifier
+  EXPECT_EQ(static_cast<const torch::optim::AdamWOptions&>(groups[1].options()).weight_decay(), 0.0);
+}
+
+TEST(Pack, ShapesThatCannotDependOnTheInputAreNamed) {
+  models::PackedBertConfig c;
+  c.embedding_dim = 4;
+  c.layers = {{4, 4, 2, 2, 2, 3}, {4, 4, 0, 0, 0, 3}};
+  EXPECT_EQ(compress::input_independence(c), "");
+  c.layers[0].vo_dim = 0;  // heads whose values are gone pass only a bias: no attention path left
+  EXPECT_EQ(compress::input_independence(c), "no attention head is left in any layer, so [CLS] never sees the other tokens");
+  c.layers[0].vo_dim = 2;
+  c.layers[1].out_dim = 0;
+  EXPECT_EQ(compress::input_independence(c), "layer 1: the FFN site keeps no dims");
+  c.embedding_dim = 0;
+  EXPECT_EQ(compress::input_independence(c), "the embedding site keeps no dims");
+  // The real thing: a student whose masks remove every head packs into such a model.
+  auto s = scrambled_student(21, 0.2);
+  auto m = partial_masks(false);
+  m.head.zero_();
+  EXPECT_EQ(compress::input_independence(compress::packed_shape(s, m)),
+            "no attention head is left in any layer, so [CLS] never sees the other tokens");
+  EXPECT_EQ(compress::input_independence(compress::packed_shape(s, partial_masks(false))), "");
+}
+
+// The packed model's hidden states map back to the masked student's through the exported
+// affine maps: h = A x + a for every state (so a distillation projection carries over).
+void expect_state_maps_exact(compress::Sp3Bert& s, const compress::Sp3Masks& m) {
+  s->eval();
+  auto b = testing::tiny_batch();
+  auto student = s->forward(b, m, true).hidden_states;
+  auto packed = compress::pack_student(s, m);
+  packed->eval();
+  auto got = packed->forward(b, {true, false}).hidden_states;
+  auto maps = compress::packed_state_maps(s, m);
+  ASSERT_EQ(maps.size(), student.size());
+  ASSERT_EQ(got.size(), student.size());
+  for (size_t i = 0; i < maps.size(); ++i) {
+    const auto& [A, a] = maps[i];
+    EXPECT_EQ(A.size(1), got[i].size(-1));
+    EXPECT_TRUE(testing::all_close(got[i].matmul(A.t()) + a, student[i], 1e-4, 1e-4)) << "state " << i;
+  }
+}
+
+TEST(Pack, StateMapsCarryTheStudentsHiddenStatesOntoThePackedModel) {
+  auto s = scrambled_student(21, 0.2);
+  expect_state_maps_exact(s, partial_masks(false));  // SP3: a rotated basis per site
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert cofi(t, compress::StudentOptions{false, false});
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.head_dims = false;
+  compress::Sp3MaskSet set(t->config, mo);
+  torch::manual_seed(4);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : set->parameters()) p.copy_(torch::randn_like(p) * 3);
+  }
+  set->eval();
+  auto m = set->sample_or_eval();
+  expect_state_maps_exact(cofi, m);
+  // CoFi mode: one kept set with its soft mask values, the same map at every state (the
+  // fine-tune stage then trains one shared projection, as CoFi's layer_transformation).
+  auto maps = compress::packed_state_maps(cofi, m);
+  for (const auto& [A, a] : maps) {
+    EXPECT_TRUE(torch::equal(A, maps[0].first));
+    EXPECT_EQ(a.abs().sum().item<double>(), 0.0);
+  }
 }
 
 TEST(Pack, RemovedBlocksHeadsAndExactModeStillMatch) {

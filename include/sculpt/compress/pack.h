@@ -12,5 +12,10 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& masks);
 // The packed model's shape alone (what the masks keep), without folding any weights: what an
 // evaluation needs to report the packed size.
 models::PackedBertConfig packed_shape(Sp3Bert& student, const Sp3Masks& masks);
+// For each hidden state the student reports (after the embeddings and after each layer), the
+// affine map from the packed model's state back to the student's: h = A x + a (A: D x kept).
+// A distillation projection (W, b) on the student continues on the packed model, exactly, as
+// (W A, W a + b): what a fine-tune stage that keeps distilling needs (fp32).
+std::vector<std::pair<torch::Tensor, torch::Tensor>> packed_state_maps(Sp3Bert& student, const Sp3Masks& masks);
 
 }  // namespace sculpt::compress

@@ -54,6 +54,8 @@ struct TrainSection {
   std::vector<double> betas{0.9, 0.999};
   double eps = 1e-8;
   std::string precision = "fp32";  // fp32 | bf16 (autocast for the forward; fp32 weights and optimizer)
+  std::string lr_schedule = "linear";  // linear (warmup, then linear decay to 0) | constant (warmup, then lr)
+  bool freeze_embeddings = false;      // word, position and type embeddings and their LayerNorm
 };
 
 struct EvalSection {
@@ -74,6 +76,7 @@ struct LoggingSection {
 // Structured pruning with distillation (method.md §3 SP3, §5 CoFi). Empty method: no pruning.
 // Defaults depend on the method; recipe.resolved.yaml shows the values in force.
 struct DistillSection {
+  std::string teacher;  // top-level `distill:` only: fine-tune a packed model distilling from this dense teacher
   double temperature = 2;
   double pred_weight = 0.3, layer_weight = 0.7, task_weight = 0;  // SP3: 0.3 KL + 0.7 layer
   bool t_squared = false;                                         // CoFi multiplies the KL by T^2
@@ -98,6 +101,9 @@ struct PruneSection {
   DistillSection distill;
   Duration finetune = Duration::parse("0u");  // fine-tune stage after packing (0: none; CoFi: 20e)
   double finetune_lr = 2e-5;
+  // cofi: the stage keeps distilling from the teacher (same loss weights), constant lr, frozen
+  // embeddings, as CoFi's code; plain: the task loss with the recipe's schedule.
+  std::string finetune_as = "plain";
   bool enabled() const { return !method.empty(); }
 };
 
@@ -116,6 +122,7 @@ struct Recipe {
   CheckpointSection checkpoint;
   LoggingSection logging;
   PruneSection prune;
+  DistillSection distill;  // set (distill.teacher) for a distilled fine-tune of a packed model
   DebugSection debug;
   YAML::Node resolved;
 

@@ -4,6 +4,8 @@
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
 
+#include "sculpt/models/key_map.h"
+
 #include <memory>
 #include <unordered_map>
 #include <string>
@@ -36,8 +38,12 @@ class FusedAdamW : public torch::optim::AdamW {
   std::unordered_map<void*, torch::Tensor> steps_;  // per parameter, float, on its device
 };
 
-// HF's rule: no weight decay on biases and normalisation weights (internal names).
+// HF's rule: no weight decay on biases and normalisation weights, by HF name ("...bias",
+// "...LayerNorm.weight", T5's "..._layer_norm.weight") or internal name ("attn_norm.weight").
 bool no_decay(const std::string& name);
+// The module's parameters under their HF names where `keys` has them (a packed model's short
+// internal names, "bq" or "ln1_w", say nothing), else their internal names.
+std::vector<std::pair<std::string, torch::Tensor>> hf_named_parameters(torch::nn::Module& module, const models::KeyMap& keys);
 std::unique_ptr<FusedAdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s);
 
 // An optimizer with each parameter group's base learning rate and whether the schedule

@@ -40,9 +40,7 @@ class Task {
 
   // Hooks with which a task shapes the loop (pruning uses them; fine-tuning keeps defaults).
   virtual OptimizerSetup make_optimizer(const AdamWSettings& s) {
-    std::vector<std::pair<std::string, torch::Tensor>> named;
-    for (const auto& p : model().named_parameters()) named.emplace_back(p.key(), p.value());
-    return train::make_optimizer(named, s);
+    return train::make_optimizer(hf_named_parameters(model(), keys()), s);  // HF names: HF's no-decay rule
   }
   // Parameters whose gradient norm is clipped (and checked); default every trainable one.
   virtual std::vector<torch::Tensor> clipped_parameters() {
@@ -68,6 +66,9 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Devic
 // Pruning with distillation (recipe.prune): the student, its masks and the Lagrangian are the
 // trained module; the fine-tuned teacher at model.path stays frozen.
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device);
+// Fine-tuning the packed model at model.path while distilling from recipe.distill.teacher
+// (CoFi's stage after pruning).
+std::unique_ptr<Task> make_distilled_packed_task(const recipe::Recipe& recipe, const torch::Device& device);
 // Why model.path cannot be a pruning teacher for the recipe's task ("" when it can): it must be
 // a dense, fine-tuned BERT classifier with the task's number of labels.
 std::string teacher_problem(const recipe::Recipe& recipe);
