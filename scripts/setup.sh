@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake pkg-config ccache python3 python3-venv libgloo-dev
-          libsentencepiece-dev libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libutf8proc-dev)
+          libsentencepiece-dev libyaml-cpp-dev libgtest-dev nlohmann-json3-dev libutf8proc-dev
+          librsvg2-bin)   # rsvg-convert: `sculpt table` turns its SVG plots into PNG
 
 if [[ "${SCULPT_SKIP_APT:-0}" != 1 ]]; then
   missing=()

@@ -11,5 +11,7 @@ int cmd_tokenize(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_env(int argc, char** argv);
+int cmd_sweep(int argc, char** argv);
+int cmd_table(int argc, char** argv);
 
 }  // namespace sculpt::cli

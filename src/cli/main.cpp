@@ -22,6 +22,8 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
   bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
+  sweep SWEEP.yaml [--jobs N] [--status] [--slurm]   run (or resume) every cell of a sweep; --slurm: sbatch arrays
+  table SWEEP_DIR [--out DIR] [--no-speed]           the sweep's table (md/csv/tex), speedups, plots per task
   env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)
 )";
 
@@ -44,6 +46,8 @@ int main(int argc, char** argv) {
     if (verb == "eval") return cmd_eval(argc, argv);
     if (verb == "bench") return cmd_bench(argc, argv);
     if (verb == "env") return cmd_env(argc, argv);
+    if (verb == "sweep") return cmd_sweep(argc, argv);
+    if (verb == "table") return cmd_table(argc, argv);
     std::fprintf(stderr, "error: unknown verb '%s'\n%s", verb.c_str(), kUsage);
     return 2;
   } catch (const sculpt::StopRequested& stop) {

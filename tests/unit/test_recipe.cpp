@@ -4,6 +4,7 @@
 #include "sculpt/core/schedule.h"
 #include "sculpt/recipe/node.h"
 #include "sculpt/recipe/recipe.h"
+#include "sculpt/recipe/sweep.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -30,11 +31,50 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 TEST(Recipe, EveryShippedRecipeParses) {
   int n = 0;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(SCULPT_SOURCE_DIR) + "/recipes")) {
-    if (entry.path().extension() != ".yaml") continue;
+    if (entry.path().extension() != ".yaml" || entry.path().parent_path().filename() == "sweeps") continue;
     EXPECT_NO_THROW(recipe::load_recipe(entry.path().string())) << entry.path();
     ++n;
   }
   EXPECT_GE(n, 11);
+}
+
+TEST(Recipe, EveryShippedSweepParses) {
+  // Sweeps name their recipes from the checkout's root, where users run them.
+  const auto here = std::filesystem::current_path();
+  std::filesystem::current_path(SCULPT_SOURCE_DIR);
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("recipes/sweeps")) {
+    EXPECT_NO_THROW(recipe::load_sweep(entry.path().string())) << entry.path();
+    ++n;
+  }
+  std::filesystem::current_path(here);
+  EXPECT_GE(n, 1);
+  const auto s = [] {
+    const auto here = std::filesystem::current_path();
+    std::filesystem::current_path(SCULPT_SOURCE_DIR);
+    auto sweep = recipe::load_sweep("recipes/sweeps/minilm_glue.yaml");
+    std::filesystem::current_path(here);
+    return sweep;
+  }();
+  EXPECT_EQ(s.cells.size(), 4u + 4u * 4u * 3u);  // 4 teachers; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds
+}
+
+TEST(Recipe, ScheduleFreezeAndTheDistilledFineTuneStage) {
+  EXPECT_NE(error_of(std::string(kMinimal) + "  lr_schedule: cosine\n").find("train.lr_schedule: 'cosine' is not linear or constant"),
+            std::string::npos);
+  auto r = recipe::parse_recipe(kMinimal, "r.yaml", {"train.lr_schedule=constant", "train.freeze_embeddings=true"});
+  EXPECT_EQ(r.train.lr_schedule, "constant");
+  EXPECT_TRUE(r.train.freeze_embeddings);
+  const std::string prune = "model: {path: /t}\nprune: {method: sp3, finetune_as: cofi}\n";
+  EXPECT_NE(error_of(prune).find("method cofi only"), std::string::npos) << error_of(prune);
+  auto cofi = recipe::parse_recipe("model: {path: /t}\nprune: {method: cofi}\n", "r.yaml");
+  EXPECT_EQ(cofi.prune.finetune_as, "cofi");  // CoFi's stage by default
+  EXPECT_EQ(recipe::parse_recipe("model: {path: /t}\nprune: {method: sp3}\n", "r.yaml").prune.finetune_as, "plain");
+  auto d = recipe::parse_recipe("model: {path: /p}\ndistill: {teacher: /t}\n", "r.yaml");
+  EXPECT_EQ(d.distill.teacher, "/t");
+  EXPECT_DOUBLE_EQ(d.distill.layer_weight, 0.9);
+  EXPECT_TRUE(d.distill.t_squared);
+  EXPECT_NE(error_of("model: {path: /p}\ndistill: {temperature: 2}\n").find("distill.teacher"), std::string::npos);
 }
 
 TEST(Recipe, DefaultsAreFilledAndResolved) {

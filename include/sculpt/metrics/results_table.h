@@ -1,0 +1,63 @@
+// The benchmark table of a sweep: every cell directory's results (sweep_cell.json beside the
+// run's results.json / compression.json) aggregated into one row per (method, size point),
+// one column per task plus the average, each entry mean ± sample std over seeds (n shown),
+// with the achieved size by both definitions, the retention in % of the teacher and the
+// packed model's speedup. Metrics are shown ×100 (accuracy, F1, MCC, correlations alike), and
+// the average over tasks is the mean of the per-task means, as GLUE tables do.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sculpt::metrics {
+
+struct CellResult {
+  std::string dir, stage, task, variant, method;  // method: sp3 | cofi | "" (a dense fine-tune)
+  std::map<std::string, std::string> params;      // grid point (run.seed included)
+  std::string metric;
+  double score = 0;                 // the cell's result: best dev (after the fine-tune stage if any)
+  double teacher = -1;              // the teacher's score on the same dev set (-1: none)
+  double remaining = -1, pruned = -1;  // packed encoder: SP3's remaining fraction, CoFi's pruned one
+  std::string gate;                 // which of the two the best checkpoint was chosen by
+  std::string model, teacher_model; // directories of the result and its teacher (for timing)
+};
+
+// Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
+std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished = nullptr);
+
+double mean(const std::vector<double>& v);
+double sample_std(const std::vector<double>& v);  // n - 1 in the denominator; 0 for n < 2
+
+struct Stat {
+  double mean = 0, std = 0;
+  int n = 0;
+};
+
+struct TableRow {
+  std::string method, size;           // size: the grid point without the seed, e.g. "target-0.09"
+  std::map<std::string, Stat> scores; // task -> metric ×100 over seeds
+  std::map<std::string, Stat> retention;  // task -> % of the teacher over seeds
+  Stat remaining, pruned, speedup;    // over every cell of the row (speedup: filled by the caller)
+  std::string gate;
+  std::map<std::string, std::string> model_of, teacher_of;  // task -> one packed model and its teacher
+  double average() const;             // mean of the task means; NaN when a task is missing
+  double average_retention() const;
+};
+
+struct Table {
+  std::vector<std::string> tasks;
+  std::map<std::string, std::string> metric_of;  // task -> metric name
+  std::vector<TableRow> rows;                     // dense rows first, then by method and size
+};
+
+// Group cells by (stage, method, grid point without run.seed).
+Table build_table(const std::vector<CellResult>& cells);
+std::string to_markdown(const Table& t);
+std::string to_csv(const Table& t);
+std::string to_latex(const Table& t);
+
+// Accuracy (metric ×100) against remaining encoder fraction for one task: one line per
+// method with error bars over seeds, the teacher as a dashed line; an SVG document.
+std::string plot_task_svg(const Table& t, const std::string& task);
+
+}  // namespace sculpt::metrics

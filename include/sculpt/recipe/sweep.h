@@ -1,0 +1,61 @@
+// Sweep: the typed form of a sweep YAML. A sweep names stages (e.g. fine-tune the teacher,
+// then prune from the teacher's best), the tasks, and per stage a grid of overrides crossed
+// with named variants (method recipes). Every combination is a cell: one run directory with a
+// stable name, <output_root>/<name>/<stage>/<task>/<cell>, whose own outputs say whether it is
+// done. Loading validates every cell's recipe, so a typo fails before anything runs.
+//
+//   sweep:
+//     name: minilm_glue
+//     output_root: runs/sweeps
+//     tasks: [rte, mrpc]
+//     task_overrides: {cola: [data.max_seq_len=64]}
+//     stages:
+//       - name: teacher
+//         recipe: recipes/minilm/finetune.yaml
+//         grid: {run.seed: [42]}
+//       - name: prune
+//         from: teacher              # model.path := <teacher cell of the same task>/best
+//         grid: {run.seed: [1, 2, 3]}
+//         variants:
+//           sp3:  {recipe: recipes/minilm/sp3.yaml,  grid: {prune.target: [0.09, 0.25]}}
+//           cofi: {recipe: recipes/minilm/cofi.yaml, grid: {prune.target: [0.6, 0.95]}}
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace sculpt::recipe {
+
+struct SweepCell {
+  std::string stage, task, variant;
+  std::string name;    // "<variant>_<key>-<value>_..." from the variant and the grid values
+  std::string dir;     // its run directory
+  std::string recipe;  // the recipe file it runs
+  std::vector<std::string> overrides;         // everything passed to `sculpt run` after the recipe
+  std::map<std::string, std::string> params;  // grid key -> value (as written in the sweep)
+  int from = -1;       // index of the cell whose best/ it starts from (-1: none)
+  bool prunes = false;
+  // The file the run writes last: compression.json for a pruning recipe, else results.json.
+  std::string done_file() const;
+};
+
+struct Sweep {
+  std::string source;  // the sweep file
+  std::string name, dir;
+  std::vector<std::string> tasks, stages;
+  // Stage by stage (upstream cells first); within a stage the stage's grid slowest, then task,
+  // variant and the variant's grid.
+  std::vector<SweepCell> cells;
+};
+
+// Parse and validate (every cell's recipe is loaded with its overrides); errors name the
+// sweep file, line and key, or the cell and the recipe's own error.
+Sweep parse_sweep(const std::string& yaml_text, const std::string& source);
+Sweep load_sweep(const std::string& path);
+
+enum class CellState { fresh, interrupted, done };
+// done: its done_file exists; interrupted: it has started (recipe.resolved.yaml); else fresh.
+CellState cell_state(const SweepCell& cell);
+const char* to_string(CellState s);
+
+}  // namespace sculpt::recipe

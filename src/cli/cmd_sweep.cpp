@@ -1,0 +1,305 @@
+// sculpt sweep: run the cells of a sweep (recipe/sweep.h) as child `sculpt run` / `sculpt
+// resume` processes, N at a time, each on its own GPU or share of the CPU threads; skip the
+// done ones, resume the interrupted ones, start a cell only when the cell it starts from is
+// done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the running cells, which
+// checkpoint and exit; running the sweep again continues. --slurm writes sbatch array jobs.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "args.h"
+#include "commands.h"
+#include "sculpt/core/signals.h"
+#include "sculpt/io/files.h"
+#include "sculpt/recipe/sweep.h"
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace sculpt::cli {
+namespace {
+
+volatile std::sig_atomic_t g_interrupt = 0;
+extern "C" void on_interrupt(int) { g_interrupt = 1; }
+
+bool stopping() { return g_interrupt || stop_requested(); }
+
+std::string hms(double seconds) {
+  const auto s = static_cast<long long>(seconds);
+  return fmt::format("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+std::string cell_id(const recipe::SweepCell& c) { return c.stage + "/" + c.task + "/" + c.name; }
+
+// What the table reads besides the run's own files: which stage, task, variant and grid
+// point the directory is.
+void write_cell_json(const recipe::Sweep& sweep, const recipe::SweepCell& c) {
+  nlohmann::json j = {{"sweep", sweep.name}, {"stage", c.stage}, {"task", c.task}, {"variant", c.variant},
+                      {"name", c.name},      {"params", c.params}, {"recipe", c.recipe}, {"overrides", c.overrides}, {"prunes", c.prunes}};
+  if (c.from >= 0) j["from"] = sweep.cells[c.from].dir;
+  fs::create_directories(c.dir);
+  io::write_file_atomic((fs::path(c.dir) / "sweep_cell.json").string(), j.dump(2) + "\n");
+}
+
+// argv of the child: resume when the cell has started, else run; output into <cell>/sweep.log.
+pid_t launch(const std::string& exe, const recipe::Sweep& sweep, const recipe::SweepCell& c, int threads, int gpu) {
+  write_cell_json(sweep, c);
+  std::vector<std::string> argv{exe};
+  if (recipe::cell_state(c) == recipe::CellState::interrupted) {
+    argv.insert(argv.end(), {"resume", c.dir});
+  } else {
+    argv.insert(argv.end(), {"run", c.recipe});
+    argv.insert(argv.end(), c.overrides.begin(), c.overrides.end());
+  }
+  argv.push_back("logging.progress_bar=off");
+  if (threads > 0) argv.push_back(fmt::format("run.threads={}", threads));
+  const std::string log = (fs::path(c.dir) / "sweep.log").string();
+  pid_t pid = fork();
+  SCULPT_CHECK(pid >= 0, "sweep: cannot fork for {}", cell_id(c));
+  if (pid == 0) {
+    setpgid(0, 0);  // Ctrl-C reaches the sweep only; it asks the cells to checkpoint
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    if (gpu >= 0) setenv("CUDA_VISIBLE_DEVICES", std::to_string(gpu).c_str(), 1);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    execv(exe.c_str(), cargv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+struct Running {
+  int cell;
+  pid_t pid;
+  int slot;
+  Clock::time_point start;
+};
+
+// Run `todo` (cell indices); returns the number of failed cells. Upstream cells not in `todo`
+// must already be done.
+int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs) {
+  const std::string exe = fs::read_symlink("/proc/self/exe").string();
+  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (gpus > 0) jobs = std::min(jobs, gpus);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = gpus > 0 || jobs == 1 ? 0 : std::max(1, cores / jobs);
+
+  std::map<int, recipe::CellState> state;
+  std::map<int, std::string> failed;  // cell -> why
+  std::vector<int> pending;
+  int done = 0;
+  for (int i : todo) {
+    state[i] = recipe::cell_state(sweep.cells[i]);
+    if (state[i] == recipe::CellState::done) ++done;
+    else pending.push_back(i);
+  }
+  const int total = static_cast<int>(todo.size());
+  std::printf("[sweep] %s: %d cells, %d done, %d to run (%d at a time%s)\n", sweep.name.c_str(), total, done,
+              static_cast<int>(pending.size()), jobs,
+              gpus > 0 ? fmt::format(", one GPU each of {}", gpus).c_str()
+                       : threads > 0 ? fmt::format(", {} threads each", threads).c_str() : "");
+  std::fflush(stdout);
+
+  std::signal(SIGINT, on_interrupt);
+  install_stop_signal_handlers();
+  std::vector<Running> running;
+  std::vector<bool> slot_busy(jobs, false);
+  const auto start = Clock::now();
+  double finished_seconds = 0;
+  int finished_here = 0;
+  auto report = [&](const std::string& event) {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const int left = static_cast<int>(pending.size());
+    std::string eta = finished_here ? hms(finished_seconds / finished_here * (left + running.size()) / jobs) : "?";
+    std::printf("[sweep] %s | %d/%d done, %zu running, %d left, %zu failed | %s elapsed, ~%s to go\n", event.c_str(), done, total,
+                running.size(), left, failed.size(), hms(elapsed).c_str(), eta.c_str());
+    std::fflush(stdout);
+  };
+  auto upstream_done = [&](int i) {
+    const int f = sweep.cells[i].from;
+    return f < 0 || recipe::cell_state(sweep.cells[f]) == recipe::CellState::done;
+  };
+  auto last_report = Clock::now();
+
+  while (!pending.empty() || !running.empty()) {
+    // Cells whose upstream failed cannot run.
+    for (auto it = pending.begin(); it != pending.end();) {
+      const int f = sweep.cells[*it].from;
+      if (f >= 0 && failed.count(f)) {
+        failed[*it] = "upstream " + cell_id(sweep.cells[f]) + " failed";
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    while (!stopping() && static_cast<int>(running.size()) < jobs) {
+      auto it = std::find_if(pending.begin(), pending.end(), upstream_done);
+      if (it == pending.end()) break;
+      const int slot = static_cast<int>(std::find(slot_busy.begin(), slot_busy.end(), false) - slot_busy.begin());
+      const auto& c = sweep.cells[*it];
+      const bool resuming = recipe::cell_state(c) == recipe::CellState::interrupted;
+      pid_t pid = launch(exe, sweep, c, threads, gpus > 0 ? slot : -1);
+      slot_busy[slot] = true;
+      running.push_back({*it, pid, slot, Clock::now()});
+      pending.erase(it);
+      report(fmt::format("{} {}{}", resuming ? "resume" : "start", cell_id(c), gpus > 0 ? fmt::format(" on GPU {}", slot) : ""));
+    }
+    if (running.empty()) {
+      if (stopping()) break;
+      for (int i : pending) failed[i] = "its upstream cell is not done";  // cannot happen when upstream is in todo
+      pending.clear();
+      break;
+    }
+    if (stopping()) {
+      for (const auto& r : running) kill(r.pid, SIGTERM);  // each cell checkpoints and exits 143
+      std::printf("[sweep] stop requested: %zu running cells checkpoint and stop; run the sweep again to continue\n",
+                  running.size());
+      std::fflush(stdout);
+      for (const auto& r : running) waitpid(r.pid, nullptr, 0);
+      return -1;
+    }
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      if (Clock::now() - last_report > std::chrono::minutes(10)) {
+        last_report = Clock::now();
+        report("running " + cell_id(sweep.cells[running.front().cell]));
+      }
+      continue;
+    }
+    auto it = std::find_if(running.begin(), running.end(), [&](const Running& r) { return r.pid == pid; });
+    if (it == running.end()) continue;
+    const auto& c = sweep.cells[it->cell];
+    const double secs = std::chrono::duration<double>(Clock::now() - it->start).count();
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    slot_busy[it->slot] = false;
+    const int cell = it->cell;
+    running.erase(it);
+    if (code == 0 && recipe::cell_state(c) == recipe::CellState::done) {
+      ++done;
+      ++finished_here;
+      finished_seconds += secs;
+      report(fmt::format("done {} in {}", cell_id(c), hms(secs)));
+    } else if (code == 143 && stopping()) {
+      report(fmt::format("stopped {}", cell_id(c)));
+    } else {
+      failed[cell] = fmt::format("exit code {}, see {}/sweep.log", code, c.dir);
+      report(fmt::format("FAILED {} (exit code {}; its log: {}/sweep.log)", cell_id(c), code, c.dir));
+    }
+  }
+  if (stopping()) return -1;
+  for (const auto& [i, why] : failed) std::printf("[sweep] failed: %s: %s\n", cell_id(sweep.cells[i]).c_str(), why.c_str());
+  std::printf("[sweep] %s: %d/%d cells done in %s\n", sweep.name.c_str(), done, total,
+              hms(std::chrono::duration<double>(Clock::now() - start).count()).c_str());
+  return static_cast<int>(failed.size());
+}
+
+std::vector<int> stage_cells(const recipe::Sweep& sweep, const std::string& stage) {
+  std::vector<int> out;
+  for (int i = 0; i < static_cast<int>(sweep.cells.size()); ++i)
+    if (sweep.cells[i].stage == stage) out.push_back(i);
+  return out;
+}
+
+// One sbatch array job per stage (task i runs the stage's cell i through `sculpt sweep
+// --stage S --index i`, resuming it after a requeue) and submit.sh chaining the stages.
+void write_slurm(const recipe::Sweep& sweep, const std::string& sweep_file) {
+  const fs::path dir = fs::path(sweep.dir) / "slurm";
+  fs::create_directories(dir);
+  const std::string exe = fs::read_symlink("/proc/self/exe").string();
+  std::string submit = "#!/usr/bin/env bash\n# Submits the stages of sweep " + sweep.name +
+                       " as array jobs, each stage after the previous one succeeded.\nset -euo pipefail\ncd " +
+                       fs::current_path().string() + "\nprev=\n";
+  for (const auto& stage : sweep.stages) {
+    const auto cells = stage_cells(sweep, stage);
+    std::string s = fmt::format(R"(#!/usr/bin/env bash
+# Stage {stage} of sweep {name}: array task i runs cell i ({n} cells), one GPU each. Two minutes
+# before the time limit or on preemption the cell checkpoints, and the task requeues itself.
+#SBATCH --job-name={name}_{stage}
+#SBATCH --array=0-{last}
+#SBATCH --ntasks=1
+#SBATCH --gpus=1
+#SBATCH --cpus-per-task=8
+#SBATCH --time=24:00:00
+#SBATCH --requeue
+#SBATCH --signal=B:USR1@120
+#SBATCH --output={dir}/{stage}_%A_%a.out
+set -uo pipefail
+cd {cwd}
+SCULPT=${{SCULPT:-{exe}}}
+"$SCULPT" sweep {file} --stage {stage} --index "$SLURM_ARRAY_TASK_ID" &
+PID=$!
+trap 'kill -USR1 $PID; wait $PID; scontrol requeue "${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}"; exit 0' USR1 TERM
+wait $PID
+)",
+                                fmt::arg("stage", stage), fmt::arg("name", sweep.name), fmt::arg("n", cells.size()),
+                                fmt::arg("last", cells.size() - 1), fmt::arg("dir", fs::absolute(dir).string()),
+                                fmt::arg("cwd", fs::current_path().string()), fmt::arg("exe", exe),
+                                fmt::arg("file", fs::absolute(sweep_file).string()));
+    const std::string path = (dir / (stage + ".sbatch")).string();
+    io::write_file_atomic(path, s);
+    submit += fmt::format("prev=$(sbatch --parsable ${{prev:+--dependency=afterok:$prev}} {})\necho \"{} -> job $prev\"\n", path, stage);
+    std::printf("[sweep] %s: %zu cells -> %s\n", stage.c_str(), cells.size(), path.c_str());
+  }
+  const std::string submit_path = (dir / "submit.sh").string();
+  io::write_file_atomic(submit_path, submit);
+  fs::permissions(submit_path, fs::perms::owner_exec, fs::perm_options::add);
+  std::printf("[sweep] submit with: bash %s\n", submit_path.c_str());
+}
+
+}  // namespace
+
+int cmd_sweep(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index"}, {"slurm", "status"});
+  SCULPT_CHECK(args.positional.size() == 1 && args.overrides.empty(),
+               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S --index I]");
+  const std::string file = args.positional[0];
+  const auto sweep = recipe::load_sweep(file);
+  if (args.has("status")) {
+    for (const auto& c : sweep.cells)
+      std::printf("%-12s %s\n", recipe::to_string(recipe::cell_state(c)), c.dir.c_str());
+    return 0;
+  }
+  fs::create_directories(sweep.dir);
+  io::write_file_atomic((fs::path(sweep.dir) / "sweep.yaml").string(), io::read_file(file));
+  if (args.has("slurm")) {
+    write_slurm(sweep, file);
+    return 0;
+  }
+  std::vector<int> todo;
+  if (args.has("stage")) {
+    const auto cells = stage_cells(sweep, args.require("stage"));
+    SCULPT_CHECK(!cells.empty(), "{}: no stage '{}'", file, args.require("stage"));
+    const int index = std::stoi(args.require("index"));
+    SCULPT_CHECK(index >= 0 && index < static_cast<int>(cells.size()), "--index {}: stage {} has cells 0..{}", index,
+                 args.require("stage"), cells.size() - 1);
+    const auto& c = sweep.cells[cells[index]];
+    SCULPT_CHECK(c.from < 0 || recipe::cell_state(sweep.cells[c.from]) == recipe::CellState::done,
+                 "{}: starts from {}, which is not done", c.dir, sweep.cells[c.from].dir);
+    todo.push_back(cells[index]);
+  } else {
+    for (int i = 0; i < static_cast<int>(sweep.cells.size()); ++i) todo.push_back(i);
+  }
+  const int failed = run_cells(sweep, todo, std::max(1, std::stoi(args.get("jobs", "1"))));
+  if (failed < 0) return 143;
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace sculpt::cli

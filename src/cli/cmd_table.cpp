@@ -1,0 +1,101 @@
+// sculpt table SWEEP_DIR: the sweep's benchmark table (metrics/results_table.h) as Markdown,
+// CSV and LaTeX, the packed models' speedup against their teachers measured in this run, and
+// one accuracy-versus-size plot per task (SVG; PNG too when rsvg-convert is installed).
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "args.h"
+#include "commands.h"
+#include "sculpt/core/log.h"
+#include "sculpt/io/files.h"
+#include "sculpt/metrics/results_table.h"
+#include "sculpt/models/any_bert.h"
+#include "sculpt/train/evaluate.h"
+#include "sculpt/train/timing.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::cli {
+namespace {
+
+// Each row's packed model against its teacher, per task, on one random batch; the row's
+// speedup is the mean over tasks of teacher time / packed time.
+void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length, int steps, const torch::Device& device) {
+  for (auto& row : table.rows) {
+    std::vector<double> ratios;
+    for (const auto& [task, model] : row.model_of) {
+      const std::string& teacher = row.teacher_of.at(task);
+      if (model == teacher) {
+        ratios.push_back(1.0);
+        continue;
+      }
+      if (model.empty() || teacher.empty() || !fs::exists(fs::path(model) / "config.json") ||
+          !fs::exists(fs::path(teacher) / "config.json")) {
+        LOG_WARN("[table] {} {} on {}: model or teacher directory gone; no speedup", row.method, row.size, task);
+        continue;
+      }
+      std::vector<models::AnyBert> nets{models::load_any_bert(teacher), models::load_any_bert(model)};
+      int64_t T = length, V = nets[0].config.vocab_size;
+      for (auto& n : nets) {
+        n.module->to(device);
+        n.module->eval();
+        T = std::min(T, n.config.max_positions);
+        V = std::min(V, n.config.vocab_size);
+      }
+      models::Batch batch;
+      batch.input_ids = torch::randint(5, V, {batch_size, T}, torch::kLong).to(device);
+      const auto secs = train::median_forward_seconds(nets, batch, steps, 1, device);
+      ratios.push_back(secs[0] / secs[1]);
+      LOG_INFO("[table] {} {} {}: teacher {:.4f} s, packed {:.4f} s per {}x{} batch: {:.2f}x", row.method, row.size, task, secs[0],
+               secs[1], batch_size, T, ratios.back());
+    }
+    if (!ratios.empty()) row.speedup = {metrics::mean(ratios), metrics::sample_std(ratios), static_cast<int>(ratios.size())};
+  }
+}
+
+}  // namespace
+
+int cmd_table(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {"out", "shape", "steps", "device"}, {"no-speed"});
+  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt table SWEEP_DIR [--out DIR] [--no-speed] [--shape 32x128] [--steps 5]");
+  const std::string sweep_dir = args.positional[0];
+  int unfinished = 0;
+  const auto cells = metrics::collect_results(sweep_dir, &unfinished);
+  SCULPT_CHECK(!cells.empty(), "{}: no finished cell (sweep_cell.json with results.json / compression.json) yet", sweep_dir);
+  auto table = metrics::build_table(cells);
+  if (!args.has("no-speed")) {
+    const std::string shape = args.get("shape", "32x128");
+    const auto x = shape.find('x');
+    SCULPT_CHECK(x != std::string::npos, "--shape is BATCHxLENGTH, e.g. 32x128");
+    measure_speedups(table, std::stoll(shape.substr(0, x)), std::stoll(shape.substr(x + 1)), std::stoi(args.get("steps", "5")),
+                     train::resolve_device(args.get("device", "auto")));
+  }
+  const fs::path out = args.get("out", (fs::path(sweep_dir) / "table").string());
+  fs::create_directories(out);
+  const std::string md = metrics::to_markdown(table);
+  io::write_file_atomic((out / "table.md").string(), md);
+  io::write_file_atomic((out / "table.csv").string(), metrics::to_csv(table));
+  io::write_file_atomic((out / "table.tex").string(), metrics::to_latex(table));
+  const bool png = std::system("command -v rsvg-convert >/dev/null 2>&1") == 0;
+  for (const auto& task : table.tasks) {
+    const std::string svg = (out / ("plot_" + task + ".svg")).string();
+    io::write_file_atomic(svg, metrics::plot_task_svg(table, task));
+    if (png) {
+      const std::string cmd = fmt::format("rsvg-convert -f png -o '{}' '{}'", (out / ("plot_" + task + ".png")).string(), svg);
+      if (std::system(cmd.c_str()) != 0) LOG_WARN("[table] {} failed", cmd);
+    }
+  }
+  std::printf("%s\n", md.c_str());
+  std::printf("# %zu finished cells, %d unfinished; metric ×100, mean ± sample std over seeds; retention: %% of the teacher on "
+              "the same dev set; remaining (SP3) and pruned (CoFi): fractions of the encoder's weights, `gate` the one that "
+              "chose the best checkpoint\n# written: %s/table.{md,csv,tex}, plot_<task>.svg%s\n",
+              cells.size(), unfinished, out.string().c_str(), png ? " and .png" : " (no rsvg-convert: no PNG)");
+  return 0;
+}
+
+}  // namespace sculpt::cli

@@ -1,0 +1,332 @@
+#include "sculpt/metrics/results_table.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::metrics {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double value_of(const nlohmann::json& j, const std::string& metric, const std::string& file) {
+  SCULPT_CHECK(j.is_object() && j.contains(metric) && j[metric].is_number(), "{}: no '{}' value", file, metric);
+  return j[metric].get<double>();
+}
+
+Stat stat_of(const std::vector<double>& v) { return {mean(v), sample_std(v), static_cast<int>(v.size())}; }
+
+std::string row_method(const CellResult& c) {
+  if (!c.variant.empty()) return c.variant;
+  return c.method.empty() ? "dense" : c.method;
+}
+
+// The grid point without the seed: "target-0.09", or "-" for none.
+std::string size_point(const CellResult& c) {
+  std::string s;
+  for (const auto& [k, v] : c.params) {
+    if (k == "run.seed") continue;
+    s += (s.empty() ? "" : " ") + k.substr(k.rfind('.') + 1) + "=" + v;
+  }
+  return s.empty() ? "-" : s;
+}
+
+std::string fmt_stat(const Stat& s, int digits = 1) {
+  if (s.n == 0) return "—";
+  if (s.n == 1) return fmt::format("{:.{}f} (n=1)", s.mean, digits);
+  return fmt::format("{:.{}f} ± {:.{}f} (n={})", s.mean, digits, s.std, digits, s.n);
+}
+
+std::string fmt_num(double v, const char* spec = "{:.1f}") { return std::isnan(v) ? "—" : fmt::format(fmt::runtime(spec), v); }
+
+}  // namespace
+
+double mean(const std::vector<double>& v) {
+  if (v.empty()) return kNaN;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+double sample_std(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished) {
+  SCULPT_CHECK(fs::is_directory(sweep_dir), "{}: no such sweep directory", sweep_dir);
+  std::vector<fs::path> cell_files;
+  for (const auto& e : fs::recursive_directory_iterator(sweep_dir))
+    if (e.path().filename() == "sweep_cell.json") cell_files.push_back(e.path());
+  std::sort(cell_files.begin(), cell_files.end());
+  std::vector<CellResult> out;
+  int missing = 0;
+  for (const auto& f : cell_files) try {
+    const auto cell = io::read_json(f.string());
+    const fs::path dir = f.parent_path();
+    CellResult c;
+    c.dir = dir.string();
+    c.stage = cell.value("stage", "");
+    c.task = cell.value("task", "");
+    c.variant = cell.value("variant", "");
+    const auto params = cell.value("params", nlohmann::json::object());  // items() must not outlive it
+    for (const auto& [k, v] : params.items()) c.params[k] = v.get<std::string>();
+    const bool prunes = cell.value("prunes", false);
+    if (prunes && fs::exists(dir / "compression.json")) {
+      const std::string file = (dir / "compression.json").string();
+      const auto j = io::read_json(file);
+      c.method = j.value("method", "");
+      c.metric = j.value("metric", "");
+      c.teacher = value_of(j.at("teacher"), c.metric, file + " teacher");
+      if (j.contains("finetuned_best") && j["finetuned_best"].value("step", -1) >= 0) {
+        c.score = j["finetuned_best"].value("value", 0.0);
+        c.model = j.value("finetuned_model", "");
+      } else {
+        c.score = value_of(j.at("packed"), c.metric, file + " packed");
+        c.model = j.value("packed_model", "");
+      }
+      const auto& s = j.at("sparsity");
+      c.remaining = s.value("packed_remaining", -1.0);
+      c.pruned = s.value("packed_sparsity", -1.0);
+      c.gate = c.method == "cofi" ? "pruned" : "remaining";
+      if (cell.contains("from")) c.teacher_model = (fs::path(cell["from"].get<std::string>()) / "best").string();
+    } else if (!prunes && fs::exists(dir / "results.json")) {
+      const std::string file = (dir / "results.json").string();
+      const auto j = io::read_json(file);
+      c.metric = j.value("metric", "");
+      c.score = j.at("best").value("value", 0.0);
+      c.teacher = c.score;
+      c.remaining = 1;
+      c.pruned = 0;
+      c.model = c.teacher_model = (dir / "best").string();
+    } else {
+      ++missing;  // not finished (a pruning run writes results.json before its packed evaluation)
+      continue;
+    }
+    out.push_back(std::move(c));
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: unexpected contents beside it ({})", f.string(), e.what());
+  }
+  if (unfinished) *unfinished = missing;
+  return out;
+}
+
+double TableRow::average() const {
+  std::vector<double> v;
+  for (const auto& [task, s] : scores) v.push_back(s.mean);
+  return v.empty() ? kNaN : mean(v);
+}
+
+double TableRow::average_retention() const {
+  std::vector<double> v;
+  for (const auto& [task, s] : retention) v.push_back(s.mean);
+  return v.empty() ? kNaN : mean(v);
+}
+
+Table build_table(const std::vector<CellResult>& cells) {
+  Table t;
+  std::set<std::string> seen_tasks;
+  // (dense first, method, size) -> cells
+  std::map<std::tuple<bool, std::string, std::string, std::string>, std::vector<const CellResult*>> groups;
+  for (const auto& c : cells) {
+    if (seen_tasks.insert(c.task).second) t.tasks.push_back(c.task);
+    t.metric_of[c.task] = c.metric;
+    groups[{!c.method.empty(), c.stage, row_method(c), size_point(c)}].push_back(&c);
+  }
+  for (const auto& [key, members] : groups) {
+    TableRow row;
+    row.method = std::get<2>(key);
+    row.size = std::get<3>(key);
+    std::map<std::string, std::vector<double>> score, retention;
+    std::vector<double> remaining, pruned;
+    for (const auto* c : members) {
+      score[c->task].push_back(100 * c->score);
+      if (c->teacher > 0) retention[c->task].push_back(100 * c->score / c->teacher);
+      remaining.push_back(c->remaining);
+      pruned.push_back(c->pruned);
+      row.gate = c->gate;
+      if (!row.model_of.count(c->task)) {
+        row.model_of[c->task] = c->model;
+        row.teacher_of[c->task] = c->teacher_model;
+      }
+    }
+    for (const auto& [task, v] : score) row.scores[task] = stat_of(v);
+    for (const auto& [task, v] : retention) row.retention[task] = stat_of(v);
+    row.remaining = stat_of(remaining);
+    row.pruned = stat_of(pruned);
+    // A row missing a task has no average (a mean over different tasks compares nothing).
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+namespace {
+
+struct Columns {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> body;
+};
+
+Columns columns(const Table& t, bool plain) {
+  Columns c;
+  c.header = {"method", "size"};
+  for (const auto& task : t.tasks) c.header.push_back(fmt::format("{} ({})", task, t.metric_of.at(task)));
+  c.header.insert(c.header.end(), {"avg", "retention %", "remaining", "pruned", "gate", "speedup"});
+  for (const auto& r : t.rows) {
+    std::vector<std::string> line{r.method, r.size};
+    bool complete = true;
+    for (const auto& task : t.tasks) {
+      auto it = r.scores.find(task);
+      complete &= it != r.scores.end();
+      line.push_back(it == r.scores.end() ? "—" : plain ? fmt::format("{:.2f}", it->second.mean) : fmt_stat(it->second));
+    }
+    line.push_back(complete ? fmt_num(r.average(), plain ? "{:.2f}" : "{:.1f}") : "—");
+    line.push_back(complete ? fmt_num(r.average_retention()) : "—");
+    line.push_back(fmt_num(r.remaining.mean, "{:.3f}"));
+    line.push_back(fmt_num(r.pruned.mean, "{:.3f}"));
+    line.push_back(r.gate.empty() ? "—" : r.gate);
+    line.push_back(r.speedup.n ? fmt::format("{:.2f}x", r.speedup.mean) : "—");
+    c.body.push_back(std::move(line));
+  }
+  return c;
+}
+
+}  // namespace
+
+std::string to_markdown(const Table& t) {
+  auto c = columns(t, false);
+  std::string out = "|";
+  for (const auto& h : c.header) out += " " + h + " |";
+  out += "\n|";
+  for (size_t i = 0; i < c.header.size(); ++i) out += " --- |";
+  out += "\n";
+  for (const auto& line : c.body) {
+    out += "|";
+    for (const auto& cell : line) out += " " + cell + " |";
+    out += "\n";
+  }
+  return out;
+}
+
+std::string to_csv(const Table& t) {
+  // Long form: one line per (row, task) with every number, for plotting and spreadsheets.
+  std::string out = "method,size,task,metric,mean,std,n,retention_pct,remaining,pruned,gate,speedup\n";
+  for (const auto& r : t.rows)
+    for (const auto& task : t.tasks) {
+      auto it = r.scores.find(task);
+      if (it == r.scores.end()) continue;
+      auto ret = r.retention.find(task);
+      out += fmt::format("{},{},{},{},{:.4f},{:.4f},{},{},{:.4f},{:.4f},{},{}\n", r.method, r.size, task, t.metric_of.at(task),
+                         it->second.mean, it->second.std, it->second.n,
+                         ret == r.retention.end() ? std::string() : fmt::format("{:.2f}", ret->second.mean), r.remaining.mean,
+                         r.pruned.mean, r.gate, r.speedup.n ? fmt::format("{:.3f}", r.speedup.mean) : "");
+    }
+  return out;
+}
+
+std::string to_latex(const Table& t) {
+  auto c = columns(t, false);
+  std::string out = "\\begin{tabular}{ll" + std::string(c.header.size() - 2, 'r') + "}\n\\toprule\n";
+  auto escape = [](std::string s) {
+    std::string o;
+    for (char ch : s) {
+      if (ch == '_' || ch == '%' || ch == '&' || ch == '#') o += '\\';
+      o += ch;
+    }
+    for (size_t p; (p = o.find("±")) != std::string::npos;) o.replace(p, std::string("±").size(), "$\\pm$");
+    for (size_t p; (p = o.find("—")) != std::string::npos;) o.replace(p, std::string("—").size(), "--");
+    return o;
+  };
+  for (size_t i = 0; i < c.header.size(); ++i) out += (i ? " & " : "") + escape(c.header[i]);
+  out += " \\\\\n\\midrule\n";
+  for (const auto& line : c.body) {
+    for (size_t i = 0; i < line.size(); ++i) out += (i ? " & " : "") + escape(line[i]);
+    out += " \\\\\n";
+  }
+  return out + "\\bottomrule\n\\end{tabular}\n";
+}
+
+std::string plot_task_svg(const Table& t, const std::string& task) {
+  const double W = 560, H = 360, left = 60, right = 130, top = 30, bottom = 50;
+  struct Point {
+    double x, y, err;
+  };
+  std::map<std::string, std::vector<Point>> lines;
+  double teacher = kNaN;
+  for (const auto& r : t.rows) {
+    auto it = r.scores.find(task);
+    if (it == r.scores.end()) continue;
+    if (r.method == "dense") {
+      teacher = it->second.mean;
+      continue;
+    }
+    lines[r.method].push_back({r.remaining.mean, it->second.mean, it->second.std});
+  }
+  double x1 = 0.0, y0 = std::numeric_limits<double>::max(), y1 = std::numeric_limits<double>::lowest();
+  for (auto& [m, pts] : lines) {
+    std::sort(pts.begin(), pts.end(), [](const Point& a, const Point& b) { return a.x < b.x; });
+    for (const auto& p : pts) x1 = std::max(x1, p.x), y0 = std::min(y0, p.y - p.err), y1 = std::max(y1, p.y + p.err);
+  }
+  if (!std::isnan(teacher)) y0 = std::min(y0, teacher), y1 = std::max(y1, teacher);
+  if (y0 > y1) y0 = 0, y1 = 100;
+  x1 = x1 > 0 ? std::min(1.0, x1 * 1.15) : 1.0;
+  const double pad = std::max(1.0, 0.08 * (y1 - y0));
+  y0 -= pad, y1 += pad;
+  auto X = [&](double x) { return left + (W - left - right) * x / x1; };
+  auto Y = [&](double y) { return top + (H - top - bottom) * (1 - (y - y0) / (y1 - y0)); };
+  std::string s = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">{}: {} vs remaining encoder weights</text>\n",
+      W, H, (W - right + left) / 2, task, t.metric_of.count(task) ? t.metric_of.at(task) : "");
+  // Axes and ticks.
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"black\"/>\n", left, H - bottom, W - right);
+  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", left, top, H - bottom);
+  for (int i = 0; i <= 5; ++i) {
+    const double x = x1 * i / 5, y = y0 + (y1 - y0) * i / 5;
+    s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{:.2f}</text>\n", X(x), H - bottom + 16, x);
+    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.1f}</text>\n", left - 6, Y(y) + 4, y);
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#ddd\"/>\n", left, Y(y), W - right);
+  }
+  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">remaining fraction of the encoder's weights</text>\n",
+                   (W - right + left) / 2, H - 12);
+  s += fmt::format("<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{} ×100</text>\n",
+                   (H - bottom + top) / 2, (H - bottom + top) / 2, t.metric_of.count(task) ? t.metric_of.at(task) : "");
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  int k = 0, legend_y = static_cast<int>(top) + 10;
+  if (!std::isnan(teacher)) {
+    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"gray\" stroke-dasharray=\"6 4\"/>\n", left,
+                     Y(teacher), W - right);
+    s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"gray\">teacher {:.1f}</text>\n", W - right + 10, legend_y, teacher);
+    legend_y += 18;
+  }
+  for (const auto& [method, pts] : lines) {
+    const char* color = colors[k++ % 6];
+    std::string path;
+    for (const auto& p : pts) {
+      path += fmt::format("{}{:.1f},{:.1f} ", path.empty() ? "M" : "L", X(p.x), Y(p.y));
+      s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"{3}\"/>\n", X(p.x), Y(p.y - p.err),
+                       Y(p.y + p.err), color);
+      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", X(p.x), Y(p.y), color);
+    }
+    s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>\n", path, color);
+    s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>\n", W - right + 10, legend_y, color, method);
+    legend_y += 18;
+  }
+  return s + "</svg>\n";
+}
+
+}  // namespace sculpt::metrics

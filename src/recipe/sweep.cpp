@@ -1,0 +1,217 @@
+#include "sculpt/recipe/sweep.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/files.h"
+#include "sculpt/recipe/node.h"
+#include "sculpt/recipe/recipe.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::recipe {
+namespace {
+
+// A grid: key -> values, in the order written (the cell name follows it).
+using Grid = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+Grid read_grid(Node& parent, const std::string& key) {
+  Grid grid;
+  YAML::Node g = parent.raw(key);
+  if (!g || g.IsNull()) return grid;
+  if (!g.IsMap()) {
+    parent.error(key, "expected a map of key: [values]");
+    return grid;
+  }
+  for (auto it = g.begin(); it != g.end(); ++it) {
+    std::vector<std::string> values;
+    if (it->second.IsScalar()) values.push_back(it->second.Scalar());
+    else if (it->second.IsSequence())
+      for (const auto& v : it->second) {
+        if (v.IsScalar()) values.push_back(v.Scalar());
+        else parent.error(key, fmt::format("{}: values must be scalars", it->first.Scalar()));
+      }
+    if (values.empty()) parent.error(key, fmt::format("{}: needs at least one value", it->first.Scalar()));
+    grid.emplace_back(it->first.Scalar(), values);
+  }
+  return grid;
+}
+
+// Every combination of the grid's values, first key slowest.
+std::vector<std::vector<std::pair<std::string, std::string>>> combinations(const Grid& grid) {
+  std::vector<std::vector<std::pair<std::string, std::string>>> out{{}};
+  for (const auto& [key, values] : grid) {
+    std::vector<std::vector<std::pair<std::string, std::string>>> next;
+    for (const auto& partial : out)
+      for (const auto& v : values) {
+        auto c = partial;
+        c.emplace_back(key, v);
+        next.push_back(std::move(c));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+// "prune.target" = "0.09" -> "target-0.09": the key's last part, so names stay short; a
+// character that does not belong in a directory name becomes '_'.
+std::string name_part(const std::string& key, const std::string& value) {
+  std::string s = key.substr(key.rfind('.') + 1) + "-" + value;
+  for (char& c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')) c = '_';
+  return s;
+}
+
+struct Variant {
+  std::string name, recipe;
+  std::vector<std::string> overrides;
+  Grid grid;
+};
+
+}  // namespace
+
+std::string SweepCell::done_file() const {
+  return (fs::path(dir) / (prunes ? "compression.json" : "results.json")).string();
+}
+
+Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    fail("{}:{}: YAML syntax error: {}", source, e.mark.line + 1, e.msg);
+  }
+  SCULPT_CHECK(root.IsMap() && root["sweep"], "{}: a sweep file has one top-level key, `sweep`", source);
+  auto errors = std::make_shared<ErrorList>();
+  errors->file = source;
+  Node top(root, "", errors);
+  Node s = top.child("sweep");
+  top.close();
+
+  Sweep sweep;
+  sweep.source = source;
+  sweep.name = s.get<std::string>("name", "");
+  if (sweep.name.empty()) s.error("name", "a sweep needs a name (its directory under output_root)");
+  const std::string output_root = s.get<std::string>("output_root", "runs/sweeps");
+  sweep.dir = (fs::path(output_root) / sweep.name).string();
+  sweep.tasks = s.get<std::vector<std::string>>("tasks", {});
+  if (sweep.tasks.empty()) s.error("tasks", "name at least one task");
+  std::map<std::string, std::vector<std::string>> task_overrides;
+  {
+    YAML::Node t = s.raw("task_overrides");
+    if (t && t.IsMap())
+      for (auto it = t.begin(); it != t.end(); ++it) task_overrides[it->first.Scalar()] = it->second.as<std::vector<std::string>>();
+    else if (t && !t.IsNull()) s.error("task_overrides", "expected a map of task: [key=value, ...]");
+  }
+  YAML::Node stages = s.raw("stages");
+  if (!stages || !stages.IsSequence() || stages.size() == 0) s.error("stages", "expected a list of stages");
+  s.close();
+  errors->throw_if_any();
+
+  std::map<std::string, std::map<std::string, std::vector<int>>> cells_of;  // stage -> task -> cells
+  for (size_t si = 0; si < stages.size(); ++si) {
+    Node st(stages[si], fmt::format("sweep.stages[{}]", si), errors);
+    const std::string stage = st.get<std::string>("name", "");
+    if (stage.empty() || cells_of.count(stage)) st.error("name", "each stage needs a name of its own");
+    const std::string from = st.get<std::string>("from", "");
+    const std::string from_cell = st.get<std::string>("from_cell", "");
+    if (!from.empty() && !cells_of.count(from)) st.error("from", fmt::format("'{}' is not an earlier stage", from));
+    const std::string stage_recipe = st.get<std::string>("recipe", "");
+    const auto stage_overrides = st.get<std::vector<std::string>>("overrides", {});
+    const Grid stage_grid = read_grid(st, "grid");
+    std::vector<Variant> variants;
+    YAML::Node v = st.raw("variants");
+    if (v && v.IsMap()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        Node vn(it->second, st.path("variants." + it->first.Scalar()), errors);
+        Variant var{it->first.Scalar(), vn.get<std::string>("recipe", stage_recipe),
+                    vn.get<std::vector<std::string>>("overrides", {}), read_grid(vn, "grid")};
+        vn.close();
+        if (var.recipe.empty()) vn.error("recipe", "no recipe here or on the stage");
+        variants.push_back(std::move(var));
+      }
+    } else if (v && !v.IsNull()) {
+      st.error("variants", "expected a map of name: {recipe, overrides, grid}");
+    }
+    if (variants.empty()) {
+      if (stage_recipe.empty()) st.error("recipe", "a stage without variants needs a recipe");
+      variants.push_back(Variant{"", stage_recipe, {}, {}});
+    }
+    st.close();
+    errors->throw_if_any();
+    sweep.stages.push_back(stage);
+
+    // The stage's grid (seeds, typically) varies slowest, so that one seed of every task,
+    // variant and size finishes before the second seed of any: a partial sweep is a table.
+    std::map<std::string, int> upstream_of;
+    for (const auto& task : sweep.tasks) {
+      if (from.empty()) continue;
+      const auto& candidates = cells_of[from][task];
+      int upstream = -1;
+      for (int c : candidates)
+        if (from_cell.empty() ? candidates.size() == 1 : sweep.cells[c].name == from_cell) upstream = c;
+      SCULPT_CHECK(upstream >= 0, "{}: stage {} starts from stage {}, which has {} cells for {}{}", source, stage, from,
+                   candidates.size(), task,
+                   from_cell.empty() ? " (name one with from_cell)" : fmt::format(", none named '{}'", from_cell));
+      upstream_of[task] = upstream;
+    }
+    for (const auto& outer : combinations(stage_grid))
+      for (const auto& task : sweep.tasks)
+        for (const auto& var : variants)
+          for (auto combo : combinations(var.grid)) {
+            combo.insert(combo.end(), outer.begin(), outer.end());
+            SweepCell cell;
+            cell.stage = stage;
+            cell.task = task;
+            cell.variant = var.name;
+            cell.recipe = var.recipe;
+            std::string name = var.name;
+            for (const auto& [k, value] : combo) {
+              name += (name.empty() ? "" : "_") + name_part(k, value);
+              cell.params[k] = value;
+            }
+            cell.name = name.empty() ? "default" : name;
+            cell.dir = (fs::path(sweep.dir) / stage / task / cell.name).string();
+            cell.overrides = stage_overrides;
+            cell.overrides.insert(cell.overrides.end(), var.overrides.begin(), var.overrides.end());
+            if (task_overrides.count(task))
+              cell.overrides.insert(cell.overrides.end(), task_overrides[task].begin(), task_overrides[task].end());
+            for (const auto& [k, value] : combo) cell.overrides.push_back(k + "=" + value);
+            cell.overrides.push_back("data.task=" + task);
+            cell.overrides.push_back("run.dir=" + cell.dir);
+            cell.from = upstream_of.count(task) ? upstream_of[task] : -1;
+            if (cell.from >= 0) cell.overrides.push_back("model.path=" + (fs::path(sweep.cells[cell.from].dir) / "best").string());
+            try {
+              cell.prunes = load_recipe(cell.recipe, cell.overrides).prune.enabled();
+            } catch (const Error& e) {
+              fail("{}: cell {}/{}/{}: {}", source, stage, task, cell.name, e.what());
+            }
+            cells_of[stage][task].push_back(static_cast<int>(sweep.cells.size()));
+            sweep.cells.push_back(std::move(cell));
+          }
+  }
+  return sweep;
+}
+
+Sweep load_sweep(const std::string& path) { return parse_sweep(io::read_file(path), path); }
+
+CellState cell_state(const SweepCell& cell) {
+  if (fs::exists(cell.done_file())) return CellState::done;
+  if (fs::exists(fs::path(cell.dir) / "recipe.resolved.yaml")) return CellState::interrupted;
+  return CellState::fresh;
+}
+
+const char* to_string(CellState s) {
+  switch (s) {
+    case CellState::fresh: return "fresh";
+    case CellState::interrupted: return "interrupted";
+    case CellState::done: return "done";
+  }
+  return "?";
+}
+
+}  // namespace sculpt::recipe

@@ -1,0 +1,101 @@
+// `sculpt sweep` and `sculpt table` end to end on the tiny recipes: a teacher stage and an SP3
+// stage on SST-2 rows; the second run of a finished sweep runs nothing, an interrupted cell is
+// resumed (not restarted), the table's numbers are the cells' own, and --slurm writes array
+// jobs chained by stage.
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "sculpt/io/files.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt {
+namespace {
+
+const std::string kRecipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
+
+class Sweep : public testing::CliTest {
+ protected:
+  std::string write_sweep() {
+    const std::string path = tmp.str("tiny.yaml");
+    io::write_file_atomic(path, "sweep:\n"
+                                "  name: tiny\n"
+                                "  output_root: " + tmp.str("sweeps") + "\n"
+                                "  tasks: [sst2]\n"
+                                "  stages:\n"
+                                "    - name: teacher\n"
+                                "      recipe: " + kRecipes + "tiny_bert_finetune.yaml\n"
+                                "    - name: prune\n"
+                                "      from: teacher\n"
+                                "      grid: {run.seed: [7]}\n"
+                                "      variants:\n"
+                                "        sp3: {recipe: " + kRecipes + "tiny_bert_sp3.yaml, grid: {prune.target: [0.5]}}\n");
+    return path;
+  }
+  nlohmann::json json(const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); }
+};
+
+TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
+  const std::string file = write_sweep();
+  ASSERT_EQ(run({"sweep", file}, "sweep1.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("[sweep] tiny: 2 cells, 0 done, 2 to run"), std::string::npos) << last_output;
+  const std::string teacher = "sweeps/tiny/teacher/sst2/default", cell = "sweeps/tiny/prune/sst2/sp3_target-0.5_seed-7";
+  ASSERT_TRUE(fs::exists(tmp.str(teacher + "/results.json")));
+  ASSERT_TRUE(fs::exists(tmp.str(cell + "/compression.json")));
+  // The prune cell started from the teacher cell's best/ and says so.
+  EXPECT_EQ(json(cell + "/sweep_cell.json")["from"], tmp.str(teacher));
+  const auto teacher_time = fs::last_write_time(tmp.str(teacher + "/results.json"));
+
+  // Finished: a second run runs nothing.
+  ASSERT_EQ(run({"sweep", file}, "sweep2.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("2 cells, 2 done, 0 to run"), std::string::npos) << last_output;
+  // A cell that lost its end (killed during the packed evaluation) resumes from its
+  // checkpoints: the same packed score, and the teacher untouched.
+  const auto before = json(cell + "/compression.json");
+  fs::remove(tmp.str(cell + "/compression.json"));
+  ASSERT_EQ(run({"sweep", file, "--status"}, "status.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("interrupted  " + tmp.str(cell)), std::string::npos) << last_output;
+  ASSERT_EQ(run({"sweep", file}, "sweep3.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("resume prune/sst2/sp3_target-0.5_seed-7"), std::string::npos) << last_output;
+  EXPECT_NE(testing::read_lines(tmp.str(cell + "/sweep.log")).size(), 0u);
+  EXPECT_EQ(json(cell + "/compression.json")["packed"], before["packed"]);
+  EXPECT_EQ(fs::last_write_time(tmp.str(teacher + "/results.json")), teacher_time);
+
+  // The table: the dense row is the teacher's best, the SP3 row the packed model's score,
+  // both x100, with the sizes and the speedup measured in this run.
+  ASSERT_EQ(run({"table", tmp.str("sweeps/tiny"), "--steps", "2"}, "table.log"), 0) << last_output;
+  const double dense = 100 * json(teacher + "/results.json")["best"]["value"].get<double>();
+  const double sp3 = 100 * before["packed"]["accuracy"].get<double>();
+  const std::string md = last_output;
+  EXPECT_NE(md.find(fmt::format("| dense | - | {:.1f} (n=1) | {:.1f} | 100.0 | 1.000 | 0.000 | — | 1.00x |", dense, dense)),
+            std::string::npos)
+      << md;
+  EXPECT_NE(md.find(fmt::format("| sp3 | target=0.5 | {:.1f} (n=1) | {:.1f} | {:.1f} | {:.3f} |", sp3, sp3,
+                                100 * before["packed"]["accuracy"].get<double>() / before["teacher"]["accuracy"].get<double>(),
+                                before["sparsity"]["packed_remaining"].get<double>())),
+            std::string::npos)
+      << md;
+  for (const char* f : {"table.md", "table.csv", "table.tex", "plot_sst2.svg"})
+    EXPECT_TRUE(fs::exists(tmp.str(std::string("sweeps/tiny/table/") + f))) << f;
+
+  // --slurm: one array job per stage, chained.
+  ASSERT_EQ(run({"sweep", file, "--slurm"}, "slurm.log"), 0) << last_output;
+  auto sbatch = testing::read_lines(tmp.str("sweeps/tiny/slurm/prune.sbatch"));
+  std::string text;
+  for (const auto& l : sbatch) text += l + "\n";
+  EXPECT_NE(text.find("#SBATCH --array=0-0"), std::string::npos) << text;
+  EXPECT_NE(text.find("--stage prune --index \"$SLURM_ARRAY_TASK_ID\""), std::string::npos) << text;
+  std::string submit;
+  for (const auto& l : testing::read_lines(tmp.str("sweeps/tiny/slurm/submit.sh"))) submit += l + "\n";
+  EXPECT_NE(submit.find("--dependency=afterok:$prev"), std::string::npos) << submit;
+  // A single cell as an array task runs it (here: already done, so nothing to do).
+  ASSERT_EQ(run({"sweep", file, "--stage", "prune", "--index", "0"}, "one.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("1 cells, 1 done, 0 to run"), std::string::npos) << last_output;
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -1,0 +1,209 @@
+// The sweep file's expansion into cells and the benchmark table's arithmetic, on hand-made
+// result files whose numbers are worked out in the comments.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "sculpt/core/error.h"
+#include "sculpt/io/files.h"
+#include "sculpt/metrics/results_table.h"
+#include "sculpt/recipe/sweep.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using namespace sculpt;
+
+namespace {
+
+std::string recipe_path(const std::string& name) { return std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/" + name; }
+
+std::string two_stage_sweep(const std::string& root, const std::string& extra_stage_key = "") {
+  return "sweep:\n"
+         "  name: s\n"
+         "  output_root: " + root + "\n"
+         "  tasks: [sst2, rte]\n"
+         "  task_overrides: {rte: [data.max_seq_len=32]}\n"
+         "  stages:\n"
+         "    - name: teacher\n"
+         "      recipe: " + recipe_path("tiny_bert_finetune.yaml") + "\n"
+         "      grid: {run.seed: [5]}\n"
+         "    - name: prune\n"
+         "      from: teacher\n" + extra_stage_key +
+         "      grid: {run.seed: [1, 2]}\n"
+         "      variants:\n"
+         "        sp3: {recipe: " + recipe_path("tiny_bert_sp3.yaml") + ", grid: {prune.target: [0.3, 0.5]}}\n";
+}
+
+void write(const fs::path& p, const nlohmann::json& j) {
+  fs::create_directories(p.parent_path());
+  io::write_file_atomic(p.string(), j.dump());
+}
+
+// A finished cell: sweep_cell.json plus results.json (dense) or compression.json (pruned).
+void dense_cell(const fs::path& root, const std::string& task, const std::string& metric, double best) {
+  const fs::path d = root / "teacher" / task / "seed-42";
+  write(d / "sweep_cell.json", {{"stage", "teacher"}, {"task", task}, {"variant", ""}, {"params", {{"run.seed", "42"}}}, {"prunes", false}});
+  write(d / "results.json", {{"metric", metric}, {"best", {{"step", 10}, {"value", best}}}});
+}
+
+void pruned_cell(const fs::path& root, const std::string& task, const std::string& variant, const std::string& target, int seed,
+                 const std::string& metric, double teacher, double packed, double remaining, double pruned,
+                 double finetuned = -1) {
+  const fs::path d = root / "prune" / task / (variant + "_target-" + target + "_seed-" + std::to_string(seed));
+  write(d / "sweep_cell.json", {{"stage", "prune"}, {"task", task}, {"variant", variant},
+                                {"params", {{"prune.target", target}, {"run.seed", std::to_string(seed)}}}, {"prunes", true},
+                                {"from", (root / "teacher" / task / "seed-42").string()}});
+  nlohmann::json c = {{"method", variant},
+                      {"metric", metric},
+                      {"teacher", {{metric, teacher}}},
+                      {"packed", {{metric, packed}}},
+                      {"sparsity", {{"packed_remaining", remaining}, {"packed_sparsity", pruned}}}};
+  if (finetuned >= 0) c["finetuned_best"] = {{"step", 4}, {"value", finetuned}};
+  write(d / "compression.json", c);
+}
+
+}  // namespace
+
+TEST(Sweep, ExpandsStagesTasksVariantsAndGridIntoNamedCells) {
+  sculpt::testing::TempDir tmp;
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()), "t.yaml");
+  EXPECT_EQ(s.dir, tmp.str("s"));
+  ASSERT_EQ(s.cells.size(), 2u + 2u * 2u * 2u);  // 2 teachers; 2 tasks x 2 targets x 2 seeds
+  EXPECT_EQ(s.cells[0].dir, tmp.str("s/teacher/sst2/seed-5"));
+  EXPECT_FALSE(s.cells[0].prunes);
+  EXPECT_EQ(s.cells[0].done_file(), tmp.str("s/teacher/sst2/seed-5/results.json"));
+  // The stage's grid (seed) slowest, then task, then the variant's grid; names list the
+  // variant's keys first.
+  const auto& c = s.cells[2];
+  EXPECT_EQ(c.stage, "prune");
+  EXPECT_EQ(c.name, "sp3_target-0.3_seed-1");
+  EXPECT_EQ(s.cells[3].name, "sp3_target-0.5_seed-1");
+  EXPECT_EQ(s.cells[4].name, "sp3_target-0.3_seed-1");
+  EXPECT_EQ(s.cells[4].task, "rte");
+  EXPECT_EQ(s.cells[6].name, "sp3_target-0.3_seed-2");
+  EXPECT_TRUE(c.prunes);
+  EXPECT_EQ(c.from, 0);
+  EXPECT_EQ(c.done_file(), tmp.str("s/prune/sst2/sp3_target-0.3_seed-1/compression.json"));
+  const std::vector<std::string> want = {"prune.target=0.3", "run.seed=1", "data.task=sst2",
+                                         "run.dir=" + tmp.str("s/prune/sst2/sp3_target-0.3_seed-1"),
+                                         "model.path=" + tmp.str("s/teacher/sst2/seed-5/best")};
+  EXPECT_EQ(c.overrides, want);
+  // rte's cells carry the task override before the grid values, and start from rte's teacher.
+  const auto& r = s.cells[4];
+  EXPECT_EQ(r.task, "rte");
+  EXPECT_EQ(r.overrides.front(), "data.max_seq_len=32");
+  EXPECT_EQ(r.from, 1);
+  EXPECT_EQ(recipe::cell_state(r), recipe::CellState::fresh);
+  fs::create_directories(r.dir);
+  io::write_file_atomic(r.dir + "/recipe.resolved.yaml", "x");
+  EXPECT_EQ(recipe::cell_state(r), recipe::CellState::interrupted);
+  io::write_file_atomic(r.dir + "/results.json", "{}");  // the pruning stage alone is not the end
+  EXPECT_EQ(recipe::cell_state(r), recipe::CellState::interrupted);
+  io::write_file_atomic(r.dir + "/compression.json", "{}");
+  EXPECT_EQ(recipe::cell_state(r), recipe::CellState::done);
+}
+
+TEST(Sweep, RefusesTyposUnknownStagesAndAmbiguousUpstreamWithFileAndLine) {
+  sculpt::testing::TempDir tmp;
+  try {
+    recipe::parse_sweep(two_stage_sweep(tmp.str(), "      gird: {}\n"), "t.yaml");
+    FAIL() << "a typo passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t.yaml:12: unknown key 'sweep.stages[1].gird' (did you mean 'grid'?)"), std::string::npos)
+        << e.what();
+  }
+  std::string bad_from = two_stage_sweep(tmp.str());
+  bad_from.replace(bad_from.find("from: teacher"), 13, "from: teachr");
+  EXPECT_THROW(recipe::parse_sweep(bad_from, "t.yaml"), Error);
+  std::string two_teachers = two_stage_sweep(tmp.str());
+  two_teachers.replace(two_teachers.find("run.seed: [5]"), 13, "run.seed: [5, 6]");
+  try {
+    recipe::parse_sweep(two_teachers, "t.yaml");
+    FAIL() << "an ambiguous upstream passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("stage prune starts from stage teacher, which has 2 cells for sst2 (name one with from_cell)"),
+              std::string::npos)
+        << e.what();
+  }
+  two_teachers.replace(two_teachers.find("      grid: {run.seed: [1, 2]}"), 0, "      from_cell: seed-6\n");
+  auto s = recipe::parse_sweep(two_teachers, "t.yaml");
+  EXPECT_EQ(s.cells[s.cells.size() - 1].from, 3);  // rte's seed-6 teacher
+  // A recipe error names the cell.
+  std::string bad_override = two_stage_sweep(tmp.str());
+  bad_override.replace(bad_override.find("prune.target: [0.3, 0.5]"), 24, "prune.targt: [0.3]");
+  try {
+    recipe::parse_sweep(bad_override, "t.yaml");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cell prune/sst2/sp3_targt-0.3_seed-1"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ResultsTable, MeanAndSampleStd) {
+  EXPECT_DOUBLE_EQ(metrics::mean({66, 68, 67}), 67);
+  EXPECT_DOUBLE_EQ(metrics::sample_std({66, 68, 67}), 1.0);  // squares 1 + 1 + 0 over n - 1 = 2
+  EXPECT_DOUBLE_EQ(metrics::sample_std({85, 86}), std::sqrt(0.5));
+  EXPECT_DOUBLE_EQ(metrics::sample_std({3}), 0);
+}
+
+TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
+  sculpt::testing::TempDir tmp;
+  const fs::path root = tmp.path;
+  dense_cell(root, "rte", "accuracy", 0.70);
+  dense_cell(root, "stsb", "combined_score", 0.88);
+  for (auto [seed, acc, rem] : {std::tuple{1, 0.66, 0.10}, {2, 0.68, 0.11}, {3, 0.67, 0.12}})
+    pruned_cell(root, "rte", "sp3", "0.1", seed, "accuracy", 0.70, acc, rem, 1 - rem + 0.02);
+  pruned_cell(root, "stsb", "sp3", "0.1", 1, "combined_score", 0.88, 0.85, 0.10, 0.92);
+  pruned_cell(root, "stsb", "sp3", "0.1", 2, "combined_score", 0.88, 0.86, 0.10, 0.92);
+  // CoFi with a fine-tune stage: its result is the fine-tuned best (0.64), not the packed 0.50.
+  pruned_cell(root, "rte", "cofi", "0.95", 1, "accuracy", 0.70, 0.50, 0.06, 0.95, 0.64);
+  // An unfinished cell: no compression.json yet.
+  write(root / "prune" / "rte" / "cofi_target-0.95_seed-2" / "sweep_cell.json",
+        {{"stage", "prune"}, {"task", "rte"}, {"variant", "cofi"}, {"params", {{"prune.target", "0.95"}}}, {"prunes", true}});
+  write(root / "prune" / "rte" / "cofi_target-0.95_seed-2" / "results.json", {{"metric", "accuracy"}, {"best", {{"value", 0.9}}}});
+
+  int unfinished = 0;
+  auto cells = metrics::collect_results(root.string(), &unfinished);
+  EXPECT_EQ(cells.size(), 2u + 5u + 1u);
+  EXPECT_EQ(unfinished, 1);
+  auto t = metrics::build_table(cells);
+  ASSERT_EQ(t.rows.size(), 3u);
+  const auto& dense = t.rows[0];
+  EXPECT_EQ(dense.method, "dense");
+  EXPECT_DOUBLE_EQ(dense.scores.at("rte").mean, 70);
+  EXPECT_DOUBLE_EQ(dense.average(), 79);  // (70 + 88) / 2
+  EXPECT_DOUBLE_EQ(dense.average_retention(), 100);
+  const auto& cofi = t.rows[1];
+  EXPECT_EQ(cofi.method, "cofi");
+  EXPECT_EQ(cofi.size, "target=0.95");
+  EXPECT_DOUBLE_EQ(cofi.scores.at("rte").mean, 64);
+  EXPECT_EQ(cofi.scores.count("stsb"), 0u);
+  EXPECT_TRUE(std::isnan(metrics::mean({})));
+  EXPECT_EQ(cofi.gate, "pruned");
+  const auto& sp3 = t.rows[2];
+  EXPECT_EQ(sp3.method, "sp3");
+  EXPECT_EQ(sp3.gate, "remaining");
+  EXPECT_DOUBLE_EQ(sp3.scores.at("rte").mean, 67);
+  EXPECT_NEAR(sp3.scores.at("rte").std, 1.0, 1e-12);
+  EXPECT_EQ(sp3.scores.at("rte").n, 3);
+  EXPECT_DOUBLE_EQ(sp3.scores.at("stsb").mean, 85.5);
+  EXPECT_NEAR(sp3.scores.at("stsb").std, std::sqrt(0.5), 1e-12);
+  EXPECT_DOUBLE_EQ(sp3.average(), 76.25);  // (67 + 85.5) / 2: tasks weigh alike whatever their seeds
+  const double ret_rte = (66 + 68 + 67) / 3.0 / 0.70, ret_stsb = (85 + 86) / 2.0 / 0.88;
+  EXPECT_NEAR(sp3.retention.at("rte").mean, ret_rte, 1e-9);
+  EXPECT_NEAR(sp3.average_retention(), (ret_rte + ret_stsb) / 2, 1e-9);
+  EXPECT_NEAR(sp3.remaining.mean, (0.10 + 0.11 + 0.12 + 0.10 + 0.10) / 5, 1e-12);
+
+  const std::string md = metrics::to_markdown(t);
+  EXPECT_NE(md.find("| sp3 | target=0.1 | 67.0 ± 1.0 (n=3) | 85.5 ± 0.7 (n=2) | 76."), std::string::npos) << md;
+  EXPECT_NE(md.find("| cofi | target=0.95 | 64.0 (n=1) | — | — |"), std::string::npos) << md;
+  const std::string csv = metrics::to_csv(t);
+  EXPECT_NE(csv.find("sp3,target=0.1,rte,accuracy,67.0000,1.0000,3,95.71,0.1060,"), std::string::npos) << csv;
+  EXPECT_NE(metrics::to_latex(t).find("67.0 $\\pm$ 1.0 (n=3)"), std::string::npos);
+  const std::string svg = metrics::plot_task_svg(t, "rte");
+  EXPECT_NE(svg.find("teacher 70.0"), std::string::npos);
+  EXPECT_NE(svg.find(">sp3</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">cofi</text>"), std::string::npos);
+}
