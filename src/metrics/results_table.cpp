@@ -146,6 +146,14 @@ Table build_table(const std::vector<CellResult>& cells) {
     t.metric_of[c.task] = c.metric;
     groups[{!c.method.empty(), c.stage, row_method(c), size_point(c)}].push_back(&c);
   }
+  // Columns in GLUE's order (as GLUE tables print them), then any other task by name.
+  static const std::vector<std::string> kGlueOrder = {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"};
+  auto rank = [](const std::string& task) {
+    auto it = std::find(kGlueOrder.begin(), kGlueOrder.end(), task);
+    return static_cast<size_t>(it - kGlueOrder.begin());
+  };
+  std::sort(t.tasks.begin(), t.tasks.end(),
+            [&](const std::string& a, const std::string& b) { return std::make_pair(rank(a), a) < std::make_pair(rank(b), b); });
   for (const auto& [key, members] : groups) {
     TableRow row;
     row.method = std::get<2>(key);

@@ -197,8 +197,10 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_NEAR(sp3.remaining.mean, (0.10 + 0.11 + 0.12 + 0.10 + 0.10) / 5, 1e-12);
 
   const std::string md = metrics::to_markdown(t);
-  EXPECT_NE(md.find("| sp3 | target=0.1 | 67.0 ± 1.0 (n=3) | 85.5 ± 0.7 (n=2) | 76."), std::string::npos) << md;
-  EXPECT_NE(md.find("| cofi | target=0.95 | 64.0 (n=1) | — | — |"), std::string::npos) << md;
+  // Columns in GLUE's order: STS-B before RTE.
+  EXPECT_EQ(t.tasks, (std::vector<std::string>{"stsb", "rte"}));
+  EXPECT_NE(md.find("| sp3 | target=0.1 | 85.5 ± 0.7 (n=2) | 67.0 ± 1.0 (n=3) | 76."), std::string::npos) << md;
+  EXPECT_NE(md.find("| cofi | target=0.95 | — | 64.0 (n=1) | — |"), std::string::npos) << md;
   const std::string csv = metrics::to_csv(t);
   EXPECT_NE(csv.find("sp3,target=0.1,rte,accuracy,67.0000,1.0000,3,95.71,0.1060,"), std::string::npos) << csv;
   EXPECT_NE(metrics::to_latex(t).find("67.0 $\\pm$ 1.0 (n=3)"), std::string::npos);
