@@ -84,6 +84,21 @@ models::PackedBert check_pack(compress::Sp3Bert& s, const compress::Sp3Masks& m)
   return packed;
 }
 
+// CoFi-mode eval masks (one shared hidden mask, whole heads) from scrambled log alphas.
+compress::Sp3Masks cofi_eval_masks(const models::TransformerConfig& c) {
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.head_dims = false;
+  compress::Sp3MaskSet set(c, mo);
+  torch::manual_seed(4);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : set->parameters()) p.copy_(torch::randn_like(p) * 3);
+  }
+  set->eval();
+  return set->sample_or_eval();
+}
+
 TEST(Pack, PackedEqualsMaskedStudentWithTrainedLookingCompactors) {
   auto s = scrambled_student(21, 0.2);
   check_pack(s, partial_masks(false));
@@ -155,17 +170,7 @@ TEST(Pack, StateMapsCarryTheStudentsHiddenStatesOntoThePackedModel) {
   expect_state_maps_exact(s, partial_masks(false));  // SP3: a rotated basis per site
   auto t = testing::tiny_teacher();
   compress::Sp3Bert cofi(t, compress::StudentOptions{false, false});
-  compress::MaskSetOptions mo;
-  mo.shared_hidden = true;
-  mo.head_dims = false;
-  compress::Sp3MaskSet set(t->config, mo);
-  torch::manual_seed(4);
-  {
-    torch::NoGradGuard g;
-    for (auto& p : set->parameters()) p.copy_(torch::randn_like(p) * 3);
-  }
-  set->eval();
-  auto m = set->sample_or_eval();
+  auto m = cofi_eval_masks(t->config);
   expect_state_maps_exact(cofi, m);
   // CoFi mode: one kept set with its soft mask values, the same map at every state (the
   // fine-tune stage then trains one shared projection, as CoFi's layer_transformation).
@@ -214,17 +219,7 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   EXPECT_FALSE(params["embed.tok.weight"].requires_grad());       // but the embeddings (CoFi)
   EXPECT_FALSE(params["sites.1.in.weight"].requires_grad());      // no compactors
   EXPECT_TRUE(params["sites.1.norm.weight"].requires_grad());
-  compress::MaskSetOptions mo;
-  mo.shared_hidden = true;
-  mo.head_dims = false;
-  compress::Sp3MaskSet set(t->config, mo);
-  torch::manual_seed(4);
-  {
-    torch::NoGradGuard g;
-    for (auto& p : set->parameters()) p.copy_(torch::randn_like(p) * 3);
-  }
-  set->eval();
-  auto m = set->sample_or_eval();
+  auto m = cofi_eval_masks(t->config);
   EXPECT_FALSE(m.qk.defined());
   EXPECT_TRUE(torch::equal(m.hidden[0], m.hidden[4]));
   // One kept set everywhere: the residual maps are diagonals, stored as vectors.
@@ -234,6 +229,9 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1.dim(), 1);
   // CoFi's pruned fraction with all kept: only the 5D per layer its formula leaves out
   // (FFN bias and LN), 5*16*2 of L[(4D^2+4D) + (2DF+5D)] = 3872.
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.head_dims = false;
   compress::Sp3MaskSet full(t->config, mo);
   EXPECT_NEAR(compress::cofi_expected_sparsity(full->cofi_keep_probs(), full->shape).item<double>(), 160.0 / 3872, 1e-4);
 }
