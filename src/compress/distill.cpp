@@ -63,7 +63,7 @@ std::vector<int64_t> cofi_teacher_layers(int64_t L) {
 }
 
 LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
-                                const torch::Tensor& mask) {
+                                const torch::Tensor& mask, const torch::Tensor& exists) {
   SCULPT_CHECK(student.size() >= 2 && teacher.size() >= 2, "CoFi layer distillation needs the layers' hidden states");
   const int64_t Ls = static_cast<int64_t>(student.size()) - 1;
   const auto layers = cofi_teacher_layers(static_cast<int64_t>(teacher.size()) - 1);
@@ -81,7 +81,9 @@ LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const
       torch::NoGradGuard no_grad;  // choose without graphs; only the chosen loss gets one
       std::vector<torch::Tensor> costs;
       for (int64_t s = 1; s <= Ls; ++s) costs.push_back(masked_mse(student[static_cast<size_t>(s)], target, mask));
-      auto allowed = torch::stack(costs).masked_fill(candidates >= last, inf);
+      auto barred = candidates >= last;
+      if (exists.defined()) barred = barred.logical_or(exists.to(device) == 0);
+      auto allowed = torch::stack(costs).masked_fill(barred, inf);
       // Nothing below the previous match left: CoFi keeps the previous one.
       pick = torch::where(last > 0, allowed.argmin(), last.clamp_max(Ls - 1));
     }

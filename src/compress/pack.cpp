@@ -115,7 +115,9 @@ Plan plan_pack(Sp3Bert& student, const Sp3Masks& m) {
     k.heads = (k.z_mha != 0 && k.vo.size(0) > 0) ? kept(k.z_head) : torch::zeros({0}, torch::kLong);
     k.ffn = k.z_ffn != 0 ? kept(k.z_int) : torch::zeros({0}, torch::kLong);
     const int64_t heads = k.heads.size(0);
-    pc.layers.push_back({width(2 * l + 1), width(2 * l + 2), heads, heads ? k.qk.size(0) : 0, heads ? k.vo.size(0) : 0, k.ffn.size(0)});
+    const bool skip = student->options.skip_empty_block_norm;
+    pc.layers.push_back({width(2 * l + 1), width(2 * l + 2), heads, heads ? k.qk.size(0) : 0, heads ? k.vo.size(0) : 0, k.ffn.size(0),
+                         skip && k.z_mha == 0, skip && k.z_ffn == 0});
     plan.layers.push_back(k);
   }
   return plan;

@@ -147,6 +147,8 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto u1 = layer->dropout(att) + x;
     if (features) features->site_inputs.push_back(u1.detach());
     auto h1 = sites[static_cast<size_t>(2 * l + 1)]->as<LnSite>()->forward(u1, row(m.hidden, 2 * l + 1));
+    // CoFi: a block whose layer mask is 0 adds nothing and skips its norm (no host sync).
+    if (options.skip_empty_block_norm && m.mha.defined()) h1 = torch::where(m.mha[l] == 0, u1.to(h1.scalar_type()), h1);
     auto* f = layer->ffn.get();
     auto g = masked(models::activation(f->act, f->fc1(h1)), row(m.ffn, l));
     auto ff = f->fc2(g);
@@ -154,6 +156,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto u2 = layer->dropout(ff) + h1;
     if (features) features->site_inputs.push_back(u2.detach());
     x = sites[static_cast<size_t>(2 * l + 2)]->as<LnSite>()->forward(u2, row(m.hidden, 2 * l + 2));
+    if (options.skip_empty_block_norm && m.ffn_layer.defined()) x = torch::where(m.ffn_layer[l] == 0, u2.to(x.scalar_type()), x);
     if (hidden_states) out.hidden_states.push_back(x);
   }
   out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
@@ -176,7 +179,9 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOption
     qk = register_module("qk", HardConcrete(L, c.head_dim(), tiled));
     vo = register_module("vo", HardConcrete(L, c.head_dim(), tiled));
   }
-  ffn = register_module("ffn", HardConcrete(L, c.intermediate_size, o));
+  HardConcreteOptions neurons = o;
+  if (mo.ffn_init_mean) neurons.init_mean = *mo.ffn_init_mean;
+  ffn = register_module("ffn", HardConcrete(L, c.intermediate_size, neurons));
   head = register_module("head", HardConcrete(L, c.num_heads, o));
   mha = register_module("mha", HardConcrete(L, 1, o));
   ffn_layer = register_module("ffn_layer", HardConcrete(L, 1, o));

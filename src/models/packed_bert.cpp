@@ -19,9 +19,13 @@ nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
   nlohmann::json j = bert_config_to_json(c.base);
   j["architectures"] = {"SculptPackedBertForSequenceClassification"};
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : c.layers)
-    layers.push_back({{"attn_dim", l.attn_dim}, {"out_dim", l.out_dim}, {"heads", l.heads},
-                      {"qk_dim", l.qk_dim}, {"vo_dim", l.vo_dim}, {"ffn_dim", l.ffn_dim}});
+  for (const auto& l : c.layers) {
+    nlohmann::json layer = {{"attn_dim", l.attn_dim}, {"out_dim", l.out_dim}, {"heads", l.heads},
+                            {"qk_dim", l.qk_dim}, {"vo_dim", l.vo_dim}, {"ffn_dim", l.ffn_dim}};
+    if (l.skip_attn_norm) layer["skip_attn_norm"] = true;
+    if (l.skip_ffn_norm) layer["skip_ffn_norm"] = true;
+    layers.push_back(layer);
+  }
   j["sculpt_packed"] = {{"format", 1},
                         {"norm", c.rms_norm ? "rms" : "layer"},
                         {"residual", c.diagonal_residual ? "diagonal" : "dense"},
@@ -50,7 +54,8 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
     c.embedding_dim = p.at("embedding_dim").get<int64_t>();
     for (const auto& l : p.at("layers"))
       c.layers.push_back({l.at("attn_dim").get<int64_t>(), l.at("out_dim").get<int64_t>(), l.at("heads").get<int64_t>(),
-                          l.at("qk_dim").get<int64_t>(), l.at("vo_dim").get<int64_t>(), l.at("ffn_dim").get<int64_t>()});
+                          l.at("qk_dim").get<int64_t>(), l.at("vo_dim").get<int64_t>(), l.at("ffn_dim").get<int64_t>(),
+                          l.value("skip_attn_norm", false), l.value("skip_ffn_norm", false)});
   } catch (const nlohmann::json::exception& e) {
     fail("{}: malformed sculpt_packed block: {}", source, e.what());
   }
@@ -65,6 +70,9 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
                  "{}: diagonal residual maps need the same width at every site", source);
     width = l.out_dim;
   }
+  for (const auto& l : c.layers)
+    SCULPT_CHECK((!l.skip_attn_norm && !l.skip_ffn_norm) || c.diagonal_residual,
+                 "{}: skipping a removed block's norm needs CoFi mode (diagonal residual maps)", source);
   for (const auto& l : c.layers)
     SCULPT_CHECK(in_range(l.attn_dim, D) && in_range(l.out_dim, D) && in_range(l.heads, c.base.num_heads) &&
                      in_range(l.qk_dim, c.base.head_dim()) && in_range(l.vo_dim, c.base.head_dim()) &&
@@ -130,9 +138,10 @@ torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::
   auto residual = [&](const torch::Tensor& h, const torch::Tensor& r, const torch::Tensor& b) {
     return diagonal_residual ? torch::addcmul(b, h, r) : torch::linear(h, r, b);
   };
-  auto h1 = packed_norm(dropout(att) + residual(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
+  // A skipped norm: the block is removed (att is 0) and the state passes through unchanged.
+  auto h1 = dims.skip_attn_norm ? x : packed_norm(dropout(att) + residual(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
   auto f = dims.ffn_dim > 0 ? torch::linear(activation(act, torch::linear(h1, w1, b1)), w2, b2) : b2.expand({B, T, dims.out_dim});
-  return packed_norm(dropout(f) + residual(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
+  return dims.skip_ffn_norm ? h1 : packed_norm(dropout(f) + residual(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
 }
 
 PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {

@@ -217,6 +217,16 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     p.structural_start = prune.get_duration("structural_start", cofi ? p.start.str() : "8e");
     p.target_warmup = prune.get_duration("target_warmup", "2e");
     p.absolute = prune.get<bool>("absolute", false);
+    p.controller = prune.get<std::string>("controller", p.controller);
+    if (p.controller != "anti_windup" && p.controller != "ascent")
+      prune.error("controller", fmt::format("'{}' is not anti_windup or ascent", p.controller));
+    if (cofi) {
+      p.intermediate_log_alpha = prune.get<double>("intermediate_log_alpha", p.intermediate_log_alpha);
+      p.skip_empty_block_norm = prune.get<bool>("skip_empty_block_norm", false);
+      p.layer_filter = prune.get<std::string>("layer_filter", p.layer_filter);
+      if (p.layer_filter != "none" && p.layer_filter != "mha" && p.layer_filter != "ffn")
+        prune.error("layer_filter", fmt::format("'{}' is not none, mha or ffn", p.layer_filter));
+    }
     p.log_alpha_clamp = prune.get<double>("log_alpha_clamp", cofi ? 4.605 : 0.0);
     Node d = prune.child("distill");
     parse_distill(d, p.distill, cofi);

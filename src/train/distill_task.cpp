@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "sculpt/compress/distill.h"
+#include "sculpt/train/distill_loss.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/safetensors.h"
@@ -91,15 +92,11 @@ class DistilledPackedTask : public Task {
       t = teacher_->forward(batch, {true, false});
     }
     auto s = module_->packed->forward(batch, {true, false});
-    auto pred = compress::prediction_distill(s.logits, t.logits, d_.temperature, d_.t_squared);
     std::vector<torch::Tensor> projected;
     for (size_t i = 0; i < s.hidden_states.size(); ++i) projected.push_back(module_->project(i, s.hidden_states[i]));
-    auto layer = d_.layer_map == "cofi" ? compress::cofi_layer_distill(projected, t.hidden_states, batch.attention_mask)
-                                        : compress::layer_distill(projected, t.hidden_states, batch.attention_mask);
-    auto loss = d_.pred_weight * pred + d_.layer_weight * layer.loss;
-    if (d_.task_weight > 0) loss = loss + d_.task_weight * s.loss;
-    last_pred_ = pred.detach(), last_layer_ = layer.loss.detach();
-    return loss;
+    auto terms = distill_loss(s, projected, t, batch.attention_mask, d_);
+    last_pred_ = terms.pred, last_layer_ = terms.layer;
+    return terms.loss;
   }
   nlohmann::json log_fields() override {
     if (!last_pred_.defined()) return nlohmann::json::object();

@@ -22,6 +22,7 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/compress/prune_report.h"
+#include "sculpt/train/distill_loss.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/task.h"
 
@@ -31,14 +32,17 @@ namespace sculpt::train {
 namespace {
 
 struct PruneModuleImpl : torch::nn::Module {
-  PruneModuleImpl(models::Bert& teacher, const recipe::PruneSection& p) {
+  PruneModuleImpl(models::Bert& teacher, const recipe::PruneSection& p, double beta1) {
     const bool cofi = p.method == "cofi";
-    student = register_module("student", compress::Sp3Bert(teacher, compress::StudentOptions{p.freeze_original, !cofi}));
+    student = register_module("student", compress::Sp3Bert(teacher, compress::StudentOptions{p.freeze_original, !cofi, p.skip_empty_block_norm}));
     compress::MaskSetOptions mo;
     mo.shared_hidden = cofi;
     mo.head_dims = !cofi;
+    if (cofi) mo.ffn_init_mean = p.intermediate_log_alpha;
     masks = register_module("masks", compress::Sp3MaskSet(teacher->config, mo));
-    lagrangian = register_module("lagrangian", compress::Lagrangian(p.absolute));
+    // Half of Adam's momentum horizon 1 / (1 - beta1) (lagrangian.h).
+    const double lead = p.controller == "anti_windup" ? 0.5 / (1.0 - beta1) : 0.0;
+    lagrangian = register_module("lagrangian", compress::Lagrangian(p.absolute, lead));
     const int64_t D = teacher->config.hidden_size;
     projection = register_module("projection", models::Linear(D, D, cofi));
     torch::NoGradGuard g;
@@ -65,7 +69,7 @@ class PruneTask : public Task {
  public:
   PruneTask(const recipe::Recipe& r, const torch::Device& device)
       : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r)),
-        module_(teacher_, r.prune) {
+        module_(teacher_, r.prune, r.train.betas[0]) {
     if (!cofi_) init_from_pca();
     const auto& s = module_->masks->shape;
     const double D = static_cast<double>(s.hidden), F = static_cast<double>(s.ffn);
@@ -88,7 +92,7 @@ class PruneTask : public Task {
     for (const auto& p : module_->student->named_parameters()) named.emplace_back("student." + p.key(), p.value());
     for (const auto& p : module_->projection->named_parameters()) named.emplace_back("projection." + p.key(), p.value());
     return train::make_optimizer(named, s, {{module_->masks->parameters(), p_.mask_lr, p_.schedule_reg_lr},
-                                            {module_->lagrangian->parameters(), p_.lambda_lr, p_.schedule_reg_lr}});
+                                            {module_->lagrangian->lambdas(), p_.lambda_lr, p_.schedule_reg_lr}});
   }
   std::vector<torch::Tensor> clipped_parameters() override {
     std::vector<torch::Tensor> out;
@@ -117,28 +121,29 @@ class PruneTask : public Task {
     }
     auto masks = module_->masks->sample_or_eval();
     auto s = module_->student->forward(batch, masks, true);
-    const auto& d = p_.distill;
-    auto pred = compress::prediction_distill(s.logits, t.logits, d.temperature, d.t_squared);
     std::vector<torch::Tensor> projected;
     for (const auto& h : s.hidden_states) projected.push_back(module_->projection(h));
-    auto layer = d.layer_map == "cofi" ? compress::cofi_layer_distill(projected, t.hidden_states, batch.attention_mask)
-                                       : compress::layer_distill(projected, t.hidden_states, batch.attention_mask);
-    auto loss = d.pred_weight * pred + d.layer_weight * layer.loss;
-    if (d.task_weight > 0) loss = loss + d.task_weight * s.loss;
+    // CoFi's layer-existence filter reads this step's sampled block masks.
+    const torch::Tensor exists = p_.layer_filter == "mha" ? masks.mha : p_.layer_filter == "ffn" ? masks.ffn_layer : torch::Tensor();
+    auto terms = distill_loss(s, projected, t, batch.attention_mask, p_.distill, exists);
+    auto loss = terms.loss;
     torch::Tensor lagrangian;
     if (pruning_) {
-      lagrangian = module_->lagrangian->forward(expected_sparsity(), target_now_);
+      auto expected = expected_sparsity();
+      last_expected_ = expected.detach();
+      lagrangian = module_->lagrangian->forward(expected, target_now_);
       loss = loss + lagrangian;
     }
     // The last micro-batch's terms for the log, detached (device tensors: no sync here).
-    last_ = {pred.detach(), layer.loss.detach(), lagrangian.defined() ? lagrangian.detach() : torch::Tensor(), layer.match};
+    last_ = {terms.pred, terms.layer, lagrangian.defined() ? lagrangian.detach() : torch::Tensor(), terms.match};
     return loss;
   }
   void before_step() override { module_->lagrangian->flip_gradients(); }
   void after_step() override {
-    if (p_.log_alpha_clamp <= 0) return;
     torch::NoGradGuard g;
-    for (auto& p : module_->masks->parameters()) p.clamp_(-p_.log_alpha_clamp, p_.log_alpha_clamp);
+    if (p_.log_alpha_clamp > 0)
+      for (auto& p : module_->masks->parameters()) p.clamp_(-p_.log_alpha_clamp, p_.log_alpha_clamp);
+    if (pruning_ && last_expected_.defined()) module_->lagrangian->after_step(last_expected_, expected_sparsity(), target_now_);
   }
 
   nlohmann::json log_fields() override {
@@ -256,6 +261,7 @@ class PruneTask : public Task {
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 
+  torch::Tensor last_expected_;  // this update's expected size before the step (the Lagrangian's velocity)
   struct Last {
     torch::Tensor pred, layer, lagrangian, match;  // lagrangian undefined before pruning starts
   };

@@ -2,6 +2,7 @@
 // a target, distillation, best packed model within the target) and CoFi mode with its
 // fine-tune stage; the packed model loads in `sculpt eval` / `sculpt forward` and scores what
 // the masked student scored; a pruning run killed mid-way resumes bitwise-identically.
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -107,8 +108,60 @@ TEST_F(Prune, KilledMidPruningResumesBitwiseIdentical) {
   EXPECT_EQ(json("full/compression.json")["packed"], json("cut/compression.json")["packed"]);
 }
 
+// The size at every logged update from `from` on: the controller's trajectory.
+std::vector<double> sizes(const std::vector<nlohmann::json>& metrics, const char* key, int64_t from) {
+  std::vector<double> out;
+  for (const auto& m : metrics)
+    if (m.contains(key) && m["step"].get<int64_t>() >= from) out.push_back(m[key].get<double>());
+  return out;
+}
+
+TEST_F(Prune, SparsityControlLandsOnTheTargetAtOneAndTwoThreads) {
+  // Both methods at target 0.5, ramp over updates 5-25, 80 updates, every update logged. The
+  // default controller (anti-windup with lead, lagrangian.h) settles on the target and never
+  // swings past it by more than a point, at 1 and 2 threads.
+  for (const std::string threads : {"1", "2"}) {
+    for (const auto& [recipe, key] : {std::pair<std::string, const char*>{"tiny_bert_cofi.yaml", "expected_sparsity"},
+                                      {"tiny_bert_sp3.yaml", "expected_remaining"}}) {
+      const bool cofi = recipe.find("cofi") != std::string::npos;
+      const std::string name = std::string(cofi ? "cofi_" : "sp3_") + threads;
+      ASSERT_EQ(run(prune_args(recipe, name, {"prune.finetune=0u", "train.duration=80u", "logging.every=1u", "run.threads=" + threads}),
+                    name + ".log"),
+                0)
+          << last_output;
+      auto all = sizes(jsonl(name + "/metrics.jsonl"), key, 0);
+      ASSERT_EQ(all.size(), 80u) << name;
+      // Settled. Measured: CoFi within 1.06 points from update 50 (a two-update chatter at this
+      // recipe's mask_lr of 0.5), SP3 within 0.49 point from update 56 (its masks move later:
+      // its structures start at update 30).
+      for (double s : sizes(jsonl(name + "/metrics.jsonl"), key, cofi ? 50 : 56)) EXPECT_NEAR(s, 0.5, cofi ? 0.0125 : 0.0075) << name;
+      // Never past the target by more than a point on the pruned side.
+      for (double s : all) EXPECT_TRUE(cofi ? s <= 0.51 : s >= 0.49) << name << " " << s;
+    }
+  }
+  // SP3's and CoFi's own unbounded ascent, same runs: the wound-up lambda1 drives CoFi to
+  // 0.998 pruned (nothing left) and SP3 to 6.4% remaining against the target of 50%.
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "ascent_cofi", {"prune.finetune=0u", "train.duration=80u", "logging.every=1u", "prune.controller=ascent"}),
+                "ascent_cofi.log"),
+            0)
+      << last_output;
+  auto cofi = sizes(jsonl("ascent_cofi/metrics.jsonl"), "expected_sparsity", 0);
+  EXPECT_NEAR(*std::max_element(cofi.begin(), cofi.end()), 0.998, 0.001);
+  ASSERT_EQ(run(prune_args("tiny_bert_sp3.yaml", "ascent_sp3", {"train.duration=80u", "logging.every=1u", "prune.controller=ascent"}),
+                "ascent_sp3.log"),
+            0)
+      << last_output;
+  auto sp3 = sizes(jsonl("ascent_sp3/metrics.jsonl"), "expected_remaining", 0);
+  EXPECT_NEAR(*std::min_element(sp3.begin(), sp3.end()), 0.064, 0.002);
+}
+
 TEST_F(Prune, CofiModeWithFineTuneStage) {
-  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "cofi"), "cofi.log"), 0) << last_output;
+  // This test is about the stage after packing, so it needs a best/ within the target. The tiny
+  // model quantises coarsely (2 heads and an MHA/FFN scalar per layer): under the default
+  // controller its expected size settles on 0.50 while the packed one (whole blocks kept at
+  // keep probability >= 0.5) stays at 0.29 in 100 updates; SP3's/CoFi's own ascent overshoots to
+  // saturated masks and lands a packed model inside the window.
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "cofi", {"prune.controller=ascent"}), "cofi.log"), 0) << last_output;
   auto metrics = jsonl("cofi/metrics.jsonl");
   ASSERT_FALSE(metrics.empty());
   EXPECT_TRUE(metrics.back().contains("expected_sparsity"));
@@ -144,10 +197,41 @@ TEST_F(Prune, CofiModeWithFineTuneStage) {
   EXPECT_FALSE(torch::equal(packed.at("bert.encoder.layer.0.intermediate.dense.weight"),
                             tuned.at("bert.encoder.layer.0.intermediate.dense.weight")));
   // `finetune_as: plain` is the old stage: the task loss with a decaying rate.
-  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "plain", {"prune.finetune_as=plain"}), "plain.log"), 0) << last_output;
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "plain", {"prune.finetune_as=plain", "prune.controller=ascent"}), "plain.log"), 0)
+      << last_output;
   auto plain = jsonl("plain/finetune/metrics.jsonl");
   EXPECT_FALSE(plain.back().contains("pred_loss"));
   EXPECT_LT(plain.back()["lr"].get<double>(), 1e-4);
+}
+
+TEST_F(Prune, CofisOwnSwitchesRunEndToEndAndPackExactly) {
+  // CoFi's code details on: FFN-neuron masks from log alpha 0, a removed block skips its norm,
+  // layer distillation only onto existing MHA blocks. The packed model still scores exactly what
+  // the masked student scored at the chosen evaluation. (Packed sizes settle at 0.41-0.42 against
+  // the expected 0.50 here, see CofiModeWithFineTuneStage: epsilon 0.1 lets them count.)
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "switches",
+                           {"prune.finetune=0u", "prune.intermediate_log_alpha=0", "prune.skip_empty_block_norm=true", "prune.layer_filter=mha",
+                            "prune.epsilon=0.1"}),
+                "switches.log"),
+            0)
+      << last_output;
+  auto resolved = testing::read_lines(tmp.str("switches/recipe.resolved.yaml"));
+  std::string text;
+  for (const auto& l : resolved) text += l + "\n";
+  EXPECT_NE(text.find("layer_filter: mha"), std::string::npos) << text;
+  EXPECT_NE(text.find("skip_empty_block_norm: true"), std::string::npos) << text;
+  auto results = json("switches/results.json");
+  auto summary = json("switches/compression.json");
+  const int64_t best_step = results["best"]["step"];
+  ASSERT_GE(best_step, 0) << results.dump();
+  int found = 0;
+  for (const auto& e : jsonl("switches/eval.jsonl"))
+    if (e["step"] == best_step) {
+      ++found;
+      EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), e["accuracy"].get<double>());
+      EXPECT_NEAR(summary["sparsity"]["packed_sparsity"].get<double>(), e["packed_sparsity"].get<double>(), 1e-12);
+    }
+  EXPECT_EQ(found, 1);
 }
 
 TEST_F(Prune, ValidateAndRunRefuseAWrongTeacher) {

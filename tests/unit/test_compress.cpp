@@ -242,6 +242,51 @@ TEST(Distill, CofiMatchesTopDownStrictlyBelow) {
   // Teacher 4 goes first and takes student 2; teacher 3 may only look below it (student 1);
   // teachers 2 and 1 have nothing left below and keep the last match, as CoFi does.
   EXPECT_EQ(match({1, 4, 3, 2}), (std::vector<int64_t>{1, 1, 1, 2}));
+  // CoFi's layer-existence filter: student layer 3 has no block left, so teacher 3 (whose
+  // copy it is) takes the next-best existing layer below 4; the rest follow below that.
+  std::vector<torch::Tensor> student = {teacher[0]};
+  for (int w : {1, 2, 3, 4}) student.push_back(teacher[static_cast<size_t>(w)].clone());
+  auto costs = [&](int64_t s, int64_t j) { return compress::masked_mse(student[static_cast<size_t>(s)], teacher[static_cast<size_t>(j)], mask).item<double>(); };
+  const int64_t second = costs(1, 3) < costs(2, 3) ? 1 : 2;  // the cheaper existing layer below 4 for teacher 3
+  auto d = compress::cofi_layer_distill(student, teacher, mask, torch::tensor({1.0f, 1.0f, 0.0f, 1.0f}));
+  auto got = std::vector<int64_t>(d.match.data_ptr<int64_t>(), d.match.data_ptr<int64_t>() + 4);
+  EXPECT_EQ(got[3], 4);
+  EXPECT_EQ(got[2], second);
+  EXPECT_NE(got[2], 3);
+  // Without the filter, teacher 3 matches its own copy.
+  auto unfiltered = compress::cofi_layer_distill(student, teacher, mask);
+  EXPECT_EQ(unfiltered.match[2].item<int64_t>(), 3);
+}
+
+TEST(Lagrangian, AntiWindupZeroesLambda1OnlyWhenItPushesPastTheTarget) {
+  compress::Lagrangian lag;
+  auto set = [&](double l1) {
+    torch::NoGradGuard g;
+    lag->lambda1.fill_(l1);
+  };
+  // s = 0.4 below t = 0.5 with lambda1 > 0: the linear term (gradient lambda1 on s) pushes s
+  // further down, past the target: wound up, projected to 0.
+  set(2.0);
+  lag->project(torch::tensor(0.4), 0.5);
+  EXPECT_EQ(lag->lambda1.item<double>(), 0.0);
+  // s above t with lambda1 > 0 pushes s down towards t: kept.
+  set(2.0);
+  lag->project(torch::tensor(0.6), 0.5);
+  EXPECT_EQ(lag->lambda1.item<double>(), 2.0);
+  // lambda1 < 0 below the target pushes s up, towards it: kept; above it: projected.
+  set(-1.5);
+  lag->project(torch::tensor(0.4), 0.5);
+  EXPECT_EQ(lag->lambda1.item<double>(), -1.5);
+  lag->project(torch::tensor(0.7), 0.5);
+  EXPECT_EQ(lag->lambda1.item<double>(), 0.0);
+  // |s - t| (absolute): lambda1 always pulls towards the target, nothing to project.
+  compress::Lagrangian abs_lag(true);
+  {
+    torch::NoGradGuard g;
+    abs_lag->lambda1.fill_(3.0);
+  }
+  abs_lag->project(torch::tensor(0.4), 0.5);
+  EXPECT_EQ(abs_lag->lambda1.item<double>(), 3.0);
 }
 
 }  // namespace

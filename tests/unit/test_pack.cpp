@@ -236,6 +236,47 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   EXPECT_NEAR(compress::cofi_expected_sparsity(full->cofi_keep_probs(), full->shape).item<double>(), 160.0 / 3872, 1e-4);
 }
 
+TEST(Pack, CofiSkipOfARemovedBlocksNormIsCarriedIntoThePackedModel) {
+  // CoFi's code: a block whose layer mask is 0 skips its LayerNorm. The packed model marks the
+  // layer and passes the state through; masked student == packed only if both do it.
+  auto t = testing::tiny_teacher();
+  compress::Sp3Bert skip(t, compress::StudentOptions{false, false, true});
+  compress::Sp3Bert plain(t, compress::StudentOptions{false, false});
+  auto m = cofi_eval_masks(t->config);
+  m.mha = torch::tensor({0.0f, 1.0f});        // layer 0's attention removed
+  m.ffn_layer = torch::tensor({1.0f, 0.0f});  // layer 1's FFN removed
+  auto packed = check_pack(skip, m);
+  EXPECT_TRUE(packed->config.layers[0].skip_attn_norm);
+  EXPECT_FALSE(packed->config.layers[0].skip_ffn_norm);
+  EXPECT_FALSE(packed->config.layers[1].skip_attn_norm);
+  EXPECT_TRUE(packed->config.layers[1].skip_ffn_norm);
+  EXPECT_EQ(packed->config.layers[0].heads, 0);
+  // The skip changes the function: the plain student's logits differ, and it packs without flags.
+  skip->eval(), plain->eval();
+  auto b = testing::tiny_batch();
+  EXPECT_GT((skip->forward(b, m).logits - plain->forward(b, m).logits).abs().max().item<double>(), 1e-3);
+  auto unflagged = check_pack(plain, m);
+  EXPECT_FALSE(unflagged->config.layers[0].skip_attn_norm);
+  // Flags on a dense-residual (SP3) packed model are refused.
+  auto j = models::packed_config_to_json(packed->config);
+  j["sculpt_packed"]["residual"] = "dense";
+  EXPECT_THROW(models::packed_config_from_json(j, "x/config.json"), Error);
+}
+
+TEST(Pack, CofiIntermediateLogAlphaInitIsItsOwn) {
+  auto t = testing::tiny_teacher();
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.head_dims = false;
+  mo.ffn_init_mean = 0.0;  // CoFi's code: ln(1 - 0.5) - ln(0.5)
+  compress::Sp3MaskSet set(t->config, mo);
+  EXPECT_NEAR(set->ffn->log_alpha.mean().item<double>(), 0.0, 0.01);
+  EXPECT_NEAR(set->head->log_alpha.mean().item<double>(), 10.0, 0.01);
+  EXPECT_NEAR(set->hidden->log_alpha.mean().item<double>(), 10.0, 0.01);
+  // A neuron's keep probability at log alpha 0: L = sigmoid(log alpha + beta ln 11) = 0.832 (method.md §5.2).
+  EXPECT_NEAR(set->ffn->keep_prob().mean().item<double>(), 1.0 / (1.0 + std::exp(-2.0 / 3.0 * std::log(11.0))), 0.01);
+}
+
 TEST(Pack, CountsAreSp3sSizeAtTheMasksPatternAndBadConfigsAreRefused) {
   auto s = scrambled_student(23, 0.1);
   auto m = partial_masks(false);

@@ -77,6 +77,28 @@ TEST(Recipe, ScheduleFreezeAndTheDistilledFineTuneStage) {
   EXPECT_NE(error_of("model: {path: /p}\ndistill: {temperature: 2}\n").find("distill.teacher"), std::string::npos);
 }
 
+TEST(Recipe, SparsityControllerAndCofisSwitches) {
+  auto sp3 = recipe::parse_recipe("model: {path: /t}\nprune: {method: sp3}\n", "r.yaml");
+  EXPECT_EQ(sp3.prune.controller, "anti_windup");
+  auto cofi = recipe::parse_recipe(
+      "model: {path: /t}\nprune: {method: cofi, controller: ascent, intermediate_log_alpha: 0, skip_empty_block_norm: true, "
+      "layer_filter: mha}\n",
+      "r.yaml");
+  EXPECT_EQ(cofi.prune.controller, "ascent");
+  EXPECT_DOUBLE_EQ(cofi.prune.intermediate_log_alpha, 0.0);
+  EXPECT_TRUE(cofi.prune.skip_empty_block_norm);
+  EXPECT_EQ(cofi.prune.layer_filter, "mha");
+  auto plain = recipe::parse_recipe("model: {path: /t}\nprune: {method: cofi}\n", "r.yaml");
+  EXPECT_DOUBLE_EQ(plain.prune.intermediate_log_alpha, 10.0);
+  EXPECT_FALSE(plain.prune.skip_empty_block_norm);
+  EXPECT_EQ(plain.prune.layer_filter, "none");
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: sp3, controller: pid}\n").find("prune.controller: 'pid' is not anti_windup or ascent"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: cofi, layer_filter: all}\n").find("prune.layer_filter"), std::string::npos);
+  // CoFi's switches belong to CoFi mode: SP3 names them as unknown keys.
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: sp3, layer_filter: mha}\n").find("prune.layer_filter"), std::string::npos);
+}
+
 TEST(Recipe, DefaultsAreFilledAndResolved) {
   auto r = recipe::parse_recipe(kMinimal, "r.yaml");
   EXPECT_EQ(r.run.name, "t");

@@ -29,9 +29,10 @@ torch::Tensor masked_mse(const torch::Tensor& a, const torch::Tensor& b, const t
 // states [B, T, D] each, the student's already projected into the teacher's space.
 LayerDistill layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
                            const torch::Tensor& mask);
-// Hidden-state lists include the embedding output at 0 (L + 1 entries each).
+// Hidden-state lists include the embedding output at 0 (L + 1 entries each). `exists` ([L],
+// optional): CoFi's layer-existence filter, a student layer whose block mask is 0 is no candidate.
 LayerDistill cofi_layer_distill(const std::vector<torch::Tensor>& student, const std::vector<torch::Tensor>& teacher,
-                                const torch::Tensor& mask);
+                                const torch::Tensor& mask, const torch::Tensor& exists = {});
 // CoFi's teacher layers for an L-layer model: round(L k / 4), k = 1..4, without repeats.
 std::vector<int64_t> cofi_teacher_layers(int64_t num_layers);
 

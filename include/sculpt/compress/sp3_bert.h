@@ -5,6 +5,7 @@
 // heads, the attention block, FFN neurons and the FFN block. The teacher's linear weights and
 // embeddings are copied and frozen (SP3) or left trainable (a recipe switch).
 #pragma once
+#include <optional>
 #include <torch/nn.h>
 
 #include "sculpt/compress/hard_concrete.h"
@@ -57,6 +58,9 @@ struct StudentOptions {
   // false (CoFi mode): compactors fixed at identity and each LayerNorm keeps its own affine,
   // so the student is the plain model with masks; embeddings stay frozen as in CoFi.
   bool compactors = true;
+  // CoFi's code: an MHA/FFN block whose layer mask is 0 skips its LayerNorm (the sublayer output
+  // is the block's input); packing marks such layers so that the packed model does the same.
+  bool skip_empty_block_norm = false;
 };
 
 struct Sp3BertImpl : torch::nn::Module {
@@ -81,6 +85,7 @@ struct MaskSetOptions {
   bool shared_hidden = false;  // CoFi: one hidden mask for every site, in the original basis
   bool head_dims = true;       // SP3's Q/K and V/O head-dim masks (CoFi prunes whole heads)
   HardConcreteOptions hard_concrete;
+  std::optional<double> ffn_init_mean;  // FFN neuron masks' log alpha init mean (CoFi's code: 0)
 };
 
 // Every SP3 mask of a BERT shape as hard-concrete variables (method.md §3.4): hidden per site,
@@ -88,7 +93,7 @@ struct MaskSetOptions {
 // (group 1). CoFi mode: one shared hidden mask and no head-dim masks.
 struct Sp3MaskSetImpl : torch::nn::Module {
   explicit Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOptions options = {});
-  Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions hc) : Sp3MaskSetImpl(c, MaskSetOptions{false, true, hc}) {}
+  Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions hc) : Sp3MaskSetImpl(c, MaskSetOptions{false, true, hc, std::nullopt}) {}
   Sp3Masks sample_or_eval();  // training: samples; eval: deterministic masks
   Sp3KeepProbs keep_probs() const;  // shared hidden tiled over the 2L+1 sites; no head dims = ones
   CofiKeepProbs cofi_keep_probs() const;

@@ -23,6 +23,8 @@ struct PackedLayerDims {
   int64_t qk_dim = 0;     // per-head query/key width
   int64_t vo_dim = 0;     // per-head value width
   int64_t ffn_dim = 0;    // kept FFN neurons (0: the block is only its output bias)
+  // CoFi's code: a block removed by its layer mask skips its LayerNorm, the state passes through.
+  bool skip_attn_norm = false, skip_ffn_norm = false;
 };
 
 struct PackedBertConfig {

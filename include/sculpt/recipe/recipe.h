@@ -97,6 +97,16 @@ struct PruneSection {
   Duration structural_start = Duration::parse("8e");  // heads, MHA and FFN layers from here
   Duration target_warmup = Duration::parse("2e");     // ramp from all-kept to the target
   bool absolute = false;           // |s - t| in the linear term
+  // How lambda follows the constraint. ascent: AdamW gradient ascent on both lambdas, unbounded
+  // (SP3's and CoFi's code): lambda1 winds up while the masks lag the ramp and then drives the
+  // size far past the target. anti_windup: the same ascent, with lambda1 projected to 0 whenever
+  // it pushes the size further past the target (lambda1 (s - t) < 0), so that only the
+  // quadratic term and the task act on that side.
+  std::string controller = "anti_windup";
+  double intermediate_log_alpha = 10;  // cofi: FFN neuron masks' log alpha init mean (CoFi's code: 0, its ISSUE #51)
+  bool skip_empty_block_norm = false;  // cofi: an MHA/FFN block whose mask is 0 skips its LayerNorm (CoFi's code)
+  std::string layer_filter = "none";   // cofi layer distillation matches only student layers whose block exists:
+                                       // none | mha (CoFi's code) | ffn (what its maintainer says it should be)
   double log_alpha_clamp = 0;      // cofi: clamp log alpha to [-c, c] after each step (0: never)
   DistillSection distill;
   Duration finetune = Duration::parse("0u");  // fine-tune stage after packing (0: none; CoFi: 20e)

@@ -1,0 +1,28 @@
+// The distillation loss of a student against a frozen teacher, as the recipe weighs it
+// (method.md §3.6, §5.5): pred_weight x prediction loss + layer_weight x the matched layer
+// losses (+ task_weight x the task loss). One function for the pruning stage (masked student)
+// and the distilled fine-tune of the packed model.
+#pragma once
+#include <torch/types.h>
+
+#include <vector>
+
+#include "sculpt/models/outputs.h"
+#include "sculpt/recipe/recipe.h"
+
+namespace sculpt::train {
+
+struct DistillTerms {
+  torch::Tensor loss;   // the weighted sum, with its graph
+  torch::Tensor pred;   // detached terms, for the log (device tensors: no sync)
+  torch::Tensor layer;
+  torch::Tensor match;  // the layer matching (compress::LayerDistill::match)
+};
+
+// `projected`: the student's hidden states already mapped into the teacher's space. `exists`
+// ([L], optional): CoFi's layer-existence filter (compress::cofi_layer_distill).
+DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
+                          const models::ModelOutput& teacher, const torch::Tensor& attention_mask,
+                          const recipe::DistillSection& d, const torch::Tensor& exists = {});
+
+}  // namespace sculpt::train
