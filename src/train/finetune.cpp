@@ -63,7 +63,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   }
 
   torch::manual_seed(static_cast<uint64_t>(r.run.seed));
-  std::unique_ptr<Task> task = make_task(r, device);
+  std::unique_ptr<Task> task = make_task(r, device, resume && !checkpoints.list().empty());
   torch::nn::Module& model = task->model();
   model.train();
   if (r.train.freeze_embeddings) freeze_embeddings(model, task->keys());

@@ -67,10 +67,16 @@ models::Bert load_teacher(const recipe::Recipe& r) {
 
 class PruneTask : public Task {
  public:
-  PruneTask(const recipe::Recipe& r, const torch::Device& device)
+  PruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
       : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r)),
         module_(teacher_, r.prune, r.train.betas[0]) {
-    if (!cofi_) init_from_pca();
+    if (!cofi_ && !restoring) init_from_pca();
+    if (!cofi_ && restoring) {
+      // The checkpoint holds every compactor; only the norm kind the init chose is structural.
+      if (p_.init == "exact")
+        for (auto& s : *module_->student->sites) s->as<compress::LnSite>()->rms = true;
+      LOG_INFO("[prune] resuming: PCA init skipped, the checkpoint holds the compactors");
+    }
     const auto& s = module_->masks->shape;
     const double D = static_cast<double>(s.hidden), F = static_cast<double>(s.ffn);
     start_value_ = cofi_ ? 0.0 : (6 * D * D + 2 * D * F) / (4 * D * D + 2 * D * F);
@@ -295,8 +301,8 @@ std::string teacher_problem(const recipe::Recipe& r) {
   return {};
 }
 
-std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device) {
-  return std::make_unique<PruneTask>(r, device);
+std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
+  return std::make_unique<PruneTask>(r, device, restoring);
 }
 
 }  // namespace sculpt::train

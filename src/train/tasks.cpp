@@ -316,14 +316,14 @@ class SquadTask : public Task {
 
 }  // namespace
 
-std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device) {
+std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
   const std::string& family = r.model.family;
   if (r.data.is_squad()) {
     SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
     return std::make_unique<SquadTask>(r, device);
   }
   const auto& task = data::glue_task(r.data.task);
-  if (r.prune.enabled()) return make_prune_task(r, device);
+  if (r.prune.enabled()) return make_prune_task(r, device, restoring);
   if (!r.distill.teacher.empty()) {
     SCULPT_CHECK(models::is_packed_bert(model_config(r)), "distill.teacher: model.path {} must be a packed model", r.model.path);
     return make_distilled_packed_task(r, device);

@@ -93,6 +93,9 @@ TEST_F(Prune, KilledMidPruningResumesBitwiseIdentical) {
   EXPECT_EQ(run(prune_args("tiny_bert_sp3.yaml", "cut", {"debug.crash_after_step=38"}), "cut.log"), 128 + SIGKILL) << last_output;
   ASSERT_EQ(run({"resume", tmp.str("cut")}, "resume.log"), 0) << last_output;
   EXPECT_NE(last_output.find("resumed from"), std::string::npos) << last_output;
+  // The checkpoint holds the compactors: no second PCA (minutes on a real model), same result.
+  EXPECT_NE(last_output.find("PCA init skipped"), std::string::npos) << last_output;
+  EXPECT_EQ(last_output.find("PCA init (exact)"), std::string::npos) << last_output;
   auto strip = [](std::vector<nlohmann::json> rows) {
     for (auto& r : rows) r.erase("samples_per_s"), r.erase("tokens_per_s"), r.erase("elapsed_s"), r.erase("eval_seconds");
     return rows;

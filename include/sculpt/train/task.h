@@ -62,10 +62,12 @@ class Task {
 };
 
 // The task a recipe asks for (model.family x data.task), with its data loaded and tokenized.
-std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Device& device);
+// `restoring`: a checkpoint will overwrite every trained value, so one-off initialisations
+// that only compute starting values (SP3's PCA) are skipped.
+std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Device& device, bool restoring = false);
 // Pruning with distillation (recipe.prune): the student, its masks and the Lagrangian are the
 // trained module; the fine-tuned teacher at model.path stays frozen.
-std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device);
+std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device, bool restoring);
 // Fine-tuning the packed model at model.path while distilling from recipe.distill.teacher
 // (CoFi's stage after pruning).
 std::unique_ptr<Task> make_distilled_packed_task(const recipe::Recipe& recipe, const torch::Device& device);
