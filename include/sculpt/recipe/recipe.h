@@ -99,9 +99,9 @@ struct PruneSection {
   bool absolute = false;           // |s - t| in the linear term
   // How lambda follows the constraint. ascent: AdamW gradient ascent on both lambdas, unbounded
   // (SP3's and CoFi's code): lambda1 winds up while the masks lag the ramp and then drives the
-  // size far past the target. anti_windup: the same ascent, with lambda1 projected to 0 whenever
-  // it pushes the size further past the target (lambda1 (s - t) < 0), so that only the
-  // quadratic term and the task act on that side.
+  // size far past the target. anti_windup: the same ascent looking a few updates ahead (the
+  // loss sees the predicted size, lambda1 is projected to 0 where it would push that size past
+  // the target); compress/lagrangian.h says how far and why.
   std::string controller = "anti_windup";
   double intermediate_log_alpha = 10;  // cofi: FFN neuron masks' log alpha init mean (CoFi's code: 0, its ISSUE #51)
   bool skip_empty_block_norm = false;  // cofi: an MHA/FFN block whose mask is 0 skips its LayerNorm (CoFi's code)
