@@ -149,7 +149,9 @@ class PruneTask : public Task {
     torch::NoGradGuard g;
     if (p_.log_alpha_clamp > 0)
       for (auto& p : module_->masks->parameters()) p.clamp_(-p_.log_alpha_clamp, p_.log_alpha_clamp);
-    if (pruning_ && last_expected_.defined()) module_->lagrangian->after_step(last_expected_, expected_sparsity(), target_now_);
+    // Only the anti-windup controller needs the size after the step (lead 0: nothing to do).
+    if (pruning_ && module_->lagrangian->lead > 0 && last_expected_.defined())
+      module_->lagrangian->after_step(last_expected_, expected_sparsity(), target_now_);
   }
 
   nlohmann::json log_fields() override {
