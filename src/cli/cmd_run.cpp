@@ -89,7 +89,7 @@ std::vector<std::string> missing_inputs(const recipe::Recipe& r) {
 std::string dry_run_bert(const recipe::Recipe& r) {
   nlohmann::json j = r.model.path.empty() ? r.model.config : io::read_json((fs::path(r.model.path) / "config.json").string());
   j["model_type"] = "bert";
-  auto config = models::bert_config_from_json(j);
+  auto config = models::bert_config_from_json(j, r.model.path.empty() ? "recipe model.config" : r.model.path + "/config.json");
   config.head = models::HeadType::sequence_classification;
   config.with_pooler = true;
   config.num_labels = data::glue_task(r.data.task).num_labels();

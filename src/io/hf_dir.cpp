@@ -4,7 +4,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "sculpt/core/error.h"
@@ -35,10 +38,14 @@ void require_model_dir(const std::string& dir, const std::string& what) {
 }
 
 TensorMap read_torch_bin(const std::string& path) {
-  std::string bytes = read_file(path);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  SCULPT_CHECK(in.good(), "{}: cannot open ({})", path, std::strerror(errno));
+  std::vector<char> bytes(static_cast<size_t>(in.tellg()));  // read once, straight into pickle_load's buffer
+  in.seekg(0);
+  SCULPT_CHECK(in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())), "{}: read failed", path);
   c10::IValue value;
   try {
-    value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    value = torch::pickle_load(bytes);
   } catch (const c10::Error& e) {
     fail("{}: cannot unpickle ({})", path, e.what_without_backtrace());
   }
@@ -54,13 +61,24 @@ TensorMap read_torch_bin(const std::string& path) {
   return out;
 }
 
-TensorMap read_sharded_safetensors(const std::string& index_path) {
-  nlohmann::json index = read_json(index_path);
+namespace {
+
+std::set<std::string> shard_names(const nlohmann::json& index, const std::string& index_path) {
   SCULPT_CHECK(index.contains("weight_map") && index["weight_map"].is_object(),
                "{}: missing 'weight_map'", index_path);
   std::set<std::string> shards;
-  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    SCULPT_CHECK(it->is_string(), "{}: weight_map['{}'] is not a file name", index_path, it.key());
     shards.insert(it->get<std::string>());
+  }
+  return shards;
+}
+
+}  // namespace
+
+TensorMap read_sharded_safetensors(const std::string& index_path) {
+  nlohmann::json index = read_json(index_path);
+  const std::set<std::string> shards = shard_names(index, index_path);
   TensorMap out;
   const fs::path dir = fs::path(index_path).parent_path();
   for (const auto& shard : shards) {
@@ -72,6 +90,19 @@ TensorMap read_sharded_safetensors(const std::string& index_path) {
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it)
     SCULPT_CHECK(out.count(it.key()), "{}: '{}' is listed in weight_map but not in shard {}", index_path,
                  it.key(), it->get<std::string>());
+  return out;
+}
+
+TensorShapes load_hf_weight_shapes(const std::string& dir, WeightFormat prefer) {
+  const fs::path d(dir);
+  const fs::path st = d / "model.safetensors", index = d / "model.safetensors.index.json",
+                 bin = d / "pytorch_model.bin";
+  if (prefer == WeightFormat::bin && fs::exists(bin)) return {};
+  if (fs::exists(st)) return read_safetensors_shapes(st.string());
+  if (!fs::exists(index)) return {};
+  TensorShapes out;
+  for (const auto& shard : shard_names(read_json(index.string()), index.string()))
+    for (auto& [key, shape] : read_safetensors_shapes((d / shard).string())) out[key] = std::move(shape);
   return out;
 }
 

@@ -3,8 +3,17 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/files.h"
@@ -46,7 +55,24 @@ torch::ScalarType dtype_from_name(const std::string& name, const std::string& co
   return info_by_name(name, context).type;
 }
 
-SafetensorsContent parse_safetensors(const std::string& name, const char* data, size_t size) {
+namespace {
+
+struct Entry {
+  std::string key;
+  const DtypeInfo* dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
+struct Parsed {
+  std::vector<Entry> entries;  // sorted by offset
+  Metadata metadata;
+  uint64_t body_offset = 0;
+};
+
+// Validate the header against the file size as the reference implementation does; reads only
+// the first 8 + header bytes of `data`.
+Parsed parse_header(const std::string& name, const char* data, uint64_t size) {
   SCULPT_CHECK(size >= 8, "{}: not a safetensors file: {} bytes, shorter than the 8-byte header length",
                name, size);
   uint64_t header_len = 0;
@@ -55,8 +81,7 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
                header_len, kMaxHeaderSize);
   SCULPT_CHECK(header_len <= size - 8, "{}: header length {} runs past the end of the file ({} bytes)",
                name, header_len, size);
-  const char* body = data + 8 + header_len;
-  const size_t body_size = size - 8 - header_len;
+  const uint64_t body_size = size - 8 - header_len;
 
   nlohmann::json header;
   try {
@@ -66,14 +91,8 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
   }
   SCULPT_CHECK(header.is_object(), "{}: header must be a JSON object", name);
 
-  struct Entry {
-    std::string key;
-    const DtypeInfo* dtype;
-    std::vector<int64_t> shape;
-    uint64_t begin, end;
-  };
-  std::vector<Entry> entries;
-  SafetensorsContent out;
+  Parsed out;
+  out.body_offset = 8 + header_len;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& key = it.key();
     if (key == "__metadata__") {
@@ -92,7 +111,8 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
     Entry e{key, &info_by_name(v["dtype"].get<std::string>(), where), {}, 0, 0};
     SCULPT_CHECK(v["shape"].is_array(), "{}: shape must be an array", where);
     for (const auto& d : v["shape"]) {
-      SCULPT_CHECK(d.is_number_unsigned(), "{}: shape entries must be non-negative integers", where);
+      SCULPT_CHECK(d.is_number_unsigned() && d.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX),
+                   "{}: shape entries must be non-negative integers", where);
       e.shape.push_back(d.get<int64_t>());
     }
     const auto& off = v["data_offsets"];
@@ -100,16 +120,16 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
                  "{}: data_offsets must be two non-negative integers", where);
     e.begin = off[0].get<uint64_t>();
     e.end = off[1].get<uint64_t>();
-    entries.push_back(std::move(e));
+    out.entries.push_back(std::move(e));
   }
 
   // Offsets must tile the data section exactly: sorted, contiguous, non-overlapping, and
   // each entry's byte size must equal dtype size × number of elements.
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+  std::sort(out.entries.begin(), out.entries.end(), [](const Entry& a, const Entry& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
   uint64_t cursor = 0;
-  for (const auto& e : entries) {
+  for (const auto& e : out.entries) {
     SCULPT_CHECK(e.begin == cursor && e.end >= e.begin,
                  "{}: tensor '{}' has invalid data_offsets [{}, {}] (expected to start at {}: "
                  "offsets must be contiguous and non-overlapping)",
@@ -126,8 +146,46 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
   }
   SCULPT_CHECK(cursor == body_size, "{}: data section is {} bytes but the tensors cover {} (truncated or padded file)",
                name, body_size, cursor);
+  return out;
+}
 
-  for (const auto& e : entries) {
+// A read-only file mapped copy-on-write (MAP_PRIVATE): tensors wrap its pages without a copy,
+// writing to one (training) copies only the touched pages and never reaches the file. A file
+// replaced by rename (every writer here does that) keeps the mapped inode alive; one rewritten in
+// place under a running process is the usual mmap hazard, as in safetensors' own loader.
+struct Mapping {
+  void* base = MAP_FAILED;
+  size_t size = 0;
+  ~Mapping() {
+    if (base != MAP_FAILED) ::munmap(base, size);
+  }
+};
+
+std::shared_ptr<Mapping> map_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  SCULPT_CHECK(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{}: not a regular file", path);
+  }
+  auto m = std::make_shared<Mapping>();
+  m->size = static_cast<size_t>(st.st_size);
+  if (m->size > 0) m->base = ::mmap(nullptr, m->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const int err = errno;
+  ::close(fd);
+  SCULPT_CHECK(m->size == 0 || m->base != MAP_FAILED, "{}: cannot map ({})", path, std::strerror(err));
+  return m;
+}
+
+}  // namespace
+
+SafetensorsContent parse_safetensors(const std::string& name, const char* data, size_t size) {
+  Parsed parsed = parse_header(name, data, size);
+  SafetensorsContent out;
+  out.metadata = std::move(parsed.metadata);
+  const char* body = data + parsed.body_offset;
+  for (const auto& e : parsed.entries) {
     torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(e.dtype->type));
     if (e.end > e.begin) std::memcpy(t.data_ptr(), body + e.begin, e.end - e.begin);
     out.tensors[e.key] = t;
@@ -136,8 +194,45 @@ SafetensorsContent parse_safetensors(const std::string& name, const char* data, 
 }
 
 SafetensorsContent read_safetensors(const std::string& path) {
-  std::string bytes = read_file(path);
-  return parse_safetensors(path, bytes.data(), bytes.size());
+  auto mapping = map_file(path);
+  const char* data = static_cast<const char*>(mapping->base);
+  Parsed parsed = parse_header(path, data, mapping->size);
+  SafetensorsContent out;
+  out.metadata = std::move(parsed.metadata);
+  char* body = static_cast<char*>(mapping->base) + parsed.body_offset;
+  for (const auto& e : parsed.entries) {
+    char* at = body + e.begin;
+    const auto options = torch::TensorOptions().dtype(e.dtype->type);
+    if (e.end == e.begin || reinterpret_cast<uintptr_t>(at) % e.dtype->bytes != 0) {  // empty, or unaligned: copy
+      torch::Tensor t = torch::empty(e.shape, options);
+      if (e.end > e.begin) std::memcpy(t.data_ptr(), at, e.end - e.begin);
+      out.tensors[e.key] = t;
+    } else {
+      out.tensors[e.key] = torch::from_blob(at, e.shape, [mapping](void*) {}, options);
+    }
+  }
+  return out;
+}
+
+TensorShapes read_safetensors_shapes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  SCULPT_CHECK(in.good(), "{}: cannot open ({})", path, std::strerror(errno));
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(path, ec);
+  SCULPT_CHECK(!ec, "{}: cannot stat ({})", path, ec.message());
+  std::string head(8, '\0');
+  in.read(head.data(), 8);
+  uint64_t header_len = 0;
+  if (in.gcount() == 8) std::memcpy(&header_len, head.data(), 8);
+  if (size >= 8 && header_len <= kMaxHeaderSize && header_len <= size - 8) {
+    head.resize(8 + header_len);
+    in.read(head.data() + 8, static_cast<std::streamsize>(header_len));
+  }
+  // parse_header reads only these bytes, and checks the offsets against the real size.
+  Parsed parsed = parse_header(path, head.data(), size);
+  TensorShapes out;
+  for (auto& e : parsed.entries) out[e.key] = std::move(e.shape);
+  return out;
 }
 
 std::string serialize_safetensors(const TensorMap& tensors, const Metadata& metadata) {

@@ -7,6 +7,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
+#include "sculpt/models/config_check.h"
 #include "sculpt/models/hf_model.h"
 
 namespace fs = std::filesystem;
@@ -126,8 +127,9 @@ io::TensorMap normalize_bert_keys(io::TensorMap weights) {
 
 LoadedBert load_bert(const std::string& dir, bool strict, io::WeightFormat prefer,
                      const TransformerConfig* override_config) {
-  TransformerConfig config = override_config ? *override_config
-                                             : bert_config_from_json(io::read_json((fs::path(dir) / "config.json").string()));
+  const std::string path = (fs::path(dir) / "config.json").string();
+  TransformerConfig config = override_config ? *override_config : bert_config_from_json(io::read_json(path), path);
+  check_config_against_weights(config, dir, path);  // before the model is allocated
   LoadedBert out{Bert(config), {}};
   out.model->init_weights();
   auto weights = normalize_bert_keys(io::load_hf_weights(dir, prefer));

@@ -1,54 +1,45 @@
 #include "sculpt/models/config.h"
 
 #include "sculpt/core/error.h"
+#include "sculpt/models/config_check.h"
 
 namespace sculpt::models {
-namespace {
-
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T fallback) {
-  if (!j.contains(key) || j[key].is_null()) return fallback;
-  try {
-    return j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail("config.json: '{}' has the wrong type ({})", key, j[key].dump());
-  }
-}
-
-}  // namespace
-
-TransformerConfig bert_config_from_json(const nlohmann::json& j) {
+TransformerConfig bert_config_from_json(const nlohmann::json& j, const std::string& source) {
+  SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", source);
   TransformerConfig c;
   c.raw = j;
-  c.model_type = get_or<std::string>(j, "model_type", "bert");
-  SCULPT_CHECK(c.model_type == "bert", "config.json: model_type '{}' is not a BERT model", c.model_type);
-  c.vocab_size = get_or<int64_t>(j, "vocab_size", c.vocab_size);
-  c.hidden_size = get_or<int64_t>(j, "hidden_size", c.hidden_size);
-  c.num_layers = get_or<int64_t>(j, "num_hidden_layers", c.num_layers);
-  c.num_heads = get_or<int64_t>(j, "num_attention_heads", c.num_heads);
-  c.intermediate_size = get_or<int64_t>(j, "intermediate_size", c.intermediate_size);
-  c.max_positions = get_or<int64_t>(j, "max_position_embeddings", c.max_positions);
-  c.type_vocab_size = get_or<int64_t>(j, "type_vocab_size", c.type_vocab_size);
-  c.pad_token_id = get_or<int64_t>(j, "pad_token_id", c.pad_token_id);
-  c.norm_eps = get_or<double>(j, "layer_norm_eps", c.norm_eps);
-  c.activation = get_or<std::string>(j, "hidden_act", c.activation);
-  c.hidden_dropout = get_or<double>(j, "hidden_dropout_prob", c.hidden_dropout);
-  c.attention_dropout = get_or<double>(j, "attention_probs_dropout_prob", c.attention_dropout);
-  c.classifier_dropout = get_or<double>(j, "classifier_dropout", -1.0);
-  c.initializer_range = get_or<double>(j, "initializer_range", c.initializer_range);
-  c.problem_type = get_or<std::string>(j, "problem_type", "");
-  SCULPT_CHECK(c.hidden_size % c.num_heads == 0, "config.json: hidden_size {} is not a multiple of num_attention_heads {}",
+  c.model_type = config_string(j, "model_type", "bert", source);
+  SCULPT_CHECK(c.model_type == "bert", "{}: model_type '{}' is not a BERT model", source, c.model_type);
+  c.vocab_size = config_int(j, "vocab_size", c.vocab_size, 1, kMaxVocab, source);
+  c.hidden_size = config_int(j, "hidden_size", c.hidden_size, 1, kMaxWidth, source);
+  c.num_layers = config_int(j, "num_hidden_layers", c.num_layers, 1, kMaxLayers, source);
+  c.num_heads = config_int(j, "num_attention_heads", c.num_heads, 1, c.hidden_size, source);
+  c.intermediate_size = config_int(j, "intermediate_size", c.intermediate_size, 1, kMaxFfn, source);
+  c.max_positions = config_int(j, "max_position_embeddings", c.max_positions, 1, kMaxPositions, source);
+  c.type_vocab_size = config_int(j, "type_vocab_size", c.type_vocab_size, 1, kMaxWidth, source);
+  c.pad_token_id = config_int(j, "pad_token_id", c.pad_token_id, 0, c.vocab_size - 1, source);
+  c.norm_eps = config_real(j, "layer_norm_eps", c.norm_eps, 0, 1, source);
+  c.activation = config_string(j, "hidden_act", c.activation, source);
+  c.hidden_dropout = config_real(j, "hidden_dropout_prob", c.hidden_dropout, 0, 1, source);
+  c.attention_dropout = config_real(j, "attention_probs_dropout_prob", c.attention_dropout, 0, 1, source);
+  c.classifier_dropout = config_real(j, "classifier_dropout", -1.0, 0, 1, source);
+  c.initializer_range = config_real(j, "initializer_range", c.initializer_range, 0, 1e3, source);
+  c.problem_type = config_string(j, "problem_type", "", source);
+  SCULPT_CHECK(c.hidden_size % c.num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
                c.hidden_size, c.num_heads);
-  SCULPT_CHECK(get_or<std::string>(j, "position_embedding_type", "absolute") == "absolute",
-               "config.json: only position_embedding_type 'absolute' is supported");
+  SCULPT_CHECK(config_string(j, "position_embedding_type", "absolute", source) == "absolute",
+               "{}: only position_embedding_type 'absolute' is supported", source);
   SCULPT_CHECK(c.activation == "gelu" || c.activation == "relu" || c.activation == "gelu_new",
-               "config.json: hidden_act '{}' is not supported (gelu, gelu_new, relu)", c.activation);
-  if (j.contains("id2label") && j["id2label"].is_object()) c.num_labels = static_cast<int64_t>(j["id2label"].size());
-  c.num_labels = get_or<int64_t>(j, "num_labels", c.num_labels);
+               "{}: hidden_act '{}' is not supported (gelu, gelu_new, relu)", source, c.activation);
+  if (const auto* labels = j.contains("id2label") ? &j["id2label"] : nullptr; labels && labels->is_object())
+    c.num_labels = static_cast<int64_t>(labels->size());
+  c.num_labels = config_int(j, "num_labels", c.num_labels, 1, kMaxLabels, source);
 
   std::string arch;
-  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
+    SCULPT_CHECK(j["architectures"][0].is_string(), "{}: 'architectures' must hold class names", source);
     arch = j["architectures"][0].get<std::string>();
+  }
   if (arch == "BertForQuestionAnswering") {
     c.head = HeadType::question_answering;
     c.with_pooler = false;  // HF builds BertModel(add_pooling_layer=False) for QA
@@ -58,6 +49,7 @@ TransformerConfig bert_config_from_json(const nlohmann::json& j) {
   } else {
     c.head = HeadType::sequence_classification;
   }
+  check_parameter_budget(c, source);
   return c;
 }
 

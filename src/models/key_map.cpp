@@ -33,6 +33,7 @@ LoadReport load_state(torch::nn::Module& module, const KeyMap& map, const io::Te
   std::set<std::string> used(ignorable.begin(), ignorable.end());
   torch::NoGradGuard no_grad;
   std::set<std::string> filled;
+  std::set<const void*> adopted;  // a storage adopted once: two parameters never share one
   for (const auto& kp : map) {
     auto* param = params.find(kp.internal);
     SCULPT_CHECK(param != nullptr, "key map names '{}' but the model has no such parameter", kp.internal);
@@ -55,7 +56,11 @@ LoadReport load_state(torch::nn::Module& module, const KeyMap& map, const io::Te
     filled.insert(kp.internal);
     SCULPT_CHECK(it->second.sizes() == param->sizes(), "weight '{}' has shape {} but the model expects {}", kp.hf,
                  fmt::format("{}", fmt::join(it->second.sizes(), "x")), fmt::format("{}", fmt::join(param->sizes(), "x")));
-    param->copy_(it->second.to(param->dtype()));
+    auto value = it->second.to(param->dtype());
+    if (value.device() == param->device() && value.is_contiguous() && adopted.insert(value.storage().data()).second)
+      param->set_data(value);
+    else
+      param->copy_(value);
   }
   for (const auto& [key, value] : weights)
     if (!used.count(key)) report.unexpected.push_back(key);

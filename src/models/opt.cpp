@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "sculpt/core/error.h"
+#include "sculpt/models/config_check.h"
 
 namespace sculpt::models {
 
@@ -10,39 +11,51 @@ namespace {
 constexpr int64_t kPositionOffset = 2;  // OPT's learned positions start at row 2
 }
 
-TransformerConfig opt_config_from_json(const nlohmann::json& j) {
+TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::string& source) {
+  SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", source);
   TransformerConfig c;
   c.raw = j;
   c.model_type = "opt";
-  c.vocab_size = j.value("vocab_size", 50272);
-  c.hidden_size = j.value("hidden_size", 768);
-  c.num_layers = j.value("num_hidden_layers", 12);
-  c.num_heads = j.value("num_attention_heads", 12);
-  c.intermediate_size = j.value("ffn_dim", 3072);
-  c.max_positions = j.value("max_position_embeddings", 2048);
-  c.word_embed_proj_dim = j.contains("word_embed_proj_dim") && !j["word_embed_proj_dim"].is_null()
-                              ? j["word_embed_proj_dim"].get<int64_t>() : c.hidden_size;
-  c.pre_norm = j.value("do_layer_norm_before", true);
-  c.final_norm = c.pre_norm && !j.value("_remove_final_layer_norm", false);
-  c.activation = j.value("activation_function", "relu");
-  c.hidden_dropout = j.value("dropout", 0.1);
-  c.attention_dropout = j.value("attention_dropout", 0.0);
-  c.bias = j.value("enable_bias", true);
+  c.vocab_size = config_int(j, "vocab_size", 50272, 1, kMaxVocab, source);
+  c.hidden_size = config_int(j, "hidden_size", 768, 1, kMaxWidth, source);
+  c.num_layers = config_int(j, "num_hidden_layers", 12, 1, kMaxLayers, source);
+  c.num_heads = config_int(j, "num_attention_heads", 12, 1, c.hidden_size, source);
+  SCULPT_CHECK(c.hidden_size % c.num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
+               c.hidden_size, c.num_heads);
+  c.intermediate_size = config_int(j, "ffn_dim", 3072, 1, kMaxFfn, source);
+  c.max_positions = config_int(j, "max_position_embeddings", 2048, 1, kMaxPositions, source);
+  c.word_embed_proj_dim = config_int(j, "word_embed_proj_dim", c.hidden_size, 1, kMaxWidth, source);
+  c.pre_norm = config_bool(j, "do_layer_norm_before", true, source);
+  c.final_norm = c.pre_norm && !config_bool(j, "_remove_final_layer_norm", false, source);
+  c.activation = config_string(j, "activation_function", "relu", source);
+  SCULPT_CHECK(c.activation == "relu" || c.activation == "gelu" || c.activation == "gelu_new",
+               "{}: activation_function '{}' is not supported (relu, gelu, gelu_new)", source, c.activation);
+  c.hidden_dropout = config_real(j, "dropout", 0.1, 0, 1, source);
+  c.attention_dropout = config_real(j, "attention_dropout", 0.0, 0, 1, source);
+  c.bias = config_bool(j, "enable_bias", true, source);
   c.norm_eps = 1e-5;  // nn.LayerNorm's default, which OPT uses
-  c.pad_token_id = j.value("pad_token_id", 1);
-  c.bos_token_id = j.value("bos_token_id", 2);
-  c.eos_token_id = j.value("eos_token_id", 2);
-  c.tie_word_embeddings = j.value("tie_word_embeddings", true);
-  SCULPT_CHECK(j.value("layer_norm_elementwise_affine", true), "config.json: OPT without LayerNorm affine is not supported");
-  std::string arch = j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()
-                         ? j["architectures"][0].get<std::string>() : "OPTForCausalLM";
+  c.pad_token_id = config_int(j, "pad_token_id", 1, 0, c.vocab_size - 1, source);
+  c.bos_token_id = config_int(j, "bos_token_id", 2, 0, c.vocab_size - 1, source);
+  c.eos_token_id = config_int(j, "eos_token_id", 2, 0, c.vocab_size - 1, source);
+  c.tie_word_embeddings = config_bool(j, "tie_word_embeddings", true, source);
+  SCULPT_CHECK(config_bool(j, "layer_norm_elementwise_affine", true, source),
+               "{}: OPT without LayerNorm affine is not supported", source);
+  std::string arch = "OPTForCausalLM";
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty()) {
+    SCULPT_CHECK(j["architectures"][0].is_string(), "{}: 'architectures' must hold class names", source);
+    arch = j["architectures"][0].get<std::string>();
+  }
   if (arch == "OPTForSequenceClassification") {
     c.head = HeadType::sequence_classification;
-    c.num_labels = j.contains("id2label") ? static_cast<int64_t>(j["id2label"].size()) : j.value("num_labels", 2);
-    c.problem_type = j.value("problem_type", "");
+    c.num_labels = j.contains("id2label") && j["id2label"].is_object() ? static_cast<int64_t>(j["id2label"].size())
+                                                                       : config_int(j, "num_labels", 2, 1, kMaxLabels, source);
+    SCULPT_CHECK(c.num_labels >= 1 && c.num_labels <= kMaxLabels, "{}: id2label has {} labels; expected 1 to {}", source,
+                 c.num_labels, kMaxLabels);
+    c.problem_type = config_string(j, "problem_type", "", source);
   } else {
     c.head = HeadType::causal_lm;
   }
+  check_parameter_budget(c, source);
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/models/config_check.h"
 #include "sculpt/models/hf_model.h"
 #include "sculpt/models/layers.h"
 
@@ -43,7 +44,7 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
   plain.erase("sculpt_packed");
   plain["architectures"] = {"BertForSequenceClassification"};
   PackedBertConfig c;
-  c.base = bert_config_from_json(plain);
+  c.base = bert_config_from_json(plain, source);
   c.base.raw.erase("sculpt_packed");
   const auto& p = j["sculpt_packed"];
   try {
@@ -223,7 +224,9 @@ KeyMap packed_bert_key_map(const PackedBertConfig& c) {
 
 PackedBert load_packed_bert(const std::string& dir) {
   const std::string path = (fs::path(dir) / "config.json").string();
-  PackedBert model(packed_config_from_json(io::read_json(path), path));
+  auto config = packed_config_from_json(io::read_json(path), path);
+  check_config_against_weights(config.base, dir, path, /*packed=*/true);
+  PackedBert model(config);
   load_checkpoint(*model, packed_bert_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
   return model;
 }

@@ -7,6 +7,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/config_check.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
 
@@ -38,7 +39,8 @@ torch::Tensor grad_norms(torch::nn::Module& model, const KeyMap& keys, std::vect
 
 ReferenceForward reference_forward(const std::string& model_dir, const io::TensorMap& inputs, io::WeightFormat prefer,
                                    int64_t max_new_tokens) {
-  auto config_json = io::read_json((fs::path(model_dir) / "config.json").string());
+  const std::string config_path = (fs::path(model_dir) / "config.json").string();
+  auto config_json = io::read_json(config_path);
   const std::string type = config_json.value("model_type", "");
   auto get = [&](const char* name) {
     auto it = inputs.find(name);
@@ -62,7 +64,9 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
                 get("labels"),    get("start_positions"), get("end_positions")};
     finish(*model.module, model.keys, model.forward(batch, all).named());
   } else if (type == "t5") {
-    T5 model(t5_config_from_json(config_json));
+    const auto config = t5_config_from_json(config_json, config_path);
+    check_config_against_weights(config, model_dir, config_path);
+    T5 model(config);
     auto keys = t5_key_map(model->config);
     load_strict(model, keys, model_dir, prefer);
     model->eval();
@@ -76,7 +80,9 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
       result.outputs["generate_scores"] = scores;
     }
   } else if (type == "opt") {
-    Opt model(opt_config_from_json(config_json));
+    const auto config = opt_config_from_json(config_json, config_path);
+    check_config_against_weights(config, model_dir, config_path);
+    Opt model(config);
     auto keys = opt_key_map(model->config);
     load_strict(model, keys, model_dir, prefer);
     model->eval();

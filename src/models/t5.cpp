@@ -5,41 +5,45 @@
 #include <cmath>
 
 #include "sculpt/core/error.h"
+#include "sculpt/models/config_check.h"
 
 namespace sculpt::models {
 
-TransformerConfig t5_config_from_json(const nlohmann::json& j) {
+TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string& source) {
+  SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", source);
   TransformerConfig c;
   c.raw = j;
   c.model_type = "t5";
-  c.vocab_size = j.value("vocab_size", 32128);
-  c.hidden_size = j.value("d_model", 512);
-  c.d_kv = j.value("d_kv", 64);
-  c.intermediate_size = j.value("d_ff", 2048);
-  c.num_layers = j.value("num_layers", 6);
-  c.num_decoder_layers = j.contains("num_decoder_layers") && !j["num_decoder_layers"].is_null()
-                             ? j["num_decoder_layers"].get<int64_t>() : c.num_layers;
-  c.num_heads = j.value("num_heads", 8);
-  c.relative_buckets = j.value("relative_attention_num_buckets", 32);
-  c.relative_max_distance = j.value("relative_attention_max_distance", 128);
-  c.hidden_dropout = c.attention_dropout = c.ffn_dropout = j.value("dropout_rate", 0.1);
-  c.norm_eps = j.value("layer_norm_epsilon", 1e-6);
-  c.pad_token_id = j.value("pad_token_id", 0);
-  c.eos_token_id = j.value("eos_token_id", 1);
-  c.decoder_start_token_id = j.value("decoder_start_token_id", c.pad_token_id);
-  c.tie_word_embeddings = j.value("tie_word_embeddings", true);
-  c.scale_decoder_outputs = j.value("scale_decoder_outputs", c.tie_word_embeddings);
-  const std::string proj = j.value("feed_forward_proj", "relu");
+  c.vocab_size = config_int(j, "vocab_size", 32128, 1, kMaxVocab, source);
+  c.hidden_size = config_int(j, "d_model", 512, 1, kMaxWidth, source);
+  c.d_kv = config_int(j, "d_kv", 64, 1, kMaxWidth, source);
+  c.intermediate_size = config_int(j, "d_ff", 2048, 1, kMaxFfn, source);
+  c.num_layers = config_int(j, "num_layers", 6, 1, kMaxLayers, source);
+  c.num_decoder_layers = config_int(j, "num_decoder_layers", c.num_layers, 1, kMaxLayers, source);
+  c.num_heads = config_int(j, "num_heads", 8, 1, kMaxWidth, source);
+  SCULPT_CHECK(c.num_heads * c.d_kv <= kMaxWidth * 4, "{}: num_heads {} x d_kv {} = {} exceeds {}", source, c.num_heads,
+               c.d_kv, c.num_heads * c.d_kv, kMaxWidth * 4);
+  c.relative_buckets = config_int(j, "relative_attention_num_buckets", 32, 1, kMaxWidth, source);
+  c.relative_max_distance = config_int(j, "relative_attention_max_distance", 128, 1, kMaxPositions, source);
+  c.hidden_dropout = c.attention_dropout = c.ffn_dropout = config_real(j, "dropout_rate", 0.1, 0, 1, source);
+  c.norm_eps = config_real(j, "layer_norm_epsilon", 1e-6, 0, 1, source);
+  c.pad_token_id = config_int(j, "pad_token_id", 0, 0, c.vocab_size - 1, source);
+  c.eos_token_id = config_int(j, "eos_token_id", 1, 0, c.vocab_size - 1, source);
+  c.decoder_start_token_id = config_int(j, "decoder_start_token_id", c.pad_token_id, 0, c.vocab_size - 1, source);
+  c.tie_word_embeddings = config_bool(j, "tie_word_embeddings", true, source);
+  c.scale_decoder_outputs = config_bool(j, "scale_decoder_outputs", c.tie_word_embeddings, source);
+  const std::string proj = config_string(j, "feed_forward_proj", "relu", source);
   c.gated_ffn = proj.rfind("gated-", 0) == 0;
   std::string act = c.gated_ffn ? proj.substr(6) : proj;
   if (act == "gelu") act = "gelu_new";  // HF maps gated-gelu to the tanh approximation
-  c.activation = j.value("dense_act_fn", act);
+  c.activation = config_string(j, "dense_act_fn", act, source);
   SCULPT_CHECK(c.activation == "relu" || c.activation == "gelu_new" || c.activation == "gelu",
-               "config.json: T5 activation '{}' is not supported", c.activation);
+               "{}: T5 activation '{}' is not supported (relu, gelu, gelu_new)", source, c.activation);
   c.bias = false;
   c.scale_attention = false;
   c.pre_norm = true;
   c.head = HeadType::seq2seq_lm;
+  check_parameter_budget(c, source);
   return c;
 }
 

@@ -294,7 +294,7 @@ std::string teacher_problem(const recipe::Recipe& r) {
   const auto j = io::read_json(path.string());
   if (models::is_packed_bert(j))
     return fmt::format("{} is a packed model; pruning starts from the dense fine-tuned teacher", r.model.path);
-  const auto c = models::bert_config_from_json(j);
+  const auto c = models::bert_config_from_json(j, path.string());
   const auto& task = data::glue_task(r.data.task);
   if (c.head != models::HeadType::sequence_classification || c.num_labels != task.num_labels())
     return fmt::format("{}: the teacher must be a fine-tuned {} classifier, num_labels {} (fine-tune one first with a *_finetune "

@@ -14,6 +14,7 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/config_check.h"
 #include "sculpt/models/hf_model.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
@@ -36,6 +37,18 @@ template <typename T>
 std::vector<T> limit(std::vector<T> rows, int64_t n) {
   if (n > 0 && static_cast<size_t>(n) < rows.size()) rows.resize(static_cast<size_t>(n));
   return rows;
+}
+
+// Where model_config's values come from, for messages.
+std::string config_source(const recipe::Recipe& r) {
+  return r.model.path.empty() ? std::string("recipe model.config") : (fs::path(r.model.path) / "config.json").string();
+}
+
+// A parsed config, checked against the shapes the starting checkpoint's weights declare before
+// the model is allocated.
+models::TransformerConfig checked(models::TransformerConfig c, const recipe::Recipe& r) {
+  if (!r.model.path.empty()) models::check_config_against_weights(c, r.model.path, config_source(r));
+  return c;
 }
 
 // config.json of the starting checkpoint, or the recipe's architecture.
@@ -66,7 +79,7 @@ nlohmann::json label_maps(nlohmann::json j, int64_t n) {
 models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
   nlohmann::json j = model_config(r);
   j["model_type"] = "bert";
-  auto c = models::bert_config_from_json(j);
+  auto c = models::bert_config_from_json(j, config_source(r));
   c.head = models::HeadType::sequence_classification;
   c.with_pooler = true;
   c.num_labels = task.num_labels();
@@ -83,7 +96,7 @@ models::Opt build_opt_classifier(const recipe::Recipe& r, const data::GlueTask& 
   nlohmann::json j = label_maps(model_config(r), task.num_labels());
   j["architectures"] = {"OPTForSequenceClassification"};
   j["problem_type"] = task.is_regression() ? "regression" : "single_label_classification";
-  models::Opt model(models::opt_config_from_json(j));
+  models::Opt model(checked(models::opt_config_from_json(j, config_source(r)), r));
   load_or_init(*model, models::opt_key_map(model->config), r, j.value("init_std", 0.02));
   return model;
 }
@@ -144,7 +157,7 @@ class GlueClassificationTask : public Task {
 class GlueT5Task : public Task {
  public:
   GlueT5Task(const recipe::Recipe& r, const torch::Device& device)
-      : r_(r), task_(data::glue_task(r.data.task)), model_(models::t5_config_from_json(model_config(r))), device_(device) {
+      : r_(r), task_(data::glue_task(r.data.task)), model_(checked(models::t5_config_from_json(model_config(r), config_source(r)), r)), device_(device) {
     tokenizer_ = tokenizers::SentencePieceTokenizer::from_dir(r.model.tokenizer);
     keys_ = models::t5_key_map(model_->config);
     load_or_init(*model_, keys_, r, 1.0 / std::sqrt(static_cast<double>(model_->config.hidden_size)));
@@ -259,7 +272,7 @@ class SquadTask : public Task {
     nlohmann::json j = model_config(r);
     j["model_type"] = "bert";
     j["architectures"] = {"BertForQuestionAnswering"};
-    auto c = models::bert_config_from_json(j);
+    auto c = models::bert_config_from_json(j, config_source(r));
     if (!r.model.path.empty()) {
       model_ = models::load_bert(r.model.path, false, io::WeightFormat::safetensors, &c).model;
     } else {

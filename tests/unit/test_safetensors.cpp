@@ -1,11 +1,14 @@
 #include <nlohmann/json.hpp>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/models/bert.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -27,6 +30,70 @@ void expect_refused(const std::string& bytes, const std::string& fragment) {
     EXPECT_NE(std::string(e.what()).find("bad.safetensors"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
+}
+
+// True when ADDRESS lies in a mapping of FILE, by /proc/self/maps.
+bool mapped_from(const void* address, const std::string& file) {
+  const std::string want = std::filesystem::canonical(file).string();
+  std::ifstream maps("/proc/self/maps");
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  for (std::string line; std::getline(maps, line);) {
+    std::istringstream in(line);
+    std::string range, perms, offset, dev, inode, path;
+    in >> range >> perms >> offset >> dev >> inode >> path;
+    const auto dash = range.find('-');
+    const uintptr_t lo = std::stoull(range.substr(0, dash), nullptr, 16), hi = std::stoull(range.substr(dash + 1), nullptr, 16);
+    if (at >= lo && at < hi) return path == want;
+  }
+  return false;
+}
+
+TEST(Safetensors, ReadingMapsTheFileAndWritesNeverReachIt) {
+  testing::TempDir tmp;
+  const std::string path = tmp.str("w.safetensors");
+  const auto a = torch::arange(4096, torch::kFloat32).reshape({64, 64}), b = torch::arange(10, torch::kInt64);
+  io::write_safetensors(path, {{"a", a}, {"b", b}});
+  auto content = io::read_safetensors(path);
+  EXPECT_TRUE(mapped_from(content.tensors.at("a").data_ptr(), path));
+  EXPECT_TRUE(mapped_from(content.tensors.at("b").data_ptr(), path));
+  EXPECT_TRUE(torch::equal(content.tensors.at("a"), a));
+  EXPECT_TRUE(torch::equal(content.tensors.at("b"), b));
+  content.tensors.at("a").fill_(7);  // copy-on-write: this process's pages only
+  EXPECT_TRUE(torch::equal(io::read_safetensors(path).tensors.at("a"), a));
+  EXPECT_EQ(io::read_safetensors_shapes(path), (io::TensorShapes{{"a", {64, 64}}, {"b", {10}}}));
+}
+
+TEST(Safetensors, UnalignedTensorsAreCopiedWithTheirValues) {
+  // A 1-byte tensor first puts the F32 one at an odd offset (the format allows it).
+  const float values[2] = {1.5f, -2.25f};
+  std::string data(1, '\x2a');
+  data.append(reinterpret_cast<const char*>(values), sizeof(values));
+  const std::string header =
+      R"({"u":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"f":{"dtype":"F32","shape":[2],"data_offsets":[1,9]}})";
+  testing::TempDir tmp;
+  const std::string path = tmp.str("odd.safetensors");
+  std::ofstream(path, std::ios::binary) << make_file(header, data);
+  auto content = io::read_safetensors(path);
+  const auto& f = content.tensors.at("f");
+  EXPECT_FALSE(mapped_from(f.data_ptr(), path));
+  EXPECT_EQ(f[0].item<float>(), 1.5f);
+  EXPECT_EQ(f[1].item<float>(), -2.25f);
+  EXPECT_EQ(content.tensors.at("u")[0].item<uint8_t>(), 42);
+}
+
+TEST(Safetensors, LoadedModelParametersAreTheMappedWeights) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/bert_seqcls");
+  auto model = models::load_bert(dir, /*strict=*/true).model;
+  const auto expected = io::parse_safetensors("copy", io::read_file(dir + "/model.safetensors").data(),
+                                              std::filesystem::file_size(dir + "/model.safetensors")).tensors;
+  size_t mapped = 0, total = 0;
+  for (const auto& p : model->named_parameters()) {
+    ++total;
+    mapped += mapped_from(p.value().data_ptr(), dir + "/model.safetensors");
+  }
+  EXPECT_EQ(mapped, total);  // no parameter was copied out of the file
+  EXPECT_TRUE(torch::equal(model->named_parameters()["embed.tok.weight"],
+                           expected.at("bert.embeddings.word_embeddings.weight")));
 }
 
 TEST(Safetensors, ReadsEveryDtypeOfTheFixtureExactly) {

@@ -57,8 +57,9 @@ struct TransformerConfig {
   }
 };
 
-// Parse a BERT config.json (HF names). The head comes from `architectures` unless given.
-TransformerConfig bert_config_from_json(const nlohmann::json& j);
+// Parse a BERT config.json (HF names). The head comes from `architectures` unless given. Every
+// value is range-checked (config_check.h); SOURCE names the file (or recipe key) in messages.
+TransformerConfig bert_config_from_json(const nlohmann::json& j, const std::string& source = "config.json");
 // The config.json to write beside exported weights (HF names, `raw` keys kept).
 nlohmann::json bert_config_to_json(const TransformerConfig& c);
 

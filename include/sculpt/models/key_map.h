@@ -28,6 +28,9 @@ struct LoadReport {
 
 // Copy weights into the module's parameters; returns what was missing/unexpected.
 // `ignorable` keys (non-persistent buffers HF sometimes stores) are never reported.
+// A weight of the parameter's dtype and device becomes its storage (set_data, no copy: the pages
+// of a memory-mapped safetensors file are never duplicated), so pass tensors read for this load
+// alone (a file just read), never another live model's parameters.
 LoadReport load_state(torch::nn::Module& module, const KeyMap& map, const io::TensorMap& weights,
                       const std::vector<std::string>& ignorable = {});
 io::TensorMap export_state(torch::nn::Module& module, const KeyMap& map);

@@ -11,7 +11,7 @@
 
 namespace sculpt::models {
 
-TransformerConfig opt_config_from_json(const nlohmann::json& j);
+TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::string& source = "config.json");
 
 struct OptCache {
   std::vector<KVCache> layers;

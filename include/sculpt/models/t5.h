@@ -12,7 +12,7 @@
 
 namespace sculpt::models {
 
-TransformerConfig t5_config_from_json(const nlohmann::json& j);
+TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string& source = "config.json");
 
 struct T5BlockImpl : torch::nn::Module {
   T5BlockImpl(const TransformerConfig& c, bool decoder);
