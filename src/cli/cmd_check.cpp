@@ -20,7 +20,10 @@
 #include "sculpt/models/bert.h"
 #include "sculpt/models/reference_forward.h"
 #include "sculpt/tokenizers/jsonl.h"
+#include "sculpt/data/token_cache.h"
+#include "sculpt/recipe/recipe.h"
 #include "sculpt/train/evaluate.h"
+#include "sculpt/train/glue_data.h"
 
 namespace fs = std::filesystem;
 
@@ -43,7 +46,18 @@ int cmd_forward(int argc, char** argv) {
 }
 
 int cmd_tokenize(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"tokenizer", "input", "out"});
+  auto args = Args::parse(argc, argv, 2, {"tokenizer", "input", "out", "cache"});
+  if (args.has("cache")) {  // fill the token cache ahead of a job: every split the recipe's run reads
+    auto r = recipe::load_recipe(args.get("cache"), args.overrides);
+    SCULPT_CHECK(!r.data.is_squad() && r.model.family != "t5",
+                 "--cache {}: the token cache holds GLUE classification data (task {}, family {})", args.get("cache"),
+                 r.data.task, r.model.family);
+    if (r.run.threads > 0) at::set_num_threads(static_cast<int>(r.run.threads));
+    train::GlueData data(r);
+    std::printf("%s: %zu train and %zu dev examples in the token cache %s\n", r.data.task.c_str(), data.train.size(),
+                data.dev.front().second.size(), data::token_cache_dir().c_str());
+    return 0;
+  }
   auto tokenizer = tokenizers::load_tokenizer(args.require("tokenizer"));
   const std::string input = args.require("input");
   std::ifstream in(input);

@@ -6,19 +6,22 @@
 #include <numeric>
 #include <random>
 
+#include "sculpt/core/parallel.h"
+
 namespace sculpt::data {
 
 std::vector<Example> encode_glue(const tokenizers::Tokenizer& tokenizer, const std::vector<GlueExample>& rows,
-                                 int64_t max_length) {
+                                 int64_t max_length, int threads, const std::function<void(size_t)>& progress) {
   tokenizers::EncodeOptions options;
   options.truncation = "longest_first";
   options.max_length = max_length;
-  std::vector<Example> out;
-  out.reserve(rows.size());
-  for (const auto& row : rows) {
-    auto e = tokenizer.encode(row.text_a, row.text_b, options);
-    out.push_back({std::move(e.input_ids), std::move(e.token_type_ids), row.label});
-  }
+  std::vector<Example> out(rows.size());
+  parallel_chunks(rows.size(), 256, threads, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      auto e = tokenizer.encode(rows[i].text_a, rows[i].text_b, options);
+      out[i] = {std::move(e.input_ids), std::move(e.token_type_ids), rows[i].label};
+    }
+  }, progress);
   return out;
 }
 

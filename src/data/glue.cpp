@@ -49,8 +49,12 @@ std::vector<std::string> split_tabs(const std::string& line) {
 
 }  // namespace
 
+std::string glue_split_path(const GlueTask& task, const std::string& root, const std::string& split) {
+  return (fs::path(root) / task.dir / (split + ".tsv")).string();
+}
+
 std::vector<GlueExample> read_glue_split(const GlueTask& task, const std::string& root, const std::string& split) {
-  const std::string path = (fs::path(root) / task.dir / (split + ".tsv")).string();
+  const std::string path = glue_split_path(task, root, split);
   std::ifstream in(path, std::ios::binary);
   SCULPT_CHECK(in.good(), "{}: cannot open the {} split of {} (GLUE root '{}'; scripts/download_glue.sh fetches it)",
                path, split, task.name, root);

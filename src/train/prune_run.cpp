@@ -50,7 +50,7 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
 // compression.json's body: the packed model's and the teacher's dev scores and the sizes.
 nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) {
   const torch::Device device = resolve_device(r.run.device);
-  GlueData data(r);
+  GlueData data(r, GlueData::Splits::dev);  // the packed model's report reads dev only
   const std::string metric = r.eval.metric.empty() ? metrics::glue_main_metric(data.task.name) : r.eval.metric;
   torch::NoGradGuard no_grad;
   auto teacher = models::load_bert(r.model.path, true).model;

@@ -82,8 +82,16 @@ class CliTest : public ::testing::Test {
     if (shared_path("data/glue/SST-2").empty() || shared_path("fixtures/hf/tok_bert_wordpiece").empty())
       GTEST_SKIP() << "needs ../shared/data/glue/SST-2 and fixtures (set SCULPT_SHARED); not found, skipped";
   }
-  // The CLI's exit code; its output is kept in last_output.
-  int run(const std::vector<std::string>& args, const std::string& log) { return run_cli(args, tmp.str(log), &last_output); }
+  // The CLI's exit code; its output is kept in last_output. The token cache is the test's own
+  // (SCULPT_CACHE=<tmp>/cache) unless `env` names another.
+  int run(const std::vector<std::string>& args, const std::string& log, const std::vector<std::string>& env = {}) {
+    std::vector<std::string> all = {"SCULPT_CACHE=" + tmp.str("cache")};
+    all.insert(all.end(), env.begin(), env.end());
+    auto p = start_cli(args, tmp.str(log), all);
+    const int code = p.wait();
+    last_output = p.output();
+    return code;
+  }
   TempDir tmp;
   std::string last_output;
 };

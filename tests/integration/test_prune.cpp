@@ -164,7 +164,24 @@ TEST_F(Prune, CofiModeWithFineTuneStage) {
   // controller its expected size settles on 0.50 while the packed one (whole blocks kept at
   // keep probability >= 0.5) stays at 0.29 in 100 updates; SP3's/CoFi's own ascent overshoots to
   // saturated masks and lands a packed model inside the window.
-  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "cofi", {"prune.controller=ascent"}), "cofi.log"), 0) << last_output;
+  ASSERT_EQ(run(prune_args("tiny_bert_cofi.yaml", "cofi", {"prune.controller=ascent"}), "cofi.log",
+                {"SCULPT_CACHE=" + tmp.str("cofi_cache")}),
+            0)
+      << last_output;
+  // Each split is tokenized once; the packed model's report (dev) and the fine-tune stage (train
+  // and dev) read the token cache.
+  auto lines_with = [&](const std::string& a, const std::string& b) {
+    int n = 0;
+    for (size_t at = 0; (at = last_output.find(a, at)) != std::string::npos; ++at) {
+      const auto end = last_output.find('\n', at);
+      n += last_output.substr(at, end - at).find(b) != std::string::npos;
+    }
+    return n;
+  };
+  EXPECT_EQ(lines_with("[data] sst2 train: ", "tokenized"), 1) << last_output;
+  EXPECT_EQ(lines_with("[data] sst2 dev: ", "tokenized"), 1);
+  EXPECT_EQ(lines_with("[data] sst2 train: ", "from the token cache"), 1);
+  EXPECT_EQ(lines_with("[data] sst2 dev: ", "from the token cache"), 2);
   auto metrics = jsonl("cofi/metrics.jsonl");
   ASSERT_FALSE(metrics.empty());
   EXPECT_TRUE(metrics.back().contains("expected_sparsity"));

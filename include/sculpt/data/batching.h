@@ -2,6 +2,7 @@
 // optionally bucketed by length), and collation with dynamic padding.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "sculpt/data/glue.h"
@@ -15,8 +16,10 @@ struct Example {
   float label = -1;
 };
 
+// On `threads` threads (<= 0: LibTorch's count), the same result for any count; progress(done)
+// as rows finish (core/parallel.h).
 std::vector<Example> encode_glue(const tokenizers::Tokenizer& tokenizer, const std::vector<GlueExample>& rows,
-                                 int64_t max_length);
+                                 int64_t max_length, int threads = 0, const std::function<void(size_t)>& progress = {});
 
 struct PlanOptions {
   size_t batch_size = 32;

@@ -31,6 +31,9 @@ struct GlueExample {
   size_t line = 0;   // 1-based line in the file, for messages
 };
 
+// <root>/<TASK dir>/<split>.tsv
+std::string glue_split_path(const GlueTask& task, const std::string& root, const std::string& split);
+
 // Read one split: "train", "dev", "dev_matched", "test", ... A malformed row is an error
 // naming file and line.
 std::vector<GlueExample> read_glue_split(const GlueTask& task, const std::string& root, const std::string& split);

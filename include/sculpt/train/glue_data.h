@@ -1,6 +1,7 @@
 // A GLUE task's data as the classification tasks (fine-tuning and pruning) use it: the
 // tokenizer, tokenized train and dev splits (MNLI's two dev sets), and evaluation of any
-// classifier's logits over the dev splits.
+// classifier's logits over the dev splits. Splits are tokenized in parallel and kept in the token
+// cache (data/token_cache.h), so later stages, sweep cells and ranks read them instead.
 #pragma once
 #include <map>
 #include <memory>
@@ -17,7 +18,8 @@
 namespace sculpt::train {
 
 struct GlueData {
-  explicit GlueData(const recipe::Recipe& r);
+  enum class Splits { train_and_dev, dev };  // dev: evaluation only (the packed model's report)
+  explicit GlueData(const recipe::Recipe& r, Splits splits = Splits::train_and_dev);
   // Metrics over every dev split; the second split's keys get the prefix "mm_" (MNLI).
   std::map<std::string, double> evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device,
                                          Distributed* shard = nullptr) const;
@@ -29,6 +31,9 @@ struct GlueData {
   std::vector<std::pair<std::string, std::vector<data::Example>>> dev;
   std::vector<int64_t> lengths;
 };
+
+// The file names a tokenizer may be read from (the token cache's key hashes those present).
+const std::vector<std::string>& tokenizer_file_names();
 
 // Copy the tokenizer files of an HF directory into an export directory.
 void copy_tokenizer_files(const std::string& from, const std::string& to);
