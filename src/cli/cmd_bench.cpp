@@ -143,9 +143,10 @@ int bench_infer(int argc, char** argv) {
 
 int cmd_bench(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[2]) == "infer") return bench_infer(argc, argv);
+  if (argc >= 3 && std::string(argv[2]) == "data") return bench_data(argc, argv);
   SCULPT_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sculpt bench train [--model bert-base] [--config config.json] "
                                                              "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3] [--precision fp32|bf16] [--peak-tflops 989]"
-                                                             " | sculpt bench infer --model DIR [--model DIR ...]");
+                                                             " | sculpt bench infer --model DIR [--model DIR ...] | sculpt bench data [--synthetic 400000 | --task T] [--threads N]");
   auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops",
                                           "layers", "hidden", "heads", "ffn", "profile"},
                           {"forward-only"});

@@ -10,6 +10,7 @@ int cmd_forward(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int bench_data(int argc, char** argv);  // sculpt bench data (cmd_bench_data.cpp)
 int cmd_env(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_table(int argc, char** argv);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "sculpt/core/error.h"
@@ -23,11 +24,22 @@ void truncate_pair(std::vector<int64_t>& ids, std::vector<int64_t>* pair, size_t
   if (o.truncation == "only_first" || (o.truncation == "longest_first" && !pair)) {
     if (ids.size() > remove) ids.resize(ids.size() - remove);
   } else if (o.truncation == "longest_first") {
-    for (; remove > 0; --remove) {
-      if (ids.size() > pair->size()) ids.pop_back();
-      else if (!pair->empty()) pair->pop_back();
-      else break;
+    // As `tokenizers` (every fast tokenizer, and Transformers 5's slow ones): the longer input is
+    // cut to fit beside the shorter; when both must be cut, the shorter keeps budget / 2 and the
+    // longer the rest. (Transformers 4's slow tokenizers cut one token at a time and, at equal
+    // lengths, from the pair first: the first input kept one token more when it was the shorter.)
+    const size_t budget = static_cast<size_t>(o.max_length) > num_special ? static_cast<size_t>(o.max_length) - num_special : 0;
+    size_t n1 = ids.size(), n2 = pair->size();
+    const bool swap = n1 > n2;
+    if (swap) std::swap(n1, n2);
+    n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
+    if (n1 + n2 > budget) {
+      n1 = budget / 2;
+      n2 = n1 + budget % 2;
     }
+    if (swap) std::swap(n1, n2);
+    ids.resize(std::min(ids.size(), n1));
+    pair->resize(std::min(pair->size(), n2));
   } else if (o.truncation == "only_second") {
     if (pair && pair->size() > remove) pair->resize(pair->size() - remove);
   } else {

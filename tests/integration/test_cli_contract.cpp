@@ -183,3 +183,26 @@ TEST(CliBench, TrainPrintsThroughputAndBaselineRatio) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+// sculpt's ids against Hugging Face's `tokenizers` (in the project's venv, which scripts/setup.sh
+// --test installs with Transformers) on the same rows in the same run: every one identical,
+// including RTE's long pairs that longest_first cuts on both sides.
+TEST(CliBench, DataComparesIdsWithHfTokenizersInOneRun) {
+  SCULPT_REQUIRE_SHARED(glue, "data/glue/RTE");
+  SCULPT_REQUIRE_SHARED(tok, "models/bert-base-uncased-tokenizer");
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_cli({"bench", "data", "--task", "rte", "--split", "train", "--threads", "2", "--tokenizer", tok},
+                             tmp.str("log"), &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("ids identical: 2490 / 2490 examples\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("speed ratio sculpt / HF tokenizers: "), std::string::npos) << out;
+  EXPECT_NE(out.find("reloaded in"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -49,6 +49,27 @@ TEST(Tokenization, ParallelEncodingEqualsTheSerialIdsAtAnyThreadCount) {
   }
 }
 
+// `tokenizers`' longest_first (tokenizers/src/utils/truncation.rs): 84 + 109 tokens into 128 - 3
+// specials: the shorter keeps 125 / 2 = 62, the longer 63, whichever comes first. (Transformers
+// 4's slow loop gave 63 / 62 when the first was the shorter.) The remaining cases: only the
+// longer is cut.
+TEST(Tokenization, LongestFirstTruncationIsTokenizersOwn) {
+  tokenizers::EncodeOptions o;
+  o.truncation = "longest_first";
+  o.max_length = 128;
+  auto cut = [&](size_t a, size_t b) {
+    std::vector<int64_t> x(a, 1), y(b, 2);
+    tokenizers::truncate_pair(x, &y, 3, o);
+    return std::make_pair(x.size(), y.size());
+  };
+  EXPECT_EQ(cut(84, 109), std::make_pair(size_t{62}, size_t{63}));
+  EXPECT_EQ(cut(109, 84), std::make_pair(size_t{63}, size_t{62}));
+  EXPECT_EQ(cut(200, 20), std::make_pair(size_t{105}, size_t{20}));
+  EXPECT_EQ(cut(20, 200), std::make_pair(size_t{20}, size_t{105}));
+  EXPECT_EQ(cut(60, 65), std::make_pair(size_t{60}, size_t{65}));  // fits: untouched
+  EXPECT_EQ(cut(63, 63), std::make_pair(size_t{62}, size_t{63}));
+}
+
 TEST(Tokenization, AChunkThatThrowsFailsTheWholeEncodingWithItsMessage) {
   std::vector<int> seen(1000, 0);
   try {
