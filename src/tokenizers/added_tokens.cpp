@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "sculpt/core/error.h"
 #include "sculpt/tokenizers/unicode.h"
 
 namespace sculpt::tokenizers {
@@ -21,8 +22,14 @@ void AddedTokens::add_from_config(const nlohmann::json& config) {
   if (!config.contains("added_tokens_decoder") || !config["added_tokens_decoder"].is_object()) return;
   for (auto it = config["added_tokens_decoder"].begin(); it != config["added_tokens_decoder"].end(); ++it) {
     const auto& v = it.value();
-    add({v.value("content", ""), std::stoll(it.key()), v.value("lstrip", false), v.value("rstrip", false),
-         v.value("special", true)});
+    const std::string& key = it.key();
+    SCULPT_CHECK(!key.empty() && key.size() < 19 && key.find_first_not_of("0123456789") == std::string::npos && v.is_object(),
+                 "tokenizer_config.json: added_tokens_decoder['{}'] must map an id to a token object", key);
+    try {
+      add({v.value("content", ""), std::stoll(key), v.value("lstrip", false), v.value("rstrip", false), v.value("special", true)});
+    } catch (const nlohmann::json::exception& e) {
+      fail("tokenizer_config.json: added_tokens_decoder['{}']: {}", key, e.what());
+    }
   }
 }
 

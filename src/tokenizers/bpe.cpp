@@ -88,6 +88,8 @@ BpeTokenizer::BpeTokenizer(const std::string& vocab_path, const std::string& mer
   auto vocab = io::read_json(vocab_path);
   SCULPT_CHECK(vocab.is_object(), "{}: expected a JSON object token -> id", vocab_path);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    SCULPT_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, "{}: token '{}' has id {}; expected an id >= 0",
+                 vocab_path, it.key(), it.value().dump());
     vocab_[it.key()] = it.value().get<int64_t>();
     inverse_[it.value().get<int64_t>()] = it.key();
   }

@@ -47,7 +47,23 @@ void truncate_pair(std::vector<int64_t>& ids, std::vector<int64_t>* pair, size_t
   }
 }
 
+namespace {
+std::unique_ptr<Tokenizer> load_by_class(const std::string& dir);
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+  // The readers check the values they use; a JSON value of the wrong type anywhere else in a
+  // tokenizer file still ends as a message naming the directory, not an escaped exception.
+  try {
+    return load_by_class(dir);
+  } catch (const nlohmann::json::exception& e) {
+    fail("tokenizer {}: a tokenizer file holds a value of the wrong type ({})", dir, e.what());
+  }
+}
+
+namespace {
+
+std::unique_ptr<Tokenizer> load_by_class(const std::string& dir) {
   const fs::path d(dir);
   SCULPT_CHECK(fs::is_directory(d), "tokenizer {}: no such directory", dir);
   std::string cls;
@@ -61,5 +77,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   SCULPT_CHECK(!cls.empty(), "{}: no tokenizer files (tokenizer_config.json, vocab.txt, spiece.model or merges.txt)", dir);
   fail("{}: tokenizer class '{}' is not supported yet (BertTokenizer, T5Tokenizer, GPT2Tokenizer)", dir, cls);
 }
+
+}  // namespace
 
 }  // namespace sculpt::tokenizers

@@ -82,16 +82,31 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_dir(const std::stri
   WordPieceOptions o;
   const fs::path d(dir);
   if (fs::exists(d / "tokenizer_config.json")) {
-    auto j = io::read_json((d / "tokenizer_config.json").string());
+    const std::string path = (d / "tokenizer_config.json").string();
+    auto j = io::read_json(path);
+    SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", path);
     auto str = [&](const char* key, std::string& field) {
       if (j.contains(key) && j[key].is_string()) field = j[key].get<std::string>();
-      if (j.contains(key) && j[key].is_object() && j[key].contains("content")) field = j[key]["content"].get<std::string>();
+      if (j.contains(key) && j[key].is_object() && j[key].contains("content") && j[key]["content"].is_string())
+        field = j[key]["content"].get<std::string>();
     };
-    if (j.contains("do_lower_case")) o.do_lower_case = j["do_lower_case"].get<bool>();
-    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = j["strip_accents"].get<bool>() ? 1 : 0;
-    if (j.contains("tokenize_chinese_chars")) o.tokenize_chinese_chars = j["tokenize_chinese_chars"].get<bool>();
-    if (j.contains("max_input_chars_per_word")) o.max_input_chars_per_word = j["max_input_chars_per_word"].get<size_t>();
-    if (j.contains("never_split") && j["never_split"].is_array()) o.never_split = j["never_split"].get<std::vector<std::string>>();
+    auto flag = [&](const char* key) {
+      SCULPT_CHECK(j[key].is_boolean(), "{}: '{}' is {}; expected true or false", path, key, j[key].dump());
+      return j[key].get<bool>();
+    };
+    if (j.contains("do_lower_case")) o.do_lower_case = flag("do_lower_case");
+    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = flag("strip_accents") ? 1 : 0;
+    if (j.contains("tokenize_chinese_chars")) o.tokenize_chinese_chars = flag("tokenize_chinese_chars");
+    if (j.contains("max_input_chars_per_word")) {
+      SCULPT_CHECK(j["max_input_chars_per_word"].is_number_unsigned(), "{}: 'max_input_chars_per_word' is {}; expected an integer >= 0",
+                   path, j["max_input_chars_per_word"].dump());
+      o.max_input_chars_per_word = j["max_input_chars_per_word"].get<size_t>();
+    }
+    if (j.contains("never_split") && j["never_split"].is_array())
+      for (const auto& t : j["never_split"]) {
+        SCULPT_CHECK(t.is_string(), "{}: 'never_split' holds {}; expected strings", path, t.dump());
+        o.never_split.push_back(t.get<std::string>());
+      }
     str("unk_token", o.unk), str("cls_token", o.cls), str("sep_token", o.sep), str("pad_token", o.pad), str("mask_token", o.mask);
   } else if (fs::exists(d / "tokenizer.json")) {
     // A fast-tokenizer file only: its BertNormalizer carries the same switches.

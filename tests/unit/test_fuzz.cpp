@@ -1,0 +1,255 @@
+// A seeded in-process fuzz suite over every input a user hands sculpt: safetensors bytes,
+// config.json, recipes, GLUE TSV, SQuAD JSON and tokenizer files. Each mutated input must be
+// accepted or refused with a sculpt::Error (a message naming the file); any other exception, a
+// crash or a hang fails the suite. Allocation stays bounded because every size is checked
+// against the bytes present (safetensors) or a range (configs) before anything is allocated.
+// Counts per target are printed; SCULPT_FUZZ_SCALE multiplies them (default 1: ~10,500 cases).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "sculpt/core/error.h"
+#include "sculpt/data/batching.h"
+#include "sculpt/data/glue.h"
+#include "sculpt/data/squad.h"
+#include "sculpt/io/files.h"
+#include "sculpt/io/safetensors.h"
+#include "sculpt/models/reference_forward.h"
+#include "sculpt/recipe/recipe.h"
+#include "sculpt/tokenizers/tokenizer.h"
+#include "sculpt/tokenizers/wordpiece.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt {
+namespace {
+
+int scale() {
+  const char* s = std::getenv("SCULPT_FUZZ_SCALE");
+  return s && std::atoi(s) > 0 ? std::atoi(s) : 1;
+}
+
+const char* const kInteresting[] = {"0",          "-1",        "1e309",  "4294967296", "9223372036854775807", "-9223372036854775808",
+                                    "1000000000", "0.5",       "NaN",    "\"\"",       "null",                "[]",
+                                    "{}",         "true",      "\t",     "\n",         "\xff\xfe",            "\xe2\x82",
+                                    "65536",      "16777217",  "\"x\"",  ":",          ",",                   "\\u0000"};
+
+// 1-4 random edits: bit flips, random bytes, deletions, insertions of bytes or interesting
+// tokens, duplicated ranges, truncation, digits replaced by an extreme number.
+std::string mutate(std::string s, std::mt19937_64& rng) {
+  auto pick = [&](size_t n) { return n ? static_cast<size_t>(rng() % n) : 0; };
+  const int edits = 1 + static_cast<int>(rng() % 4);
+  for (int k = 0; k < edits; ++k) {
+    const size_t at = pick(s.size() + 1);
+    switch (rng() % 7) {
+      case 0:
+        if (!s.empty()) s[pick(s.size())] ^= static_cast<char>(1 << (rng() % 8));
+        break;
+      case 1:
+        if (!s.empty()) s[pick(s.size())] = static_cast<char>(rng());
+        break;
+      case 2:
+        s.erase(std::min(at, s.size()), 1 + pick(16));
+        break;
+      case 3:
+        s.insert(at, kInteresting[pick(std::size(kInteresting))]);
+        break;
+      case 4: {
+        const size_t len = 1 + pick(32);
+        if (at < s.size()) s.insert(pick(s.size() + 1), s.substr(at, len));
+        break;
+      }
+      case 5:
+        s.resize(at);
+        break;
+      default: {
+        size_t d = s.find_first_of("0123456789", at);
+        if (d == std::string::npos) break;
+        size_t e = d;
+        while (e < s.size() && std::isdigit(static_cast<unsigned char>(s[e]))) ++e;
+        s.replace(d, e - d, kInteresting[pick(std::size(kInteresting))]);
+      }
+    }
+  }
+  return s;
+}
+
+struct Tally {
+  int accepted = 0, refused = 0;
+  std::vector<std::string> failures;  // non-sculpt exceptions, with the case number
+};
+
+// Run one case: ok / sculpt::Error / anything else (a failure, kept with the input's number).
+template <typename Fn>
+void run_case(Tally& t, int number, Fn&& fn) {
+  try {
+    fn();
+    ++t.accepted;
+  } catch (const Error&) {
+    ++t.refused;
+  } catch (const std::exception& e) {
+    if (t.failures.size() < 10) t.failures.push_back(fmt::format("case {}: {}", number, e.what()));
+  }
+}
+
+void report(const char* target, const Tally& t) {
+  std::printf("[fuzz] %-12s %6d cases: %6d accepted, %6d refused, %zu other exceptions\n", target,
+              t.accepted + t.refused + static_cast<int>(t.failures.size()), t.accepted, t.refused, t.failures.size());
+  for (const auto& f : t.failures) ADD_FAILURE() << target << ": " << f;
+}
+
+std::string slurp(const std::string& path) { return io::read_file(path); }
+void write(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
+
+TEST(Fuzz, SafetensorsBytesAndHeaders) {
+  std::mt19937_64 rng(1);
+  const std::string valid = io::serialize_safetensors(
+      {{"a", torch::arange(12, torch::kFloat32).reshape({3, 4})}, {"b", torch::ones({2}, torch::kBFloat16)},
+       {"c", torch::zeros({0}, torch::kInt64)}, {"d", torch::tensor(true)}},
+      {{"format", "pt"}});
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, valid.data(), 8);
+  Tally t;
+  const int n = 3000 * scale();
+  for (int i = 0; i < n; ++i) {
+    std::string bytes;
+    if (i % 2 == 0) {
+      bytes = mutate(valid, rng);
+    } else {  // mutate the header JSON alone and fix the length prefix, so parsing gets past it
+      std::string header = mutate(valid.substr(8, header_len), rng);
+      const uint64_t len = header.size();
+      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
+    }
+    run_case(t, i, [&] {
+      auto content = io::parse_safetensors("fuzz.safetensors", bytes.data(), bytes.size());
+      for (auto& [k, v] : content.tensors) (void)v.sum();
+    });
+  }
+  report("safetensors", t);
+}
+
+// Mutated config.json beside a fixture's real weights, run as `sculpt forward` runs it.
+TEST(Fuzz, ConfigJsonOfEveryFamily) {
+  SCULPT_REQUIRE_SHARED(root, "fixtures/hf");
+  std::mt19937_64 rng(2);
+  testing::TempDir tmp;
+  Tally t;
+  const std::vector<std::string> fixtures = {"bert_seqcls", "opt_seqcls", "t5_small"};
+  std::map<std::string, std::string> configs;
+  for (const auto& f : fixtures) {
+    fs::create_directories(tmp.str(f));
+    fs::create_symlink(root + "/" + f + "/model.safetensors", tmp.str(f + "/model.safetensors"));
+    configs[f] = slurp(root + "/" + f + "/config.json");
+  }
+  const io::TensorMap inputs = {{"input_ids", torch::tensor({{5, 6, 7, 8}}, torch::kLong)}};
+  const int n = 1500 * scale();
+  for (int i = 0; i < n; ++i) {
+    const auto& f = fixtures[static_cast<size_t>(i) % fixtures.size()];
+    write(tmp.str(f + "/config.json"), mutate(configs[f], rng));
+    run_case(t, i, [&] { models::reference_forward(tmp.str(f), inputs); });
+  }
+  report("config.json", t);
+}
+
+TEST(Fuzz, Recipes) {
+  std::mt19937_64 rng(3);
+  std::vector<std::string> texts;
+  for (const auto& e : fs::directory_iterator(std::string(SCULPT_SOURCE_DIR) + "/recipes/tests")) texts.push_back(slurp(e.path().string()));
+  Tally t;
+  const int n = 3000 * scale();
+  for (int i = 0; i < n; ++i) {
+    const std::string text = mutate(texts[static_cast<size_t>(i) % texts.size()], rng);
+    run_case(t, i, [&] { recipe::parse_recipe(text, "fuzz.yaml"); });
+  }
+  report("recipe", t);
+}
+
+TEST(Fuzz, GlueTsv) {
+  SCULPT_REQUIRE_SHARED(glue, "data/glue");
+  SCULPT_REQUIRE_SHARED(tok, "fixtures/hf/tok_bert_wordpiece");
+  std::mt19937_64 rng(4);
+  const auto tokenizer = tokenizers::load_tokenizer(tok);
+  testing::TempDir tmp;
+  const std::vector<std::pair<std::string, std::string>> tasks = {{"mrpc", "MRPC"}, {"stsb", "STS-B"}, {"cola", "CoLA"}, {"rte", "RTE"}};
+  std::map<std::string, std::string> heads;
+  for (const auto& [name, dir] : tasks) {
+    std::istringstream in(slurp(glue + "/" + dir + "/dev.tsv"));
+    std::string head, line;
+    for (int k = 0; k < 12 && std::getline(in, line); ++k) head += line + "\n";
+    heads[name] = head;
+    fs::create_directories(tmp.str(dir));
+  }
+  Tally t;
+  const int n = 1000 * scale();
+  for (int i = 0; i < n; ++i) {
+    const auto& [name, dir] = tasks[static_cast<size_t>(i) % tasks.size()];
+    write(tmp.str(dir + "/dev.tsv"), mutate(heads[name], rng));
+    run_case(t, i, [&] {
+      auto rows = data::read_glue_split(data::glue_task(name), tmp.str(), "dev");
+      data::encode_glue(*tokenizer, rows, 32, 1);
+    });
+  }
+  report("glue tsv", t);
+}
+
+TEST(Fuzz, SquadJson) {
+  SCULPT_REQUIRE_SHARED(dev, "data/squad/dev-v1.1.json");
+  SCULPT_REQUIRE_SHARED(tok, "fixtures/hf/bert_qa");
+  std::mt19937_64 rng(5);
+  auto tokenizer = tokenizers::WordPieceTokenizer::from_dir(tok);
+  // One article with two paragraphs of the real file.
+  auto full = nlohmann::json::parse(slurp(dev));
+  nlohmann::json small = {{"version", "1.1"}, {"data", {full["data"][0]}}};
+  small["data"][0]["paragraphs"] = {full["data"][0]["paragraphs"][0], full["data"][0]["paragraphs"][1]};
+  const std::string valid = small.dump();
+  testing::TempDir tmp;
+  Tally t;
+  const int n = 1000 * scale();
+  for (int i = 0; i < n; ++i) {
+    write(tmp.str("squad.json"), mutate(valid, rng));
+    run_case(t, i, [&] {
+      auto examples = data::read_squad(tmp.str("squad.json"));
+      data::make_squad_features(*tokenizer, examples, {64, 16, 24});
+    });
+  }
+  report("squad json", t);
+}
+
+// vocab.txt and tokenizer_config.json of WordPiece, vocab.json and merges.txt of byte-level BPE.
+TEST(Fuzz, TokenizerFiles) {
+  SCULPT_REQUIRE_SHARED(wp, "fixtures/hf/tok_bert_wordpiece");
+  SCULPT_REQUIRE_SHARED(bpe, "fixtures/hf/tok_opt_bpe");
+  std::mt19937_64 rng(6);
+  testing::TempDir tmp;
+  for (const auto& [src, dst] : std::vector<std::pair<std::string, std::string>>{{wp, "wp"}, {bpe, "bpe"}}) {
+    fs::create_directories(tmp.str(dst));
+    for (const auto& e : fs::directory_iterator(src))
+      if (e.path().extension() != ".jsonl") fs::copy_file(e.path(), tmp.str(dst + "/" + e.path().filename().string()));
+  }
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"wp", "vocab.txt"}, {"wp", "tokenizer_config.json"}, {"bpe", "vocab.json"}, {"bpe", "merges.txt"}, {"bpe", "tokenizer_config.json"}};
+  std::map<std::string, std::string> originals;
+  for (const auto& [d, f] : files) originals[d + "/" + f] = slurp(tmp.str(d + "/" + f));
+  Tally t;
+  const int n = 1000 * scale();
+  for (int i = 0; i < n; ++i) {
+    const auto& [d, f] = files[static_cast<size_t>(i) % files.size()];
+    const std::string rel = d + "/" + f;
+    write(tmp.str(rel), mutate(originals[rel], rng));
+    run_case(t, i, [&] {
+      auto tokenizer = tokenizers::load_tokenizer(tmp.str(d));
+      tokenizers::EncodeOptions o;
+      o.truncation = "longest_first";
+      o.max_length = 16;
+      tokenizer->encode("Hello world, naïve café! 12,345 tokens.", std::string("A second text."), o);
+    });
+    write(tmp.str(rel), originals[rel]);
+  }
+  report("tokenizer", t);
+}
+
+}  // namespace
+}  // namespace sculpt
