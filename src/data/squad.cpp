@@ -5,9 +5,11 @@
 
 #include <algorithm>
 #include <map>
+#include <iterator>
 #include <numeric>
 
 #include "sculpt/core/error.h"
+#include "sculpt/core/parallel.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/tokenizers/wordpiece.h"
 
@@ -53,13 +55,28 @@ std::vector<SquadExample> read_squad(const std::string& path) {
 }
 
 std::vector<SquadFeature> make_squad_features(const tokenizers::WordPieceTokenizer& tok, const std::vector<SquadExample>& examples,
-                                              const SquadFeatureOptions& o) {
+                                              const SquadFeatureOptions& o, int threads) {
+  // Chunks of consecutive examples on every thread, concatenated in order: the same features
+  // for any thread count (a chunk re-tokenizes at most the one paragraph it starts inside).
+  constexpr size_t kChunk = 64;
+  std::vector<std::vector<SquadFeature>> parts((examples.size() + kChunk - 1) / kChunk);
+  parallel_chunks(examples.size(), kChunk, threads, [&](size_t begin, size_t end) {
+    parts[begin / kChunk] = make_squad_features_range(tok, examples, begin, end, o);
+  });
+  std::vector<SquadFeature> out;
+  for (auto& part : parts) std::move(part.begin(), part.end(), std::back_inserter(out));
+  return out;
+}
+
+std::vector<SquadFeature> make_squad_features_range(const tokenizers::WordPieceTokenizer& tok,
+                                                    const std::vector<SquadExample>& examples, size_t begin, size_t end,
+                                                    const SquadFeatureOptions& o) {
   std::vector<SquadFeature> out;
   const int64_t cls = tok.token_to_id("[CLS]"), sep = tok.token_to_id("[SEP]");
   std::string cached_context;
   std::vector<int64_t> ctx_ids;
   std::vector<std::pair<int64_t, int64_t>> ctx_off;
-  for (size_t e = 0; e < examples.size(); ++e) {
+  for (size_t e = begin; e < end; ++e) {
     const auto& ex = examples[e];
     if (ex.context != cached_context) {  // questions of one paragraph share its tokens
       ctx_ids = tok.ids_with_offsets(ex.context, ctx_off);

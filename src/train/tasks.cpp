@@ -7,6 +7,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
+#include "sculpt/core/parallel.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
 #include "sculpt/data/glue_text.h"
@@ -163,17 +164,18 @@ class GlueT5Task : public Task {
     load_or_init(*model_, keys_, r, 1.0 / std::sqrt(static_cast<double>(model_->config.hidden_size)));
     model_->to(device_);
     auto encode = [&](const std::vector<data::GlueExample>& rows, bool with_target) {
-      std::vector<Pair> out;
+      std::vector<Pair> out(rows.size());
       tokenizers::EncodeOptions o;
       o.truncation = "longest_first";
       o.max_length = r.data.max_seq_len;
-      for (const auto& row : rows) {
-        Pair p;
-        p.source = tokenizer_->encode(data::t5_glue_input(task_, row), std::nullopt, o).input_ids;
-        if (with_target) p.target = tokenizer_->encode(data::t5_glue_target(task_, row.label)).input_ids;
-        p.label = row.label;
-        out.push_back(std::move(p));
-      }
+      parallel_chunks(rows.size(), 256, 0, [&](size_t begin, size_t end) {  // same ids at any thread count
+        for (size_t i = begin; i < end; ++i) {
+          Pair& p = out[i];
+          p.source = tokenizer_->encode(data::t5_glue_input(task_, rows[i]), std::nullopt, o).input_ids;
+          if (with_target) p.target = tokenizer_->encode(data::t5_glue_target(task_, rows[i].label)).input_ids;
+          p.label = rows[i].label;
+        }
+      });
       return out;
     };
     train_ = encode(limit(data::read_glue_split(task_, r.data.root, "train"), r.data.max_train_examples), true);

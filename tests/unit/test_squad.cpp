@@ -94,5 +94,26 @@ TEST(Squad, RealDevFeaturesRecoverTheAnswers) {
   EXPECT_GT(m["exact"], 95.0);
 }
 
+TEST(Squad, FeaturesAreTheSameAtAnyThreadCount) {
+  SCULPT_REQUIRE_SHARED(path, "data/squad/dev-v1.1.json");
+  SCULPT_REQUIRE_SHARED(dir, "models/bert-base-uncased-tokenizer");
+  auto examples = data::read_squad(path);
+  examples.resize(1000);  // chunk boundaries fall inside paragraphs
+  auto tok = tokenizers::WordPieceTokenizer::from_dir(dir);
+  const data::SquadFeatureOptions o{128, 32, 32};
+  const auto serial = data::make_squad_features_range(*tok, examples, 0, examples.size(), o);
+  for (int threads : {1, 2, 5}) {
+    const auto got = data::make_squad_features(*tok, examples, o, threads);
+    ASSERT_EQ(got.size(), serial.size()) << threads;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].example, serial[i].example) << threads << " threads, feature " << i;
+      ASSERT_EQ(got[i].ids, serial[i].ids) << threads << " threads, feature " << i;
+      ASSERT_EQ(got[i].offsets, serial[i].offsets);
+      ASSERT_EQ(got[i].start_position, serial[i].start_position);
+      ASSERT_EQ(got[i].end_position, serial[i].end_position);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sculpt

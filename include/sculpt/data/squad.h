@@ -34,8 +34,14 @@ struct SquadFeatureOptions {
   int64_t max_length = 384, doc_stride = 128, max_query_length = 64;
 };
 
+// On `threads` threads (<= 0: LibTorch's count); the same features in the same order for any count.
 std::vector<SquadFeature> make_squad_features(const tokenizers::WordPieceTokenizer& tokenizer,
-                                              const std::vector<SquadExample>& examples, const SquadFeatureOptions& o);
+                                              const std::vector<SquadExample>& examples, const SquadFeatureOptions& o,
+                                              int threads = 0);
+// The features of examples [begin, end), serially.
+std::vector<SquadFeature> make_squad_features_range(const tokenizers::WordPieceTokenizer& tokenizer,
+                                                    const std::vector<SquadExample>& examples, size_t begin, size_t end,
+                                                    const SquadFeatureOptions& o);
 
 models::Batch collate_squad(const std::vector<SquadFeature>& features, const std::vector<size_t>& indices, int64_t pad_id,
                             bool with_positions);
