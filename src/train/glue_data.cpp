@@ -29,7 +29,7 @@ std::vector<data::Example> load_split(const recipe::Recipe& r, const data::GlueT
   const auto t0 = std::chrono::steady_clock::now();
   const std::string file = data::glue_split_path(task, r.data.root, split);
   data::Digest key;
-  key.add("glue").add(task.name).add(split).add(std::to_string(r.data.max_seq_len)).add(std::to_string(max_examples));
+  key.add(data::kTokenizationVersion).add("glue").add(task.name).add(split).add(std::to_string(r.data.max_seq_len)).add(std::to_string(max_examples));
   for (const auto& name : tokenizer_file_names())
     if (fs::exists(fs::path(r.model.tokenizer) / name)) key.add(name).add_file((fs::path(r.model.tokenizer) / name).string());
   if (fs::exists(file)) key.add_file(file);  // else read_glue_split names the missing file

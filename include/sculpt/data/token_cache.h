@@ -12,6 +12,10 @@
 
 namespace sculpt::data {
 
+// Part of every key: bump it whenever a tokenizer's output changes (as when longest_first became
+// tokenizers' own), so files written by an older sculpt miss instead of serving old ids.
+inline constexpr const char* kTokenizationVersion = "2";
+
 // $SCULPT_CACHE/tokens (default ~/.cache/sculpt/tokens); "" (no cache) when SCULPT_CACHE is "off".
 std::string token_cache_dir();
 
