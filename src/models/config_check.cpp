@@ -152,7 +152,9 @@ void check_config_against_weights(const TransformerConfig& c, const std::string&
       claims.push_back({kv("intermediate_size", c.intermediate_size), c.intermediate_size,
                         {"encoder.layer.0.intermediate.dense.weight"}, 0});
     }
-    depths.push_back({"num_hidden_layers", {c.num_layers, "encoder.layer."}});
+    // A packed layer whose blocks were all removed may hold no tensor at all: depth is checked
+    // against its sculpt_packed block instead.
+    if (!packed) depths.push_back({"num_hidden_layers", {c.num_layers, "encoder.layer."}});
   } else if (c.model_type == "opt") {
     claims = {{kv("vocab_size", c.vocab_size), c.vocab_size, {"decoder.embed_tokens.weight"}, 0},
               {kv("word_embed_proj_dim", c.word_embed_proj_dim), c.word_embed_proj_dim, {"decoder.embed_tokens.weight"}, 1},

@@ -35,7 +35,7 @@ void check_parameter_budget(const TransformerConfig& c, const std::string& sourc
 // The sizes of `c` against the shapes DIR's safetensors declare (vocabulary, width, positions,
 // FFN, heads, number of layers, each family by its own weight names), from the headers alone.
 // `packed`: a packed BERT, whose widths are per layer (its sculpt_packed block is range-checked
-// on parsing); only the vocabulary, positions and depth are compared.
+// on parsing); only the vocabulary and positions are compared.
 void check_config_against_weights(const TransformerConfig& c, const std::string& dir, const std::string& config_source,
                                   bool packed = false);
 
