@@ -18,8 +18,11 @@ std::vector<Example> encode_glue(const tokenizers::Tokenizer& tokenizer, const s
   std::vector<Example> out(rows.size());
   parallel_chunks(rows.size(), 256, threads, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
-      auto e = tokenizer.encode(rows[i].text_a, rows[i].text_b, options);
-      out[i] = {std::move(e.input_ids), std::move(e.token_type_ids), rows[i].label};
+      const auto e = tokenizer.encode(rows[i].text_a, rows[i].text_b, options);
+      auto& x = out[i];
+      x.ids.assign(e.input_ids.begin(), e.input_ids.end());  // ids < vocab size, types 0/1: both fit
+      x.types.assign(e.token_type_ids.begin(), e.token_type_ids.end());
+      x.label = rows[i].label;
     }
   }, progress);
   return out;

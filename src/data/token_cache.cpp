@@ -108,12 +108,10 @@ void write_token_file(const std::string& path, const std::string& key, const std
   op[0] = 0;
   for (size_t i = 0; i < examples.size(); ++i) {
     const auto& e = examples[i];
-    for (size_t j = 0; j < e.ids.size(); ++j) {
-      SCULPT_CHECK(e.ids[j] >= 0 && e.ids[j] <= INT32_MAX && e.types[j] >= 0 && e.types[j] <= 255,
-                   "token cache: example {} holds id {} / type {} outside the file's int32 / uint8", i, e.ids[j], e.types[j]);
-      ip[at] = static_cast<int32_t>(e.ids[j]);
-      tp[at++] = static_cast<uint8_t>(e.types[j]);
-    }
+    SCULPT_CHECK(e.types.size() == e.ids.size(), "token cache: example {} has {} ids and {} types", i, e.ids.size(), e.types.size());
+    std::copy(e.ids.begin(), e.ids.end(), ip + at);
+    std::copy(e.types.begin(), e.types.end(), tp + at);
+    at += e.ids.size();
     op[i + 1] = static_cast<int64_t>(at);
     lp[i] = e.label;
   }

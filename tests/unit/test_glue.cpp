@@ -122,7 +122,7 @@ TEST(Metrics, HandComputedValues) {
 
 std::vector<data::Example> fake_examples(size_t n) {
   std::vector<data::Example> v;
-  for (size_t i = 0; i < n; ++i) v.push_back({std::vector<int64_t>(3 + i % 7, 5), std::vector<int64_t>(3 + i % 7, 0), float(i % 2)});
+  for (size_t i = 0; i < n; ++i) v.push_back({std::vector<int32_t>(3 + i % 7, 5), std::vector<uint8_t>(3 + i % 7, 0), float(i % 2)});
   return v;
 }
 

@@ -39,7 +39,7 @@ TEST(Tokenization, ParallelEncodingEqualsTheSerialIdsAtAnyThreadCount) {
   std::vector<data::Example> serial;
   for (const auto& row : rows) {
     auto e = tokenizer->encode(row.text_a, row.text_b, o);
-    serial.push_back({e.input_ids, e.token_type_ids, row.label});
+    serial.push_back({{e.input_ids.begin(), e.input_ids.end()}, {e.token_type_ids.begin(), e.token_type_ids.end()}, row.label});
   }
   size_t last = 0;
   for (int threads : {1, 2, 3, 7}) {

@@ -11,8 +11,11 @@
 
 namespace sculpt::data {
 
+// int32 ids and uint8 token types: 5 bytes a token instead of 16 (MNLI's 393k pairs of ~40
+// tokens: 80 MB, not 250), widened to int64 only in the collated batch.
 struct Example {
-  std::vector<int64_t> ids, types;
+  std::vector<int32_t> ids;
+  std::vector<uint8_t> types;
   float label = -1;
 };
 
