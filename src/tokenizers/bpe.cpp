@@ -9,6 +9,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/tokenizers/unicode.h"
+#include "sculpt/tokenizers/config_values.h"
 
 namespace fs = std::filesystem;
 
@@ -118,14 +119,13 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_dir(const std::string& dir) {
   BpeOptions o;
   nlohmann::json config;
   if (fs::exists(d / "tokenizer_config.json")) {
-    config = io::read_json((d / "tokenizer_config.json").string());
-    o.add_bos_token = config.value("add_bos_token", false);
-    o.add_prefix_space = config.value("add_prefix_space", false);
-    auto str = [&](const char* key, std::string& field) {
-      if (config.contains(key) && config[key].is_string()) field = config[key].get<std::string>();
-      if (config.contains(key) && config[key].is_object()) field = config[key].value("content", field);
-    };
-    str("bos_token", o.bos), str("eos_token", o.eos), str("unk_token", o.unk), str("pad_token", o.pad);
+    const std::string path = (d / "tokenizer_config.json").string();
+    config = io::read_json(path);
+    SCULPT_CHECK(config.is_object(), "{}: expected a JSON object", path);
+    o.add_bos_token = config_flag(config, "add_bos_token", false, path);
+    o.add_prefix_space = config_flag(config, "add_prefix_space", false, path);
+    for (auto [key, field] : {std::pair{"bos_token", &o.bos}, {"eos_token", &o.eos}, {"unk_token", &o.unk}, {"pad_token", &o.pad}})
+      config_token(config, key, *field, path);
   }
   return std::make_unique<BpeTokenizer>(vocab.string(), merges.string(), o, config.is_null() ? nullptr : &config);
 }

@@ -12,6 +12,7 @@
 #include "sculpt/build_paths.h"
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/tokenizers/config_values.h"
 
 namespace fs = std::filesystem;
 
@@ -126,14 +127,14 @@ std::unique_ptr<SentencePieceTokenizer> SentencePieceTokenizer::from_dir(const s
   SentencePieceOptions o;
   nlohmann::json config;
   if (fs::exists(d / "tokenizer_config.json")) {
-    config = io::read_json((d / "tokenizer_config.json").string());
-    if (config.contains("legacy") && config["legacy"].is_boolean()) o.legacy = config["legacy"].get<bool>();
-    o.extra_ids = config.value("extra_ids", o.extra_ids);
-    auto str = [&](const char* key, std::string& field) {
-      if (config.contains(key) && config[key].is_string()) field = config[key].get<std::string>();
-      if (config.contains(key) && config[key].is_object()) field = config[key].value("content", field);
-    };
-    str("eos_token", o.eos), str("unk_token", o.unk), str("pad_token", o.pad);
+    const std::string path = (d / "tokenizer_config.json").string();
+    config = io::read_json(path);
+    SCULPT_CHECK(config.is_object(), "{}: expected a JSON object", path);
+    o.legacy = config_flag(config, "legacy", o.legacy, path);
+    o.extra_ids = config_count(config, "extra_ids", o.extra_ids, path);
+    SCULPT_CHECK(o.extra_ids <= 100000, "{}: 'extra_ids' is {}; expected at most 100000 sentinel tokens", path, o.extra_ids);
+    for (auto [key, field] : {std::pair{"eos_token", &o.eos}, {"unk_token", &o.unk}, {"pad_token", &o.pad}})
+      config_token(config, key, *field, path);
   }
   return std::make_unique<SentencePieceTokenizer>((d / "spiece.model").string(), o, config.is_null() ? nullptr : &config);
 }

@@ -8,6 +8,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/tokenizers/unicode.h"
+#include "sculpt/tokenizers/config_values.h"
 
 namespace fs = std::filesystem;
 
@@ -85,29 +86,19 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_dir(const std::stri
     const std::string path = (d / "tokenizer_config.json").string();
     auto j = io::read_json(path);
     SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", path);
-    auto str = [&](const char* key, std::string& field) {
-      if (j.contains(key) && j[key].is_string()) field = j[key].get<std::string>();
-      if (j.contains(key) && j[key].is_object() && j[key].contains("content") && j[key]["content"].is_string())
-        field = j[key]["content"].get<std::string>();
-    };
-    auto flag = [&](const char* key) {
-      SCULPT_CHECK(j[key].is_boolean(), "{}: '{}' is {}; expected true or false", path, key, j[key].dump());
-      return j[key].get<bool>();
-    };
-    if (j.contains("do_lower_case")) o.do_lower_case = flag("do_lower_case");
-    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = flag("strip_accents") ? 1 : 0;
-    if (j.contains("tokenize_chinese_chars")) o.tokenize_chinese_chars = flag("tokenize_chinese_chars");
-    if (j.contains("max_input_chars_per_word")) {
-      SCULPT_CHECK(j["max_input_chars_per_word"].is_number_unsigned(), "{}: 'max_input_chars_per_word' is {}; expected an integer >= 0",
-                   path, j["max_input_chars_per_word"].dump());
-      o.max_input_chars_per_word = j["max_input_chars_per_word"].get<size_t>();
-    }
+    o.do_lower_case = config_flag(j, "do_lower_case", o.do_lower_case, path);
+    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = config_flag(j, "strip_accents", false, path) ? 1 : 0;
+    o.tokenize_chinese_chars = config_flag(j, "tokenize_chinese_chars", o.tokenize_chinese_chars, path);
+    o.max_input_chars_per_word =
+        static_cast<size_t>(config_count(j, "max_input_chars_per_word", static_cast<int64_t>(o.max_input_chars_per_word), path));
     if (j.contains("never_split") && j["never_split"].is_array())
       for (const auto& t : j["never_split"]) {
         SCULPT_CHECK(t.is_string(), "{}: 'never_split' holds {}; expected strings", path, t.dump());
         o.never_split.push_back(t.get<std::string>());
       }
-    str("unk_token", o.unk), str("cls_token", o.cls), str("sep_token", o.sep), str("pad_token", o.pad), str("mask_token", o.mask);
+    for (auto [key, field] : {std::pair{"unk_token", &o.unk}, {"cls_token", &o.cls}, {"sep_token", &o.sep}, {"pad_token", &o.pad},
+                              {"mask_token", &o.mask}})
+      config_token(j, key, *field, path);
   } else if (fs::exists(d / "tokenizer.json")) {
     // A fast-tokenizer file only: its BertNormalizer carries the same switches.
     auto j = io::read_json((d / "tokenizer.json").string());
