@@ -40,7 +40,7 @@ void reset_peak() { std::ofstream("/proc/self/clear_refs") << "5"; }
 
 // `n` pairs of sentences drawn (seeded) from every local GLUE train and dev file: MNLI's size and
 // kind of text where MNLI itself is not downloaded.
-std::vector<data::GlueExample> synthetic_pairs(const std::string& root, size_t n) {
+std::vector<data::GlueExample> synthetic_pairs(const std::string& root, size_t n, uint64_t seed = 20261202) {
   std::vector<std::string> pool;
   for (const auto& task : data::glue_tasks())
     for (const std::string split : {"train", "dev"}) {
@@ -51,14 +51,37 @@ std::vector<data::GlueExample> synthetic_pairs(const std::string& root, size_t n
       }
     }
   SCULPT_CHECK(!pool.empty(), "{}: no GLUE files to draw sentences from (scripts/download_glue.sh)", root);
-  std::mt19937_64 rng(20261202);
+  std::mt19937_64 rng(seed);
   std::vector<data::GlueExample> out(n);
-  for (auto& e : out) {
-    e.text_a = pool[rng() % pool.size()];
-    e.text_b = pool[rng() % pool.size()];
-    e.label = 0;
+  for (size_t i = 0; i < n; ++i) {
+    out[i].text_a = pool[rng() % pool.size()];
+    out[i].text_b = pool[rng() % pool.size()];
+    out[i].label = static_cast<float>(i % 3);  // MNLI's three classes, in turn
   }
   return out;
+}
+
+// The synthetic pairs as an MNLI directory (DIR/MNLI/train.tsv with TRAIN, dev_matched.tsv and
+// dev_mismatched.tsv with MNLI's dev sizes), in GLUE's column layout, so that a whole training
+// run's data path can be measured at MNLI's size where MNLI itself is not downloaded.
+void write_synthetic_mnli(const std::string& root, const fs::path& dir, const std::vector<data::GlueExample>& train) {
+  fs::create_directories(dir / "MNLI");
+  const auto& labels = data::glue_task("mnli").labels;
+  auto write = [&](const std::string& name, const std::vector<data::GlueExample>& rows) {
+    std::ofstream out(dir / "MNLI" / (name + ".tsv"));
+    out << "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse"
+           "\tsentence1\tsentence2\tlabel1\tgold_label\n";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto& label = labels[static_cast<size_t>(rows[i].label)];
+      out << i << "\t0\t0\tsynthetic\t\t\t\t\t" << rows[i].text_a << '\t' << rows[i].text_b.value_or("") << '\t' << label << '\t'
+          << label << '\n';
+    }
+    SCULPT_CHECK(out.good(), "{}: cannot write", (dir / "MNLI" / (name + ".tsv")).string());
+  };
+  write("train", train);
+  write("dev_matched", synthetic_pairs(root, 9815, 1));
+  write("dev_mismatched", synthetic_pairs(root, 9832, 2));
+  std::printf("wrote %zu train pairs and MNLI-sized dev sets under %s/MNLI\n", train.size(), dir.string().c_str());
 }
 
 struct HfResult {
@@ -110,7 +133,7 @@ std::optional<HfResult> run_hf(const std::string& python, const std::string& scr
 }  // namespace
 
 int bench_data(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 3, {"tokenizer", "task", "split", "data", "synthetic", "threads", "max-length", "python"});
+  auto args = Args::parse(argc, argv, 3, {"tokenizer", "task", "split", "data", "synthetic", "threads", "max-length", "python", "write-mnli"});
   const std::string tokenizer_dir = expand_path(args.get("tokenizer", "${SCULPT_SHARED}/models/bert-base-uncased-tokenizer"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   const int threads = std::stoi(args.get("threads", std::to_string(at::get_num_threads())));
@@ -131,6 +154,10 @@ int bench_data(int argc, char** argv) {
     const size_t n = std::stoull(args.get("synthetic", "400000"));
     rows = synthetic_pairs(root, n);
     what = fmt::format("{} synthetic pairs drawn from the GLUE text under {}", n, root);
+    if (args.has("write-mnli")) {
+      write_synthetic_mnli(root, args.get("write-mnli"), rows);
+      return 0;
+    }
   }
   const double read_s = since(t0);
   std::printf("bench data: %s (%zu examples, read in %.2fs), tokenizer %s, max_length %lld, %d threads\n", what.c_str(),

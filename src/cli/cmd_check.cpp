@@ -24,6 +24,8 @@
 #include "sculpt/recipe/recipe.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/task.h"
+#include "sculpt/train/token_data.h"
 
 namespace fs = std::filesystem;
 
@@ -49,10 +51,13 @@ int cmd_tokenize(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 2, {"tokenizer", "input", "out", "cache"});
   if (args.has("cache")) {  // fill the token cache ahead of a job: every split the recipe's run reads
     auto r = recipe::load_recipe(args.get("cache"), args.overrides);
-    SCULPT_CHECK(!r.data.is_squad() && r.model.family != "t5",
-                 "--cache {}: the token cache holds GLUE classification data (task {}, family {})", args.get("cache"),
-                 r.data.task, r.model.family);
     if (r.run.threads > 0) at::set_num_threads(static_cast<int>(r.run.threads));
+    if (r.data.is_squad() || r.model.family == "t5") {
+      // Their features depend on the model (SQuAD's length on its positions): the task builds them.
+      train::make_task(r, torch::kCPU);
+      std::printf("%s: the train and dev splits are in the token cache %s\n", r.data.task.c_str(), data::token_cache_dir().c_str());
+      return 0;
+    }
     train::GlueData data(r);
     std::printf("%s: %zu train and %zu dev examples in the token cache %s\n", r.data.task.c_str(), data.train.size(),
                 data.dev.front().second.size(), data::token_cache_dir().c_str());
@@ -101,7 +106,8 @@ int eval_squad(const Args& args) {
   fo.max_length = std::min<int64_t>(std::stoll(args.get("max-length", "384")), model->config.max_positions);
   fo.max_query_length = std::min<int64_t>(std::stoll(args.get("max-query-length", "64")), fo.max_length / 2);
   fo.doc_stride = std::min<int64_t>(std::stoll(args.get("doc-stride", "128")), (fo.max_length - fo.max_query_length - 3) / 2);
-  auto features = data::make_squad_features(*tokenizer, examples, fo);
+  const train::TokenSource source{*tokenizer, dir, "auto"};
+  auto features = train::load_squad_features(source, *tokenizer, path, examples, fo);
   data::SquadPostprocessOptions po;
   po.v2 = v2;
   po.null_threshold = std::stod(args.get("null-threshold", "0"));

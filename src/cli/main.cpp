@@ -22,7 +22,7 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
   bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
-  bench data [--synthetic 400000 | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run
+  bench data [--synthetic 400000 [--write-mnli DIR] | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run
   sweep SWEEP.yaml [--jobs N] [--status] [--slurm]   run (or resume) every cell of a sweep; --slurm: sbatch arrays
   table SWEEP_DIR [--out DIR] [--no-speed]           the sweep's table (md/csv/tex), speedups, plots per task
   env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)

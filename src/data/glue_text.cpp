@@ -3,7 +3,12 @@
 #include <cmath>
 #include <map>
 
+#include <torch/torch.h>
+
 #include "sculpt/core/error.h"
+#include "sculpt/core/parallel.h"
+#include "sculpt/data/token_file.h"
+#include "sculpt/tokenizers/tokenizer.h"
 
 namespace sculpt::data {
 namespace {
@@ -63,6 +68,62 @@ std::optional<double> t5_glue_parse(const GlueTask& task, const std::string& raw
   for (size_t i = 0; i < words.size(); ++i)
     if (text == words[i]) return static_cast<double>(i);
   return std::nullopt;
+}
+
+std::vector<TextPair> encode_t5_glue(const tokenizers::Tokenizer& tokenizer, const GlueTask& task,
+                                     const std::vector<GlueExample>& rows, int64_t max_length, bool with_target, int threads,
+                                     const std::function<void(size_t)>& progress) {
+  std::vector<TextPair> out(rows.size());
+  tokenizers::EncodeOptions o;
+  o.truncation = "longest_first";
+  o.max_length = max_length;
+  parallel_chunks(rows.size(), 256, threads, [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      TextPair& p = out[i];
+      const auto source = tokenizer.encode(t5_glue_input(task, rows[i]), std::nullopt, o).input_ids;
+      p.source.assign(source.begin(), source.end());  // ids < vocabulary: fit int32
+      if (with_target) {
+        const auto target = tokenizer.encode(t5_glue_target(task, rows[i].label)).input_ids;
+        p.target.assign(target.begin(), target.end());
+      }
+      p.label = rows[i].label;
+    }
+  }, progress);
+  return out;
+}
+
+void write_text_pairs(const std::string& path, const std::string& key, const std::string& description,
+                      const std::vector<TextPair>& pairs) {
+  auto labels = torch::empty({static_cast<int64_t>(pairs.size())}, torch::kFloat32);
+  for (size_t i = 0; i < pairs.size(); ++i) labels.data_ptr<float>()[i] = pairs[i].label;
+  auto source = [](const TextPair& p) -> auto& { return p.source; };
+  auto target = [](const TextPair& p) -> auto& { return p.target; };
+  write_token_columns(path, key, description,
+                      {{"source", flat_column<int32_t>(pairs, source)},
+                       {"source_offsets", row_offsets(pairs, source)},
+                       {"target", flat_column<int32_t>(pairs, target)},
+                       {"target_offsets", row_offsets(pairs, target)},
+                       {"labels", labels}});
+}
+
+std::vector<TextPair> read_text_pairs(const std::string& path, const std::string& key, size_t vocab_size) {
+  const TokenFile file(path, key);
+  const int64_t n = file.length("labels", torch::kFloat32);
+  std::vector<TextPair> out(static_cast<size_t>(n));
+  for (const char* side : {"source", "target"}) {
+    const int64_t total = file.length(side, torch::kInt32);
+    const auto ids = file.column(side, torch::kInt32, {total});
+    file.check_range(side, ids, 0, static_cast<int64_t>(vocab_size), fmt::format("the vocabulary of {}", vocab_size));
+    const int64_t* op = file.offsets(std::string(side) + "_offsets", n, total);
+    const int32_t* ip = ids.data_ptr<int32_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      auto& p = out[static_cast<size_t>(i)];
+      (side[0] == 's' ? p.source : p.target).assign(ip + op[i], ip + op[i + 1]);
+    }
+  }
+  const float* lp = file.column("labels", torch::kFloat32, {n}).data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) out[static_cast<size_t>(i)].label = lp[i];
+  return out;
 }
 
 }  // namespace sculpt::data

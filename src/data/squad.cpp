@@ -55,14 +55,15 @@ std::vector<SquadExample> read_squad(const std::string& path) {
 }
 
 std::vector<SquadFeature> make_squad_features(const tokenizers::WordPieceTokenizer& tok, const std::vector<SquadExample>& examples,
-                                              const SquadFeatureOptions& o, int threads) {
+                                              const SquadFeatureOptions& o, int threads,
+                                              const std::function<void(size_t)>& progress) {
   // Chunks of consecutive examples on every thread, concatenated in order: the same features
   // for any thread count (a chunk re-tokenizes at most the one paragraph it starts inside).
   constexpr size_t kChunk = 64;
   std::vector<std::vector<SquadFeature>> parts((examples.size() + kChunk - 1) / kChunk);
   parallel_chunks(examples.size(), kChunk, threads, [&](size_t begin, size_t end) {
     parts[begin / kChunk] = make_squad_features_range(tok, examples, begin, end, o);
-  });
+  }, progress);
   std::vector<SquadFeature> out;
   for (auto& part : parts) std::move(part.begin(), part.end(), std::back_inserter(out));
   return out;
@@ -92,8 +93,12 @@ std::vector<SquadFeature> make_squad_features_range(const tokenizers::WordPieceT
       const int64_t len = std::min(room, n - start);
       SquadFeature f;
       f.example = e;
+      const size_t size = q.size() + 3 + static_cast<size_t>(len);  // [CLS] q [SEP] window [SEP]: exact, no slack kept
+      f.ids.reserve(size), f.types.reserve(size), f.offsets.reserve(size);
+      // ids < vocabulary, types 0/1, spans < the context's bytes (a JSON string well under 2 GB): all fit
       auto push = [&](int64_t id, int64_t type, std::pair<int64_t, int64_t> off) {
-        f.ids.push_back(id), f.types.push_back(type), f.offsets.push_back(off);
+        f.ids.push_back(static_cast<int32_t>(id)), f.types.push_back(static_cast<uint8_t>(type));
+        f.offsets.emplace_back(static_cast<int32_t>(off.first), static_cast<int32_t>(off.second));
       };
       push(cls, 0, {-1, -1});
       for (auto id : q) push(id, 0, {-1, -1});

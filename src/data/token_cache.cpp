@@ -13,14 +13,12 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
-#include "sculpt/io/safetensors.h"
+#include "sculpt/data/token_file.h"
 
 namespace fs = std::filesystem;
 
 namespace sculpt::data {
 namespace {
-
-constexpr const char* kFormat = "sculpt-tokens-1";
 
 uint64_t mix(uint64_t h, uint64_t word, uint64_t k) {
   h ^= word * k;
@@ -94,61 +92,29 @@ std::string Digest::hex() const { return fmt::format("{:016x}{:016x}", a_, b_); 
 
 void write_token_file(const std::string& path, const std::string& key, const std::string& description,
                       const std::vector<Example>& examples) {
-  size_t total = 0;
-  for (const auto& e : examples) total += e.ids.size();
-  auto ids = torch::empty({static_cast<int64_t>(total)}, torch::kInt32);
-  auto types = torch::empty({static_cast<int64_t>(total)}, torch::kUInt8);
-  auto offsets = torch::empty({static_cast<int64_t>(examples.size()) + 1}, torch::kInt64);
+  for (size_t i = 0; i < examples.size(); ++i)
+    SCULPT_CHECK(examples[i].types.size() == examples[i].ids.size(), "token cache: example {} has {} ids and {} types", i,
+                 examples[i].ids.size(), examples[i].types.size());
   auto labels = torch::empty({static_cast<int64_t>(examples.size())}, torch::kFloat32);
-  int32_t* ip = ids.data_ptr<int32_t>();
-  uint8_t* tp = types.data_ptr<uint8_t>();
-  int64_t* op = offsets.data_ptr<int64_t>();
-  float* lp = labels.data_ptr<float>();
-  size_t at = 0;
-  op[0] = 0;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const auto& e = examples[i];
-    SCULPT_CHECK(e.types.size() == e.ids.size(), "token cache: example {} has {} ids and {} types", i, e.ids.size(), e.types.size());
-    std::copy(e.ids.begin(), e.ids.end(), ip + at);
-    std::copy(e.types.begin(), e.types.end(), tp + at);
-    at += e.ids.size();
-    op[i + 1] = static_cast<int64_t>(at);
-    lp[i] = e.label;
-  }
-  io::write_safetensors(path, {{"ids", ids}, {"types", types}, {"offsets", offsets}, {"labels", labels}},
-                        {{"format", kFormat}, {"key", key}, {"description", description}});
+  for (size_t i = 0; i < examples.size(); ++i) labels.data_ptr<float>()[i] = examples[i].label;
+  write_token_columns(path, key, description,
+                      {{"ids", flat_column<int32_t>(examples, [](const Example& e) -> auto& { return e.ids; })},
+                       {"types", flat_column<uint8_t>(examples, [](const Example& e) -> auto& { return e.types; })},
+                       {"offsets", row_offsets(examples, [](const Example& e) -> auto& { return e.ids; })},
+                       {"labels", labels}});
 }
 
 std::vector<Example> read_token_file(const std::string& path, const std::string& key, size_t vocab_size) {
-  const auto content = io::read_safetensors(path);
-  auto meta = [&](const char* k) {
-    auto it = content.metadata.find(k);
-    return it == content.metadata.end() ? std::string() : it->second;
-  };
-  SCULPT_CHECK(meta("format") == kFormat, "{}: format '{}', expected '{}'", path, meta("format"), kFormat);
-  SCULPT_CHECK(meta("key") == key, "{}: filed under key {}, expected {}", path, meta("key"), key);
-  auto tensor = [&](const char* name, torch::ScalarType type) {
-    auto it = content.tensors.find(name);
-    SCULPT_CHECK(it != content.tensors.end() && it->second.dim() == 1 && it->second.scalar_type() == type,
-                 "{}: no 1-d {} tensor '{}'", path, c10::toString(type), name);
-    return it->second;
-  };
-  const auto ids = tensor("ids", torch::kInt32), types = tensor("types", torch::kUInt8);
-  const auto offsets = tensor("offsets", torch::kInt64), labels = tensor("labels", torch::kFloat32);
-  const int64_t n = labels.numel(), total = ids.numel();
-  SCULPT_CHECK(types.numel() == total && offsets.numel() == n + 1, "{}: {} ids, {} types, {} offsets for {} examples", path,
-               total, types.numel(), offsets.numel(), n);
+  const TokenFile file(path, key);
+  const int64_t n = file.length("labels", torch::kFloat32), total = file.length("ids", torch::kInt32);
+  const auto ids = file.column("ids", torch::kInt32, {total}), types = file.column("types", torch::kUInt8, {total});
+  file.check_range("ids", ids, 0, static_cast<int64_t>(vocab_size), fmt::format("the vocabulary of {}", vocab_size));
+  const int64_t* op = file.offsets("offsets", n, total);
   const int32_t* ip = ids.data_ptr<int32_t>();
   const uint8_t* tp = types.data_ptr<uint8_t>();
-  const int64_t* op = offsets.data_ptr<int64_t>();
-  const float* lp = labels.data_ptr<float>();
-  SCULPT_CHECK(op[0] == 0 && op[n] == total, "{}: offsets run from {} to {}, expected 0 to {}", path, op[0], op[n], total);
-  for (int64_t i = 0; i < total; ++i)
-    SCULPT_CHECK(ip[i] >= 0 && static_cast<size_t>(ip[i]) < vocab_size, "{}: id {} at {} outside the vocabulary of {}", path,
-                 ip[i], i, vocab_size);
+  const float* lp = file.column("labels", torch::kFloat32, {n}).data_ptr<float>();
   std::vector<Example> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    SCULPT_CHECK(op[i + 1] >= op[i], "{}: offsets decrease at example {}", path, i);
     auto& e = out[static_cast<size_t>(i)];
     e.ids.assign(ip + op[i], ip + op[i + 1]);
     e.types.assign(tp + op[i], tp + op[i + 1]);
@@ -157,31 +123,41 @@ std::vector<Example> read_token_file(const std::string& path, const std::string&
   return out;
 }
 
-CachedExamples cached_examples(const std::string& dir, const std::string& key, const std::string& description,
-                               size_t vocab_size, const std::function<std::vector<Example>()>& build) {
-  if (dir.empty()) return {build(), false};
+bool cache_or_build(const std::string& dir, const std::string& key, const std::function<void(const std::string&)>& read,
+                    const std::function<void()>& build, const std::function<void(const std::string&)>& write) {
+  if (dir.empty()) return build(), false;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) {
     LOG_WARN("[data] token cache {}: cannot create ({}); tokenizing without a cache", dir, ec.message());
-    return {build(), false};
+    return build(), false;
   }
   const std::string path = (fs::path(dir) / (key + ".safetensors")).string();
   FileLock lock(path + ".lock");  // one writer; the others wait here and then read its file
   if (fs::exists(path)) {
     try {
-      return {read_token_file(path, key, vocab_size), true};
+      read(path);
+      return true;
     } catch (const Error& e) {
       LOG_WARN("[data] token cache refused, rebuilding it: {}", e.what());
       fs::remove(path, ec);
     }
   }
-  CachedExamples out{build(), false};
+  build();
   try {
-    write_token_file(path, key, description, out.examples);
+    write(path);
   } catch (const Error& e) {
     LOG_WARN("[data] token cache not written: {}", e.what());
   }
+  return false;
+}
+
+CachedExamples cached_examples(const std::string& dir, const std::string& key, const std::string& description,
+                               size_t vocab_size, const std::function<std::vector<Example>()>& build) {
+  CachedExamples out;
+  out.hit = cache_or_build(
+      dir, key, [&](const std::string& path) { out.examples = read_token_file(path, key, vocab_size); },
+      [&] { out.examples = build(); }, [&](const std::string& path) { write_token_file(path, key, description, out.examples); });
   return out;
 }
 

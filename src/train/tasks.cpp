@@ -7,7 +7,6 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
-#include "sculpt/core/parallel.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
 #include "sculpt/data/glue_text.h"
@@ -25,6 +24,7 @@
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
+#include "sculpt/train/token_data.h"
 #include "sculpt/models/packed_bert.h"
 
 namespace fs = std::filesystem;
@@ -33,12 +33,6 @@ namespace sculpt::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-template <typename T>
-std::vector<T> limit(std::vector<T> rows, int64_t n) {
-  if (n > 0 && static_cast<size_t>(n) < rows.size()) rows.resize(static_cast<size_t>(n));
-  return rows;
-}
 
 // Where model_config's values come from, for messages.
 std::string config_source(const recipe::Recipe& r) {
@@ -163,24 +157,10 @@ class GlueT5Task : public Task {
     keys_ = models::t5_key_map(model_->config);
     load_or_init(*model_, keys_, r, 1.0 / std::sqrt(static_cast<double>(model_->config.hidden_size)));
     model_->to(device_);
-    auto encode = [&](const std::vector<data::GlueExample>& rows, bool with_target) {
-      std::vector<Pair> out(rows.size());
-      tokenizers::EncodeOptions o;
-      o.truncation = "longest_first";
-      o.max_length = r.data.max_seq_len;
-      parallel_chunks(rows.size(), 256, 0, [&](size_t begin, size_t end) {  // same ids at any thread count
-        for (size_t i = begin; i < end; ++i) {
-          Pair& p = out[i];
-          p.source = tokenizer_->encode(data::t5_glue_input(task_, rows[i]), std::nullopt, o).input_ids;
-          if (with_target) p.target = tokenizer_->encode(data::t5_glue_target(task_, rows[i].label)).input_ids;
-          p.label = rows[i].label;
-        }
-      });
-      return out;
-    };
-    train_ = encode(limit(data::read_glue_split(task_, r.data.root, "train"), r.data.max_train_examples), true);
+    const TokenSource source{*tokenizer_, r.model.tokenizer, r.logging.progress_bar};
+    train_ = load_text_pairs(source, task_, r.data.root, "train", r.data.max_seq_len, r.data.max_train_examples, true);
     for (const auto& split : task_.dev_splits)
-      dev_.emplace_back(split, encode(limit(data::read_glue_split(task_, r.data.root, split), r.data.max_eval_examples), false));
+      dev_.emplace_back(split, load_text_pairs(source, task_, r.data.root, split, r.data.max_seq_len, r.data.max_eval_examples, false));
     for (const auto& p : train_) lengths_.push_back(static_cast<int64_t>(p.source.size()));
     LOG_INFO("[data] {} as text-to-text: {} train, {} dev examples", task_.name, train_.size(), dev_.front().second.size());
   }
@@ -232,11 +212,7 @@ class GlueT5Task : public Task {
   }
 
  private:
-  struct Pair {
-    std::vector<int64_t> source, target;
-    float label;
-  };
-  std::pair<torch::Tensor, torch::Tensor> pad_rows(const std::vector<Pair>& rows, const std::vector<size_t>& idx, int64_t fill,
+  std::pair<torch::Tensor, torch::Tensor> pad_rows(const std::vector<data::TextPair>& rows, const std::vector<size_t>& idx, int64_t fill,
                                                    bool source = true) const {
     int64_t T = 1;
     for (size_t i : idx) T = std::max<int64_t>(T, static_cast<int64_t>((source ? rows[i].source : rows[i].target).size()));
@@ -259,8 +235,8 @@ class GlueT5Task : public Task {
   models::T5 model_;
   torch::Device device_;
   std::unique_ptr<tokenizers::SentencePieceTokenizer> tokenizer_;
-  std::vector<Pair> train_;
-  std::vector<std::pair<std::string, std::vector<Pair>>> dev_;
+  std::vector<data::TextPair> train_;
+  std::vector<std::pair<std::string, std::vector<data::TextPair>>> dev_;
   std::vector<int64_t> lengths_;
   models::KeyMap keys_;
 };
@@ -287,10 +263,11 @@ class SquadTask : public Task {
     options_.max_length = std::min(r.data.max_seq_len, model_->config.max_positions);
     options_.doc_stride = r.data.doc_stride;
     options_.max_query_length = r.data.max_query_length;
-    train_examples_ = limit(data::read_squad(r.data.train_file), r.data.max_train_examples);
-    train_ = data::make_squad_features(*tokenizer_, train_examples_, options_);
-    dev_examples_ = limit(data::read_squad(r.data.dev_file), r.data.max_eval_examples);
-    dev_ = data::make_squad_features(*tokenizer_, dev_examples_, options_);
+    train_examples_ = first_rows(data::read_squad(r.data.train_file), r.data.max_train_examples);
+    const TokenSource source{*tokenizer_, r.model.tokenizer, r.logging.progress_bar};
+    train_ = load_squad_features(source, *tokenizer_, r.data.train_file, train_examples_, options_);
+    dev_examples_ = first_rows(data::read_squad(r.data.dev_file), r.data.max_eval_examples);
+    dev_ = load_squad_features(source, *tokenizer_, r.data.dev_file, dev_examples_, options_);
     for (const auto& f : train_) lengths_.push_back(static_cast<int64_t>(f.ids.size()));
     LOG_INFO("[data] SQuAD {}: {} train features, {} dev questions ({} features)", v2_ ? "v2.0" : "v1.1", train_.size(),
              dev_examples_.size(), dev_.size());

@@ -60,8 +60,9 @@ inline Process start_cli(const std::vector<std::string>& args, const std::string
   return start_program(cli_path(), args, log, env);
 }
 
-inline int run_cli(const std::vector<std::string>& args, const std::string& log, std::string* output = nullptr) {
-  auto p = start_cli(args, log);
+inline int run_cli(const std::vector<std::string>& args, const std::string& log, std::string* output = nullptr,
+                   const std::vector<std::string>& env = {}) {
+  auto p = start_cli(args, log, env);
   int code = p.wait();
   if (output) *output = p.output();
   return code;

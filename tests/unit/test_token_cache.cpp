@@ -1,6 +1,8 @@
 // Parallel tokenization gives the serial ids whatever the thread count; the token cache hits on
 // the same inputs, misses on a changed option or data file, and refuses and rebuilds a corrupt
 // file.
+#include <torch/torch.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -9,10 +11,15 @@
 #include "sculpt/core/parallel.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
+#include "sculpt/data/glue_text.h"
+#include "sculpt/data/squad.h"
 #include "sculpt/data/token_cache.h"
+#include "sculpt/io/safetensors.h"
+#include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/recipe/recipe.h"
 #include "sculpt/tokenizers/tokenizer.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/token_data.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -122,7 +129,7 @@ TEST(TokenCache, HitsMissesOnAnotherKeyAndRebuildsACorruptFile) {
     data::read_token_file(file, "k1", 100);
     FAIL() << "accepted id 101 in a vocabulary of 100";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("id 101 at 0 outside the vocabulary of 100"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("holds 101 at 0, outside the vocabulary of 100"), std::string::npos) << e.what();
   }
   EXPECT_EQ(builds, 4);
   // No cache directory: always built.
@@ -177,6 +184,105 @@ TEST(TokenCache, GlueSplitsAreKeyedByEveryInput) {
   EXPECT_TRUE(dev_only.train.empty());
   EXPECT_EQ(count(), 5u);
   ::unsetenv("SCULPT_CACHE");
+}
+
+}  // namespace
+}  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+size_t files_in(const std::string& dir) {
+  size_t n = 0;
+  if (fs::exists(dir))
+    for (const auto& e : fs::directory_iterator(dir)) n += e.path().extension() == ".safetensors";
+  return n;
+}
+
+bool same_features(const std::vector<data::SquadFeature>& a, const std::vector<data::SquadFeature>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].example != b[i].example || a[i].ids != b[i].ids || a[i].types != b[i].types || a[i].offsets != b[i].offsets ||
+        a[i].start_position != b[i].start_position || a[i].end_position != b[i].end_position)
+      return false;
+  return true;
+}
+
+// SQuAD features (ids, types, context spans, answer positions) come back from the cache equal to
+// fresh ones; another doc_stride misses; a file whose spans leave the context is refused.
+TEST(TokenCache, SquadFeaturesRoundTripAndBadSpansAreRefused) {
+  SCULPT_REQUIRE_SHARED(path, "data/squad/dev-v1.1.json");
+  SCULPT_REQUIRE_SHARED(dir, "models/bert-base-uncased-tokenizer");
+  testing::TempDir tmp;
+  ::setenv("SCULPT_CACHE", tmp.str("cache").c_str(), 1);
+  auto examples = data::read_squad(path);
+  examples.resize(200);
+  const auto tok = tokenizers::WordPieceTokenizer::from_dir(dir);
+  const train::TokenSource source{*tok, dir, "off"};
+  const data::SquadFeatureOptions o{128, 32, 32};
+  const auto fresh = data::make_squad_features(*tok, examples, o, 1);
+  ASSERT_GT(fresh.size(), examples.size());  // precondition: long contexts give several windows per question
+  const auto first = train::load_squad_features(source, *tok, path, examples, o);
+  EXPECT_EQ(files_in(tmp.str("cache/tokens")), 1u);
+  const auto second = train::load_squad_features(source, *tok, path, examples, o);
+  EXPECT_EQ(files_in(tmp.str("cache/tokens")), 1u);
+  EXPECT_TRUE(same_features(first, fresh));
+  EXPECT_TRUE(same_features(second, fresh));
+  train::load_squad_features(source, *tok, path, examples, {128, 48, 32});
+  EXPECT_EQ(files_in(tmp.str("cache/tokens")), 2u);
+  ::unsetenv("SCULPT_CACHE");
+
+  auto bad = fresh;
+  const std::string file = tmp.str("bad.safetensors");
+  bad[5].offsets.back() = {3, 100000};  // past the end of its context
+  data::write_squad_features(file, "k", "test", bad);
+  try {
+    data::read_squad_features(file, "k", tok->vocab_size(), examples);
+    FAIL() << "accepted a span outside the context";
+  } catch (const Error& e) {
+    const std::string want = fmt::format("feature 5 token {} spans bytes 3..100000 of a {}-byte context", bad[5].offsets.size() - 1,
+                                         examples[bad[5].example].context.size());
+    EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+  }
+  bad = fresh;
+  bad[7].example = 200;  // one past the questions given
+  data::write_squad_features(file, "k", "test", bad);
+  EXPECT_THROW(data::read_squad_features(file, "k", tok->vocab_size(), examples), Error);
+  bad = fresh;
+  bad[9].start_position = 500;
+  data::write_squad_features(file, "k", "test", bad);
+  EXPECT_THROW(data::read_squad_features(file, "k", tok->vocab_size(), examples), Error);
+}
+
+// T5's text pairs: sources and targets of different lengths (an empty target for dev rows) come
+// back exactly; an id past the vocabulary and a wrong column type are refused by name.
+TEST(TokenCache, TextPairsRoundTripAndDamagedColumnsAreRefused) {
+  testing::TempDir tmp;
+  const std::vector<data::TextPair> pairs = {{{5, 6, 7, 1}, {9, 1}, 1.0f}, {{8, 1}, {}, 0.0f}, {{}, {3}, 2.2f}};
+  const std::string file = tmp.str("pairs.safetensors");
+  data::write_text_pairs(file, "k", "test", pairs);
+  const auto back = data::read_text_pairs(file, "k", 10);
+  ASSERT_EQ(back.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(back[i].source, pairs[i].source) << i;
+    EXPECT_EQ(back[i].target, pairs[i].target) << i;
+    EXPECT_EQ(back[i].label, pairs[i].label) << i;
+  }
+  try {
+    data::read_text_pairs(file, "k", 9);
+    FAIL() << "accepted id 9 in a vocabulary of 9";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("column 'target' holds 9 at 0, outside the vocabulary of 9"), std::string::npos)
+        << e.what();
+  }
+  io::write_safetensors(file, {{"source", torch::tensor({5, 1}, torch::kInt64)}},
+                        {{"format", "sculpt-tokens-1"}, {"key", "k"}});
+  try {
+    data::read_text_pairs(file, "k", 10);
+    FAIL() << "read a file with no labels";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no 1-d Float column 'labels'"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

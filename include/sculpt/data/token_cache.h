@@ -32,20 +32,26 @@ class Digest {
   uint64_t a_ = 0x243F6A8885A308D3ULL, b_ = 0x13198A2E03707344ULL;
 };
 
+// The generic part: when DIR/KEY.safetensors is there, read(path) loads it (throwing a
+// sculpt::Error refuses it: it is logged, removed and rebuilt); otherwise build() runs and
+// write(path) files its result, written to a temporary and renamed, under DIR/KEY.lock, so
+// concurrent ranks and sweep cells wait for one writer and then read its file. DIR "" only
+// builds. Returns whether it read the file.
+bool cache_or_build(const std::string& dir, const std::string& key, const std::function<void(const std::string&)>& read,
+                    const std::function<void()>& build, const std::function<void(const std::string&)>& write);
+
 struct CachedExamples {
   std::vector<Example> examples;
   bool hit = false;
 };
 
-// The examples filed under KEY in DIR, or build() run once and its result filed (written to a
-// temporary and renamed, under DIR/KEY.lock, so concurrent ranks and sweep cells wait for one
-// writer and then read its file). DIR "" runs build() without a cache. `vocab_size` bounds the ids
-// a file may hold.
+// The GLUE examples filed under KEY in DIR, or build() run once and its result filed.
+// `vocab_size` bounds the ids a file may hold.
 CachedExamples cached_examples(const std::string& dir, const std::string& key, const std::string& description,
                                size_t vocab_size, const std::function<std::vector<Example>()>& build);
 
-// The file: safetensors with ids (int32), types (uint8), offsets (int64, n + 1), labels (float32)
-// and the key in its metadata. Reading refuses a file whose key, sizes, offsets or ids are wrong.
+// The file (data/token_file.h): ids (int32), types (uint8), offsets (int64, n + 1), labels
+// (float32). Reading refuses a file whose key, sizes, offsets or ids are wrong.
 void write_token_file(const std::string& path, const std::string& key, const std::string& description,
                       const std::vector<Example>& examples);
 std::vector<Example> read_token_file(const std::string& path, const std::string& key, size_t vocab_size);

@@ -32,9 +32,6 @@ struct GlueData {
   std::vector<int64_t> lengths;
 };
 
-// The file names a tokenizer may be read from (the token cache's key hashes those present).
-const std::vector<std::string>& tokenizer_file_names();
-
 // Copy the tokenizer files of an HF directory into an export directory.
 void copy_tokenizer_files(const std::string& from, const std::string& to);
 
