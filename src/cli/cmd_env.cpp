@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -80,6 +81,9 @@ int cmd_env(int, char**) {
   std::printf("aten cpu      %s (the vector kernels ATen dispatches to)\n", at::get_cpu_capability().c_str());
   std::printf("threads       %d intra-op, %d inter-op, %u cores\n", at::get_num_threads(), at::get_num_interop_threads(),
               std::thread::hardware_concurrency());
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  std::printf("openmp wait   GOMP_SPINCOUNT=%s OMP_WAIT_POLICY=%s\n", spin ? spin : "(unset)", policy ? policy : "(unset)");
   std::printf("launcher      %s (rank %d of %d, local rank %d of %d)\n", dist.launcher.c_str(), dist.rank, dist.world_size,
               dist.local_rank, dist.local_world_size);
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;

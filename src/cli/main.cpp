@@ -35,8 +35,10 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  sculpt::init_threads();
   const std::string verb = argv[1];
+  if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env")
+    sculpt::reexec_with_short_openmp_spin(argv);
+  sculpt::init_threads();
   try {
     using namespace sculpt::cli;
     if (verb == "run") return cmd_run(argc, argv);

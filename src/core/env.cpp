@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -23,6 +25,12 @@ std::string shared_dir() {
 #endif
   if (fs::exists("../shared")) return fs::weakly_canonical("../shared").string();
   return {};
+}
+
+void reexec_with_short_openmp_spin(char** argv) {
+  if (std::getenv("GOMP_SPINCOUNT") || std::getenv("OMP_WAIT_POLICY")) return;
+  ::setenv("GOMP_SPINCOUNT", "30000", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with libgomp's default
 }
 
 void init_threads() {

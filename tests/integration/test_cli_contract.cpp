@@ -206,3 +206,24 @@ TEST(CliBench, DataComparesIdsWithHfTokenizersInOneRun) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+// Long verbs re-execute themselves once with a short OpenMP spin (core/env.h); a user's own
+// GOMP_SPINCOUNT or OMP_WAIT_POLICY is left alone.
+TEST(CliEnv, LongVerbsRunWithAShortOpenmpSpinUnlessTheUserChoseOne) {
+  ::unsetenv("GOMP_SPINCOUNT");
+  ::unsetenv("OMP_WAIT_POLICY");
+  testing::TempDir tmp;
+  std::string out;
+  ASSERT_EQ(testing::run_cli({"env"}, tmp.str("a.log"), &out), 0) << out;
+  EXPECT_NE(out.find("openmp wait   GOMP_SPINCOUNT=30000 OMP_WAIT_POLICY=(unset)"), std::string::npos) << out;
+  ASSERT_EQ(testing::run_cli({"env"}, tmp.str("b.log"), &out, {"OMP_WAIT_POLICY=passive"}), 0) << out;
+  EXPECT_NE(out.find("openmp wait   GOMP_SPINCOUNT=(unset) OMP_WAIT_POLICY=passive"), std::string::npos) << out;
+  ASSERT_EQ(testing::run_cli({"env"}, tmp.str("c.log"), &out, {"GOMP_SPINCOUNT=7"}), 0) << out;
+  EXPECT_NE(out.find("openmp wait   GOMP_SPINCOUNT=7 OMP_WAIT_POLICY=(unset)"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace sculpt

@@ -12,6 +12,15 @@ std::string shared_dir();
 // cores shared among its ranks otherwise (threads_for_rank in dist_env.h).
 void init_threads();
 
+// libgomp's idle threads spin about 300,000 times before they sleep. With more busy threads than
+// free cores (a sweep cell or another job beside this process) that spin took half the cycles:
+// `sculpt eval --task squad` on 2,000 questions beside a 1-thread sweep cell, 2 cores: 19.8 s,
+// 13.5 s with GOMP_SPINCOUNT=30000; alone, 10.7-11.1 s either way. libgomp reads it only when it
+// loads, so a process started with neither GOMP_SPINCOUNT nor OMP_WAIT_POLICY set executes itself
+// again, once, with GOMP_SPINCOUNT=30000 (about 0.4 s, so only the long verbs call this). Returns
+// when nothing was to be done or the exec failed.
+void reexec_with_short_openmp_spin(char** argv);
+
 // Expand "${SCULPT_SHARED}" and "${SCULPT_DATA}" in a path.
 std::string expand_path(const std::string& path);
 
