@@ -48,7 +48,18 @@ int cmd_forward(int argc, char** argv) {
 }
 
 int cmd_tokenize(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"tokenizer", "input", "out", "cache"});
+  auto args = Args::parse(argc, argv, 2, {"tokenizer", "input", "out", "cache", "corpus", "block-size", "sample-by"});
+  if (args.has("corpus")) {  // a text corpus into the token cache in blocks (masked language modelling)
+    const std::string dir = args.require("tokenizer");
+    auto tokenizer = tokenizers::load_tokenizer(dir);
+    data::CorpusOptions o;
+    o.block_size = std::stoll(args.get("block-size", "128"));
+    o.sample_by = args.get("sample-by", "line");
+    const auto blocks = train::load_corpus_blocks({*tokenizer, dir, "auto"}, args.get("corpus"), o);
+    std::printf("%s: %lld blocks of %lld tokens in the token cache %s\n", args.get("corpus").c_str(),
+                static_cast<long long>(blocks.size()), static_cast<long long>(o.block_size), data::token_cache_dir().c_str());
+    return 0;
+  }
   if (args.has("cache")) {  // fill the token cache ahead of a job: every split the recipe's run reads
     auto r = recipe::load_recipe(args.get("cache"), args.overrides);
     if (r.run.threads > 0) at::set_num_threads(static_cast<int>(r.run.threads));

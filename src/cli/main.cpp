@@ -20,6 +20,8 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   eval --model DIR --task T [--data ROOT] [--split dev]   evaluate an HF model on GLUE
   forward --model DIR --inputs IN.safetensors --out OUT.safetensors
   tokenize --tokenizer DIR --input IN.jsonl --out OUT.jsonl
+  tokenize --cache RECIPE [key=value ...]   fill the token cache with every split the recipe reads
+  tokenize --corpus TEXT --tokenizer DIR [--block-size 128] [--sample-by line|paragraph]   a corpus into cached MLM blocks
   bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
   bench data [--synthetic 400000 [--write-mnli DIR] | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run

@@ -34,6 +34,12 @@ torch::Tensor TokenFile::column(const std::string& name, torch::ScalarType type,
   return t;
 }
 
+std::vector<int64_t> TokenFile::shape(const std::string& name) const {
+  auto it = content_.tensors.find(name);
+  SCULPT_CHECK(it != content_.tensors.end(), "{}: no column '{}'", path, name);
+  return it->second.sizes().vec();
+}
+
 int64_t TokenFile::length(const std::string& name, torch::ScalarType type) const {
   auto it = content_.tensors.find(name);
   SCULPT_CHECK(it != content_.tensors.end() && it->second.dim() == 1 && it->second.scalar_type() == type,

@@ -1,6 +1,7 @@
 #include "sculpt/train/token_data.h"
 
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -29,6 +30,15 @@ std::string token_key(const std::string& kind, const std::vector<std::string>& o
   return key.hex();
 }
 
+void log_loaded(const std::string& what, size_t n, const std::string& unit, bool hit, std::chrono::steady_clock::time_point t0) {
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (hit)
+    LOG_INFO("[data] {}: {} {} from the token cache in {:.2f}s", what, n, unit, secs);
+  else
+    LOG_INFO("[data] {}: {} {} tokenized in {:.2f}s on {} threads ({:.0f} {}/s)", what, n, unit, secs, at::get_num_threads(),
+             static_cast<double>(n) / std::max(secs, 1e-9), unit);
+}
+
 // The rows filed under KEY, or encode(progress) run under a progress bar of N rows and filed with
 // write(); logged either way.
 template <class T>
@@ -47,12 +57,7 @@ std::vector<T> load_tokens(const TokenSource& source, const std::string& what, c
         bar.finish();
       },
       [&](const std::string& path) { write(path, out); });
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (hit)
-    LOG_INFO("[data] {}: {} {} from the token cache in {:.2f}s", what, out.size(), unit, secs);
-  else
-    LOG_INFO("[data] {}: {} {} tokenized in {:.2f}s on {} threads ({:.0f} {}/s)", what, out.size(), unit, secs,
-             at::get_num_threads(), static_cast<double>(out.size()) / std::max(secs, 1e-9), unit);
+  log_loaded(what, out.size(), unit, hit, t0);
   return out;
 }
 
@@ -110,6 +115,39 @@ std::vector<data::SquadFeature> load_squad_features(const TokenSource& source, c
       [&] { return examples.size(); },
       [&](const auto& progress) { return data::make_squad_features(wordpiece, examples, o, 0, progress); },
       [&](const std::string& path, const auto& out) { data::write_squad_features(path, key, description, out); });
+}
+
+data::TokenBlocks load_corpus_blocks(const TokenSource& source, const std::string& file, const data::CorpusOptions& o) {
+  const std::string key =
+      token_key("corpus", {std::to_string(o.block_size), o.sample_by, std::to_string(o.group_samples)}, source.tokenizer_dir, file);
+  const std::string description = fmt::format("{} in blocks of {} tokens (samples by {}, groups of {}) with the tokenizer of {}",
+                                              file, o.block_size, o.sample_by, o.group_samples, source.tokenizer_dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string dir = data::token_cache_dir();
+  data::TokenBlocks blocks;
+  std::string built;  // where the blocks were streamed to
+  const bool hit = data::cache_or_build(
+      dir, key, [&](const std::string& path) { blocks = data::TokenBlocks(path, key, source.tokenizer.vocab_size()); },
+      [&] {
+        built = dir.empty() ? (fs::temp_directory_path() / fmt::format("sculpt_corpus_{}_{}", ::getpid(), key)).string()
+                            : (fs::path(dir) / (key + ".building")).string();
+        std::error_code ec;
+        ProgressBar bar(source.progress, static_cast<int64_t>(fs::file_size(file, ec)));
+        data::write_corpus_blocks(source.tokenizer, file, o, built, key, description, 0,
+                                  [&](size_t bytes) { bar.update(static_cast<int64_t>(bytes), "tokenizing " + file); });
+        bar.finish();
+      },
+      [&](const std::string& path) {
+        fs::rename(built, path);
+        built = path;
+      });
+  if (!hit) {
+    blocks = data::TokenBlocks(built, key, source.tokenizer.vocab_size());
+    if (dir.empty()) fs::remove(built);  // the mapping keeps the pages
+  }
+  log_loaded(fs::path(file).filename().string(), static_cast<size_t>(blocks.size()),
+             fmt::format("blocks of {} tokens", o.block_size), hit, t0);
+  return blocks;
 }
 
 const std::vector<std::string>& tokenizer_file_names() {

@@ -46,6 +46,8 @@ class TokenFile {
   TokenFile(const std::string& path, const std::string& key);
   // The column NAME, refused unless it has TYPE and SHAPE.
   torch::Tensor column(const std::string& name, torch::ScalarType type, const std::vector<int64_t>& shape) const;
+  // The shape of the column NAME.
+  std::vector<int64_t> shape(const std::string& name) const;
   // The length of the 1-d column NAME of TYPE.
   int64_t length(const std::string& name, torch::ScalarType type) const;
   // The n + 1 row offsets in NAME, checked to run from 0 to TOTAL without decreasing.

@@ -1,7 +1,8 @@
 // Tokenized data through the token cache (data/token_cache.h), the same way for every task:
-// GLUE, GLUE as text for T5, SQuAD features. Each split is keyed by the tokenizer's files, the
-// data file's bytes and every option that changes its ids; it is read from the cache, or built
-// on every thread under a progress bar and filed; a log line says which and how fast.
+// GLUE, GLUE as text for T5, SQuAD features, text corpora in blocks. Each is keyed by the
+// tokenizer's files, the data file's bytes and every option that changes its ids; it is read
+// from the cache, or built on every thread under a progress bar and filed; a log line says which
+// and how fast.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,6 +12,7 @@
 #include "sculpt/data/glue.h"
 #include "sculpt/data/glue_text.h"
 #include "sculpt/data/squad.h"
+#include "sculpt/data/text_corpus.h"
 #include "sculpt/tokenizers/tokenizer.h"
 
 namespace sculpt::tokenizers {
@@ -38,6 +40,10 @@ std::vector<data::TextPair> load_text_pairs(const TokenSource& source, const dat
 std::vector<data::SquadFeature> load_squad_features(const TokenSource& source, const tokenizers::WordPieceTokenizer& wordpiece,
                                                     const std::string& file, const std::vector<data::SquadExample>& examples,
                                                     const data::SquadFeatureOptions& options);
+
+// A text corpus in blocks for masked language modelling (data/text_corpus.h), streamed into the
+// cache and memory-mapped from it.
+data::TokenBlocks load_corpus_blocks(const TokenSource& source, const std::string& file, const data::CorpusOptions& options);
 
 // The first N rows (N <= 0: all), as max_train_examples and max_eval_examples cut a split.
 template <class Rows>
