@@ -159,7 +159,8 @@ int cmd_eval(int argc, char** argv) {
   const std::string split = args.get("split", task.dev_splits.front());
   // Never longer than the model's positions (a small exported model may have fewer than 128).
   const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model.config.max_positions);
-  auto examples = data::encode_glue(*tokenizer, data::read_glue_split(task, root, split), max_length);
+  const int64_t max_examples = std::stoll(args.get("max-examples", "0"));  // as a recipe's data.max_eval_examples
+  auto examples = data::encode_glue(*tokenizer, train::first_rows(data::read_glue_split(task, root, split), max_examples), max_length);
   model.module->eval();
   auto m = train::evaluate_glue([&](const models::Batch& b) { return model.forward(b, {}).logits; }, task.name, examples,
                                 std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
