@@ -17,4 +17,9 @@ DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<
   return {loss, pred.detach(), layer.loss.detach(), layer.match};
 }
 
+models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch) {
+  torch::NoGradGuard no_grad;
+  return teacher->forward(batch, {true, false});
+}
+
 }  // namespace sculpt::train

@@ -82,15 +82,11 @@ class DistilledPackedTask : public Task {
   const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
   std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(data_.task.name) : r_.eval.metric; }
   models::Batch collate(const std::vector<size_t>& idx) const override {
-    return data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
+    return data_.collate_train(idx);
   }
 
   torch::Tensor loss(const models::Batch& batch) override {
-    models::ModelOutput t;
-    {
-      torch::NoGradGuard no_grad;
-      t = teacher_->forward(batch, {true, false});
-    }
+    const auto t = teacher_outputs(teacher_, batch);
     auto s = module_->packed->forward(batch, {true, false});
     std::vector<torch::Tensor> projected;
     for (size_t i = 0; i < s.hidden_states.size(); ++i) projected.push_back(module_->project(i, s.hidden_states[i]));

@@ -117,14 +117,10 @@ class PruneTask : public Task {
   }
 
   models::Batch collate(const std::vector<size_t>& idx) const override {
-    return data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
+    return data_.collate_train(idx);
   }
   torch::Tensor loss(const models::Batch& batch) override {
-    models::ModelOutput t;
-    {
-      torch::NoGradGuard no_grad;
-      t = teacher_->forward(batch, {true, false});
-    }
+    const auto t = teacher_outputs(teacher_, batch);
     auto masks = module_->masks->sample_or_eval();
     auto s = module_->student->forward(batch, masks, true);
     std::vector<torch::Tensor> projected;
@@ -257,7 +253,7 @@ class PruneTask : public Task {
     std::shuffle(order.begin(), order.end(), rng);
     order.resize(std::min(order.size(), static_cast<size_t>(p_.pca_examples)));
     std::vector<models::Batch> examples;
-    for (size_t i : order) examples.push_back(data::collate(data_.train, {i}, data_.pad_id, data_.task.is_regression()));
+    for (size_t i : order) examples.push_back(data_.collate_train({i}));
     compress::PcaOptions o;
     o.mode = p_.init;
     o.tokens_per_example = p_.pca_tokens;

@@ -124,7 +124,7 @@ class GlueClassificationTask : public Task {
   const models::KeyMap& keys() const override { return keys_; }
   const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
   models::Batch collate(const std::vector<size_t>& idx) const override {
-    return data::collate(data_.train, idx, data_.pad_id, data_.task.is_regression());
+    return data_.collate_train(idx);
   }
   torch::Tensor loss(const models::Batch& batch) override { return classify(model_, batch).loss; }
   std::map<std::string, double> evaluate() override {

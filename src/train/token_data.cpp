@@ -126,11 +126,14 @@ data::TokenBlocks load_corpus_blocks(const TokenSource& source, const std::strin
   const std::string dir = data::token_cache_dir();
   data::TokenBlocks blocks;
   std::string built;  // where the blocks were streamed to
+  bool temporary = false;
   const bool hit = data::cache_or_build(
       dir, key, [&](const std::string& path) { blocks = data::TokenBlocks(path, key, source.tokenizer.vocab_size()); },
       [&] {
-        built = dir.empty() ? (fs::temp_directory_path() / fmt::format("sculpt_corpus_{}_{}", ::getpid(), key)).string()
-                            : (fs::path(dir) / (key + ".building")).string();
+        // beside the cache file (renamed into place), or a temporary when there is no cache directory
+        temporary = dir.empty() || !fs::is_directory(dir);
+        built = temporary ? (fs::temp_directory_path() / fmt::format("sculpt_corpus_{}_{}", ::getpid(), key)).string()
+                          : (fs::path(dir) / (key + ".building")).string();
         std::error_code ec;
         ProgressBar bar(source.progress, static_cast<int64_t>(fs::file_size(file, ec)));
         data::write_corpus_blocks(source.tokenizer, file, o, built, key, description, 0,
@@ -143,7 +146,7 @@ data::TokenBlocks load_corpus_blocks(const TokenSource& source, const std::strin
       });
   if (!hit) {
     blocks = data::TokenBlocks(built, key, source.tokenizer.vocab_size());
-    if (dir.empty()) fs::remove(built);  // the mapping keeps the pages
+    if (temporary) fs::remove(built);  // the mapping keeps the pages
   }
   log_loaded(fs::path(file).filename().string(), static_cast<size_t>(blocks.size()),
              fmt::format("blocks of {} tokens", o.block_size), hit, t0);

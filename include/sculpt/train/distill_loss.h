@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "sculpt/models/bert.h"
 #include "sculpt/models/outputs.h"
 #include "sculpt/recipe/recipe.h"
 
@@ -24,5 +25,8 @@ struct DistillTerms {
 DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
                           const models::ModelOutput& teacher, const torch::Tensor& attention_mask,
                           const recipe::DistillSection& d, const torch::Tensor& exists = {});
+
+// The frozen teacher's logits and hidden states on BATCH, without a graph.
+models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch);
 
 }  // namespace sculpt::train

@@ -20,6 +20,10 @@ namespace sculpt::train {
 struct GlueData {
   enum class Splits { train_and_dev, dev };  // dev: evaluation only (the packed model's report)
   explicit GlueData(const recipe::Recipe& r, Splits splits = Splits::train_and_dev);
+  // A batch of train examples, padded to its longest.
+  models::Batch collate_train(const std::vector<size_t>& indices) const {
+    return data::collate(train, indices, pad_id, task.is_regression());
+  }
   // Metrics over every dev split; the second split's keys get the prefix "mm_" (MNLI).
   std::map<std::string, double> evaluate(const LogitsFn& logits_of, int64_t batch_size, const torch::Device& device,
                                          Distributed* shard = nullptr) const;
