@@ -4,6 +4,7 @@
 // jobs chained by stage.
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -79,6 +80,14 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
                                 before["sparsity"]["packed_remaining"].get<double>())),
             std::string::npos)
       << md;
+  // The SP3 row's speedup is the ratio this run measured and logged for its one cell.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(md, m, std::regex("\\[table\\] sp3 target=0.5 sst2: teacher [0-9.]+ s, packed [0-9.]+ s per "
+                                                  "[0-9]+x[0-9]+ batch: ([0-9.]+x)")))
+      << md;
+  const std::string ratio = m[1];
+  ASSERT_TRUE(std::regex_search(md, m, std::regex("\\| sp3 \\| target=0.5 \\|[^\\n]*\\| ([0-9.]+x) \\|"))) << md;
+  EXPECT_EQ(m[1], ratio) << md;
   for (const char* f : {"table.md", "table.csv", "table.tex", "plot_sst2.svg"})
     EXPECT_TRUE(fs::exists(tmp.str(std::string("sweeps/tiny/table/") + f))) << f;
 
