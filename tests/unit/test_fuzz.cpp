@@ -1,10 +1,12 @@
 // A seeded in-process fuzz suite over every input a user hands sculpt: safetensors bytes,
-// config.json, recipes, GLUE TSV, SQuAD JSON and tokenizer files. Each mutated input must be
-// accepted or refused with a sculpt::Error (a message naming the file); any other exception, a
+// config.json, recipes, GLUE TSV, SQuAD JSON, tokenizer files and token-cache files. Each
+// mutated input must be accepted or refused with a sculpt::Error (a message naming the file); any other exception, a
 // crash or a hang fails the suite. Allocation stays bounded because every size is checked
 // against the bytes present (safetensors) or a range (configs) before anything is allocated.
-// Counts per target are printed; SCULPT_FUZZ_SCALE multiplies them (default 1: ~10,500 cases).
+// Counts per target are printed; SCULPT_FUZZ_SCALE multiplies them (default 1: ~11,500 cases).
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -13,7 +15,10 @@
 #include "sculpt/core/error.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
+#include "sculpt/data/glue_text.h"
 #include "sculpt/data/squad.h"
+#include "sculpt/data/text_corpus.h"
+#include "sculpt/data/token_cache.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/safetensors.h"
 #include "sculpt/models/reference_forward.h"
@@ -249,6 +254,74 @@ TEST(Fuzz, TokenizerFiles) {
     write(tmp.str(rel), originals[rel]);
   }
   report("tokenizer", t);
+}
+
+}  // namespace
+}  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+// Token-cache files of every kind (GLUE examples, SQuAD features, T5 text pairs, corpus blocks),
+// mutated on disk as a crash or a bad disk might leave them. A file that is read must hold what
+// its users need: SQuAD spans are cut out of their contexts, examples are collated.
+TEST(Fuzz, TokenCacheFiles) {
+  SCULPT_REQUIRE_SHARED(dev, "data/squad/dev-v1.1.json");
+  SCULPT_REQUIRE_SHARED(tok, "fixtures/hf/bert_qa");
+  std::mt19937_64 rng(7);
+  auto tokenizer = tokenizers::WordPieceTokenizer::from_dir(tok);
+  const size_t vocab = tokenizer->vocab_size();
+  auto examples = data::read_squad(dev);
+  examples.resize(6);
+  testing::TempDir tmp;
+  data::write_squad_features(tmp.str("squad.st"), "k", "fuzz", data::make_squad_features(*tokenizer, examples, {64, 16, 24}));
+  data::write_token_file(tmp.str("glue.st"), "k", "fuzz", {{{101, 7, 102}, {0, 0, 0}, 1.0f}, {{101, 9, 102, 8, 102}, {0, 0, 0, 1, 1}, 0.0f}});
+  data::write_text_pairs(tmp.str("pairs.st"), "k", "fuzz", {{{5, 6, 7, 1}, {9, 1}, 1.0f}, {{8, 1}, {}, 0.0f}});
+  write(tmp.str("corpus.txt"), examples[0].context + "\n" + examples[1].question + "\n\n" + examples[2].question + "\n");
+  data::CorpusOptions co;
+  co.block_size = 8;
+  data::write_corpus_blocks(*tokenizer, tmp.str("corpus.txt"), co, tmp.str("blocks.st"), "k", "fuzz");
+  const std::vector<std::pair<std::string, std::function<void(const std::string&)>>> readers = {
+      {"squad.st",
+       [&](const std::string& p) {
+         auto f = data::read_squad_features(p, "k", vocab, examples);
+         std::vector<std::vector<float>> zeros;
+         for (const auto& x : f) zeros.emplace_back(x.ids.size(), 0.0f);
+         data::postprocess_squad(examples, f, zeros, zeros, {});
+       }},
+      {"glue.st",
+       [&](const std::string& p) {
+         auto e = data::read_token_file(p, "k", vocab);
+         std::vector<size_t> all(e.size());
+         for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+         if (!e.empty()) data::collate(e, all, 0, false);
+       }},
+      {"pairs.st", [&](const std::string& p) { data::read_text_pairs(p, "k", vocab); }},
+      {"blocks.st",
+       [&](const std::string& p) {
+         data::TokenBlocks b(p, "k", vocab);
+         for (int64_t i = 0; i < b.size(); ++i) (void)b.block(i)[b.block_size() - 1];
+       }},
+  };
+  Tally t;
+  const int n = 1000 * scale();
+  for (int i = 0; i < n; ++i) {
+    const auto& [name, read] = readers[static_cast<size_t>(i) % readers.size()];
+    const std::string valid = slurp(tmp.str(name));
+    uint64_t header_len = 0;
+    std::memcpy(&header_len, valid.data(), 8);
+    std::string bytes;
+    if (i % 2 == 0) {
+      bytes = mutate(valid, rng);
+    } else {  // the header alone, length fixed: the checks past the parser get their turn
+      std::string header = mutate(valid.substr(8, header_len), rng);
+      const uint64_t len = header.size();
+      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
+    }
+    write(tmp.str("case.st"), bytes);
+    run_case(t, i, [&] { read(tmp.str("case.st")); });
+  }
+  report("token cache", t);
 }
 
 }  // namespace
