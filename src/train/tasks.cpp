@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <numeric>
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
@@ -183,25 +184,38 @@ class GlueT5Task : public Task {
     torch::NoGradGuard no_grad;
     model_->eval();
     std::map<std::string, double> all;
+    // Batches dealt to ranks in turn; each prediction is set on one rank and 0 on the others, so
+    // one all-reduce sum gathers them exactly.
+    Distributed& group = process_group(device_);
+    const size_t world = static_cast<size_t>(group.world_size()), rank = static_cast<size_t>(group.rank());
     for (size_t s = 0; s < dev_.size(); ++s) {
       const auto& ex = dev_[s].second;
-      std::vector<double> pred, gold;
-      int64_t unknown = 0;
+      std::vector<double> pred(ex.size(), 0.0), gold(ex.size()), unknown(ex.size(), 0.0);
+      size_t batch_no = 0;
       for (const auto& idx : data::consecutive_batches(ex.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
+        if (batch_no++ % world != rank) continue;
         auto [ids, mask] = pad_rows(ex, idx, model_->config.pad_token_id);
         auto generated = model_->generate(ids.to(device_), mask.to(device_), 6).first.to(torch::kCPU);
         for (size_t i = 0; i < idx.size(); ++i) {
           auto row = generated[static_cast<int64_t>(i)];
           std::vector<int64_t> out(row.data_ptr<int64_t>() + 1, row.data_ptr<int64_t>() + row.numel());
           auto label = data::t5_glue_parse(task_, tokenizer_->decode(out));
-          if (!label) ++unknown;
+          unknown[idx[i]] = label ? 0.0 : 1.0;
           // An output that is no label word counts as wrong: a class no gold label has.
-          pred.push_back(label ? *label : (task_.is_regression() ? 0.0 : -1.0));
-          gold.push_back(ex[idx[i]].label);
+          pred[idx[i]] = label ? *label : (task_.is_regression() ? 0.0 : -1.0);
         }
       }
+      if (world > 1) {
+        const int64_t n = static_cast<int64_t>(ex.size());
+        auto both = torch::cat({torch::tensor(pred, torch::kDouble), torch::tensor(unknown, torch::kDouble)});
+        auto all = group.all_reduce_sum(both).to(torch::kCPU).contiguous();
+        std::copy(all.data_ptr<double>(), all.data_ptr<double>() + n, pred.begin());
+        std::copy(all.data_ptr<double>() + n, all.data_ptr<double>() + 2 * n, unknown.begin());
+      }
+      for (size_t i = 0; i < ex.size(); ++i) gold[i] = ex[i].label;
+      const double unknown_count = std::accumulate(unknown.begin(), unknown.end(), 0.0);
       for (const auto& [k, v] : metrics::glue_metrics(task_.name, pred, gold)) all[s == 0 ? k : "mm_" + k] = v;
-      all[s == 0 ? "unknown_outputs" : "mm_unknown_outputs"] = static_cast<double>(unknown);
+      all[s == 0 ? "unknown_outputs" : "mm_unknown_outputs"] = unknown_count;
     }
     return all;
   }

@@ -101,6 +101,32 @@ TEST_F(DataParallel, PruningAndItsFineTuneStageRunOnTwoProcesses) {
   EXPECT_TRUE(std::filesystem::exists(tmp.str("cofi/finetune/best/config.json")));
 }
 
+// T5's generated answers are evaluated a share of the batches per rank and gathered: the same
+// accuracy and unknown-output count, evaluation by evaluation, as one process.
+TEST_F(DataParallel, T5EvaluationShardedOverTwoProcessesMatchesOneProcess) {
+  const std::vector<std::string> a = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_t5_glue.yaml",
+                                      "run.output_root=" + tmp.str(), "model.config.dropout_rate=0.0", "data.eval_batch_size=4",
+                                      "eval.every=3u"};
+  auto with_name = [&](const std::string& name) {
+    auto out = a;
+    out.push_back("run.name=" + name);
+    return out;
+  };
+  ASSERT_EQ(run(with_name("t5one"), "t5one.log"), 0) << last_output;
+  auto [c0, c1] = run_two(with_name("t5two"), "t5two");
+  ASSERT_EQ(c0, 0) << log0;
+  ASSERT_EQ(c1, 0);
+  auto one = testing::read_lines(tmp.str("t5one/eval.jsonl")), two = testing::read_lines(tmp.str("t5two/eval.jsonl"));
+  ASSERT_EQ(one.size(), 2u);
+  ASSERT_EQ(two.size(), one.size());
+  for (size_t i = 0; i < one.size(); ++i) {
+    auto x = nlohmann::json::parse(one[i]), y = nlohmann::json::parse(two[i]);
+    EXPECT_EQ(x["step"], y["step"]);
+    EXPECT_EQ(x["accuracy"], y["accuracy"]) << one[i] << " vs " << two[i];
+    EXPECT_EQ(x["unknown_outputs"], y["unknown_outputs"]) << one[i] << " vs " << two[i];
+  }
+}
+
 TEST(RankSlice, ContiguousNearlyEqualShares) {
   std::vector<size_t> b = {10, 11, 12, 13, 14};
   EXPECT_EQ(train::rank_slice(b, 0, 2), (std::vector<size_t>{10, 11}));
