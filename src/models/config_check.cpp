@@ -9,24 +9,16 @@
 #include <vector>
 
 #include "sculpt/core/error.h"
+#include "sculpt/io/json_member.h"
 #include "sculpt/io/hf_dir.h"
 
 namespace fs = std::filesystem;
 
 namespace sculpt::models {
-namespace {
-
-const nlohmann::json* present(const nlohmann::json& j, const char* key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-}  // namespace
 
 int64_t config_int(const nlohmann::json& j, const char* key, int64_t fallback, int64_t lo, int64_t hi,
                    const std::string& source) {
-  const auto* v = present(j, key);
+  const auto* v = io::json_member(j, key);
   if (!v) return fallback;
   int64_t out = 0;
   if (v->is_number_integer()) {
@@ -45,7 +37,7 @@ int64_t config_int(const nlohmann::json& j, const char* key, int64_t fallback, i
 
 double config_real(const nlohmann::json& j, const char* key, double fallback, double lo, double hi,
                    const std::string& source) {
-  const auto* v = present(j, key);
+  const auto* v = io::json_member(j, key);
   if (!v) return fallback;
   SCULPT_CHECK(v->is_number(), "{}: '{}' is {}; expected a number in [{}, {}]", source, key, v->dump(), lo, hi);
   const double out = v->get<double>();
@@ -55,7 +47,7 @@ double config_real(const nlohmann::json& j, const char* key, double fallback, do
 }
 
 bool config_bool(const nlohmann::json& j, const char* key, bool fallback, const std::string& source) {
-  const auto* v = present(j, key);
+  const auto* v = io::json_member(j, key);
   if (!v) return fallback;
   SCULPT_CHECK(v->is_boolean(), "{}: '{}' is {}; expected true or false", source, key, v->dump());
   return v->get<bool>();
@@ -63,7 +55,7 @@ bool config_bool(const nlohmann::json& j, const char* key, bool fallback, const 
 
 std::string config_string(const nlohmann::json& j, const char* key, const std::string& fallback,
                           const std::string& source) {
-  const auto* v = present(j, key);
+  const auto* v = io::json_member(j, key);
   if (!v) return fallback;
   SCULPT_CHECK(v->is_string(), "{}: '{}' is {}; expected a string", source, key, v->dump());
   return v->get<std::string>();

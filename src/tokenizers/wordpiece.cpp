@@ -7,6 +7,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/io/json_member.h"
 #include "sculpt/tokenizers/unicode.h"
 #include "sculpt/tokenizers/config_values.h"
 
@@ -87,7 +88,7 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_dir(const std::stri
     auto j = io::read_json(path);
     SCULPT_CHECK(j.is_object(), "{}: expected a JSON object", path);
     o.do_lower_case = config_flag(j, "do_lower_case", o.do_lower_case, path);
-    if (j.contains("strip_accents") && !j["strip_accents"].is_null()) o.strip_accents = config_flag(j, "strip_accents", false, path) ? 1 : 0;
+    if (io::json_member(j, "strip_accents")) o.strip_accents = config_flag(j, "strip_accents", false, path) ? 1 : 0;
     o.tokenize_chinese_chars = config_flag(j, "tokenize_chinese_chars", o.tokenize_chinese_chars, path);
     o.max_input_chars_per_word =
         static_cast<size_t>(config_count(j, "max_input_chars_per_word", static_cast<int64_t>(o.max_input_chars_per_word), path));
@@ -100,16 +101,20 @@ std::unique_ptr<WordPieceTokenizer> WordPieceTokenizer::from_dir(const std::stri
                               {"mask_token", &o.mask}})
       config_token(j, key, *field, path);
   } else if (fs::exists(d / "tokenizer.json")) {
-    // A fast-tokenizer file only: its BertNormalizer carries the same switches.
-    auto j = io::read_json((d / "tokenizer.json").string());
-    const auto& n = j["normalizer"];
-    if (n.is_object() && n.value("type", "") == "BertNormalizer") {
-      o.do_lower_case = n.value("lowercase", true);
-      if (n.contains("strip_accents") && !n["strip_accents"].is_null()) o.strip_accents = n["strip_accents"].get<bool>() ? 1 : 0;
-      o.tokenize_chinese_chars = n.value("handle_chinese_chars", true);
+    // A fast-tokenizer file only: its BertNormalizer carries the same switches (read through the
+    // same typed readers, so a value of the wrong type is refused naming the file and key).
+    const std::string path = (d / "tokenizer.json").string();
+    const auto j = io::read_json(path);
+    const auto* n = io::json_member(j, "normalizer");
+    const auto* type = n ? io::json_member(*n, "type") : nullptr;
+    if (type && *type == "BertNormalizer") {
+      o.do_lower_case = config_flag(*n, "lowercase", true, path);
+      if (io::json_member(*n, "strip_accents")) o.strip_accents = config_flag(*n, "strip_accents", false, path) ? 1 : 0;
+      o.tokenize_chinese_chars = config_flag(*n, "handle_chinese_chars", true, path);
     }
-    if (j.contains("model") && j["model"].contains("max_input_chars_per_word"))
-      o.max_input_chars_per_word = j["model"]["max_input_chars_per_word"].get<size_t>();
+    if (const auto* model = io::json_member(j, "model"))
+      o.max_input_chars_per_word = static_cast<size_t>(
+          config_count(*model, "max_input_chars_per_word", static_cast<int64_t>(o.max_input_chars_per_word), path));
   }
   SCULPT_CHECK(fs::exists(d / "vocab.txt"), "{}: no vocab.txt for a WordPiece tokenizer", dir);
   return std::make_unique<WordPieceTokenizer>((d / "vocab.txt").string(), o);

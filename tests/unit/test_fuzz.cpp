@@ -326,3 +326,32 @@ TEST(Fuzz, TokenCacheFiles) {
 
 }  // namespace
 }  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+// A WordPiece directory with only tokenizer.json: its normalizer's switches go through the same
+// typed readers as tokenizer_config.json's (they were raw nlohmann get<bool>() calls).
+TEST(Fuzz, WordPieceTokenizerJsonValuesOfTheWrongTypeAreRefusedByKey) {
+  SCULPT_REQUIRE_SHARED(wp, "fixtures/hf/tok_bert_wordpiece");
+  testing::TempDir tmp;
+  fs::copy_file(wp + "/vocab.txt", tmp.str("vocab.txt"));
+  auto refused = [&](const std::string& json) {
+    write(tmp.str("tokenizer.json"), json);
+    try {
+      tokenizers::WordPieceTokenizer::from_dir(tmp.str());
+      return std::string("accepted");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+  };
+  EXPECT_EQ(refused(R"({"normalizer": {"type": "BertNormalizer", "lowercase": false, "strip_accents": null}})"), "accepted");
+  EXPECT_EQ(refused(R"({"normalizer": {"type": "BertNormalizer", "strip_accents": "yes"}})"),
+            tmp.str("tokenizer.json") + ": 'strip_accents' is \"yes\"; expected true or false");
+  EXPECT_EQ(refused(R"({"model": {"max_input_chars_per_word": -1}})"),
+            tmp.str("tokenizer.json") + ": 'max_input_chars_per_word' is -1; expected an integer >= 0");
+  EXPECT_EQ(refused(R"([1, 2])"), "accepted");  // no normalizer or model to read: the defaults
+}
+
+}  // namespace
+}  // namespace sculpt
