@@ -14,5 +14,6 @@ int bench_data(int argc, char** argv);  // sculpt bench data (cmd_bench_data.cpp
 int cmd_env(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_table(int argc, char** argv);
+int cmd_compress(int argc, char** argv);
 
 }  // namespace sculpt::cli

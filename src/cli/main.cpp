@@ -27,6 +27,10 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   bench data [--synthetic 400000 [--write-mnli DIR] | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run
   sweep SWEEP.yaml [--jobs N] [--status] [--slurm]   run (or resume) every cell of a sweep; --slurm: sbatch arrays
   table SWEEP_DIR [--out DIR] [--no-speed]           the sweep's table (md/csv/tex), speedups, plots per task
+  compress --method magnitude|activation|taylor|slice --model DIR --target X --out DIR [--task T | --text FILE]
+           [--examples 256] [--cost params|flops] [--length 128] [--scope global|per_layer] [--granularity units|blocks]
+                                  one-shot pruning (heads, neurons, blocks) or PCA slicing to a packed model
+  compress --method kmeans --model DIR --bits 4 --out DIR   k-means weight sharing (b-bit codebook per matrix)
   env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)
 )";
 
@@ -38,7 +42,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string verb = argv[1];
-  if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env")
+  if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env" || verb == "compress")
     sculpt::reexec_with_short_openmp_spin(argv);
   sculpt::init_threads();
   try {
@@ -53,6 +57,7 @@ int main(int argc, char** argv) {
     if (verb == "env") return cmd_env(argc, argv);
     if (verb == "sweep") return cmd_sweep(argc, argv);
     if (verb == "table") return cmd_table(argc, argv);
+    if (verb == "compress") return cmd_compress(argc, argv);
     std::fprintf(stderr, "error: unknown verb '%s'\n%s", verb.c_str(), kUsage);
     return 2;
   } catch (const sculpt::StopRequested& stop) {

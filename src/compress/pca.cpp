@@ -97,7 +97,7 @@ void init_sp3_from_pca(Sp3Bert& student, const Sp3Moments& m, const PcaOptions& 
     }
     site->out->weight.copy_(site->out->weight.matmul(U.to(torch::kFloat32)));
   }
-  for (int64_t l = 0; l < c.num_layers; ++l) {
+  for (int64_t l = 0; o.head_compactors && l < c.num_layers; ++l) {
     auto* layer = student->layers[static_cast<size_t>(l)]->as<Sp3Layer>();
     std::vector<torch::Tensor> u, v, cv, co;
     for (int64_t h = 0; h < H; ++h) {

@@ -142,6 +142,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     // The head mask scales each head's probabilities, i.e. its context (dropout commutes with it).
     if (m.head.defined()) heads = heads * m.head[l].view({1, H, 1, 1});
     auto ctx = heads.transpose(1, 2).contiguous().view({B, T, H * dh});
+    if (features) features->context.push_back(ctx.detach());
     auto att = a->o(layer->co(ctx));
     if (m.mha.defined()) att = att * m.mha[l];
     auto u1 = layer->dropout(att) + x;
@@ -151,6 +152,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     if (options.skip_empty_block_norm && m.mha.defined()) h1 = torch::where(m.mha[l] == 0, u1.to(h1.scalar_type()), h1);
     auto* f = layer->ffn.get();
     auto g = masked(models::activation(f->act, f->fc1(h1)), row(m.ffn, l));
+    if (features) features->ffn_act.push_back(g.detach());
     auto ff = f->fc2(g);
     if (m.ffn_layer.defined()) ff = ff * m.ffn_layer[l];
     auto u2 = layer->dropout(ff) + h1;

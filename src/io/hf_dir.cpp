@@ -1,4 +1,6 @@
 #include "sculpt/io/hf_dir.h"
+
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/model_dir.h"
 
 #include <nlohmann/json.hpp>
@@ -99,6 +101,7 @@ TensorShapes load_hf_weight_shapes(const std::string& dir, WeightFormat prefer) 
                  bin = d / "pytorch_model.bin";
   if (prefer == WeightFormat::bin && fs::exists(bin)) return {};
   if (fs::exists(st)) return read_safetensors_shapes(st.string());
+  if (fs::exists(d / kCodebookWeightsFile)) return read_codebook_shapes((d / kCodebookWeightsFile).string());
   if (!fs::exists(index)) return {};
   TensorShapes out;
   for (const auto& shard : shard_names(read_json(index.string()), index.string()))
@@ -114,7 +117,9 @@ TensorMap load_hf_weights(const std::string& dir, WeightFormat prefer) {
   if (fs::exists(st)) return read_safetensors(st.string()).tensors;
   if (fs::exists(index)) return read_sharded_safetensors(index.string());
   if (fs::exists(bin)) return read_torch_bin(bin.string());
-  fail("{}: no weights found (expected model.safetensors, model.safetensors.index.json or pytorch_model.bin)", dir);
+  if (fs::exists(d / kCodebookWeightsFile)) return read_codebook_weights((d / kCodebookWeightsFile).string());
+  fail("{}: no weights found (expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or {})", dir,
+       kCodebookWeightsFile);
 }
 
 }  // namespace sculpt::io

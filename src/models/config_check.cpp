@@ -10,6 +10,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/json_member.h"
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/hf_dir.h"
 
 namespace fs = std::filesystem;
@@ -129,8 +130,10 @@ void check_config_against_weights(const TransformerConfig& c, const std::string&
                                   bool packed) {
   const io::TensorShapes shapes = io::load_hf_weight_shapes(dir);
   if (shapes.empty()) return;  // pytorch_model.bin only: the load itself compares every shape
-  const std::string file = fs::exists(fs::path(dir) / "model.safetensors") ? (fs::path(dir) / "model.safetensors").string()
-                                                                            : (fs::path(dir) / "model.safetensors.index.json").string();
+  const fs::path d(dir);
+  const std::string file = fs::exists(d / "model.safetensors")              ? (d / "model.safetensors").string()
+                           : fs::exists(d / "model.safetensors.index.json") ? (d / "model.safetensors.index.json").string()
+                                                                            : (d / io::kCodebookWeightsFile).string();
   auto kv = [](const char* key, int64_t v) { return fmt::format("{} {}", key, v); };
   std::vector<Claim> claims;
   std::vector<std::pair<std::string, std::pair<int64_t, std::string>>> depths;  // key -> (value, block prefix)

@@ -24,6 +24,7 @@
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/task.h"
 #include "sculpt/train/token_data.h"
 #include "sculpt/models/packed_bert.h"
@@ -72,6 +73,8 @@ nlohmann::json label_maps(nlohmann::json j, int64_t n) {
 
 // ---- GLUE with a classification head (BERT pooler + classifier, OPT last-token score) ----
 
+}  // namespace
+
 models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
   nlohmann::json j = model_config(r);
   j["model_type"] = "bert";
@@ -87,6 +90,8 @@ models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask
   model->init_weights();
   return model;
 }
+
+namespace {
 
 models::Opt build_opt_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
   nlohmann::json j = label_maps(model_config(r), task.num_labels());

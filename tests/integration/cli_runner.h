@@ -97,4 +97,19 @@ class CliTest : public ::testing::Test {
   std::string last_output;
 };
 
+// A CliTest that starts from the tiny BERT fine-tuned on real SST-2 rows (a few seconds):
+// <tmp>/teacher/final and <tmp>/teacher/best.
+class TinyTeacherTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    if (IsSkipped()) return;
+    ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(),
+                   "run.name=teacher"},
+                  "teacher.log"),
+              0)
+        << last_output;
+  }
+};
+
 }  // namespace sculpt::testing

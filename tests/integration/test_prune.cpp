@@ -15,14 +15,8 @@ namespace {
 
 const std::string kRecipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
 
-class Prune : public testing::CliTest {
+class Prune : public testing::TinyTeacherTest {
  protected:
-  void SetUp() override {
-    CliTest::SetUp();
-    if (IsSkipped()) return;
-    ASSERT_EQ(run({"run", kRecipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=teacher"}, "teacher.log"), 0)
-        << last_output;
-  }
   std::vector<std::string> prune_args(const std::string& recipe, const std::string& name, std::vector<std::string> extra = {}) {
     std::vector<std::string> a = {"run", kRecipes + recipe, "run.output_root=" + tmp.str(), "run.name=" + name,
                                   "model.path=" + tmp.str("teacher/final")};

@@ -18,6 +18,9 @@ struct PcaOptions {
   int64_t tokens_per_example = 8;  // random positions taken from each example
   int64_t skip_sites = 3;          // SP3 leaves the first three LN sites as identity
   uint64_t seed = 0;
+  // false: only the LN sites are rotated, the per-head Q/K/V/O compactors stay identities
+  // (slicing prunes no head dims, and the joint SVD's inverse singular values cost precision).
+  bool head_compactors = true;
 };
 
 // Second moments collected over examples; `examples` are unpadded single-example batches.

@@ -24,11 +24,14 @@ struct Sp3Masks {
   torch::Tensor ffn_layer;  // [L]
 };
 
-// Activations the PCA initialisation needs, gathered by forward when asked (no hooks in
-// LibTorch): each LN site's input, and each layer's q/k/v projections before their compactors.
+// Activations gathered by forward when asked (no hooks in LibTorch): each LN site's input and
+// each layer's q/k/v projections before their compactors (the PCA initialisation), the heads'
+// context and the FFN neurons' activations after their masks (one-shot activation scores).
 struct Sp3Features {
   std::vector<torch::Tensor> site_inputs;  // [2L+1] of [B, T, D]
   std::vector<torch::Tensor> q, k, v;      // [L] of [B, T, H * d_head]
+  std::vector<torch::Tensor> context;      // [L] of [B, T, H * d_head]
+  std::vector<torch::Tensor> ffn_act;      // [L] of [B, T, F]
 };
 
 struct LnSiteImpl : torch::nn::Module {

@@ -1,0 +1,42 @@
+// How much each attention head and FFN neuron of a BERT encoder matters, for one-shot pruning
+// (no mask training): from the weights alone, from activations on unlabelled inputs, or from
+// first-order Taylor terms on a labelled sample. Computed on the CoFi-mode student (identity
+// compactors, sp3_bert.h), whose forward reports the activations and whose structures the
+// packing code already knows.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sculpt/compress/sp3_bert.h"
+
+namespace sculpt::compress {
+
+// fp64 on the CPU; higher = more important. Units of one kind compare with each other (across
+// layers too); a head's and a neuron's scores do not compare.
+struct StructureScores {
+  torch::Tensor head;  // [L, H]
+  torch::Tensor ffn;   // [L, F]
+  std::string source;  // what they were computed from, for compression.json
+};
+
+// Squared L2 norm of each unit's weights and biases: a head's rows of W_q, W_k, W_v (and
+// their biases) and its columns of W_o; a neuron's row of W_1 (and its bias) and column of W_2.
+StructureScores magnitude_scores(Sp3Bert& model);
+
+// From activations over the real (unpadded) tokens of `batches`, with no masks:
+//  * "mean_abs": each head's mean |context| and each neuron's mean |activation|;
+//  * "apoz": a neuron scores 1 - its average percentage of zeros (network trimming), a zero
+//    being an activation <= 0 (GELU's output is negative where ReLU's is 0); heads, whose
+//    context has no sign to speak of, keep mean |context|.
+StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batch>& batches, const std::string& statistic);
+
+// First-order Taylor importance: sum over a unit's weights of |w * dL/dw|, the gradient that of
+// the task loss averaged over the labelled `batches` (eval mode, no dropout).
+StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches);
+
+// Sums an elementwise quantity f(w) of every weight and bias into the unit it belongs to (the
+// grouping magnitude and Taylor scores share); the output biases of W_o and W_2 belong to none.
+StructureScores group_by_unit(Sp3Bert& model, const std::function<torch::Tensor(const torch::Tensor& w)>& f);
+
+}  // namespace sculpt::compress

@@ -1,0 +1,220 @@
+// sculpt compress: the one-shot compressors (compress/one_shot.h, compress/kmeans.h) from a dense
+// BERT directory to a model directory every verb loads, with compression.json beside it.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "args.h"
+#include "commands.h"
+#include "sculpt/compress/kmeans.h"
+#include "sculpt/compress/one_shot.h"
+#include "sculpt/core/env.h"
+#include "sculpt/core/log.h"
+#include "sculpt/data/batching.h"
+#include "sculpt/data/glue.h"
+#include "sculpt/io/codebook_weights.h"
+#include "sculpt/io/files.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/io/model_dir.h"
+#include "sculpt/models/packed_bert.h"
+#include "sculpt/train/bert_classifier.h"
+#include "sculpt/train/evaluate.h"
+#include "sculpt/train/glue_data.h"
+#include "sculpt/train/sink.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::cli {
+namespace {
+
+struct Sample {
+  std::vector<data::Example> examples;
+  std::string from;
+};
+
+// `--examples` rows drawn (seeded) from the task's train split, or the first non-empty lines of
+// `--text` as single sentences (unlabelled).
+Sample read_sample(const Args& args, const tokenizers::Tokenizer& tokenizer, int64_t max_positions, bool labelled) {
+  const auto n = static_cast<size_t>(std::stoll(args.get("examples", "256")));
+  // Never longer than the model's positions (a small model may have fewer than 128).
+  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), max_positions);
+  std::vector<data::GlueExample> rows;
+  Sample s;
+  if (args.has("text")) {
+    SCULPT_CHECK(!labelled, "--text is unlabelled; this method needs --task's labelled train examples");
+    const std::string path = args.get("text");
+    std::ifstream in(path);
+    SCULPT_CHECK(in.good(), "--text {}: cannot open", path);
+    std::string line;
+    for (size_t number = 1; rows.size() < n && std::getline(in, line); ++number)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) rows.push_back({line, std::nullopt, -1, number});
+    SCULPT_CHECK(!rows.empty(), "--text {}: no non-empty line", path);
+    s.from = fmt::format("the first {} lines of {}", rows.size(), path);
+  } else {
+    SCULPT_CHECK(args.has("task"), "this method reads examples: give --task T (its train split) or --text FILE");
+    const auto& task = data::glue_task(args.get("task"));
+    auto all = data::read_glue_split(task, expand_path(args.get("data", "${SCULPT_DATA}/glue")), "train");
+    std::vector<size_t> order(all.size());
+    std::iota(order.begin(), order.end(), 0);
+    data::shuffle_indices(order, std::stoull(args.get("seed", "0")));
+    order.resize(std::min(order.size(), n));
+    for (size_t i : order) rows.push_back(all[i]);
+    s.from = fmt::format("{} random {} train examples (seed {})", rows.size(), task.name, args.get("seed", "0"));
+  }
+  s.examples = data::encode_glue(tokenizer, rows, max_length);
+  return s;
+}
+
+// Padded batches for scores; unpadded single examples for the principal components.
+std::vector<models::Batch> batches_of(const Sample& s, int64_t batch, int64_t pad_id, bool regression) {
+  std::vector<models::Batch> out;
+  for (const auto& idx : data::consecutive_batches(s.examples.size(), static_cast<size_t>(batch)))
+    out.push_back(data::collate(s.examples, idx, pad_id, regression));
+  return out;
+}
+
+models::Bert load_classifier(const Args& args, const std::string& dir) {
+  const auto config = io::read_json((fs::path(dir) / "config.json").string());
+  SCULPT_CHECK(!models::is_packed_bert(config), "--model {} is a packed model; compress starts from a dense BERT", dir);
+  recipe::Recipe r;
+  r.model.path = dir;
+  if (!args.has("task")) {
+    auto m = models::load_bert(dir, /*strict=*/true).model;
+    SCULPT_CHECK(m->config.head == models::HeadType::sequence_classification,
+                 "--model {} has no classification head: give --task T so that one is added for the task", dir);
+    return m;
+  }
+  const auto& task = data::glue_task(args.get("task"));
+  if (models::bert_config_from_json(config, dir).head != models::HeadType::sequence_classification)
+    LOG_INFO("[compress] {} has no classification head: a new {}-label head is initialised for {} (fine-tune the result)", dir,
+             task.num_labels(), task.name);
+  return train::build_bert_classifier(r, task);
+}
+
+// Every floating tensor of two or more dims with more entries than centroids is coded; the
+// rest (biases, LayerNorms, a small classifier) is stored as it is. Any model directory works,
+// dense or packed, of any family: only its weight file changes.
+nlohmann::json compress_kmeans(const Args& args, const std::string& dir, const std::string& out, const torch::Device& device) {
+  compress::KMeansOptions o;
+  o.bits = std::stoi(args.get("bits", "4"));
+  o.max_iterations = std::stoi(args.get("iterations", "30"));
+  o.seed = std::stoull(args.get("seed", "0"));
+  const int64_t k = int64_t{1} << o.bits;
+  auto weights = io::load_hf_weights(dir);
+  io::TensorMap plain;
+  std::map<std::string, io::CodedTensor> coded;
+  double bytes_before = 0, bytes_after = 0, err2 = 0, norm2 = 0;
+  int64_t exact = 0, iterations = 0;
+  train::ProgressBar bar(args.get("progress", "auto"), static_cast<int64_t>(weights.size()));
+  int64_t done = 0;
+  for (const auto& [name, t] : weights) {
+    bar.update(done++, name);
+    bytes_before += static_cast<double>(t.numel() * t.element_size());
+    if (!t.is_floating_point() || t.dim() < 2 || t.numel() <= k) {
+      plain[name] = t;
+      bytes_after += static_cast<double>(t.numel() * t.element_size());
+      continue;
+    }
+    auto km = compress::kmeans_1d(t.to(device), o);
+    auto rebuilt = km.centroids.index_select(0, km.indices).to(torch::kFloat64);
+    auto x = t.reshape(-1).to(device, torch::kFloat64);
+    err2 += (rebuilt - x).pow(2).sum().item<double>();
+    norm2 += x.pow(2).sum().item<double>();
+    exact += km.exact ? 1 : 0;
+    iterations = std::max<int64_t>(iterations, km.iterations);
+    bytes_after += static_cast<double>((t.numel() * o.bits + 7) / 8 + km.centroids.numel() * 4);
+    coded[name] = {km.centroids.cpu(), km.indices.cpu(), o.bits, t.sizes().vec(), t.scalar_type()};
+  }
+  bar.finish();
+  fs::create_directories(out);
+  fs::copy_file(fs::path(dir) / "config.json", fs::path(out) / "config.json", fs::copy_options::overwrite_existing);
+  io::write_codebook_weights((fs::path(out) / io::kCodebookWeightsFile).string(), plain, coded, {{"format", "pt"}});
+  return {{"method", "kmeans"},
+          {"bits", o.bits},
+          {"scores", fmt::format("k-means++ seeds from {} entries per tensor, at most {} Lloyd iterations (most run: {})",
+                                 o.seed_sample, o.max_iterations, iterations)},
+          {"tensors_coded", coded.size()},
+          {"tensors_coded_exactly", exact},
+          {"tensors_plain", plain.size()},
+          {"achieved",
+           {{"bytes_before", bytes_before},
+            {"bytes_after", bytes_after},
+            {"compression_ratio", bytes_before / bytes_after},
+            {"relative_error", norm2 > 0 ? std::sqrt(err2 / norm2) : 0.0}}}};
+}
+
+}  // namespace
+
+int cmd_compress(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {"method", "model", "target", "out", "task", "data", "text", "examples", "batch",
+                                          "max-length", "cost", "length", "scope", "granularity", "statistic", "seed",
+                                          "round-to", "device", "bits", "iterations", "progress"});
+  const std::string method = args.require("method"), dir = args.require("model"), out = args.require("out");
+  io::require_model_dir(dir, "--model");
+  SCULPT_CHECK(!fs::exists(fs::path(out) / "config.json"), "--out {} already holds a model; remove it or choose another directory", out);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto device = train::resolve_device(args.get("device", "cpu"));
+  if (method == "kmeans") {
+    auto report = compress_kmeans(args, dir, out, device);
+    train::copy_tokenizer_files(dir, out);
+    report["model"] = dir;
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
+    const auto& a = report["achieved"];
+    std::printf("kmeans: %s to %s in %.1fs: %d-bit codebooks on %zu tensors, %.1f MB -> %.1f MB (%.2fx), relative error %.4f\n",
+                dir.c_str(), out.c_str(), report["seconds"].get<double>(), std::stoi(args.get("bits", "4")),
+                report["tensors_coded"].get<size_t>(), a["bytes_before"].get<double>() / 1e6, a["bytes_after"].get<double>() / 1e6,
+                a["compression_ratio"].get<double>(), a["relative_error"].get<double>());
+    return 0;
+  }
+  const double target = std::stod(args.require("target"));
+  auto model = load_classifier(args, dir);
+  model->eval();
+  model->to(device);
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  auto tokenizer = tokenizers::load_tokenizer(dir);
+  const bool regression = model->config.is_regression();
+  compress::CostModel cost{args.get("cost", "params"), std::stoll(args.get("length", "128"))};
+  compress::Compressed result;
+  std::string data_from = "none";
+  if (method == "slice") {
+    auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
+    data_from = sample.from;
+    result = compress::slice_hidden(model, batches_of(sample, 1, tokenizer->pad_id(), regression),
+                                    {target, std::stoll(args.get("round-to", "8")), cost});
+  } else {
+    compress::PruneOneShotOptions o;
+    o.method = method;
+    o.target = target;
+    o.cost = cost;
+    o.allocation = {args.get("granularity", "units"), args.get("scope", "global")};
+    o.statistic = args.get("statistic", "mean_abs");
+    std::vector<models::Batch> batches;
+    if (method == "activation" || method == "taylor") {
+      auto sample = read_sample(args, *tokenizer, model->config.max_positions, method == "taylor");
+      data_from = sample.from;
+      batches = batches_of(sample, std::stoll(args.get("batch", "16")), tokenizer->pad_id(), regression);
+    }
+    result = compress::prune_one_shot(model, batches, o);
+  }
+  fs::create_directories(out);
+  models::save_packed_bert(result.model, out);
+  train::copy_tokenizer_files(dir, out);
+  auto report = result.report;
+  report["model"] = dir;
+  report["data"] = data_from;
+  report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
+  const auto& a = report["achieved"];
+  std::printf("%s: %s to %s in %.1fs: CoFi sparsity %.4f, SP3 remaining %.4f, %s remaining %.4f\n", method.c_str(), dir.c_str(),
+              out.c_str(), report["seconds"].get<double>(), a["packed_sparsity"].get<double>(), a["packed_remaining"].get<double>(),
+              cost.of.c_str(), a["cost_remaining"].get<double>());
+  return 0;
+}
+
+}  // namespace sculpt::cli

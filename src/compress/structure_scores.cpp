@@ -1,0 +1,110 @@
+#include "sculpt/compress/structure_scores.h"
+
+#include <torch/torch.h>
+
+#include "sculpt/core/error.h"
+
+namespace sculpt::compress {
+namespace {
+
+torch::Tensor cpu64(const torch::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); }
+
+// Linear weights are [out, in]: a head owns rows h*dh..(h+1)*dh of W_q, W_k, W_v and those
+// columns of W_o; a neuron owns row i of W_1 and column i of W_2.
+torch::Tensor rows_per(const torch::Tensor& t, int64_t units) { return t.reshape({units, -1}).sum(1); }
+torch::Tensor cols_per(const torch::Tensor& t, int64_t units) { return t.reshape({t.size(0), units, -1}).sum(std::vector<int64_t>{0, 2}); }
+
+}  // namespace
+
+StructureScores group_by_unit(Sp3Bert& model, const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+  const auto& c = model->config;
+  const int64_t L = c.num_layers, H = c.num_heads;
+  StructureScores s;
+  s.head = torch::zeros({L, H}, torch::kFloat64);
+  s.ffn = torch::zeros({L, c.intermediate_size}, torch::kFloat64);
+  torch::NoGradGuard g;
+  for (int64_t l = 0; l < L; ++l) {
+    auto* layer = model->layers[static_cast<size_t>(l)]->as<Sp3Layer>();
+    auto* a = layer->attn.get();
+    auto head = torch::zeros({H}, torch::kFloat64);
+    for (auto* lin : {&a->q, &a->k, &a->v}) {
+      head += rows_per(cpu64(f((*lin)->weight)), H);
+      if ((*lin)->bias.defined()) head += rows_per(cpu64(f((*lin)->bias)), H);
+    }
+    head += cols_per(cpu64(f(a->o->weight)), H);
+    s.head[l] = head;
+    auto* ff = layer->ffn.get();
+    SCULPT_CHECK(!ff->gate, "one-shot scores: gated FFNs are not supported");
+    auto neuron = rows_per(cpu64(f(ff->fc1->weight)), c.intermediate_size) + cols_per(cpu64(f(ff->fc2->weight)), c.intermediate_size);
+    if (ff->fc1->bias.defined()) neuron += cpu64(f(ff->fc1->bias));
+    s.ffn[l] = neuron;
+  }
+  return s;
+}
+
+StructureScores magnitude_scores(Sp3Bert& model) {
+  auto s = group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
+  s.source = "weights (squared L2 norm per head and per neuron)";
+  return s;
+}
+
+StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batch>& batches, const std::string& statistic) {
+  SCULPT_CHECK(statistic == "mean_abs" || statistic == "apoz", "--statistic '{}': mean_abs or apoz", statistic);
+  SCULPT_CHECK(!batches.empty(), "activation scores need at least one batch of inputs");
+  torch::NoGradGuard g;
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto& c = model->config;
+  const int64_t L = c.num_layers, H = c.num_heads, dh = c.head_dim();
+  const auto device = model->parameters().front().device();
+  auto head = torch::zeros({L, H}, torch::kFloat64), ffn = torch::zeros({L, c.intermediate_size}, torch::kFloat64);
+  double tokens = 0;
+  for (const auto& b : batches) {
+    Sp3Features f;
+    auto batch = b.to(device);
+    batch.labels = torch::Tensor();  // unlabelled text carries -1: no loss to compute
+    model->forward(batch, {}, false, &f);
+    // Real tokens only: padding positions carry activations that no output depends on.
+    auto real = (batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids)).to(torch::kFloat64).unsqueeze(-1);
+    tokens += real.sum().item<double>();
+    for (int64_t l = 0; l < L; ++l) {
+      auto ctx = f.context[static_cast<size_t>(l)].to(torch::kFloat64).abs() * real;  // [B, T, H*dh]
+      head[l] += cpu64(ctx.sum(std::vector<int64_t>{0, 1}).view({H, dh}).sum(1)) / static_cast<double>(dh);
+      auto act = f.ffn_act[static_cast<size_t>(l)].to(torch::kFloat64);
+      auto per = statistic == "apoz" ? (act > 0).to(torch::kFloat64) : act.abs();
+      ffn[l] += cpu64((per * real).sum(std::vector<int64_t>{0, 1}));
+    }
+  }
+  if (was_training) model->train();
+  StructureScores s{head / tokens, ffn / tokens, {}};
+  s.source = fmt::format("activations ({}) over {} tokens of {} batches", statistic == "apoz" ? "1 - APoZ for neurons, mean |context| for heads" : "mean |output|",
+                         static_cast<int64_t>(tokens), batches.size());
+  return s;
+}
+
+StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches) {
+  SCULPT_CHECK(!batches.empty(), "Taylor scores need at least one labelled batch");
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto device = model->parameters().front().device();
+  for (auto& p : model->parameters())
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  int64_t examples = 0;
+  for (const auto& b : batches) examples += b.size();
+  for (const auto& b : batches) {
+    SCULPT_CHECK(b.labels.defined(), "Taylor scores need labelled examples");
+    auto out = model->forward(b.to(device), {});
+    // The mean loss over the whole sample, whatever the batch sizes.
+    (out.loss * static_cast<double>(b.size()) / static_cast<double>(examples)).backward();
+  }
+  auto s = group_by_unit(model, [](const torch::Tensor& w) {
+    SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient (frozen?)");
+    return (w * w.grad()).abs();
+  });
+  for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+  if (was_training) model->train();
+  s.source = fmt::format("first-order Taylor |w * dL/dw| of the task loss over {} labelled examples", examples);
+  return s;
+}
+
+}  // namespace sculpt::compress
