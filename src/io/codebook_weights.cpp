@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "sculpt/core/error.h"
 
@@ -31,17 +32,34 @@ nlohmann::json parse_meta(const Metadata& metadata, const std::string& path) {
   }
 }
 
-std::vector<int64_t> coded_shape(const nlohmann::json& entry, const std::string& path, const std::string& name) {
-  SCULPT_CHECK(entry.is_object() && entry.contains("shape") && entry["shape"].is_array() && entry.contains("bits") &&
-                   entry["bits"].is_number_integer(),
-               "{}: codebook entry '{}' needs integer 'bits' and a 'shape' array", path, name);
+// One coded tensor's metadata: bits in 1..8, a shape whose element count fits in int64, and a
+// dtype name (F32 when absent).
+struct Entry {
+  int bits = 8;
   std::vector<int64_t> shape;
+  int64_t numel = 1;
+  std::string dtype = "F32";
+};
+
+Entry parse_entry(const nlohmann::json& entry, const std::string& path, const std::string& name) {
+  SCULPT_CHECK(entry.is_object() && entry.contains("shape") && entry["shape"].is_array() && entry.contains("bits") &&
+                   entry["bits"].is_number_integer() && (!entry.contains("dtype") || entry["dtype"].is_string()),
+               "{}: codebook entry '{}' needs integer 'bits', a 'shape' array and a string 'dtype'", path, name);
+  Entry e;
+  const auto bits = entry["bits"].get<int64_t>();
+  SCULPT_CHECK(bits >= 1 && bits <= 8, "{}: codebook entry '{}' has {} bits (1 to 8)", path, name, entry["bits"].dump());
+  e.bits = static_cast<int>(bits);
   for (const auto& d : entry["shape"]) {
     SCULPT_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, "{}: codebook entry '{}' has a bad shape {}", path, name,
                  entry["shape"].dump());
-    shape.push_back(d.get<int64_t>());
+    const int64_t v = d.get<int64_t>();
+    SCULPT_CHECK(v == 0 || e.numel <= std::numeric_limits<int64_t>::max() / 8 / v, "{}: codebook entry '{}' has a shape too large {}",
+                 path, name, entry["shape"].dump());
+    e.numel *= v;
+    e.shape.push_back(v);
   }
-  return shape;
+  if (entry.contains("dtype")) e.dtype = entry["dtype"].get<std::string>();
+  return e;
 }
 
 }  // namespace
@@ -106,9 +124,9 @@ TensorMap read_codebook_weights(const std::string& path) {
   for (const auto& [name, t] : content.tensors)
     if (name.find("::") == std::string::npos) out[name] = t;
   for (const auto& [name, entry] : meta.items()) {
-    const auto shape = coded_shape(entry, path, name);
-    const int bits = entry["bits"].get<int>();
-    check_bits(bits);
+    const auto e = parse_entry(entry, path, name);
+    const int bits = e.bits;
+    const int64_t numel = e.numel;
     auto cb = content.tensors.find(name + "::codebook"), ix = content.tensors.find(name + "::indices");
     SCULPT_CHECK(cb != content.tensors.end() && ix != content.tensors.end(), "{}: coded tensor '{}' lacks its {}", path, name,
                  cb == content.tensors.end() ? "::codebook" : "::indices");
@@ -117,16 +135,14 @@ TensorMap read_codebook_weights(const std::string& path) {
                      codebook.numel() <= (int64_t{1} << bits),
                  "{}: '{}::codebook' must be 1 to 2^{} float32 values, is {} {}", path, name, bits, dtype_name(codebook.scalar_type()),
                  c10::str(codebook.sizes()));
-    int64_t numel = 1;
-    for (auto d : shape) numel *= d;
     SCULPT_CHECK(ix->second.scalar_type() == torch::kUInt8 && ix->second.dim() == 1 && ix->second.numel() == packed_bytes(numel, bits),
                  "{}: '{}::indices' must be {} bytes of U8 ({} indices of {} bits), is {} {}", path, name, packed_bytes(numel, bits),
                  numel, bits, dtype_name(ix->second.scalar_type()), c10::str(ix->second.sizes()));
     auto idx = unpack_bits(ix->second, bits, numel);
     SCULPT_CHECK(numel == 0 || idx.max().item<int64_t>() < codebook.numel(), "{}: '{}' has an index past its {} centroids", path, name,
                  codebook.numel());
-    const auto dtype = dtype_from_name(entry.value("dtype", std::string("F32")), path + ": " + name);
-    out[name] = codebook.index_select(0, idx).view(shape).to(dtype);
+    const auto dtype = dtype_from_name(e.dtype, path + ": " + name);
+    out[name] = codebook.index_select(0, idx).view(e.shape).to(dtype);
   }
   for (const auto& [name, t] : content.tensors)
     if (name.find("::") != std::string::npos)
@@ -140,7 +156,7 @@ TensorShapes read_codebook_shapes(const std::string& path) {
   TensorShapes out;
   for (const auto& [name, t] : content.tensors)
     if (name.find("::") == std::string::npos) out[name] = t.sizes().vec();
-  for (const auto& [name, entry] : meta.items()) out[name] = coded_shape(entry, path, name);
+  for (const auto& [name, entry] : meta.items()) out[name] = parse_entry(entry, path, name).shape;
   return out;
 }
 

@@ -1,9 +1,9 @@
 // A seeded in-process fuzz suite over every input a user hands sculpt: safetensors bytes,
-// config.json, recipes, GLUE TSV, SQuAD JSON, tokenizer files and token-cache files. Each
+// config.json, recipes, GLUE TSV, SQuAD JSON, tokenizer files, token-cache files and codebook weights. Each
 // mutated input must be accepted or refused with a sculpt::Error (a message naming the file); any other exception, a
 // crash or a hang fails the suite. Allocation stays bounded because every size is checked
 // against the bytes present (safetensors) or a range (configs) before anything is allocated.
-// Counts per target are printed; SCULPT_FUZZ_SCALE multiplies them (default 1: ~11,500 cases).
+// Counts per target are printed; SCULPT_FUZZ_SCALE multiplies them (default 1: ~12,500 cases).
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -19,7 +19,9 @@
 #include "sculpt/data/squad.h"
 #include "sculpt/data/text_corpus.h"
 #include "sculpt/data/token_cache.h"
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/files.h"
+#include "sculpt/io/hf_dir.h"
 #include "sculpt/io/safetensors.h"
 #include "sculpt/models/reference_forward.h"
 #include "sculpt/recipe/recipe.h"
@@ -332,6 +334,37 @@ namespace {
 
 // A WordPiece directory with only tokenizer.json: its normalizer's switches go through the same
 // typed readers as tokenizer_config.json's (they were raw nlohmann get<bool>() calls).
+// k-means codebook weights (model.codebook.safetensors) as the model loader reads them: every
+// coded tensor rebuilt from its indices, or the file refused.
+TEST(Fuzz, CodebookWeightsFiles) {
+  testing::TempDir tmp;
+  const std::string file = tmp.str(io::kCodebookWeightsFile);
+  io::CodedTensor coded{torch::tensor({-1.0f, 0.0f, 2.5f}), torch::tensor({2, 0, 1, 1, 0, 2, 2, 1}), 2, {2, 4}, torch::kFloat32};
+  io::write_codebook_weights(file, {{"bias", torch::ones({4})}}, {{"w", coded}, {"e", {torch::tensor({1.0f, 3.0f}), torch::tensor({1, 0, 1}), 1, {3}, torch::kBFloat16}}});
+  const std::string valid = slurp(file);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, valid.data(), 8);
+  std::mt19937_64 rng(11);
+  Tally t;
+  const int n = 1000 * scale();
+  for (int i = 0; i < n; ++i) {
+    std::string bytes;
+    if (i % 2 == 0) {
+      bytes = mutate(valid, rng);
+    } else {  // the header (and the codebook metadata inside it) alone, its length fixed
+      std::string header = mutate(valid.substr(8, header_len), rng);
+      const uint64_t len = header.size();
+      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
+    }
+    write(file, bytes);
+    run_case(t, i, [&] {
+      for (auto& [k, v] : io::load_hf_weights(tmp.str())) (void)v.sum();
+      (void)io::load_hf_weight_shapes(tmp.str());
+    });
+  }
+  report("codebook weights", t);
+}
+
 TEST(Fuzz, WordPieceTokenizerJsonValuesOfTheWrongTypeAreRefusedByKey) {
   SCULPT_REQUIRE_SHARED(wp, "fixtures/hf/tok_bert_wordpiece");
   testing::TempDir tmp;
