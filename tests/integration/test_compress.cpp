@@ -2,6 +2,7 @@
 // one-shot method writes a model that `sculpt eval` loads, with a compression.json whose sizes
 // are the closed-form ones; slicing nothing scores exactly what the teacher scores; k-means
 // codes that are already exact round-trip through the loader unchanged.
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -77,6 +78,34 @@ TEST_F(Compress, MagnitudeActivationAndTaylorPruneToTheTargetAndLoadEverywhere) 
                 "again.log"),
             0);
   EXPECT_NE(last_output.find("already holds a model"), std::string::npos) << last_output;
+}
+
+TEST_F(Compress, APretrainedEncoderWithoutAHeadGetsOneForTheTask) {
+  // The teacher as a pretrained checkpoint would be: BertModel, no classifier weights.
+  namespace fs = std::filesystem;
+  const auto encoder = tmp.str("encoder");
+  fs::create_directories(encoder);
+  for (const char* f : {"vocab.txt", "tokenizer_config.json", "special_tokens_map.json"})
+    if (fs::exists(tmp.str(std::string("teacher/final/") + f))) fs::copy_file(tmp.str(std::string("teacher/final/") + f), encoder + "/" + f);
+  auto config = json("teacher/final/config.json");
+  config["architectures"] = {"BertModel"};
+  for (const char* k : {"id2label", "label2id", "problem_type"}) config.erase(k);
+  std::ofstream(encoder + "/config.json") << config.dump(2);
+  auto weights = io::read_safetensors(tmp.str("teacher/final/model.safetensors")).tensors;
+  ASSERT_EQ(weights.erase("classifier.weight") + weights.erase("classifier.bias"), 2u);
+  io::write_safetensors(encoder + "/model.safetensors", weights);
+  // Without --task there is nothing to size a head for: refused, saying so.
+  EXPECT_NE(run({"compress", "--method", "magnitude", "--model", encoder, "--out", tmp.str("headless"), "--target", "0.5"}, "headless.log"), 0);
+  EXPECT_NE(last_output.find("has no classification head: give --task"), std::string::npos) << last_output;
+  ASSERT_EQ(run({"compress", "--method", "magnitude", "--model", encoder, "--out", tmp.str("headed"), "--target", "0.5", "--task", "sst2"},
+                "headed.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("a new 2-label head is initialised for sst2"), std::string::npos) << last_output;
+  // The encoder was pruned exactly as the teacher's is: the same kept structure.
+  auto from_teacher = compress("teacher_pruned", {"--method", "magnitude", "--target", "0.5"});
+  EXPECT_EQ(json("headed/compression.json")["kept"], from_teacher["kept"]);
+  EXPECT_EQ(eval("headed")["examples"], 64);
 }
 
 TEST_F(Compress, SlicingNothingScoresLikeTheTeacherAndSlicingKeepsTheRoundedWidth) {
