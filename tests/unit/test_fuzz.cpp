@@ -84,6 +84,17 @@ std::string mutate(std::string s, std::mt19937_64& rng) {
   return s;
 }
 
+// A safetensors file mutated whole (even cases) or in its header JSON alone with the length
+// prefix fixed (odd cases), so that parsing gets past it and the checks behind it get their turn.
+std::string mutate_safetensors(const std::string& valid, int i, std::mt19937_64& rng) {
+  if (i % 2 == 0) return mutate(valid, rng);
+  uint64_t header_len = 0;
+  std::memcpy(&header_len, valid.data(), 8);
+  std::string header = mutate(valid.substr(8, header_len), rng);
+  const uint64_t len = header.size();
+  return std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
+}
+
 struct Tally {
   int accepted = 0, refused = 0;
   std::vector<std::string> failures;  // non-sculpt exceptions, with the case number
@@ -117,19 +128,10 @@ TEST(Fuzz, SafetensorsBytesAndHeaders) {
       {{"a", torch::arange(12, torch::kFloat32).reshape({3, 4})}, {"b", torch::ones({2}, torch::kBFloat16)},
        {"c", torch::zeros({0}, torch::kInt64)}, {"d", torch::tensor(true)}},
       {{"format", "pt"}});
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, valid.data(), 8);
   Tally t;
   const int n = 3000 * scale();
   for (int i = 0; i < n; ++i) {
-    std::string bytes;
-    if (i % 2 == 0) {
-      bytes = mutate(valid, rng);
-    } else {  // mutate the header JSON alone and fix the length prefix, so parsing gets past it
-      std::string header = mutate(valid.substr(8, header_len), rng);
-      const uint64_t len = header.size();
-      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
-    }
+    const std::string bytes = mutate_safetensors(valid, i, rng);
     run_case(t, i, [&] {
       auto content = io::parse_safetensors("fuzz.safetensors", bytes.data(), bytes.size());
       for (auto& [k, v] : content.tensors) (void)v.sum();
@@ -310,16 +312,7 @@ TEST(Fuzz, TokenCacheFiles) {
   for (int i = 0; i < n; ++i) {
     const auto& [name, read] = readers[static_cast<size_t>(i) % readers.size()];
     const std::string valid = slurp(tmp.str(name));
-    uint64_t header_len = 0;
-    std::memcpy(&header_len, valid.data(), 8);
-    std::string bytes;
-    if (i % 2 == 0) {
-      bytes = mutate(valid, rng);
-    } else {  // the header alone, length fixed: the checks past the parser get their turn
-      std::string header = mutate(valid.substr(8, header_len), rng);
-      const uint64_t len = header.size();
-      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
-    }
+    const std::string bytes = mutate_safetensors(valid, i, rng);
     write(tmp.str("case.st"), bytes);
     run_case(t, i, [&] { read(tmp.str("case.st")); });
   }
@@ -342,21 +335,11 @@ TEST(Fuzz, CodebookWeightsFiles) {
   io::CodedTensor coded{torch::tensor({-1.0f, 0.0f, 2.5f}), torch::tensor({2, 0, 1, 1, 0, 2, 2, 1}), 2, {2, 4}, torch::kFloat32};
   io::write_codebook_weights(file, {{"bias", torch::ones({4})}}, {{"w", coded}, {"e", {torch::tensor({1.0f, 3.0f}), torch::tensor({1, 0, 1}), 1, {3}, torch::kBFloat16}}});
   const std::string valid = slurp(file);
-  uint64_t header_len = 0;
-  std::memcpy(&header_len, valid.data(), 8);
   std::mt19937_64 rng(11);
   Tally t;
   const int n = 1000 * scale();
   for (int i = 0; i < n; ++i) {
-    std::string bytes;
-    if (i % 2 == 0) {
-      bytes = mutate(valid, rng);
-    } else {  // the header (and the codebook metadata inside it) alone, its length fixed
-      std::string header = mutate(valid.substr(8, header_len), rng);
-      const uint64_t len = header.size();
-      bytes = std::string(reinterpret_cast<const char*>(&len), 8) + header + valid.substr(8 + header_len);
-    }
-    write(file, bytes);
+    write(file, mutate_safetensors(valid, i, rng));
     run_case(t, i, [&] {
       for (auto& [k, v] : io::load_hf_weights(tmp.str())) (void)v.sum();
       (void)io::load_hf_weight_shapes(tmp.str());
