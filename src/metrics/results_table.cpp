@@ -101,7 +101,7 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
       const auto& s = j.at("sparsity");
       c.remaining = s.value("packed_remaining", -1.0);
       c.pruned = s.value("packed_sparsity", -1.0);
-      c.gate = c.method == "cofi" ? "pruned" : "remaining";
+      c.gate = c.method == "sp3" ? "remaining" : "pruned";  // CoFi and the one-shot methods name the pruned share
       if (cell.contains("from")) c.teacher_model = (fs::path(cell["from"].get<std::string>()) / "best").string();
     } else if (!prunes && fs::exists(dir / "results.json")) {
       const std::string file = (dir / "results.json").string();

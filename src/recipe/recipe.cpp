@@ -195,9 +195,24 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     Node prune = top.child("prune");
     auto& p = r.prune;
     p.method = prune.get<std::string>("method", "sp3");
-    const bool cofi = p.method == "cofi";
-    if (p.method != "sp3" && !cofi) prune.error("method", fmt::format("'{}' is not sp3 or cofi", p.method));
-    p.target = prune.get<double>("target", cofi ? 0.95 : 0.06);
+    const bool cofi = p.method == "cofi", one_shot = p.one_shot();
+    if (p.method != "sp3" && !cofi && !one_shot)
+      prune.error("method", fmt::format("'{}' is not sp3, cofi, magnitude, activation, taylor or slice", p.method));
+    p.target = prune.get<double>("target", cofi ? 0.95 : one_shot ? 0.5 : 0.06);
+    if (one_shot) {
+      p.sample_examples = prune.get<int64_t>("sample_examples", p.sample_examples);
+      if (p.sample_examples < 1) prune.error("sample_examples", "at least 1 train example");
+      p.scope = prune.get<std::string>("scope", p.scope);
+      if (p.scope != "global" && p.scope != "per_layer") prune.error("scope", fmt::format("'{}' is not global or per_layer", p.scope));
+      p.granularity = prune.get<std::string>("granularity", p.granularity);
+      if (p.granularity != "units" && p.granularity != "blocks")
+        prune.error("granularity", fmt::format("'{}' is not units or blocks", p.granularity));
+      p.statistic = prune.get<std::string>("statistic", p.statistic);
+      if (p.statistic != "mean_abs" && p.statistic != "apoz")
+        prune.error("statistic", fmt::format("'{}' is not mean_abs or apoz", p.statistic));
+      p.round_to = prune.get<int64_t>("round_to", p.round_to);
+      if (p.round_to < 1) prune.error("round_to", "at least 1");
+    }
     p.epsilon = prune.get<double>("epsilon", cofi ? 0.01 : 0.02);
     p.epsilon_below = prune.get<double>("epsilon_below", 1.0);
     if (p.epsilon < 0 || p.epsilon_below < 0) prune.error("epsilon", "epsilon and epsilon_below must be >= 0");
@@ -237,7 +252,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
       prune.error("finetune_as", fmt::format("'{}' is not cofi or plain", p.finetune_as));
     if (p.finetune_as == "cofi" && !cofi)
       prune.error("finetune_as", "the distilled fine-tune stage continues CoFi's shared-mask distillation: method cofi only");
-    if (!cofi && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
+    if (p.method == "sp3" && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
+    if (one_shot && (p.target < 0 || p.target >= 1)) prune.error("target", "a one-shot target is the share removed, in [0, 1)");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
     if (r.model.family != "bert" || r.data.is_squad())
       prune.error("method", "pruning is implemented for BERT on GLUE tasks (model.family bert, a GLUE data.task)");

@@ -1,6 +1,7 @@
 // A pruning recipe end to end: learn the masks (the training loop with the prune task, whose
-// `best` and `final` exports are packed models), evaluate the packed model beside the teacher,
-// then the optional fine-tune stage on the packed model in <run>/finetune. Each stage resumes.
+// `best` and `final` exports are packed models) or compress in one shot (one_shot_run.h),
+// evaluate the packed model beside the teacher, then the optional fine-tune stage on the packed
+// model in <run>/finetune. Each stage resumes.
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/finetune.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/one_shot_run.h"
 
 namespace fs = std::filesystem;
 
@@ -71,8 +73,8 @@ nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) 
                             {"retained", t[metric] != 0 ? s[metric] / t[metric] : 0.0},
                             {"sparsity", report}};
   LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f} ({:.1f}% kept); {} {:.4f}", packed.string(), metric, s[metric],
-           t[metric], 100 * summary["retained"].get<double>(), r.prune.method == "cofi" ? "sparsity" : "remaining",
-           report[r.prune.method == "cofi" ? "packed_sparsity" : "packed_remaining"].get<double>());
+           t[metric], 100 * summary["retained"].get<double>(), r.prune.method == "sp3" ? "remaining" : "sparsity",
+           report[r.prune.method == "sp3" ? "packed_remaining" : "packed_sparsity"].get<double>());
 
   return summary;
 }
@@ -82,7 +84,9 @@ nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) 
 RunResult run_recipe(const recipe::Recipe& r, bool resume) {
   if (!r.prune.enabled()) return run_finetune(r, resume);
   const fs::path run_dir = r.run_dir();
-  RunResult pruned = run_finetune(r, resume);
+  RunResult pruned;
+  if (r.prune.one_shot()) run_one_shot(r);  // no mask training: best/ straight from the teacher
+  else pruned = run_finetune(r, resume);
   fs::path packed = run_dir / "best";
   if (!fs::exists(packed / "config.json")) {
     LOG_WARN("[prune] no evaluation met the target within epsilon ({}); packing the final masks instead", r.prune.epsilon);

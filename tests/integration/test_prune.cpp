@@ -268,6 +268,30 @@ TEST_F(Prune, ValidateAndRunRefuseAWrongTeacher) {
   EXPECT_NE(last_output.find("classifier, num_labels 1"), std::string::npos) << last_output;
 }
 
+TEST_F(Prune, OneShotRecipeCompressesEvaluatesAndFineTunes) {
+  ASSERT_EQ(run(prune_args("tiny_bert_one_shot.yaml", "taylor"), "taylor.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("[prune] taylor at 0.5"), std::string::npos) << last_output;
+  auto summary = json("taylor/compression.json");
+  EXPECT_EQ(summary["method"], "taylor");
+  // Half of the 4 heads and 128 neurons: half of the encoder's weight matrices, exactly.
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_sparsity"].get<double>(), 0.5);
+  EXPECT_EQ(summary["sparsity"]["one_shot"]["scores"],
+            "first-order Taylor |w * dL/dw| of the task loss over 32 labelled examples");
+  // The packed model scores on the run's dev rows what `sculpt eval` gives it on the same rows.
+  ASSERT_EQ(run({"eval", "--model", tmp.str("taylor/best"), "--task", "sst2", "--data", testing::shared_path("data/glue"), "--device",
+                 "cpu", "--max-examples", "64", "--max-length", "48"},
+                "eval.log"),
+            0)
+      << last_output;
+  auto e = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+  EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), e["accuracy"].get<double>());
+  EXPECT_EQ(json("taylor/finetune/results.json")["updates"], 10);
+  ASSERT_TRUE(summary.contains("finetuned"));
+  // Resuming a finished one-shot run compresses nothing again.
+  ASSERT_EQ(run({"resume", tmp.str("taylor")}, "resume.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("holds the taylor model already"), std::string::npos) << last_output;
+}
+
 TEST_F(Prune, RecipeErrorsNameTheKey) {
   EXPECT_NE(run(prune_args("tiny_bert_sp3.yaml", "bad", {"prune.method=magic"}), "bad.log"), 0);
   EXPECT_NE(last_output.find("prune.method"), std::string::npos) << last_output;

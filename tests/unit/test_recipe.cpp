@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <filesystem>
 
 #include "sculpt/core/error.h"
@@ -56,7 +57,14 @@ TEST(Recipe, EveryShippedSweepParses) {
     std::filesystem::current_path(here);
     return sweep;
   }();
-  EXPECT_EQ(s.cells.size(), 4u + 4u * 4u * 3u);  // 4 teachers; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds
+  // 4 teachers; 4 tasks x 4 one-shot methods x 2 sizes x 1 seed; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds.
+  EXPECT_EQ(s.cells.size(), 4u + 4u * 4u * 2u + 4u * 4u * 3u);
+  // A one-shot cell prunes (its done file is compression.json) and starts from its task's teacher.
+  const auto one_shot = std::find_if(s.cells.begin(), s.cells.end(), [](const auto& c) { return c.stage == "one_shot"; });
+  ASSERT_NE(one_shot, s.cells.end());
+  EXPECT_TRUE(one_shot->prunes);
+  EXPECT_EQ(one_shot->name, "magnitude_target-0.3_seed-1");
+  EXPECT_EQ(s.cells[static_cast<size_t>(one_shot->from)].stage, "teacher");
 }
 
 TEST(Recipe, ScheduleFreezeAndTheDistilledFineTuneStage) {
@@ -97,6 +105,26 @@ TEST(Recipe, SparsityControllerAndCofisSwitches) {
   EXPECT_NE(error_of("model: {path: /t}\nprune: {method: cofi, layer_filter: all}\n").find("prune.layer_filter"), std::string::npos);
   // CoFi's switches belong to CoFi mode: SP3 names them as unknown keys.
   EXPECT_NE(error_of("model: {path: /t}\nprune: {method: sp3, layer_filter: mha}\n").find("prune.layer_filter"), std::string::npos);
+}
+
+TEST(Recipe, OneShotPruningMethods) {
+  auto t = recipe::parse_recipe("model: {path: /t}\nprune: {method: taylor, sample_examples: 32, scope: per_layer}\n", "r.yaml");
+  EXPECT_TRUE(t.prune.one_shot());
+  EXPECT_DOUBLE_EQ(t.prune.target, 0.5);  // the share removed
+  EXPECT_EQ(t.prune.sample_examples, 32);
+  EXPECT_EQ(t.prune.scope, "per_layer");
+  EXPECT_EQ(t.prune.granularity, "units");
+  EXPECT_EQ(t.prune.finetune.str(), "0u");
+  EXPECT_FALSE(recipe::parse_recipe("model: {path: /t}\nprune: {method: sp3}\n", "r.yaml").prune.one_shot());
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: activation, statistic: median}\n").find("prune.statistic: 'median' is not mean_abs or apoz"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: slice, target: 1}\n").find("prune.target: a one-shot target is the share removed"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: magnitude, granularity: heads}\n").find("prune.granularity"), std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: random}\n").find("is not sp3, cofi, magnitude, activation, taylor or slice"),
+            std::string::npos);
+  // The one-shot keys belong to the one-shot methods: SP3 names them as unknown keys.
+  EXPECT_NE(error_of("model: {path: /t}\nprune: {method: sp3, scope: global}\n").find("prune.scope"), std::string::npos);
 }
 
 TEST(Recipe, DefaultsAreFilledAndResolved) {

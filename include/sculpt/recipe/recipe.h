@@ -84,8 +84,11 @@ struct DistillSection {
 };
 
 struct PruneSection {
-  std::string method;          // "" | sp3 | cofi
-  double target = 0.06;        // sp3: remaining fraction (residual maps included); cofi: pruned fraction
+  // "" | sp3 | cofi (masks learned under distillation) | magnitude | activation | taylor | slice
+  // (one-shot, compress/one_shot.h: no training, then the same packed evaluation and fine-tune stage)
+  std::string method;
+  double target = 0.06;        // sp3: remaining fraction (residual maps included); cofi, one-shot: pruned fraction
+                               // (slice: of the hidden dims)
   double epsilon = 0.02;       // best checkpoint only within target + epsilon (cofi: target - epsilon)
   double epsilon_below = 1.0;  // ... and no further than this past the target on the other side (1: no bound, as SP3/CoFi)
   std::string init = "paper";  // sp3 PCA init: paper (approximate) | exact
@@ -114,7 +117,15 @@ struct PruneSection {
   // cofi: the stage keeps distilling from the teacher (same loss weights), constant lr, frozen
   // embeddings, as CoFi's code; plain: the task loss with the recipe's schedule.
   std::string finetune_as = "plain";
+  // One-shot methods: how many random train examples the scores (or slice's principal
+  // components) read, and how the removed share is allocated (compress/allocation.h).
+  int64_t sample_examples = 256;
+  std::string scope = "global";       // global | per_layer
+  std::string granularity = "units";  // units (heads, neurons) | blocks
+  std::string statistic = "mean_abs"; // activation: mean_abs | apoz
+  int64_t round_to = 8;               // slice: kept dims a multiple of this
   bool enabled() const { return !method.empty(); }
+  bool one_shot() const { return method == "magnitude" || method == "activation" || method == "taylor" || method == "slice"; }
 };
 
 struct DebugSection {

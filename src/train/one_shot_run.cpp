@@ -1,0 +1,79 @@
+#include "sculpt/train/one_shot_run.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+#include <numeric>
+
+#include "sculpt/compress/one_shot.h"
+#include "sculpt/core/error.h"
+#include "sculpt/core/log.h"
+#include "sculpt/io/files.h"
+#include "sculpt/models/bert.h"
+#include "sculpt/train/distributed.h"
+#include "sculpt/train/evaluate.h"
+#include "sculpt/train/glue_data.h"
+
+namespace fs = std::filesystem;
+
+namespace sculpt::train {
+
+void run_one_shot(const recipe::Recipe& r) {
+  const fs::path run_dir = r.run_dir(), best = run_dir / "best";
+  if (fs::exists(best / "config.json")) {
+    LOG_INFO("[prune] {} holds the {} model already", best.string(), r.prune.method);
+    return;
+  }
+  const torch::Device device = resolve_device(r.run.device);
+  SCULPT_CHECK(process_group(device).world_size() == 1, "one-shot compression ({}) runs in one process", r.prune.method);
+  fs::create_directories(run_dir);
+  io::write_file_atomic((run_dir / "recipe.resolved.yaml").string(), r.resolved_yaml());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto teacher = models::load_bert(r.model.path, /*strict=*/true).model;
+  teacher->to(device);
+  teacher->eval();
+  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
+  const auto& p = r.prune;
+  // A seeded sample of the train split: what the scores or the principal components read.
+  std::vector<models::Batch> batches;
+  GlueData data(r);
+  if (p.method != "magnitude") {
+    std::vector<size_t> order(data.train.size());
+    std::iota(order.begin(), order.end(), 0);
+    data::shuffle_indices(order, static_cast<uint64_t>(r.run.seed));
+    order.resize(std::min(order.size(), static_cast<size_t>(p.sample_examples)));
+    const size_t per_batch = p.method == "slice" ? 1 : static_cast<size_t>(r.data.batch_size);  // slice: unpadded examples
+    for (size_t i = 0; i < order.size(); i += per_batch)
+      batches.push_back(data.collate_train({order.begin() + static_cast<std::ptrdiff_t>(i),
+                                            order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + per_batch))}));
+  }
+  compress::Compressed out;
+  if (p.method == "slice") {
+    out = compress::slice_hidden(teacher, batches, {p.target, p.round_to, {}});
+  } else {
+    compress::PruneOneShotOptions o;
+    o.method = p.method;
+    o.target = p.target;
+    o.allocation = {p.granularity, p.scope};
+    o.statistic = p.statistic;
+    out = compress::prune_one_shot(teacher, batches, o);
+  }
+  const fs::path tmp = run_dir / "best.tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  models::save_packed_bert(out.model, tmp.string());
+  copy_tokenizer_files(r.model.tokenizer, tmp.string());
+  // pruning.json as a learned-mask run writes it (the sizes and what is kept), plus the method.
+  nlohmann::json report = out.report["achieved"];
+  report["kept"] = out.report["kept"];
+  report["one_shot"] = out.report;
+  report["one_shot"]["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  io::write_file_atomic((tmp / "pruning.json").string(), report.dump(2) + "\n");
+  fs::rename(tmp, best);  // the whole directory at once: a killed run leaves no half-written best/
+  LOG_INFO("[prune] {} at {}: {} in {:.1f}s (pruned {:.4f} of the encoder's matrices, SP3 remaining {:.4f})", p.method, p.target,
+           best.string(), report["one_shot"]["seconds"].get<double>(), report["packed_sparsity"].get<double>(),
+           report["packed_remaining"].get<double>());
+}
+
+}  // namespace sculpt::train
