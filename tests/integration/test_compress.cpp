@@ -156,5 +156,39 @@ TEST_F(Compress, KMeansCodebooksLoadAndExactCodesRoundTrip) {
   EXPECT_DOUBLE_EQ(e3["accuracy"].get<double>(), e2["accuracy"].get<double>());
 }
 
+// k-means works on the weight file alone, so any family's directory: T5 and OPT fixtures coded at
+// 2 bits, then coded again at 3 bits (exact: at most 4 values a tensor), give `sculpt forward`
+// the same outputs bit for bit, and differ from the original's.
+TEST(CompressFamilies, KMeansCodesT5AndOptDirectoriesThatForwardLoads) {
+  if (testing::shared_path("fixtures/hf/t5_small").empty()) GTEST_SKIP() << "needs ../shared/fixtures/hf (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  for (const std::string family : {"t5_small", "opt_causal_lm"}) {
+    const std::string dir = testing::shared_path("fixtures/hf/" + family), inputs = dir + "/reference.safetensors";
+    auto code = [&](const std::string& from, const std::string& out, const char* bits) {
+      std::string log;
+      EXPECT_EQ(testing::run_cli({"compress", "--method", "kmeans", "--bits", bits, "--model", from, "--out", tmp.str(out), "--progress", "off"},
+                                 tmp.str(out + ".log"), &log),
+                0)
+          << log;
+    };
+    auto forward = [&](const std::string& model, const std::string& out) {
+      std::string log;
+      EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", inputs, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
+          << log;
+      return io::read_safetensors(tmp.str(out)).tensors;
+    };
+    code(dir, family + "_2", "2");
+    code(tmp.str(family + "_2"), family + "_3", "3");
+    auto k3 = nlohmann::json::parse(std::ifstream(tmp.str(family + "_3/compression.json")));
+    EXPECT_EQ(k3["tensors_coded_exactly"], k3["tensors_coded"]) << family;
+    auto a = forward(tmp.str(family + "_2"), family + "_2.out.safetensors");
+    auto b = forward(tmp.str(family + "_3"), family + "_3.out.safetensors");
+    auto original = forward(dir, family + ".out.safetensors");
+    ASSERT_TRUE(a.count("logits")) << family;
+    EXPECT_TRUE(torch::equal(a["logits"], b["logits"])) << family;
+    EXPECT_FALSE(torch::equal(a["logits"], original["logits"])) << family;
+  }
+}
+
 }  // namespace
 }  // namespace sculpt
