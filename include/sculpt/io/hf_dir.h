@@ -1,5 +1,6 @@
 // A Hugging Face model directory: config.json, weights (model.safetensors, sharded
-// model.safetensors.index.json, or pytorch_model.bin), tokenizer files.
+// model.safetensors.index.json, pytorch_model.bin, or sculpt's k-means codebooks
+// model.codebook.safetensors, io/codebook_weights.h), tokenizer files.
 #pragma once
 #include <nlohmann/json_fwd.hpp>
 
