@@ -155,6 +155,8 @@ int cmd_compress(int argc, char** argv) {
                                           "max-length", "cost", "length", "scope", "granularity", "statistic", "seed",
                                           "round-to", "device", "bits", "iterations", "progress"});
   const std::string method = args.require("method"), dir = args.require("model"), out = args.require("out");
+  SCULPT_CHECK(method == "magnitude" || method == "activation" || method == "taylor" || method == "slice" || method == "kmeans",
+               "--method '{}': magnitude, activation, taylor, slice or kmeans", method);
   io::require_model_dir(dir, "--model");
   SCULPT_CHECK(!fs::exists(fs::path(out) / "config.json"), "--out {} already holds a model; remove it or choose another directory", out);
   const auto t0 = std::chrono::steady_clock::now();
