@@ -57,8 +57,9 @@ StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batc
   const auto& c = model->config;
   const int64_t L = c.num_layers, H = c.num_heads, dh = c.head_dim();
   const auto device = model->parameters().front().device();
-  auto head = torch::zeros({L, H}, torch::kFloat64), ffn = torch::zeros({L, c.intermediate_size}, torch::kFloat64);
-  double tokens = 0;
+  // Accumulated on the model's device and read back once at the end (no host sync per batch).
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  auto head = torch::zeros({L, H}, f64), ffn = torch::zeros({L, c.intermediate_size}, f64), tokens = torch::zeros({}, f64);
   for (const auto& b : batches) {
     Sp3Features f;
     auto batch = b.to(device);
@@ -66,19 +67,19 @@ StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batc
     model->forward(batch, {}, false, &f);
     // Real tokens only: padding positions carry activations that no output depends on.
     auto real = (batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids)).to(torch::kFloat64).unsqueeze(-1);
-    tokens += real.sum().item<double>();
+    tokens += real.sum();
     for (int64_t l = 0; l < L; ++l) {
       auto ctx = f.context[static_cast<size_t>(l)].to(torch::kFloat64).abs() * real;  // [B, T, H*dh]
-      head[l] += cpu64(ctx.sum(std::vector<int64_t>{0, 1}).view({H, dh}).sum(1)) / static_cast<double>(dh);
+      head[l] += ctx.sum(std::vector<int64_t>{0, 1}).view({H, dh}).sum(1) / static_cast<double>(dh);
       auto act = f.ffn_act[static_cast<size_t>(l)].to(torch::kFloat64);
       auto per = statistic == "apoz" ? (act > 0).to(torch::kFloat64) : act.abs();
-      ffn[l] += cpu64((per * real).sum(std::vector<int64_t>{0, 1}));
+      ffn[l] += (per * real).sum(std::vector<int64_t>{0, 1});
     }
   }
   if (was_training) model->train();
-  StructureScores s{head / tokens, ffn / tokens, {}};
+  StructureScores s{cpu64(head / tokens), cpu64(ffn / tokens), {}};
   s.source = fmt::format("activations ({}) over {} tokens of {} batches", statistic == "apoz" ? "1 - APoZ for neurons, mean |context| for heads" : "mean |output|",
-                         static_cast<int64_t>(tokens), batches.size());
+                         static_cast<int64_t>(tokens.item<double>()), batches.size());
   return s;
 }
 

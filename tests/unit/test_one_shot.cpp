@@ -143,10 +143,11 @@ models::Bert zeroed_as(models::Bert& t, const torch::Tensor& head, const torch::
   torch::NoGradGuard g;
   for (int64_t l = 0; l < head.size(0); ++l) {
     auto* layer = m->layers[static_cast<size_t>(l)]->as<models::TransformerLayer>();
+    const int64_t dh = t->config.head_dim();
     for (int64_t h = 0; h < head.size(1); ++h)
       if (head[l][h].item<float>() == 0) {
-        layer->attn->v->weight.narrow(0, h * 4, 4).zero_();
-        layer->attn->v->bias.narrow(0, h * 4, 4).zero_();
+        layer->attn->v->weight.narrow(0, h * dh, dh).zero_();
+        layer->attn->v->bias.narrow(0, h * dh, dh).zero_();
       }
     layer->ffn->fc2->weight.mul_(ffn[l].unsqueeze(0));
   }
