@@ -26,6 +26,11 @@ BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
     classifier = register_module("classifier", models::Linear(config.hidden_size, config.num_labels));
   if (config.head == HeadType::question_answering)
     qa = register_module("qa", models::Linear(config.hidden_size, 2));
+  if (config.head == HeadType::masked_lm) {
+    mlm_transform = register_module("mlm_transform", models::Linear(config.hidden_size, config.hidden_size));
+    mlm_norm = register_module("mlm_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_size}).eps(config.norm_eps)));
+    mlm_bias = register_parameter("mlm_bias", torch::zeros({config.vocab_size}));
+  }
 }
 
 void BertImpl::init_weights() {
@@ -59,6 +64,18 @@ ModelOutput BertImpl::forward(const Batch& batch, const ForwardOptions& options)
       out.loss = (torch::nn::functional::cross_entropy(out.start_logits, sp, opts) +
                   torch::nn::functional::cross_entropy(out.end_logits, ep, opts)) / 2;
     }
+    return out;
+  }
+  if (config.head == HeadType::masked_lm) {
+    // Only the masked rows go through the head when the batch names them: the vocabulary
+    // projection is most of an MLM step's cost on a small encoder.
+    const int64_t H = config.hidden_size;
+    auto h = batch.masked_positions.defined() ? x.reshape({-1, H}).index_select(0, batch.masked_positions) : x;
+    h = mlm_norm(activation(config.activation, mlm_transform(h)));
+    out.logits = at::linear(h, embed->tok->weight, mlm_bias);
+    if (batch.labels.defined())  // HF: CrossEntropyLoss (ignore_index -100) over every position
+      out.loss = torch::nn::functional::cross_entropy(out.logits.reshape({-1, config.vocab_size}),
+                                                      batch.labels.reshape(-1).to(torch::kLong));
     return out;
   }
   if (pooler) out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
@@ -101,6 +118,13 @@ KeyMap bert_key_map(const TransformerConfig& c) {
   if (c.with_pooler && c.head != HeadType::question_answering) add("bert.pooler.dense", "pooler");
   if (c.head == HeadType::sequence_classification) add("classifier", "classifier");
   if (c.head == HeadType::question_answering) add("qa_outputs", "qa");
+  if (c.head == HeadType::masked_lm) {  // HF's named_parameters order: the head's bias, then the transform
+    map.push_back({"cls.predictions.bias", "mlm_bias"});
+    add("cls.predictions.transform.dense", "mlm_transform");
+    add("cls.predictions.transform.LayerNorm", "mlm_norm");
+    map.push_back({"cls.predictions.decoder.weight", "embed.tok.weight", true});  // tied duplicates
+    map.push_back({"cls.predictions.decoder.bias", "mlm_bias", true});
+  }
   return map;
 }
 
@@ -134,7 +158,10 @@ LoadedBert load_bert(const std::string& dir, bool strict, io::WeightFormat prefe
   out.model->init_weights();
   auto weights = normalize_bert_keys(io::load_hf_weights(dir, prefer));
   // Non-persistent buffers that older checkpoints sometimes stored.
-  const std::vector<std::string> ignorable = {"bert.embeddings.position_ids", "bert.embeddings.token_type_ids"};
+  std::vector<std::string> ignorable = {"bert.embeddings.position_ids", "bert.embeddings.token_type_ids"};
+  if (config.head == HeadType::masked_lm)  // a BertForPreTraining checkpoint's NSP half
+    for (const char* k : {"cls.seq_relationship.weight", "cls.seq_relationship.bias", "bert.pooler.dense.weight", "bert.pooler.dense.bias"})
+      ignorable.push_back(k);
   out.report = load_checkpoint(*out.model, bert_key_map(config), weights, dir, strict, ignorable);
   return out;
 }

@@ -44,6 +44,10 @@ TransformerConfig bert_config_from_json(const nlohmann::json& j, const std::stri
     c.head = HeadType::question_answering;
     c.with_pooler = false;  // HF builds BertModel(add_pooling_layer=False) for QA
     c.num_labels = 2;
+  } else if (arch == "BertForMaskedLM" || arch == "BertForPreTraining") {
+    // BertForPreTraining's MLM half (its NSP head and pooler are reported unused on load).
+    c.head = HeadType::masked_lm;
+    c.with_pooler = false;  // HF: BertModel(add_pooling_layer=False)
   } else if (arch == "BertModel") {
     c.head = HeadType::none;
   } else {
@@ -85,6 +89,8 @@ nlohmann::json bert_config_to_json(const TransformerConfig& c) {
       j["id2label"] = id2label;
       j["label2id"] = label2id;
     }
+  } else if (c.head == HeadType::masked_lm) {
+    j["architectures"] = {"BertForMaskedLM"};
   } else {
     j["architectures"] = {"BertModel"};
   }

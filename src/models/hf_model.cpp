@@ -24,8 +24,10 @@ void init_normal(torch::nn::Module& module, double std) {
   }
 }
 
+// Weights a fine-tuning start may lack (initialised and reported, as HF does): task heads, and
+// BERT's pooler, which masked-LM checkpoints do not have.
 static bool is_head_key(const std::string& hf) {
-  for (const char* prefix : {"classifier.", "qa_outputs.", "score.", "lm_head."})
+  for (const char* prefix : {"classifier.", "qa_outputs.", "score.", "lm_head.", "cls.", "bert.pooler."})
     if (hf.rfind(prefix, 0) == 0) return true;
   return false;
 }

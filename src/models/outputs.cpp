@@ -8,13 +8,13 @@ namespace sculpt::models {
 Batch Batch::to(const torch::Device& device) const {
   auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device, /*non_blocking=*/true) : t; };
   return {move(input_ids), move(attention_mask), move(token_type_ids), move(labels), move(start_positions), move(end_positions),
-          move(decoder_attention_mask)};
+          move(decoder_attention_mask), move(masked_positions)};
 }
 
 Batch Batch::pin_memory() const {
   auto pin = [](const torch::Tensor& t) { return t.defined() ? t.pin_memory() : t; };
   return {pin(input_ids), pin(attention_mask), pin(token_type_ids), pin(labels), pin(start_positions), pin(end_positions),
-          pin(decoder_attention_mask)};
+          pin(decoder_attention_mask), pin(masked_positions)};
 }
 
 std::map<std::string, torch::Tensor> ModelOutput::named() const {

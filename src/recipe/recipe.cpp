@@ -150,6 +150,17 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.data.doc_stride = data.get<int64_t>("doc_stride", r.data.doc_stride);
   r.data.max_query_length = data.get<int64_t>("max_query_length", r.data.max_query_length);
   r.data.max_answer_length = data.get<int64_t>("max_answer_length", r.data.max_answer_length);
+  r.data.sample_by = data.get<std::string>("sample_by", r.data.sample_by);
+  if (r.data.sample_by != "line" && r.data.sample_by != "paragraph")
+    data.error("sample_by", fmt::format("'{}' is not line or paragraph", r.data.sample_by));
+  r.data.mlm_probability = data.get<double>("mlm_probability", r.data.mlm_probability);
+  if (r.data.mlm_probability <= 0 || r.data.mlm_probability >= 1) data.error("mlm_probability", "must be in (0, 1)");
+  r.data.whole_word_mask = data.get<bool>("whole_word_mask", false);
+  r.data.validation_percent = data.get<int64_t>("validation_percent", r.data.validation_percent);
+  if (r.data.validation_percent < 0 || r.data.validation_percent >= 100) data.error("validation_percent", "must be in [0, 100)");
+  if (r.data.is_mlm() && r.data.train_file.empty()) data.error("train_file", "masked language modelling reads a text file: set data.train_file");
+  if (r.data.is_mlm() && r.data.dev_file.empty() && r.data.validation_percent == 0)
+    data.error("validation_percent", "no dev_file and no held-out share: nothing to evaluate");
   if (r.data.batch_size <= 0) data.error("batch_size", "must be positive");
   if (r.data.max_seq_len < 8) data.error("max_seq_len", "must be at least 8");
   data.close();
@@ -267,8 +278,30 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     parse_distill(d, r.distill, true);
     if (r.distill.teacher.empty()) d.error("teacher", "a distilled fine-tune needs the dense teacher's directory");
     if (r.prune.enabled()) d.error("teacher", "pruning distils through prune.distill; a top-level distill is for fine-tuning");
-    if (r.model.family != "bert" || r.data.is_squad())
-      d.error("teacher", "distilled fine-tuning is implemented for (packed) BERT on GLUE tasks");
+    if (r.model.family != "bert") d.error("teacher", "distilled fine-tuning is implemented for BERT (model.family bert)");
+  }
+
+  if (top.has("sparsity")) {
+    Node s = top.child("sparsity");
+    auto& sp = r.sparsity;
+    sp.method = s.get<std::string>("method", "gmp");
+    if (sp.method != "gmp" && sp.method != "lock") s.error("method", fmt::format("'{}' is not gmp or lock", sp.method));
+    if (sp.method == "gmp") {
+      sp.initial = s.get<double>("initial", sp.initial);
+      sp.final = s.get<double>("final", sp.final);
+      if (sp.initial < 0 || sp.initial >= 1 || sp.final < 0 || sp.final >= 1) s.error("final", "sparsities are shares pruned, in [0, 1)");
+      sp.begin = s.get_duration("begin", "0u", true);
+      sp.end = s.get_duration("end", "0.7", true);
+      sp.every = s.get_duration("every", "100u");
+      sp.exponent = s.get<double>("exponent", sp.exponent);
+      if (sp.exponent <= 0) s.error("exponent", "must be positive");
+      sp.scope = s.get<std::string>("scope", sp.scope);
+      if (sp.scope != "uniform" && sp.scope != "global") s.error("scope", fmt::format("'{}' is not uniform or global", sp.scope));
+    }
+    sp.include = s.get<std::string>("include", sp.include);
+    sp.exclude = s.get<std::string>("exclude", sp.exclude);
+    if (r.prune.enabled()) s.error("method", "unstructured sparsity and structured pruning (prune:) are separate runs");
+    s.close();
   }
 
   Node debug = top.child("debug");

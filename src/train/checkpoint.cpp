@@ -60,7 +60,7 @@ std::vector<std::string> CheckpointManager::list() const {
 }
 
 void CheckpointManager::save(torch::nn::Module& model, const models::KeyMap& keys, torch::optim::Optimizer& optimizer,
-                             const TrainState& state) {
+                             const TrainState& state, const io::TensorMap& extras) {
   fs::create_directories(dir_);
   const std::string name = fmt::format("step_{:08d}", state.step);
   const fs::path final_dir = fs::path(dir_) / name, tmp = fs::path(dir_) / (name + ".tmp");
@@ -69,6 +69,7 @@ void CheckpointManager::save(torch::nn::Module& model, const models::KeyMap& key
   io::write_safetensors((tmp / "model.safetensors").string(), models::export_state(model, keys), {{"format", "pt"}});
   torch::save(optimizer, (tmp / "optimizer.pt").string());
   io::write_safetensors((tmp / "rng.safetensors").string(), rng_state());
+  if (!extras.empty()) io::write_safetensors((tmp / "task_state.safetensors").string(), extras);
   io::write_file_atomic((tmp / "state.json").string(), state.to_json().dump(2) + "\n");
   io::fsync_dir(tmp.string());
   fs::remove_all(final_dir);
@@ -80,7 +81,7 @@ void CheckpointManager::save(torch::nn::Module& model, const models::KeyMap& key
 }
 
 TrainState CheckpointManager::restore_from(const std::string& path, torch::nn::Module& model, const models::KeyMap& keys,
-                                           torch::optim::Optimizer& optimizer) {
+                                           torch::optim::Optimizer& optimizer, const ExtrasLoader& load_extras) {
   auto state = TrainState::from_json(io::read_json(path + "/state.json"), path + "/state.json");
   auto weights = io::read_safetensors(path + "/model.safetensors").tensors;
   auto report = models::load_state(model, keys, weights);
@@ -90,16 +91,20 @@ TrainState CheckpointManager::restore_from(const std::string& path, torch::nn::M
   } catch (const c10::Error& e) {
     fail("{}/optimizer.pt: cannot load ({})", path, e.what_without_backtrace());
   }
+  if (load_extras) {
+    const std::string extras = path + "/task_state.safetensors";
+    load_extras(fs::exists(extras) ? io::read_safetensors(extras).tensors : io::TensorMap{}, extras);
+  }
   set_rng_state(io::read_safetensors(path + "/rng.safetensors").tensors);
   return state;
 }
 
 std::optional<TrainState> CheckpointManager::restore(torch::nn::Module& model, const models::KeyMap& keys,
-                                                     torch::optim::Optimizer& optimizer) {
+                                                     torch::optim::Optimizer& optimizer, const ExtrasLoader& load_extras) {
   auto all = list();
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
-      auto state = restore_from(*it, model, keys, optimizer);
+      auto state = restore_from(*it, model, keys, optimizer, load_extras);
       LOG_INFO("[ckpt] resumed from {} (step {})", *it, state.step);
       return state;
     } catch (const Error& e) {

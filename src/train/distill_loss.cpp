@@ -9,17 +9,24 @@ namespace sculpt::train {
 DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
                           const models::ModelOutput& teacher, const torch::Tensor& attention_mask,
                           const recipe::DistillSection& d, const torch::Tensor& exists) {
-  auto pred = compress::prediction_distill(student.logits, teacher.logits, d.temperature, d.t_squared);
-  auto layer = d.layer_map == "cofi" ? compress::cofi_layer_distill(projected, teacher.hidden_states, attention_mask, exists)
-                                     : compress::layer_distill(projected, teacher.hidden_states, attention_mask);
-  auto loss = d.pred_weight * pred + d.layer_weight * layer.loss;
+  auto pred = student.start_logits.defined()
+                  ? (compress::prediction_distill(student.start_logits, teacher.start_logits, d.temperature, d.t_squared) +
+                     compress::prediction_distill(student.end_logits, teacher.end_logits, d.temperature, d.t_squared)) / 2
+                  : compress::prediction_distill(student.logits, teacher.logits, d.temperature, d.t_squared);
+  auto loss = d.pred_weight * pred;
+  compress::LayerDistill layer;
+  if (d.layer_weight > 0) {
+    layer = d.layer_map == "cofi" ? compress::cofi_layer_distill(projected, teacher.hidden_states, attention_mask, exists)
+                                  : compress::layer_distill(projected, teacher.hidden_states, attention_mask);
+    loss = loss + d.layer_weight * layer.loss;
+  }
   if (d.task_weight > 0) loss = loss + d.task_weight * student.loss;
-  return {loss, pred.detach(), layer.loss.detach(), layer.match};
+  return {loss, pred.detach(), layer.loss.defined() ? layer.loss.detach() : layer.loss, layer.match};
 }
 
-models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch) {
+models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch, bool hidden_states) {
   torch::NoGradGuard no_grad;
-  return teacher->forward(batch, {true, false});
+  return teacher->forward(batch, {hidden_states, false});
 }
 
 }  // namespace sculpt::train

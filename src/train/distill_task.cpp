@@ -96,7 +96,7 @@ class DistilledPackedTask : public Task {
   }
   nlohmann::json log_fields() override {
     if (!last_pred_.defined()) return nlohmann::json::object();
-    return {{"pred_loss", last_pred_.item<double>()}, {"layer_loss", last_layer_.item<double>()}};
+    return {{"pred_loss", last_pred_.item<double>()}, {"layer_loss", last_layer_.defined() ? last_layer_.item<double>() : 0.0}};
   }
   std::string log_line(const nlohmann::json& f) const override {
     if (f.empty()) return {};

@@ -93,7 +93,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   TrainState state;
   JsonlWriter metrics_log((fs::path(run_dir) / "metrics.jsonl").string()), eval_log((fs::path(run_dir) / "eval.jsonl").string());
   if (resume) {
-    auto restored = checkpoints.restore(model, task->keys(), *optimizer);
+    auto restored = checkpoints.restore(model, task->keys(), *optimizer, [&task](const io::TensorMap& extras, const std::string& path) {
+      task->load_extra_state(extras, path);
+    });
     if (restored) state = *restored;
     else LOG_WARN("[ckpt] no readable checkpoint in {}: starting from the beginning", checkpoints.dir());
   }
@@ -123,7 +125,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
     if (flush_before_save) flush_before_save();
     state.train_seconds = elapsed();
     bar.clear();
-    if (main) checkpoints.save(model, task->keys(), *optimizer, state);
+    if (main) checkpoints.save(model, task->keys(), *optimizer, state, task->extra_state());
     dist.barrier();
     last_saved = state.step;
   };
@@ -297,7 +299,9 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"eval_seconds", std::chrono::duration<double>(Clock::now() - t0).count()}};
       for (const auto& [k, v] : last_eval) rec[k] = v;
       SCULPT_CHECK(last_eval.count(metric), "eval.metric '{}' is not among the reported metrics", metric);
-      const bool best = last_eval[metric] > state.best_metric && task->eligible_for_best(last_eval);
+      const double value = last_eval[metric];
+      const bool improved = !std::isnan(value) && (state.best_step < 0 || (task->higher_is_better() ? value > state.best_metric : value < state.best_metric));
+      const bool best = improved && task->eligible_for_best(last_eval);
       if (best) {
         state.best_metric = last_eval[metric];
         state.best_step = state.step;

@@ -155,14 +155,16 @@ class PruneTask : public Task {
     nlohmann::json j;
     if (!last_.pred.defined()) return j;
     j["pred_loss"] = last_.pred.item<double>();
-    j["layer_loss"] = last_.layer.item<double>();
+    j["layer_loss"] = last_.layer.defined() ? last_.layer.item<double>() : 0.0;  // layer_weight 0: no layer term
     j["lagrangian"] = last_.lagrangian.defined() ? last_.lagrangian.item<double>() : 0.0;
     j[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
     j["target_now"] = target_now_;
     j["lambda1"] = module_->lagrangian->lambda1.item<double>();
     j["lambda2"] = module_->lagrangian->lambda2.item<double>();
-    auto match = last_.match.to(torch::kCPU);
-    j["layer_match"] = std::vector<int64_t>(match.data_ptr<int64_t>(), match.data_ptr<int64_t>() + match.numel());
+    if (last_.match.defined()) {
+      auto match = last_.match.to(torch::kCPU);
+      j["layer_match"] = std::vector<int64_t>(match.data_ptr<int64_t>(), match.data_ptr<int64_t>() + match.numel());
+    }
     j["kept"] = compress::kept_sizes(eval_masks());
     return j;
   }

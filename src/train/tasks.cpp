@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <numeric>
+#include <type_traits>
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
@@ -102,7 +103,9 @@ models::Opt build_opt_classifier(const recipe::Recipe& r, const data::GlueTask& 
   return model;
 }
 
-models::ModelOutput classify(models::Bert& m, const models::Batch& b) { return m->forward(b); }
+models::ModelOutput classify(models::Bert& m, const models::Batch& b, bool hidden_states = false) {
+  return m->forward(b, {hidden_states, false});
+}
 models::ModelOutput classify(models::PackedBert& m, const models::Batch& b) { return m->forward(b); }
 models::ModelOutput classify(models::Opt& m, const models::Batch& b) {
   auto o = m->forward(b.input_ids, b.attention_mask, b.labels);
@@ -133,6 +136,10 @@ class GlueClassificationTask : public Task {
     return data_.collate_train(idx);
   }
   torch::Tensor loss(const models::Batch& batch) override { return classify(model_, batch).loss; }
+  models::ModelOutput outputs(const models::Batch& batch, bool hidden_states) override {
+    if constexpr (std::is_same_v<Model, models::Bert>) return classify(model_, batch, hidden_states);
+    return Task::outputs(batch, hidden_states);
+  }
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     model_->eval();
@@ -299,6 +306,9 @@ class SquadTask : public Task {
     return data::collate_squad(train_, idx, tokenizer_->pad_id(), true);
   }
   torch::Tensor loss(const models::Batch& batch) override { return model_->forward(batch).loss; }
+  models::ModelOutput outputs(const models::Batch& batch, bool hidden_states) override {
+    return model_->forward(batch, {hidden_states, false});
+  }
   std::map<std::string, double> evaluate() override {
     data::SquadPostprocessOptions po;
     po.v2 = v2_;
@@ -327,18 +337,18 @@ class SquadTask : public Task {
 
 }  // namespace
 
-std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
+namespace {
+
+std::unique_ptr<Task> make_base_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
   const std::string& family = r.model.family;
+  if (r.data.is_mlm()) return make_mlm_task(r, device);
   if (r.data.is_squad()) {
     SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
     return std::make_unique<SquadTask>(r, device);
   }
   const auto& task = data::glue_task(r.data.task);
   if (r.prune.enabled()) return make_prune_task(r, device, restoring);
-  if (!r.distill.teacher.empty()) {
-    SCULPT_CHECK(models::is_packed_bert(model_config(r)), "distill.teacher: model.path {} must be a packed model", r.model.path);
-    return make_distilled_packed_task(r, device);
-  }
+  if (!r.distill.teacher.empty() && models::is_packed_bert(model_config(r))) return make_distilled_packed_task(r, device);
   if (family == "bert" && !r.model.path.empty() && models::is_packed_bert(model_config(r))) {
     // A packed model (from pruning) fine-tunes like any checkpoint; its head must fit the task.
     auto packed = models::load_packed_bert(r.model.path);
@@ -350,6 +360,18 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& de
   if (family == "opt") return std::make_unique<GlueClassificationTask<models::Opt>>(r, build_opt_classifier(r, task), device);
   if (family == "t5") return std::make_unique<GlueT5Task>(r, device);
   fail("model.family '{}' is not one of bert, t5, opt", family);
+}
+
+}  // namespace
+
+std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
+  auto task = make_base_task(r, device, restoring);
+  // A packed model's distillation (CoFi's stage) is its own task; any other student wears the teacher.
+  const bool packed_stage = !r.data.is_mlm() && !r.data.is_squad() && !r.prune.enabled() && !r.distill.teacher.empty() &&
+                            models::is_packed_bert(model_config(r));
+  if (!r.distill.teacher.empty() && !packed_stage) task = with_dense_teacher(std::move(task), r, device);
+  if (r.sparsity.enabled()) task = with_sparsity(std::move(task), r);
+  return task;
 }
 
 }  // namespace sculpt::train

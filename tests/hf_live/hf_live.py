@@ -16,7 +16,7 @@ import torch
 import transformers
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import (BertConfig, BertForQuestionAnswering, BertForSequenceClassification, OPTConfig,
+from transformers import (BertConfig, BertForMaskedLM, BertForQuestionAnswering, BertForSequenceClassification, OPTConfig,
                           OPTForCausalLM, T5Config, T5ForConditionalGeneration)
 
 ATOL = RTOL = 1e-4
@@ -35,13 +35,13 @@ def padded_batch(g, vocab, B, T, lo=5):
 
 def bert_cases():
     for seed, (L, H, A, F, T) in enumerate([(2, 32, 2, 37, 12), (3, 48, 4, 64, 9)]):
-        for kind in ("seqcls", "regression", "qa"):
+        for kind in ("seqcls", "regression", "qa", "mlm"):
             g = torch.Generator().manual_seed(100 + seed)
             torch.manual_seed(100 + seed)
             c = BertConfig(vocab_size=99, hidden_size=H, num_hidden_layers=L, num_attention_heads=A, intermediate_size=F,
                            max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu",
-                           num_labels={"seqcls": 3, "regression": 1, "qa": 2}[kind], attn_implementation="eager")
-            model = (BertForQuestionAnswering if kind == "qa" else BertForSequenceClassification)(c)
+                           num_labels={"seqcls": 3, "regression": 1}.get(kind, 2), attn_implementation="eager")
+            model = {"qa": BertForQuestionAnswering, "mlm": BertForMaskedLM}.get(kind, BertForSequenceClassification)(c)
             B = 3
             ids, mask = padded_batch(g, c.vocab_size, B, T)
             inputs = {"input_ids": ids, "attention_mask": mask,
@@ -49,6 +49,11 @@ def bert_cases():
             if kind == "qa":
                 inputs["start_positions"] = torch.randint(0, T // 2, (B,), generator=g)
                 inputs["end_positions"] = torch.randint(T // 2, T, (B,), generator=g)
+            elif kind == "mlm":  # the loss at about a third of the tokens, -100 elsewhere (and at padding)
+                labels = torch.randint(5, c.vocab_size, (B, T), generator=g)
+                keep = (torch.rand(B, T, generator=g) < 0.35) & (mask == 1)
+                keep[0, 1] = True
+                inputs["labels"] = torch.where(keep, labels, torch.full_like(labels, -100))
             elif kind == "regression":
                 inputs["labels"] = torch.rand(B, generator=g) * 5
             else:

@@ -1,5 +1,6 @@
 // BERT: the generic encoder core + BERT's embeddings, pooler and heads (sequence
-// classification, regression, question answering), loaded from a Hugging Face directory.
+// classification, regression, question answering, masked LM), loaded from a Hugging Face
+// directory.
 #pragma once
 #include <torch/nn.h>
 
@@ -25,6 +26,11 @@ struct BertImpl : torch::nn::Module {
   torch::nn::ModuleList layers{nullptr};
   models::Linear pooler{nullptr}, classifier{nullptr}, qa{nullptr};
   Dropout classifier_dropout{nullptr};
+  // Masked LM (BertLMPredictionHead): dense + activation + LayerNorm, then the word embeddings
+  // (tied) as the decoder, plus a vocabulary bias.
+  models::Linear mlm_transform{nullptr};
+  torch::nn::LayerNorm mlm_norm{nullptr};
+  torch::Tensor mlm_bias;
 };
 TORCH_MODULE(Bert);
 

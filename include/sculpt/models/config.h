@@ -8,7 +8,7 @@
 
 namespace sculpt::models {
 
-enum class HeadType { none, sequence_classification, question_answering, causal_lm, seq2seq_lm };
+enum class HeadType { none, sequence_classification, question_answering, causal_lm, seq2seq_lm, masked_lm };
 
 struct TransformerConfig {
   std::string model_type = "bert";

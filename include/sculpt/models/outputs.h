@@ -12,6 +12,10 @@ struct Batch {
   torch::Tensor input_ids, attention_mask, token_type_ids;
   torch::Tensor labels, start_positions, end_positions;
   torch::Tensor decoder_attention_mask;  // T5: the labels' mask (decoder inputs are the shifted labels)
+  // Masked LM: flat indices into [B*T] of the masked tokens; the head then runs on those rows
+  // only and `labels` holds their ids ([N]). Undefined: logits for every token, labels [B, T]
+  // with -100 where no loss is taken (HF's form).
+  torch::Tensor masked_positions;
   // Copies to `device`, asynchronously from pinned memory.
   Batch to(const torch::Device& device) const;
   // Page-locked copies, so that a later to(cuda) does not block the host.

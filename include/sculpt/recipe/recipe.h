@@ -29,7 +29,7 @@ struct ModelSection {
 };
 
 struct DataSection {
-  std::string task = "sst2";  // a GLUE task, squad or squad_v2
+  std::string task = "sst2";  // a GLUE task, squad, squad_v2, or mlm (masked LM on train_file's text)
   std::string root = "${SCULPT_DATA}/glue";
   int64_t max_seq_len = 128;
   int64_t batch_size = 32;
@@ -37,11 +37,18 @@ struct DataSection {
   bool bucket_by_length = true;
   int64_t max_train_examples = 0;  // 0: all
   int64_t max_eval_examples = 0;
-  std::string train_file, dev_file; // SQuAD JSON files; resolved to <root>/{train,dev}-v1.1.json (v2.0)
+  std::string train_file, dev_file; // SQuAD JSON files; resolved to <root>/{train,dev}-v1.1.json (v2.0);
+                                    // mlm: text files (dev_file empty: validation_percent of the train blocks)
   int64_t doc_stride = 128;         // SQuAD windows share this many tokens
   int64_t max_query_length = 64;    // SQuAD
   int64_t max_answer_length = 30;   // SQuAD
+  // mlm (data/text_corpus.h, data/mlm_masking.h): blocks of max_seq_len tokens
+  std::string sample_by = "line";  // line | paragraph
+  double mlm_probability = 0.15;
+  bool whole_word_mask = false;
+  int64_t validation_percent = 5;  // run_mlm's validation_split_percentage: the first blocks held out
   bool is_squad() const { return task == "squad" || task == "squad_v2"; }
+  bool is_mlm() const { return task == "mlm"; }
 };
 
 struct TrainSection {
@@ -128,6 +135,22 @@ struct PruneSection {
   bool one_shot() const { return method == "magnitude" || method == "activation" || method == "taylor" || method == "slice"; }
 };
 
+// Unstructured sparsity of the weight matrices (Prune Once for All, method.md §6.2).
+// gmp: Zhu & Gupta's gradual magnitude pruning, s_t = s_f + (s_i - s_f)(1 - (t - t0)/(t1 - t0))^3,
+// masks recomputed every `every` updates from t0 to t1; lock: the zeros the model came with stay
+// zero (pattern-locked transfer). Pruned weights get no gradient and are re-zeroed after each update.
+struct SparsitySection {
+  std::string method;  // "" | gmp | lock
+  double initial = 0, final = 0.9;
+  Duration begin = Duration::parse("0u"), end = Duration::parse("0.7", true), every = Duration::parse("100u");
+  double exponent = 3;
+  std::string scope = "uniform";  // uniform (each matrix alone) | global (one threshold for all)
+  // Which parameters (HF names, 2-D only): the encoder's linear maps by default.
+  std::string include = R"((layer|layers|block)\.[0-9]+\..*weight$)";
+  std::string exclude = "relative_attention_bias";
+  bool enabled() const { return !method.empty(); }
+};
+
 struct DebugSection {
   int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
   int64_t step_delay_ms = 0;     // tests: sleep after each update, so a signal lands mid-run
@@ -143,7 +166,8 @@ struct Recipe {
   CheckpointSection checkpoint;
   LoggingSection logging;
   PruneSection prune;
-  DistillSection distill;  // set (distill.teacher) for a distilled fine-tune of a packed model
+  DistillSection distill;  // set (distill.teacher) for a fine-tune that distils from a teacher
+  SparsitySection sparsity;
   DebugSection debug;
   YAML::Node resolved;
 

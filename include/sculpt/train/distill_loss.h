@@ -21,12 +21,14 @@ struct DistillTerms {
 };
 
 // `projected`: the student's hidden states already mapped into the teacher's space. `exists`
-// ([L], optional): CoFi's layer-existence filter (compress::cofi_layer_distill).
+// ([L], optional): CoFi's layer-existence filter (compress::cofi_layer_distill). A head with
+// start and end logits (SQuAD) distils the mean of their two KLs; layer_weight 0 skips the
+// layer term (no hidden states needed).
 DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
                           const models::ModelOutput& teacher, const torch::Tensor& attention_mask,
                           const recipe::DistillSection& d, const torch::Tensor& exists = {});
 
-// The frozen teacher's logits and hidden states on BATCH, without a graph.
-models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch);
+// The frozen teacher's logits (and hidden states) on BATCH, without a graph.
+models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch, bool hidden_states = true);
 
 }  // namespace sculpt::train

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
+#include "sculpt/io/safetensors.h"
 #include "sculpt/models/key_map.h"
 #include "sculpt/models/outputs.h"
 #include "sculpt/train/optim.h"
@@ -35,6 +37,8 @@ class Task {
   // Metrics on the dev split(s); the model is left in eval mode.
   virtual std::map<std::string, double> evaluate() = 0;
   virtual std::string main_metric() const = 0;
+  // Whether a larger main metric is better (perplexity: no).
+  virtual bool higher_is_better() const { return true; }
   // An HF directory: config.json, model.safetensors, tokenizer files.
   virtual void export_to(const std::string& dir) = 0;
 
@@ -59,6 +63,15 @@ class Task {
   virtual std::string log_line(const nlohmann::json& /*fields*/) const { return {}; }
   // Whether an evaluation may become the best checkpoint (pruning: only within the target).
   virtual bool eligible_for_best(const std::map<std::string, double>& /*metrics*/) const { return true; }
+  // State of the task's own that a checkpoint keeps beside the model (pruning masks); loaded
+  // back before the first update of a resumed run. A task refuses a map it cannot use.
+  virtual io::TensorMap extra_state() { return {}; }
+  virtual void load_extra_state(const io::TensorMap& /*state*/, const std::string& /*source*/) {}
+  // The model's outputs on a batch already on the device (logits; hidden states when asked),
+  // for distillation from a teacher; tasks that cannot be distilled refuse.
+  virtual models::ModelOutput outputs(const models::Batch& /*batch*/, bool /*hidden_states*/) {
+    throw std::logic_error(describe() + ": no distillation from a teacher for this task");
+  }
 };
 
 // The task a recipe asks for (model.family x data.task), with its data loaded and tokenized.
@@ -74,5 +87,13 @@ std::unique_ptr<Task> make_distilled_packed_task(const recipe::Recipe& recipe, c
 // Why model.path cannot be a pruning teacher for the recipe's task ("" when it can): it must be
 // a dense, fine-tuned BERT classifier with the task's number of labels.
 std::string teacher_problem(const recipe::Recipe& recipe);
+// Masked language modelling on a text corpus (data.task mlm): the model gets BERT's MLM head,
+// perplexity on held-out blocks is the metric.
+std::unique_ptr<Task> make_mlm_task(const recipe::Recipe& recipe, const torch::Device& device);
+// Wrappers any task can wear (recipe.distill with a dense teacher; recipe.sparsity): the loss
+// becomes the teacher-distilled one; weights are pruned by magnitude on a schedule, or the
+// pattern of zeros the model came with is kept, through every update.
+std::unique_ptr<Task> with_dense_teacher(std::unique_ptr<Task> task, const recipe::Recipe& recipe, const torch::Device& device);
+std::unique_ptr<Task> with_sparsity(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
 
 }  // namespace sculpt::train

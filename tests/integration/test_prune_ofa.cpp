@@ -1,0 +1,132 @@
+// Prune Once for All end to end on a tiny BERT, through the CLI (recipes/tests/tiny_bert_mlm*.yaml):
+// a dense masked LM, its upstream gradual magnitude pruning with distillation (killed and resumed
+// bitwise), then pattern-locked transfer to SST-2 distilling from a dense fine-tuned teacher.
+#include <cmath>
+#include <fstream>
+#include <regex>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "sculpt/io/safetensors.h"
+
+namespace sculpt {
+namespace {
+
+const std::string kRecipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
+const std::regex kEncoderMatrix(R"(layer\.[0-9]+\..*weight$)");
+
+class PruneOfa : public testing::TinyTeacherTest {
+ protected:
+  void SetUp() override {
+    TinyTeacherTest::SetUp();
+    if (IsSkipped()) return;
+    // Upstream text: real SST-2 train sentences (the label column dropped).
+    std::ofstream out(tmp.str("corpus.txt"));
+    int n = 0;
+    for (const auto& line : testing::read_lines(testing::shared_path("data/glue/SST-2/train.tsv")))
+      if (n++ > 0 && n < 1500) out << line.substr(0, line.find('\t')) << "\n";
+  }
+  std::vector<std::string> mlm_args(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"run", kRecipes + "tiny_bert_mlm.yaml", "run.output_root=" + tmp.str(), "run.name=" + name,
+                                  "data.train_file=" + tmp.str("corpus.txt")};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::vector<std::string> prune_args(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"run", kRecipes + "tiny_bert_mlm_prune.yaml", "run.output_root=" + tmp.str(), "run.name=" + name,
+                                  "data.train_file=" + tmp.str("corpus.txt"), "model.path=" + tmp.str("mlm/final"),
+                                  "distill.teacher=" + tmp.str("mlm/final")};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  std::vector<std::string> transfer_args(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"run", kRecipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=" + name,
+                                  "model.path=" + tmp.str("pruned/final"), "sparsity.method=lock",
+                                  "distill.teacher=" + tmp.str("teacher/best"), "distill.pred_weight=0.5",
+                                  "distill.task_weight=0.5", "distill.layer_weight=0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  io::TensorMap weights(const std::string& dir) { return io::read_safetensors(tmp.str(dir) + "/model.safetensors").tensors; }
+  std::vector<nlohmann::json> jsonl(const std::string& path) {
+    std::vector<nlohmann::json> out;
+    for (const auto& l : testing::read_lines(tmp.str(path))) out.push_back(nlohmann::json::parse(l));
+    return out;
+  }
+};
+
+TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
+  // 1. The dense masked LM: perplexity is exp(mean masked-token loss); lower is better.
+  ASSERT_EQ(run(mlm_args("mlm"), "mlm.log"), 0) << last_output;
+  auto evals = jsonl("mlm/eval.jsonl");
+  ASSERT_EQ(evals.size(), 2u);
+  for (const auto& e : evals) EXPECT_NEAR(e["perplexity"].get<double>(), std::exp(e["loss"].get<double>()), 1e-9 * e["perplexity"].get<double>());
+  EXPECT_LT(evals[1]["perplexity"].get<double>(), evals[0]["perplexity"].get<double>()) << "16 updates at lr 1e-3 learn the unigram";
+  auto results = nlohmann::json::parse(std::ifstream(tmp.str("mlm/results.json")));
+  EXPECT_EQ(results["best"]["step"], 16);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp.str("mlm/final/config.json")))["architectures"][0], "BertForMaskedLM");
+
+  // 2. Upstream pruning to 80% of every encoder matrix, uninterrupted and killed after update 9.
+  ASSERT_EQ(run(prune_args("pruned"), "pruned.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("distilling from"), std::string::npos) << last_output;
+  const auto dense = weights("mlm/final"), sparse = weights("pruned/final");
+  int64_t matrices = 0, zeros = 0, total = 0;
+  for (const auto& [name, w] : sparse) {
+    if (w.dim() == 2 && std::regex_search(name, kEncoderMatrix)) {
+      ++matrices;
+      const int64_t expect_zeros = static_cast<int64_t>(0.8 * static_cast<double>(w.numel()));  // floor(s n) per matrix
+      EXPECT_EQ(w.numel() - w.count_nonzero().item<int64_t>(), expect_zeros) << name;
+      zeros += expect_zeros, total += w.numel();
+    }
+  }
+  const auto& head = sparse.at("cls.predictions.transform.dense.weight");  // a matrix outside the encoder's layers
+  EXPECT_EQ(head.count_nonzero().item<int64_t>(), head.numel());
+  EXPECT_EQ(dense.size(), sparse.size());
+  EXPECT_EQ(matrices, 12);  // 2 layers x (q, k, v, o, fc1, fc2)
+  auto logs = jsonl("pruned/metrics.jsonl");
+  ASSERT_FALSE(logs.empty());
+  EXPECT_DOUBLE_EQ(logs.back()["target_sparsity"].get<double>(), 0.8);
+  EXPECT_DOUBLE_EQ(logs.back()["sparsity"].get<double>(), static_cast<double>(zeros) / static_cast<double>(total));
+  // Halfway up the ramp (t0 = 0, t1 = 12, masks before updates 0, 3, 6, 9, 12): the 8th update (index 7) ran
+  // under the masks of index 6, s(6) = 0.8 - 0.8 (1/2)^3.
+  int checked = 0;
+  for (const auto& l : logs)
+    if (l["step"] == 8) {
+      EXPECT_DOUBLE_EQ(l["target_sparsity"].get<double>(), 0.8 - 0.8 * 0.125);
+      ++checked;
+    }
+  EXPECT_EQ(checked, 1);
+
+  EXPECT_EQ(run(prune_args("crashed", {"debug.crash_after_step=9"}), "crash.log"), 128 + SIGKILL) << last_output;
+  ASSERT_TRUE(std::filesystem::exists(tmp.str("crashed/checkpoints/step_00000008/task_state.safetensors")));
+  ASSERT_EQ(run({"resume", tmp.str("crashed")}, "resume.log"), 0) << last_output;
+  const auto resumed = weights("crashed/final");
+  for (const auto& [name, w] : sparse) EXPECT_TRUE(torch::equal(w, resumed.at(name))) << name << " differs after resume";
+  auto relog = jsonl("crashed/metrics.jsonl");
+  ASSERT_EQ(relog.size(), logs.size());
+  for (size_t i = 0; i < logs.size(); ++i) {
+    EXPECT_EQ(relog[i]["loss"], logs[i]["loss"]) << "step " << logs[i]["step"];
+    EXPECT_EQ(relog[i]["sparsity"], logs[i]["sparsity"]);
+  }
+
+  // 3. Pattern-locked transfer to SST-2, distilling from the dense fine-tuned classifier; killed and resumed.
+  ASSERT_EQ(run(transfer_args("transfer"), "transfer.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("pattern lock"), std::string::npos) << last_output;
+  EXPECT_EQ(run(transfer_args("transfer_crashed", {"debug.crash_after_step=13"}), "tcrash.log"), 128 + SIGKILL) << last_output;
+  ASSERT_EQ(run({"resume", tmp.str("transfer_crashed")}, "tresume.log"), 0) << last_output;
+  const auto transferred = weights("transfer/final"), transferred_resumed = weights("transfer_crashed/final");
+  int64_t moved = 0;
+  for (const auto& [name, w] : sparse) {
+    if (!(w.dim() == 2 && std::regex_search(name, kEncoderMatrix))) continue;
+    const auto& t = transferred.at(name);
+    EXPECT_TRUE(torch::equal(t.ne(0), w.ne(0))) << name << ": the zero pattern changed in transfer";
+    moved += t.ne(w).sum().item<int64_t>();
+    EXPECT_TRUE(torch::equal(t, transferred_resumed.at(name))) << name << " differs after resume";
+  }
+  EXPECT_GT(moved, 0) << "the kept weights trained";
+  for (const auto& l : jsonl("transfer/eval.jsonl")) EXPECT_DOUBLE_EQ(l["sparsity"].get<double>(), static_cast<double>(zeros) / total);
+}
+
+}  // namespace
+}  // namespace sculpt
