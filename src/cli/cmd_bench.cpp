@@ -111,7 +111,7 @@ int bench_infer(int argc, char** argv) {
       nets.push_back(models::load_any_bert(d));
     }
   for (auto& n : nets) {
-    n.module->to(device);
+    n.to(device);
     n.module->eval();
   }
   torch::NoGradGuard no_grad;

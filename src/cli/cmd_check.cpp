@@ -155,7 +155,7 @@ int cmd_eval(int argc, char** argv) {
                "--model {}: no classification head (a pretrained encoder, not a model fine-tuned on a task); fine-tune "
                "it first (e.g. build/sculpt run recipes/minilm/finetune.yaml data.task=rte)", dir);
   auto device = train::resolve_device(args.get("device", "auto"));
-  model.module->to(device);
+  model.to(device);
   const std::string split = args.get("split", task.dev_splits.front());
   // Never longer than the model's positions (a small exported model may have fewer than 128).
   const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model.config.max_positions);

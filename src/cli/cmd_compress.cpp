@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "sculpt/compress/kmeans.h"
 #include "sculpt/compress/one_shot.h"
+#include "sculpt/compress/quantize.h"
 #include "sculpt/core/env.h"
 #include "sculpt/core/log.h"
 #include "sculpt/data/batching.h"
@@ -20,11 +21,13 @@
 #include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
+#include "sculpt/io/int8_weights.h"
 #include "sculpt/io/model_dir.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/select_weights.h"
 #include "sculpt/train/sink.h"
 
 namespace fs = std::filesystem;
@@ -216,6 +219,63 @@ int cmd_compress(int argc, char** argv) {
   std::printf("%s: %s to %s in %.1fs: CoFi sparsity %.4f, SP3 remaining %.4f, %s remaining %.4f\n", method.c_str(), dir.c_str(),
               out.c_str(), report["seconds"].get<double>(), a["packed_sparsity"].get<double>(), a["packed_remaining"].get<double>(),
               cost.of.c_str(), a["cost_remaining"].get<double>());
+  return 0;
+}
+
+}  // namespace sculpt::cli
+
+namespace sculpt::cli {
+
+// Post-training int8 quantization of a dense BERT (compress/quantize.h, io/int8_weights.h):
+// static (input ranges from calibration batches: the running min and max over --examples train
+// rows of --task, or lines of --text) or dynamic (each input quantized by its own range).
+int cmd_quantize(int argc, char** argv) {
+  auto args = Args::parse(argc, argv, 2, {"model", "out", "mode", "task", "data", "text", "examples", "batch", "max-length", "seed",
+                                          "device"});
+  const std::string dir = args.require("model"), out = args.require("out"), mode = args.get("mode", "static");
+  SCULPT_CHECK(mode == "static" || mode == "dynamic", "--mode '{}': static or dynamic", mode);
+  io::require_model_dir(dir, "--model");
+  SCULPT_CHECK(!fs::exists(fs::path(out) / "config.json"), "--out {} already holds a model; remove it or choose another directory", out);
+  SCULPT_CHECK(!models::is_packed_bert(io::read_json((fs::path(dir) / "config.json").string())),
+               "--model {} is a packed model: its matrices are not linear maps of the shared core yet (the generic-core "
+               "issue), so only dense BERT directories are quantized", dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto device = train::resolve_device(args.get("device", "cpu"));
+  auto model = models::load_bert(dir, /*strict=*/true).model;
+  model->eval();
+  model->to(device);
+  for (auto& p : model->parameters()) p.set_requires_grad(false);
+  const auto keys = models::bert_key_map(model->config);
+  const recipe::QuantizeSection defaults;
+  std::map<std::string, io::Int8Matrix> quantized;
+  std::string data_from = "none";
+  torch::NoGradGuard no_grad;
+  if (mode == "dynamic") {
+    for (const auto& w : train::select_weights(*model, keys, defaults.include, defaults.exclude, "quantize")) quantized[w.hf] = compress::quantize_weight(w.weight);
+  } else {
+    std::vector<std::pair<std::string, std::string>> names;
+    for (const auto& w : train::select_weights(*model, keys, defaults.include, defaults.exclude, "quantize")) names.emplace_back(w.hf, w.internal);
+    auto layers = compress::attach_fake_quant(*model, names, /*averaging=*/0);
+    auto tokenizer = tokenizers::load_tokenizer(dir);
+    auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
+    data_from = sample.from;
+    for (const auto& b : batches_of(sample, std::stoll(args.get("batch", "16")), tokenizer->pad_id(), false)) model->forward(b.to(device));
+    quantized = compress::int8_matrices(*model, layers, keys);
+    for (auto& p : model->modules())
+      if (auto* l = p->as<models::LinearImpl>()) l->kernel.reset();
+  }
+  fs::create_directories(out);
+  models::save_bert(model, out);
+  const double bytes_before = static_cast<double>(fs::file_size(fs::path(out) / "model.safetensors"));
+  compress::write_int8_directory(out, quantized, mode == "static" ? "ptq static (" + data_from + ")" : "ptq dynamic");
+  train::copy_tokenizer_files(dir, out);
+  const double bytes_after = static_cast<double>(fs::file_size(fs::path(out) / io::kInt8WeightsFile));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  nlohmann::json report = {{"method", "int8"}, {"mode", mode}, {"model", dir}, {"data", data_from}, {"layers", quantized.size()},
+                           {"bytes_before", bytes_before}, {"bytes_after", bytes_after}, {"seconds", seconds}};
+  io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
+  std::printf("quantize: %s to %s in %.1fs: %zu linear maps to int8 (%s), %.1f MB -> %.1f MB\n", dir.c_str(), out.c_str(), seconds,
+              quantized.size(), mode.c_str(), bytes_before / 1e6, bytes_after / 1e6);
   return 0;
 }
 

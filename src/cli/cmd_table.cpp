@@ -42,7 +42,7 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
       std::vector<models::AnyBert> nets{models::load_any_bert(teacher), models::load_any_bert(model)};
       int64_t T = length, V = nets[0].config.vocab_size;
       for (auto& n : nets) {
-        n.module->to(device);
+        n.to(device);
         n.module->eval();
         T = std::min(T, n.config.max_positions);
         V = std::min(V, n.config.vocab_size);

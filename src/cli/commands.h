@@ -15,5 +15,6 @@ int cmd_env(int argc, char** argv);
 int cmd_sweep(int argc, char** argv);
 int cmd_table(int argc, char** argv);
 int cmd_compress(int argc, char** argv);
+int cmd_quantize(int argc, char** argv);  // cmd_compress.cpp
 
 }  // namespace sculpt::cli

@@ -31,6 +31,8 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
            [--examples 256] [--cost params|flops] [--length 128] [--scope global|per_layer] [--granularity units|blocks]
                                   one-shot pruning (heads, neurons, blocks) or PCA slicing to a packed model
   compress --method kmeans --model DIR --bits 4 --out DIR   k-means weight sharing (b-bit codebook per matrix)
+  quantize --model DIR --out DIR [--mode static|dynamic] [--task T | --text FILE] [--examples 256]
+                                  post-training int8 (symmetric per-channel weights; static input ranges from calibration)
   env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)
 )";
 
@@ -42,7 +44,8 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string verb = argv[1];
-  if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env" || verb == "compress")
+  if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env" || verb == "compress" ||
+      verb == "quantize")
     sculpt::reexec_with_short_openmp_spin(argv);
   sculpt::init_threads();
   try {
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
     if (verb == "sweep") return cmd_sweep(argc, argv);
     if (verb == "table") return cmd_table(argc, argv);
     if (verb == "compress") return cmd_compress(argc, argv);
+    if (verb == "quantize") return cmd_quantize(argc, argv);
     std::fprintf(stderr, "error: unknown verb '%s'\n%s", verb.c_str(), kUsage);
     return 2;
   } catch (const sculpt::StopRequested& stop) {

@@ -1,6 +1,7 @@
 #include "sculpt/io/hf_dir.h"
 
 #include "sculpt/io/codebook_weights.h"
+#include "sculpt/io/int8_weights.h"
 #include "sculpt/io/model_dir.h"
 
 #include <nlohmann/json.hpp>
@@ -102,6 +103,11 @@ TensorShapes load_hf_weight_shapes(const std::string& dir, WeightFormat prefer) 
   if (prefer == WeightFormat::bin && fs::exists(bin)) return {};
   if (fs::exists(st)) return read_safetensors_shapes(st.string());
   if (fs::exists(d / kCodebookWeightsFile)) return read_codebook_shapes((d / kCodebookWeightsFile).string());
+  if (fs::exists(d / kInt8WeightsFile)) {
+    TensorShapes out;
+    for (const auto& [k, t] : dequantized(read_int8_weights((d / kInt8WeightsFile).string()))) out[k] = t.sizes().vec();
+    return out;
+  }
   if (!fs::exists(index)) return {};
   TensorShapes out;
   for (const auto& shard : shard_names(read_json(index.string()), index.string()))
@@ -118,8 +124,9 @@ TensorMap load_hf_weights(const std::string& dir, WeightFormat prefer) {
   if (fs::exists(index)) return read_sharded_safetensors(index.string());
   if (fs::exists(bin)) return read_torch_bin(bin.string());
   if (fs::exists(d / kCodebookWeightsFile)) return read_codebook_weights((d / kCodebookWeightsFile).string());
-  fail("{}: no weights found (expected model.safetensors, model.safetensors.index.json, pytorch_model.bin or {})", dir,
-       kCodebookWeightsFile);
+  if (fs::exists(d / kInt8WeightsFile)) return dequantized(read_int8_weights((d / kInt8WeightsFile).string()));
+  fail("{}: no weights found (expected model.safetensors, model.safetensors.index.json, pytorch_model.bin, {} or {})", dir,
+       kCodebookWeightsFile, kInt8WeightsFile);
 }
 
 }  // namespace sculpt::io

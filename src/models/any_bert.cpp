@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "sculpt/models/int8_linear.h"
+
 namespace fs = std::filesystem;
 
 namespace sculpt::models {
@@ -24,7 +26,14 @@ AnyBert load_any_bert(const std::string& dir, io::WeightFormat prefer) {
     out.config = m->config;
     out.keys = bert_key_map(m->config);
   }
+  out.dir = dir;
+  out.int8_layers = install_int8_kernels(*out.module, out.keys, dir);
   return out;
+}
+
+void AnyBert::to(const torch::Device& device) {
+  module->to(device);
+  if (int8_layers > 0 && !device.is_cpu()) install_int8_kernels(*module, keys, dir);  // the kernels hold their own copies
 }
 
 }  // namespace sculpt::models

@@ -304,6 +304,18 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     s.close();
   }
 
+  if (top.has("quantize")) {
+    Node q = top.child("quantize");
+    r.quantize.method = q.get<std::string>("method", "qat");
+    if (r.quantize.method != "qat") q.error("method", fmt::format("'{}' is not qat", r.quantize.method));
+    r.quantize.averaging = q.get<double>("averaging", r.quantize.averaging);
+    if (r.quantize.averaging <= 0 || r.quantize.averaging > 1) q.error("averaging", "must be in (0, 1]");
+    r.quantize.include = q.get<std::string>("include", r.quantize.include);
+    r.quantize.exclude = q.get<std::string>("exclude", r.quantize.exclude);
+    if (r.prune.enabled()) q.error("method", "quantization-aware training and structured pruning (prune:) are separate runs");
+    q.close();
+  }
+
   Node debug = top.child("debug");
   r.debug.crash_after_step = debug.get<int64_t>("crash_after_step", 0);
   r.debug.step_delay_ms = debug.get<int64_t>("step_delay_ms", 0);

@@ -5,12 +5,10 @@
 // ride in every checkpoint.
 #include <torch/torch.h>
 
-#include <regex>
-
 #include "sculpt/compress/unstructured.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
-#include "sculpt/train/optim.h"
+#include "sculpt/train/select_weights.h"
 #include "sculpt/train/wrapped_task.h"
 
 namespace sculpt::train {
@@ -19,12 +17,10 @@ namespace {
 class SparseTask : public WrappedTask {
  public:
   SparseTask(std::unique_ptr<Task> inner, const recipe::Recipe& r) : WrappedTask(std::move(inner)), s_(r.sparsity) {
-    const std::regex include(s_.include), exclude(s_.exclude.empty() ? std::string("$^") : s_.exclude);
     std::vector<std::pair<std::string, torch::Tensor>> chosen;
     int64_t n = 0;
-    for (const auto& [name, p] : hf_named_parameters(model(), keys()))
-      if (p.dim() == 2 && std::regex_search(name, include) && !std::regex_search(name, exclude)) chosen.emplace_back(name, p), n += p.numel();
-    SCULPT_CHECK(!chosen.empty(), "{}: sparsity.include '{}' matches no 2-D parameter of this model", r.source, s_.include);
+    for (const auto& w : select_weights(model(), keys(), s_.include, s_.exclude, "sparsity.include"))
+      chosen.emplace_back(w.hf, w.weight), n += w.weight.numel();
     lock_ = s_.method == "lock";
     masks_ = lock_ ? compress::WeightMasks::from_nonzeros(std::move(chosen)) : compress::WeightMasks(std::move(chosen));
     masks_.mask_gradients();

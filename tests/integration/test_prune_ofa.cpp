@@ -1,6 +1,8 @@
 // Prune Once for All end to end on a tiny BERT, through the CLI (recipes/tests/tiny_bert_mlm*.yaml):
 // a dense masked LM, its upstream gradual magnitude pruning with distillation (killed and resumed
-// bitwise), then pattern-locked transfer to SST-2 distilling from a dense fine-tuned teacher.
+// bitwise), pattern-locked transfer to SST-2 distilling from a dense fine-tuned teacher, 8-bit
+// quantization-aware training to an int8 directory that `sculpt eval` runs with int8 products,
+// and post-training quantization of the dense teacher.
 #include <cmath>
 #include <fstream>
 #include <regex>
@@ -8,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "sculpt/io/int8_weights.h"
 #include "sculpt/io/safetensors.h"
 
 namespace sculpt {
@@ -126,6 +129,41 @@ TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
   }
   EXPECT_GT(moved, 0) << "the kept weights trained";
   for (const auto& l : jsonl("transfer/eval.jsonl")) EXPECT_DOUBLE_EQ(l["sparsity"].get<double>(), static_cast<double>(zeros) / total);
+
+  // 4. QAT with the pattern still locked; the export is int8, its zeros where the pattern has them.
+  ASSERT_EQ(run(transfer_args("qat", {"model.path=" + tmp.str("transfer/final"), "quantize.method=qat", "train.lr=1e-4",
+                                      "train.duration=12u", "eval.every=12u"}),
+                "qat.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("8-bit quantization-aware training of 12 linear maps"), std::string::npos) << last_output;
+  ASSERT_TRUE(std::filesystem::exists(tmp.str("qat/final/model.int8.safetensors")));
+  EXPECT_FALSE(std::filesystem::exists(tmp.str("qat/final/model.safetensors")));
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp.str("qat/final/config.json")))["sculpt_quantization"]["bits"], 8);
+  const auto int8 = io::read_int8_weights(tmp.str("qat/final/model.int8.safetensors"));
+  ASSERT_EQ(int8.quantized.size(), 12u);
+  for (const auto& [name, m] : int8.quantized)
+    EXPECT_TRUE(torch::equal(m.q.ne(0), sparse.at(name).ne(0))) << name << ": int8 zeros are not the locked pattern";
+  // sculpt eval runs int8 products; the QAT run's own last evaluation ran the fake-quantized model.
+  const double qat_accuracy = jsonl("qat/eval.jsonl").back()["accuracy"].get<double>();
+  ASSERT_EQ(run({"eval", "--model", tmp.str("qat/final"), "--task", "sst2", "--max-examples", "64", "--max-length", "48", "--batch", "32"}, "eval.log"), 0)
+      << last_output;
+  EXPECT_NE(last_output.find("12 linear maps run int8 products"), std::string::npos) << last_output;
+  const auto report = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+  EXPECT_DOUBLE_EQ(report["accuracy"].get<double>(), qat_accuracy);
+
+  // 5. Post-training quantization of the dense teacher, static (calibrated) and dynamic.
+  for (const std::string mode : {"static", "dynamic"}) {
+    ASSERT_EQ(run({"quantize", "--model", tmp.str("teacher/best"), "--out", tmp.str("ptq_" + mode), "--mode", mode, "--task", "sst2",
+                   "--examples", "32", "--max-length", "48"},
+                  "ptq.log"),
+              0)
+        << last_output;
+    ASSERT_EQ(run({"eval", "--model", tmp.str("ptq_" + mode), "--task", "sst2", "--max-examples", "64", "--max-length", "48"}, "ptq_eval.log"),
+              0)
+        << last_output;
+    EXPECT_NE(last_output.find("12 linear maps run int8 products"), std::string::npos) << last_output;
+  }
 }
 
 }  // namespace

@@ -17,6 +17,10 @@ struct AnyBert {
   TransformerConfig config;  // the original shape (for a packed model, its base)
   KeyMap keys;
   bool packed = false;
+  std::string dir;
+  int64_t int8_layers = 0;  // linear maps running int8 products (an int8 directory, models/int8_linear.h)
+  // Moves the model to DEVICE (and its int8 kernels with it).
+  void to(const torch::Device& device);
 };
 
 AnyBert load_any_bert(const std::string& dir, io::WeightFormat prefer = io::WeightFormat::safetensors);

@@ -17,14 +17,22 @@ double mask_min(torch::ScalarType dtype);
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
 
+// How a Linear multiplies when it is not the float matmul: fake quantization while training
+// (compress/quantize.h) or real int8 products (models/int8_linear.h).
+struct LinearKernel {
+  virtual ~LinearKernel() = default;
+  virtual torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) = 0;
+};
+
 // nn.Linear: `weight` [out, in], `bias` [out] (optional), initialised as torch::nn::Linear
 // (Kaiming uniform, a = sqrt(5)). The forward is at::linear, one addmm for any batch shape:
 // LibTorch's C++ torch::nn::Linear runs matmul and then adds the bias in a second pass over
-// the output for 3-D inputs.
+// the output for 3-D inputs. `kernel`, when set, does the product instead (quantization).
 struct LinearImpl : torch::nn::Module {
   LinearImpl(int64_t in, int64_t out, bool with_bias = true);
-  torch::Tensor forward(const torch::Tensor& x) { return at::linear(x, weight, bias); }
+  torch::Tensor forward(const torch::Tensor& x) { return kernel ? kernel->forward(x, weight, bias) : at::linear(x, weight, bias); }
   torch::Tensor weight, bias;
+  std::shared_ptr<LinearKernel> kernel;
 };
 TORCH_MODULE(Linear);
 

@@ -151,6 +151,16 @@ struct SparsitySection {
   bool enabled() const { return !method.empty(); }
 };
 
+// 8-bit quantization-aware training (compress/quantize.h): fake-quantized weights and inputs of
+// the chosen linear maps while training; the exported best/ and final/ are int8 directories.
+struct QuantizeSection {
+  std::string method;  // "" | qat
+  double averaging = 0.01;  // the inputs' moving-average range
+  std::string include = R"((layer|layers|block)\.[0-9]+\..*weight$)";  // HF names of the quantized weights
+  std::string exclude = "relative_attention_bias";
+  bool enabled() const { return !method.empty(); }
+};
+
 struct DebugSection {
   int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
   int64_t step_delay_ms = 0;     // tests: sleep after each update, so a signal lands mid-run
@@ -168,6 +178,7 @@ struct Recipe {
   PruneSection prune;
   DistillSection distill;  // set (distill.teacher) for a fine-tune that distils from a teacher
   SparsitySection sparsity;
+  QuantizeSection quantize;
   DebugSection debug;
   YAML::Node resolved;
 

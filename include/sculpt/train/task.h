@@ -95,5 +95,7 @@ std::unique_ptr<Task> make_mlm_task(const recipe::Recipe& recipe, const torch::D
 // pattern of zeros the model came with is kept, through every update.
 std::unique_ptr<Task> with_dense_teacher(std::unique_ptr<Task> task, const recipe::Recipe& recipe, const torch::Device& device);
 std::unique_ptr<Task> with_sparsity(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
+// recipe.quantize: 8-bit quantization-aware training; exports are int8 directories.
+std::unique_ptr<Task> with_quantization(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
 
 }  // namespace sculpt::train

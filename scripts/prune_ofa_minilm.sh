@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Prune Once for All on MiniLM-L6 with the local corpus, resumably: the dense MLM teacher,
+# upstream gradual magnitude pruning to 85%, then pattern-locked transfer to each TASK,
+# distilling from that task's dense teacher of the minilm_glue sweep. A stage with results.json
+# is skipped; one with checkpoints is resumed. Stop with SIGTERM (it checkpoints) and run again.
+#
+# Usage: scripts/prune_ofa_minilm.sh [TASK ...]          (default: mrpc rte)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCULPT=${SCULPT:-build/sculpt}
+TASKS=${*:-mrpc rte}
+SWEEP=runs/sweeps/minilm_glue/teacher
+[[ -f data/corpus/local.txt ]] || python3 scripts/local_corpus.py
+[[ -f data/models/minilm-l6/config.json ]] || scripts/get_model.sh minilm-l6
+
+stage() {  # stage RUN_DIR ARGS...: run, resume, or skip a finished run
+  local dir=$1; shift
+  if [[ -f "$dir/results.json" ]]; then echo "[ofa] $dir: done"; return; fi
+  if [[ -d "$dir/checkpoints" ]]; then "$SCULPT" resume "$dir"; else "$SCULPT" run "$@"; fi
+}
+
+stage runs/ofa_minilm_mlm_teacher recipes/prune-ofa/mlm_teacher.yaml
+stage runs/ofa_minilm_upstream_85 recipes/prune-ofa/upstream_prune.yaml
+for task in $TASKS; do
+  teacher=$SWEEP/$task/seed-42/best
+  [[ -f $teacher/config.json ]] || { echo "[ofa] no dense $task teacher at $teacher (run the minilm_glue sweep's teacher stage)" >&2; exit 1; }
+  stage runs/ofa_minilm_85_$task recipes/prune-ofa/transfer.yaml data.task=$task run.name=ofa_minilm_85_$task distill.teacher=$teacher
+done
