@@ -12,31 +12,23 @@
 #include "sculpt/core/log.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/mlm_masking.h"
-#include "sculpt/io/files.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
 #include "sculpt/train/token_data.h"
 
-namespace fs = std::filesystem;
 
 namespace sculpt::train {
 namespace {
 
+// A BertModel or classifier checkpoint gets a new MLM head (logged); a masked LM keeps its own.
 models::Bert build_mlm_model(const recipe::Recipe& r) {
-  nlohmann::json j = r.model.path.empty() ? nlohmann::json(r.model.config) : io::read_json((fs::path(r.model.path) / "config.json").string());
-  j["model_type"] = "bert";
-  j["architectures"] = {"BertForMaskedLM"};
-  const std::string source = r.model.path.empty() ? "recipe model.config" : (fs::path(r.model.path) / "config.json").string();
-  auto c = models::bert_config_from_json(j, source);
-  c.raw.erase("id2label");
-  c.raw.erase("label2id");
-  // A BertModel or classifier checkpoint gets a new head (logged); a masked LM keeps its own.
-  if (!r.model.path.empty()) return models::load_bert(r.model.path, /*strict=*/false, io::WeightFormat::safetensors, &c).model;
-  models::Bert model(c);
-  model->init_weights();
-  return model;
+  return build_bert_with_head(r, [](models::TransformerConfig& c) {
+    c.head = models::HeadType::masked_lm;
+    c.with_pooler = false;  // as HF's BertForMaskedLM
+  });
 }
 
 class MlmTask : public Task {

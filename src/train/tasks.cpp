@@ -77,13 +77,19 @@ nlohmann::json label_maps(nlohmann::json j, int64_t n) {
 }  // namespace
 
 models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
+  return build_bert_with_head(r, [&task](models::TransformerConfig& c) {
+    c.head = models::HeadType::sequence_classification;
+    c.with_pooler = true;
+    c.num_labels = task.num_labels();
+    c.problem_type = task.is_regression() ? "regression" : "single_label_classification";
+  });
+}
+
+models::Bert build_bert_with_head(const recipe::Recipe& r, const std::function<void(models::TransformerConfig&)>& head) {
   nlohmann::json j = model_config(r);
   j["model_type"] = "bert";
   auto c = models::bert_config_from_json(j, config_source(r));
-  c.head = models::HeadType::sequence_classification;
-  c.with_pooler = true;
-  c.num_labels = task.num_labels();
-  c.problem_type = task.is_regression() ? "regression" : "single_label_classification";
+  head(c);
   c.raw.erase("id2label");
   c.raw.erase("label2id");
   if (!r.model.path.empty()) return models::load_bert(r.model.path, /*strict=*/false, io::WeightFormat::safetensors, &c).model;
