@@ -47,6 +47,7 @@ void write_cell_json(const recipe::Sweep& sweep, const recipe::SweepCell& c) {
   nlohmann::json j = {{"sweep", sweep.name}, {"stage", c.stage}, {"task", c.task}, {"variant", c.variant},
                       {"name", c.name},      {"params", c.params}, {"recipe", c.recipe}, {"overrides", c.overrides}, {"prunes", c.prunes}};
   if (c.from >= 0) j["from"] = sweep.cells[c.from].dir;
+  if (c.teacher >= 0) j["teacher"] = sweep.cells[c.teacher].dir;
   fs::create_directories(c.dir);
   io::write_file_atomic((fs::path(c.dir) / "sweep_cell.json").string(), j.dump(2) + "\n");
 }
@@ -132,17 +133,20 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs
     std::fflush(stdout);
   };
   auto upstream_done = [&](int i) {
-    const int f = sweep.cells[i].from;
-    return f < 0 || recipe::cell_state(sweep.cells[f]) == recipe::CellState::done;
+    for (int f : sweep.cells[i].upstream())
+      if (recipe::cell_state(sweep.cells[f]) != recipe::CellState::done) return false;
+    return true;
   };
   auto last_report = Clock::now();
 
   while (!pending.empty() || !running.empty()) {
     // Cells whose upstream failed cannot run.
     for (auto it = pending.begin(); it != pending.end();) {
-      const int f = sweep.cells[*it].from;
-      if (f >= 0 && failed.count(f)) {
-        failed[*it] = "upstream " + cell_id(sweep.cells[f]) + " failed";
+      int bad = -1;
+      for (int f : sweep.cells[*it].upstream())
+        if (failed.count(f)) bad = f;
+      if (bad >= 0) {
+        failed[*it] = "upstream " + cell_id(sweep.cells[bad]) + " failed";
         it = pending.erase(it);
       } else {
         ++it;
@@ -291,8 +295,9 @@ int cmd_sweep(int argc, char** argv) {
     SCULPT_CHECK(index >= 0 && index < static_cast<int>(cells.size()), "--index {}: stage {} has cells 0..{}", index,
                  args.require("stage"), cells.size() - 1);
     const auto& c = sweep.cells[cells[index]];
-    SCULPT_CHECK(c.from < 0 || recipe::cell_state(sweep.cells[c.from]) == recipe::CellState::done,
-                 "{}: starts from {}, which is not done", c.dir, sweep.cells[c.from].dir);
+    for (int f : c.upstream())
+      SCULPT_CHECK(recipe::cell_state(sweep.cells[f]) == recipe::CellState::done, "{}: starts from {}, which is not done", c.dir,
+                   sweep.cells[f].dir);
     todo.push_back(cells[index]);
   } else {
     for (int i = 0; i < static_cast<int>(sweep.cells.size()); ++i) todo.push_back(i);

@@ -112,6 +112,19 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
       c.remaining = 1;
       c.pruned = 0;
       c.model = c.teacher_model = (dir / "best").string();
+      if (cell.contains("teacher")) {  // a student distilled from a dense cell (Prune OFA's transfer, its QAT)
+        const fs::path teacher = cell["teacher"].get<std::string>();
+        const std::string tfile = (teacher / "results.json").string();
+        SCULPT_CHECK(fs::exists(tfile), "{}: its teacher {} has no results.json", file, teacher.string());
+        c.teacher = io::read_json(tfile).at("best").value("value", 0.0);
+        c.teacher_model = (teacher / "best").string();
+        c.method = c.variant.empty() ? c.stage : c.variant;
+        // Unstructured sparsity (the share of the encoder's matrices at zero) stands in the pruned column.
+        const auto& final_metrics = j.at("final");
+        c.pruned = final_metrics.contains("sparsity") ? final_metrics["sparsity"].get<double>() : 0.0;
+        c.remaining = kNaN;
+        c.gate = "pruned";
+      }
     } else {
       ++missing;  // not finished (a pruning run writes results.json before its packed evaluation)
       continue;

@@ -120,6 +120,9 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
     const std::string from = st.get<std::string>("from", "");
     const std::string from_cell = st.get<std::string>("from_cell", "");
     if (!from.empty() && !cells_of.count(from)) st.error("from", fmt::format("'{}' is not an earlier stage", from));
+    const std::string distill_from = st.get<std::string>("distill_from", "");
+    if (!distill_from.empty() && !cells_of.count(distill_from))
+      st.error("distill_from", fmt::format("'{}' is not an earlier stage", distill_from));
     const std::string stage_recipe = st.get<std::string>("recipe", "");
     const auto stage_overrides = st.get<std::vector<std::string>>("overrides", {});
     const Grid stage_grid = read_grid(st, "grid");
@@ -147,7 +150,14 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
 
     // The stage's grid (seeds, typically) varies slowest, so that one seed of every task,
     // variant and size finishes before the second seed of any: a partial sweep is a table.
-    std::map<std::string, int> upstream_of;
+    std::map<std::string, int> upstream_of, teacher_of;
+    for (const auto& task : sweep.tasks) {
+      if (distill_from.empty()) continue;
+      const auto& candidates = cells_of[distill_from][task];
+      SCULPT_CHECK(candidates.size() == 1, "{}: stage {} distils from stage {}, which has {} cells for {} (one is needed)", source,
+                   stage, distill_from, candidates.size(), task);
+      teacher_of[task] = candidates.front();
+    }
     for (const auto& task : sweep.tasks) {
       if (from.empty()) continue;
       const auto& candidates = cells_of[from][task];
@@ -185,6 +195,9 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
             cell.overrides.push_back("run.dir=" + cell.dir);
             cell.from = upstream_of.count(task) ? upstream_of[task] : -1;
             if (cell.from >= 0) cell.overrides.push_back("model.path=" + (fs::path(sweep.cells[cell.from].dir) / "best").string());
+            cell.teacher = teacher_of.count(task) ? teacher_of[task] : -1;
+            if (cell.teacher >= 0)
+              cell.overrides.push_back("distill.teacher=" + (fs::path(sweep.cells[cell.teacher].dir) / "best").string());
             try {
               cell.prunes = load_recipe(cell.recipe, cell.overrides).prune.enabled();
             } catch (const Error& e) {

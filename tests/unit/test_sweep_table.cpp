@@ -209,3 +209,42 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_NE(svg.find(">sp3</text>"), std::string::npos);
   EXPECT_NE(svg.find(">cofi</text>"), std::string::npos);
 }
+
+TEST(Sweep, DistillFromNamesTheTeacherCellAndWaitsForIt) {
+  sculpt::testing::TempDir tmp;
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()) +
+                                   "    - name: transfer\n"
+                                   "      from: prune\n"
+                                   "      from_cell: sp3_target-0.3_seed-1\n"
+                                   "      distill_from: teacher\n"
+                                   "      recipe: " + recipe_path("tiny_bert_finetune.yaml") + "\n"
+                                   "      overrides: [sparsity.method=lock]\n",
+                               "t.yaml");
+  const auto& c = s.cells.back();
+  ASSERT_EQ(c.stage, "transfer");
+  EXPECT_EQ(c.task, "rte");
+  EXPECT_EQ(s.cells[static_cast<size_t>(c.teacher)].dir, tmp.str("s/teacher/rte/seed-5"));
+  EXPECT_EQ(c.upstream(), (std::vector<int>{c.from, c.teacher}));
+  EXPECT_EQ(c.overrides.back(), "distill.teacher=" + tmp.str("s/teacher/rte/seed-5/best"));
+  EXPECT_THROW(recipe::parse_sweep(two_stage_sweep(tmp.str(), "      distill_from: nowhere\n"), "t.yaml"), Error);
+}
+
+TEST(ResultsTable, DistilledStudentsCompareWithTheirTeacherAndShowTheirSparsity) {
+  sculpt::testing::TempDir tmp;
+  const fs::path root = tmp.path;
+  dense_cell(root, "rte", "accuracy", 0.70);
+  const fs::path d = root / "prune_ofa" / "rte" / "ofa85_seed-1";
+  write(d / "sweep_cell.json", {{"stage", "prune_ofa"}, {"task", "rte"}, {"variant", "ofa85"}, {"params", {{"run.seed", "1"}}},
+                                {"prunes", false}, {"teacher", (root / "teacher" / "rte" / "seed-42").string()}});
+  write(d / "results.json", {{"metric", "accuracy"}, {"best", {{"step", 8}, {"value", 0.63}}}, {"final", {{"accuracy", 0.6}, {"sparsity", 0.85}}}});
+  auto t = metrics::build_table(metrics::collect_results(root.string()));
+  ASSERT_EQ(t.rows.size(), 2u);
+  const auto& ofa = t.rows[1];
+  EXPECT_EQ(ofa.method, "ofa85");
+  EXPECT_DOUBLE_EQ(ofa.scores.at("rte").mean, 63);
+  EXPECT_DOUBLE_EQ(ofa.retention.at("rte").mean, 90);  // 63 / 70
+  EXPECT_DOUBLE_EQ(ofa.pruned.mean, 0.85);
+  EXPECT_TRUE(std::isnan(ofa.remaining.mean));
+  EXPECT_EQ(ofa.model_of.at("rte"), (d / "best").string());
+  EXPECT_EQ(ofa.teacher_of.at("rte"), (root / "teacher" / "rte" / "seed-42" / "best").string());
+}

@@ -15,6 +15,7 @@
 //         grid: {run.seed: [42]}
 //       - name: prune
 //         from: teacher              # model.path := <teacher cell of the same task>/best
+//         distill_from: teacher      # (optional) distill.teacher := <that stage's cell of the task>/best
 //         grid: {run.seed: [1, 2, 3]}
 //         variants:
 //           sp3:  {recipe: recipes/minilm/sp3.yaml,  grid: {prune.target: [0.09, 0.25]}}
@@ -34,9 +35,17 @@ struct SweepCell {
   std::vector<std::string> overrides;         // everything passed to `sculpt run` after the recipe
   std::map<std::string, std::string> params;  // grid key -> value (as written in the sweep)
   int from = -1;       // index of the cell whose best/ it starts from (-1: none)
+  int teacher = -1;    // index of the cell whose best/ it distils from (distill_from; -1: none)
   bool prunes = false;
   // The file the run writes last: compression.json for a pruning recipe, else results.json.
   std::string done_file() const;
+  // The cells that must be done before this one starts.
+  std::vector<int> upstream() const {
+    std::vector<int> u;
+    for (int i : {from, teacher})
+      if (i >= 0) u.push_back(i);
+    return u;
+  }
 };
 
 struct Sweep {
