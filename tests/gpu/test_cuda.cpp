@@ -4,7 +4,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
+#include "sculpt/compress/quantize.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/int8_linear.h"
 #include "sculpt/models/layers.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/optim.h"
@@ -96,6 +98,27 @@ TEST(Cuda, FusedAttentionEqualsStepByStep) {
   auto slow = sculpt::models::attend(q, k, v, bias, std::sqrt(32.0), 0.0, &probs);
   auto fast = sculpt::models::attend(q, k, v, bias, std::sqrt(32.0), 0.0);
   EXPECT_TRUE(torch::allclose(slow, fast, 1e-4, 1e-4));
+}
+
+TEST(Cuda, Int8ProductsMatchTheFakeQuantizedOnesAndTheCpuKernel) {
+  SCULPT_REQUIRE_GPU();
+  torch::manual_seed(4);
+  const int64_t in = 64, out = 48;
+  auto w = torch::randn({out, in}) * 0.2, b = torch::randn({out});
+  sculpt::compress::FakeQuantLinear k(torch::kCPU, 0.0);
+  k.forward(torch::randn({40, in}) * 1.5, w, b);  // calibrate
+  k.observe = false;
+  const auto m = k.export_int8(w);
+  for (int64_t rows : {5, 60}) {  // _int_mm needs more than 16 rows: fewer are padded
+    auto x = torch::randn({rows, in});
+    const auto fake = k.forward(x, w, b);
+    sculpt::models::Int8LinearKernel gpu(m, b, torch::Device("cuda"));
+    const auto real = gpu.forward(x.cuda(), w.cuda(), b.cuda()).cpu();
+    const double step = m.input_scale * w.abs().max().item<double>();
+    EXPECT_LE((real - fake).abs().max().item<double>(), 2 * step) << rows << " rows";
+    sculpt::models::Int8LinearKernel cpu(m, b, torch::kCPU);
+    EXPECT_LE((real - cpu.forward(x, w, b)).abs().max().item<double>(), 2 * step) << rows << " rows";
+  }
 }
 
 }  // namespace
