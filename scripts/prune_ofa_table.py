@@ -10,7 +10,7 @@ import json, os, sys
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 runs = os.path.join(repo, "runs")
 tasks = sys.argv[1:] or ["mrpc", "rte"]
-MAIN = {"mrpc": "f1", "rte": "accuracy", "stsb": "pearson", "cola": "mcc", "sst2": "accuracy", "qnli": "accuracy"}
+MAIN = {"mrpc": "combined_score", "rte": "accuracy", "stsb": "combined_score", "cola": "matthews_correlation"}
 
 
 def load(*parts):

@@ -62,6 +62,10 @@ class SparseTask : public WrappedTask {
   std::string log_line(const nlohmann::json& f) const override {
     return inner_->log_line(f) + fmt::format(" : sparsity {:.4f}", f["sparsity"].get<double>());
   }
+  // A model still on the ramp is not the one asked for: best/ only once the final sparsity holds.
+  bool eligible_for_best(const std::map<std::string, double>& m) const override {
+    return inner_->eligible_for_best(m) && (lock_ || target_ >= s_.final);
+  }
   std::map<std::string, double> evaluate() override {
     auto m = inner_->evaluate();
     m["sparsity"] = masks_.sparsity();

@@ -100,6 +100,13 @@ TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
       ++checked;
     }
   EXPECT_EQ(checked, 1);
+  // best/ only from evaluations at the final sparsity: the first (update 10, under s(9) < 0.8) never is,
+  // though it is the first evaluation.
+  auto pruned_evals = jsonl("pruned/eval.jsonl");
+  ASSERT_EQ(pruned_evals.size(), 2u);
+  EXPECT_EQ(pruned_evals[0]["best"], false);
+  EXPECT_EQ(pruned_evals[1]["best"], true);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp.str("pruned/results.json")))["best"]["step"], 20);
 
   EXPECT_EQ(run(prune_args("crashed", {"debug.crash_after_step=9"}), "crash.log"), 128 + SIGKILL) << last_output;
   ASSERT_TRUE(std::filesystem::exists(tmp.str("crashed/checkpoints/step_00000008/task_state.safetensors")));
