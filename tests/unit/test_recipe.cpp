@@ -57,14 +57,22 @@ TEST(Recipe, EveryShippedSweepParses) {
     std::filesystem::current_path(here);
     return sweep;
   }();
-  // 4 teachers; 4 tasks x 4 one-shot methods x 2 sizes x 1 seed; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds.
-  EXPECT_EQ(s.cells.size(), 4u + 4u * 4u * 2u + 4u * 4u * 3u);
+  // 4 teachers; 4 tasks x 4 one-shot methods x 2 sizes x 1 seed; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds;
+  // 4 tasks x (Prune OFA transfer + its QAT) x 1 seed.
+  EXPECT_EQ(s.cells.size(), 4u + 4u * 4u * 2u + 4u * 4u * 3u + 4u * 2u);
   // A one-shot cell prunes (its done file is compression.json) and starts from its task's teacher.
   const auto one_shot = std::find_if(s.cells.begin(), s.cells.end(), [](const auto& c) { return c.stage == "one_shot"; });
   ASSERT_NE(one_shot, s.cells.end());
   EXPECT_TRUE(one_shot->prunes);
   EXPECT_EQ(one_shot->name, "magnitude_target-0.3_seed-1");
   EXPECT_EQ(s.cells[static_cast<size_t>(one_shot->from)].stage, "teacher");
+  // The int8 QAT cell starts from its task's Prune OFA transfer and distils from the task's teacher.
+  const auto& qat = s.cells.back();
+  EXPECT_EQ(qat.stage, "prune_ofa_qat");
+  EXPECT_EQ(s.cells[static_cast<size_t>(qat.from)].stage, "prune_ofa");
+  EXPECT_EQ(s.cells[static_cast<size_t>(qat.from)].task, qat.task);
+  EXPECT_EQ(s.cells[static_cast<size_t>(qat.teacher)].stage, "teacher");
+  EXPECT_EQ(s.cells[static_cast<size_t>(qat.teacher)].task, qat.task);
 }
 
 TEST(Recipe, ScheduleFreezeAndTheDistilledFineTuneStage) {
