@@ -21,6 +21,12 @@ bool GmpSchedule::prunes_at(int64_t step) const {
   return step == end || (step - begin) % std::max<int64_t>(1, every) == 0;
 }
 
+double GmpSchedule::in_force_at(int64_t step) const {
+  if (step < begin) return initial;
+  const int64_t last = step >= end ? end : begin + (step - begin) / std::max<int64_t>(1, every) * std::max<int64_t>(1, every);
+  return sparsity_at(last);
+}
+
 WeightMasks::WeightMasks(std::vector<std::pair<std::string, torch::Tensor>> weights) : weights_(std::move(weights)) {
   for (const auto& [name, w] : weights_) masks_.push_back(torch::ones_like(w).detach());
 }

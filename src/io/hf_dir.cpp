@@ -103,9 +103,13 @@ TensorShapes load_hf_weight_shapes(const std::string& dir, WeightFormat prefer) 
   if (prefer == WeightFormat::bin && fs::exists(bin)) return {};
   if (fs::exists(st)) return read_safetensors_shapes(st.string());
   if (fs::exists(d / kCodebookWeightsFile)) return read_codebook_shapes((d / kCodebookWeightsFile).string());
-  if (fs::exists(d / kInt8WeightsFile)) {
+  if (fs::exists(d / kInt8WeightsFile)) {  // from the header: NAME::int8 has NAME's shape, the other parts none
     TensorShapes out;
-    for (const auto& [k, t] : dequantized(read_int8_weights((d / kInt8WeightsFile).string()))) out[k] = t.sizes().vec();
+    for (auto& [k, shape] : read_safetensors_shapes((d / kInt8WeightsFile).string())) {
+      const auto sep = k.find("::");
+      if (sep == std::string::npos) out[k] = std::move(shape);
+      else if (k.compare(sep, std::string::npos, "::int8") == 0) out[k.substr(0, sep)] = std::move(shape);
+    }
     return out;
   }
   if (!fs::exists(index)) return {};

@@ -44,10 +44,7 @@ class SparseTask : public WrappedTask {
                schedule_.final, schedule_.begin, schedule_.end, schedule_.every, s_.scope);
     }
     if (schedule_.prunes_at(step)) masks_.prune_to(schedule_.sparsity_at(step), s_.scope == "global");
-    // The target in force: the schedule at the last mask update (also right after a resume).
-    const int64_t last = step >= schedule_.end ? schedule_.end
-                                               : schedule_.begin + (step - schedule_.begin) / schedule_.every * schedule_.every;
-    target_ = schedule_.sparsity_at(std::max(schedule_.begin, last));
+    target_ = schedule_.in_force_at(step);  // also right after a resume
   }
   void after_step() override {
     inner_->after_step();

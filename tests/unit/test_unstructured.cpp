@@ -36,6 +36,10 @@ TEST(Gmp, PrunesOnTheGridAndAtTheEnd) {
   for (int64_t t = 0; t < 60; ++t)
     if (s.prunes_at(t)) steps.push_back(t);
   EXPECT_EQ(steps, (std::vector<int64_t>{5, 15, 25, 33}));
+  EXPECT_DOUBLE_EQ(s.in_force_at(4), s.initial);
+  EXPECT_DOUBLE_EQ(s.in_force_at(24), s.sparsity_at(15));
+  EXPECT_DOUBLE_EQ(s.in_force_at(32), s.sparsity_at(25));
+  EXPECT_DOUBLE_EQ(s.in_force_at(40), s.sparsity_at(33));
 }
 
 TEST(Gmp, UniformMasksPruneTheSmallestOfEachMatrix) {

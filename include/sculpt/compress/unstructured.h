@@ -25,6 +25,8 @@ struct GmpSchedule {
   // s_t = s_f + (s_i - s_f) (1 - (t - t0) / (t1 - t0))^e, held at s_i before t0 and s_f after t1.
   double sparsity_at(int64_t step) const;
   bool prunes_at(int64_t step) const;
+  // The sparsity in force during update STEP: the schedule at the last mask update at or before it.
+  double in_force_at(int64_t step) const;
 };
 
 class WeightMasks {
