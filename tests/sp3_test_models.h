@@ -5,12 +5,12 @@
 
 namespace sculpt::testing {
 
-// 2 layers, D = 16, 4 heads of 4, F = 24, 3 labels, with non-trivial LayerNorm affines so
-// that the site folding is really exercised.
-inline models::Bert tiny_teacher(int64_t num_labels = 3) {
+// 2 layers, D = 16, 4 heads of 4, F = 24, 3 labels (or the span head of question answering),
+// with non-trivial LayerNorm affines so that the site folding is really exercised.
+inline models::Bert tiny_teacher(int64_t num_labels = 3, const std::string& architecture = "BertForSequenceClassification") {
   auto c = models::bert_config_from_json({{"model_type", "bert"}, {"vocab_size", 60}, {"hidden_size", 16},
                                           {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"intermediate_size", 24},
-                                          {"max_position_embeddings", 20}});
+                                          {"max_position_embeddings", 20}, {"architectures", {architecture}}});
   c.num_labels = num_labels;
   c.initializer_range = 0.3;  // sublayers that matter next to the residual stream
   torch::manual_seed(5);

@@ -107,14 +107,15 @@ int eval_squad(const Args& args) {
   const std::string path = expand_path(args.get("data", v2 ? "${SCULPT_DATA}/squad/dev-v2.0.json" : "${SCULPT_DATA}/squad/dev-v1.1.json"));
   auto t0 = std::chrono::steady_clock::now();
   auto tokenizer = tokenizers::WordPieceTokenizer::from_dir(dir);
-  auto model = models::load_bert(dir, /*strict=*/true).model;
-  SCULPT_CHECK(model->config.head == models::HeadType::question_answering, "{}: not a question-answering model", dir);
+  auto model = models::load_any_bert(dir);  // dense or packed by pruning
+  SCULPT_CHECK(model.config.head == models::HeadType::question_answering, "{}: not a question-answering model", dir);
   auto device = train::resolve_device(args.get("device", "auto"));
-  model->to(device);
+  model.to(device);
+  model.module->eval();
   auto examples = data::read_squad(path);
   if (args.has("max-examples")) examples.resize(std::min(examples.size(), static_cast<size_t>(std::stoll(args.get("max-examples")))));
   data::SquadFeatureOptions fo;
-  fo.max_length = std::min<int64_t>(std::stoll(args.get("max-length", "384")), model->config.max_positions);
+  fo.max_length = std::min<int64_t>(std::stoll(args.get("max-length", "384")), model.config.max_positions);
   fo.max_query_length = std::min<int64_t>(std::stoll(args.get("max-query-length", "64")), fo.max_length / 2);
   fo.doc_stride = std::min<int64_t>(std::stoll(args.get("doc-stride", "128")), (fo.max_length - fo.max_query_length - 3) / 2);
   const train::TokenSource source{*tokenizer, dir, "auto"};
@@ -123,7 +124,7 @@ int eval_squad(const Args& args) {
   po.v2 = v2;
   po.null_threshold = std::stod(args.get("null-threshold", "0"));
   std::vector<metrics::SquadPrediction> predictions;
-  auto m = train::evaluate_squad(model, examples, features, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device,
+  auto m = train::evaluate_squad([&](const models::Batch& b) { return model.forward(b, {}); }, examples, features, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device,
                                  po, &predictions);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   nlohmann::json j = {{"task", v2 ? "squad_v2" : "squad"}, {"data", path}, {"examples", examples.size()},

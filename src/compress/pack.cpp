@@ -201,11 +201,19 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
     set(out->ln2_w, s2.gamma);
     set(out->ln2_b, s2.beta);
   }
+  // The head's first map reads the last site: W (A n + a) + b = (W A) n + (W a + b).
   const Site& last = sites.back();
-  set(packed->pooler->weight, linear_w(student->pooler).matmul(last.A));
-  set(packed->pooler->bias, linear_w(student->pooler).matmul(last.a) + linear_b(student->pooler));
-  set(packed->classifier->weight, linear_w(student->classifier));
-  set(packed->classifier->bias, linear_b(student->classifier));
+  const auto& from = student->heads;
+  auto& to = packed->heads;
+  for (auto [reader, packed_reader] : {std::pair{from.pooler, to.pooler}, {from.qa, to.qa}}) {
+    if (!reader) continue;
+    set(packed_reader->weight, linear_w(reader).matmul(last.A));
+    set(packed_reader->bias, linear_w(reader).matmul(last.a) + linear_b(reader));
+  }
+  if (from.classifier) {
+    set(to.classifier->weight, linear_w(from.classifier));
+    set(to.classifier->bias, linear_b(from.classifier));
+  }
   return packed;
 }
 

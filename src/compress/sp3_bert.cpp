@@ -103,12 +103,12 @@ Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teach
     site_from(t->attn_norm);
     site_from(t->ffn_norm);
   }
-  pooler = register_module("pooler", models::Linear(config.hidden_size, config.hidden_size));
-  classifier = register_module("classifier", models::Linear(config.hidden_size, config.num_labels));
-  copy_module(*pooler, *teacher->pooler, false);
-  copy_module(*classifier, *teacher->classifier, false);
-  double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", models::Dropout(p));
+  SCULPT_CHECK(config.head == models::HeadType::sequence_classification || config.head == models::HeadType::question_answering,
+               "SP3/CoFi students take a classification or question-answering teacher");
+  heads.build(*this, config, config.hidden_size);
+  const auto& t = teacher->heads;
+  for (auto [to, from] : {std::pair{heads.pooler, t.pooler}, {heads.classifier, t.classifier}, {heads.qa, t.qa}})
+    if (to) copy_module(*to, *from, false);
 }
 
 models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Masks& m, bool hidden_states,
@@ -138,10 +138,10 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     auto k = split(layer->ck(k0));  // q's mask already removes the product terms
     auto v = split(masked(layer->cv(v0), row(m.vo, l)));
     const double p = layer->is_training() ? layer->attn_dropout->p : 0.0;
-    auto heads = models::attend(q, k, v, bias, std::sqrt(static_cast<double>(dh)), p);
+    auto per_head = models::attend(q, k, v, bias, std::sqrt(static_cast<double>(dh)), p);
     // The head mask scales each head's probabilities, i.e. its context (dropout commutes with it).
-    if (m.head.defined()) heads = heads * m.head[l].view({1, H, 1, 1});
-    auto ctx = heads.transpose(1, 2).contiguous().view({B, T, H * dh});
+    if (m.head.defined()) per_head = per_head * m.head[l].view({1, H, 1, 1});
+    auto ctx = per_head.transpose(1, 2).contiguous().view({B, T, H * dh});
     if (features) features->context.push_back(ctx.detach());
     auto att = a->o(layer->co(ctx));
     if (m.mha.defined()) att = att * m.mha[l];
@@ -161,12 +161,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
     if (options.skip_empty_block_norm && m.ffn_layer.defined()) x = torch::where(m.ffn_layer[l] == 0, u2.to(x.scalar_type()), x);
     if (hidden_states) out.hidden_states.push_back(x);
   }
-  out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
-  out.logits = classifier(classifier_dropout(out.pooler_output));
-  if (batch.labels.defined()) {
-    if (config.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
-    else out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, config.num_labels}), batch.labels.view(-1));
-  }
+  heads.forward(config, x, batch, out);
   return out;
 }
 

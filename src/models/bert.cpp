@@ -18,14 +18,7 @@ BertImpl::BertImpl(TransformerConfig c) : config(std::move(c)) {
   embed = register_module("embed", Embeddings(config));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
-  if (config.with_pooler && config.head != HeadType::question_answering)
-    pooler = register_module("pooler", models::Linear(config.hidden_size, config.hidden_size));
-  double p = config.classifier_dropout >= 0 ? config.classifier_dropout : config.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", Dropout(p));
-  if (config.head == HeadType::sequence_classification)
-    classifier = register_module("classifier", models::Linear(config.hidden_size, config.num_labels));
-  if (config.head == HeadType::question_answering)
-    qa = register_module("qa", models::Linear(config.hidden_size, 2));
+  heads.build(*this, config, config.hidden_size);
   if (config.head == HeadType::masked_lm) {
     mlm_transform = register_module("mlm_transform", models::Linear(config.hidden_size, config.hidden_size));
     mlm_norm = register_module("mlm_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.hidden_size}).eps(config.norm_eps)));
@@ -51,21 +44,6 @@ ModelOutput BertImpl::forward(const Batch& batch, const ForwardOptions& options)
     if (options.hidden_states) out.hidden_states.push_back(x);
     if (options.attentions) out.attentions.push_back(probs);
   }
-  if (config.head == HeadType::question_answering) {
-    auto logits = qa(x);  // [B, T, 2]
-    auto parts = logits.split(1, -1);
-    out.start_logits = parts[0].squeeze(-1).contiguous();
-    out.end_logits = parts[1].squeeze(-1).contiguous();
-    if (batch.start_positions.defined() && batch.end_positions.defined()) {
-      // As HF: positions outside the sequence are clamped to T and ignored.
-      const int64_t ignored = out.start_logits.size(1);
-      auto sp = batch.start_positions.view(-1).clamp(0, ignored), ep = batch.end_positions.view(-1).clamp(0, ignored);
-      auto opts = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(ignored);
-      out.loss = (torch::nn::functional::cross_entropy(out.start_logits, sp, opts) +
-                  torch::nn::functional::cross_entropy(out.end_logits, ep, opts)) / 2;
-    }
-    return out;
-  }
   if (config.head == HeadType::masked_lm) {
     // Only the masked rows go through the head when the batch names them: the vocabulary
     // projection is most of an MLM step's cost on a small encoder.
@@ -78,19 +56,7 @@ ModelOutput BertImpl::forward(const Batch& batch, const ForwardOptions& options)
                                                       batch.labels.reshape(-1).to(torch::kLong));
     return out;
   }
-  if (pooler) out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
-  if (config.head == HeadType::sequence_classification) {
-    SCULPT_CHECK(pooler, "sequence classification needs the pooler");
-    out.logits = classifier(classifier_dropout(out.pooler_output));
-    if (batch.labels.defined()) {
-      if (config.is_regression()) {
-        out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
-      } else {
-        out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, config.num_labels}),
-                                                        batch.labels.view(-1).to(torch::kLong));
-      }
-    }
-  }
+  heads.forward(config, x, batch, out);
   return out;
 }
 
@@ -115,7 +81,7 @@ KeyMap bert_key_map(const TransformerConfig& c) {
     add(hf + "output.dense", in + "ffn.fc2");
     add(hf + "output.LayerNorm", in + "ffn_norm");
   }
-  if (c.with_pooler && c.head != HeadType::question_answering) add("bert.pooler.dense", "pooler");
+  if (has_pooler(c)) add("bert.pooler.dense", "pooler");
   if (c.head == HeadType::sequence_classification) add("classifier", "classifier");
   if (c.head == HeadType::question_answering) add("qa_outputs", "qa");
   if (c.head == HeadType::masked_lm) {  // HF's named_parameters order: the head's bias, then the transform

@@ -18,7 +18,8 @@ namespace sculpt::models {
 
 nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
   nlohmann::json j = bert_config_to_json(c.base);
-  j["architectures"] = {"SculptPackedBertForSequenceClassification"};
+  j["architectures"] = {c.base.head == HeadType::question_answering ? "SculptPackedBertForQuestionAnswering"
+                                                                    : "SculptPackedBertForSequenceClassification"};
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : c.layers) {
     nlohmann::json layer = {{"attn_dim", l.attn_dim}, {"out_dim", l.out_dim}, {"heads", l.heads},
@@ -42,7 +43,16 @@ PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::str
   SCULPT_CHECK(is_packed_bert(j), "{}: no sculpt_packed block: not a packed model", source);
   nlohmann::json plain = j;
   plain.erase("sculpt_packed");
-  plain["architectures"] = {"BertForSequenceClassification"};
+  // SculptPackedBertFor<head> names the dense head it keeps; older files say nothing else.
+  std::string arch = "BertForSequenceClassification";
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() && j["architectures"][0].is_string()) {
+    const std::string a = j["architectures"][0].get<std::string>(), prefix = "SculptPacked";
+    SCULPT_CHECK(a.rfind(prefix, 0) == 0 && (a == prefix + "BertForSequenceClassification" || a == prefix + "BertForQuestionAnswering"),
+                 "{}: architectures '{}' is not SculptPackedBertForSequenceClassification or SculptPackedBertForQuestionAnswering",
+                 source, a);
+    arch = a.substr(prefix.size());
+  }
+  plain["architectures"] = {arch};
   PackedBertConfig c;
   c.base = bert_config_from_json(plain, source);
   c.base.raw.erase("sculpt_packed");
@@ -159,14 +169,8 @@ PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
     layers->push_back(PackedBertLayer(d_in, l, b, config.diagonal_residual, config.norm_over_kept));
     d_in = l.out_dim;
   }
-  // Linear's default init divides by the input width: build it at width >= 1, then give it the
-  // packed width (a last site pruned to nothing leaves the pooler only its bias).
-  pooler = register_module("pooler", models::Linear(std::max<int64_t>(d_in, 1), b.hidden_size));
-  if (d_in == 0) pooler->weight.set_data(torch::zeros({b.hidden_size, 0}));
-  classifier = register_module("classifier", models::Linear(b.hidden_size, b.num_labels));
+  heads.build(*this, b, d_in);
   dropout = register_module("dropout", Dropout(b.hidden_dropout));
-  double p = b.classifier_dropout >= 0 ? b.classifier_dropout : b.hidden_dropout;
-  classifier_dropout = register_module("classifier_dropout", Dropout(p));
 }
 
 ModelOutput PackedBertImpl::forward(const Batch& batch, const ForwardOptions& options) {
@@ -183,12 +187,7 @@ ModelOutput PackedBertImpl::forward(const Batch& batch, const ForwardOptions& op
     x = m->as<PackedBertLayer>()->forward(x, bias, config.rms_norm);
     if (options.hidden_states) out.hidden_states.push_back(x);
   }
-  out.pooler_output = torch::tanh(pooler(x.select(1, 0)));
-  out.logits = classifier(classifier_dropout(out.pooler_output));
-  if (batch.labels.defined()) {
-    if (b.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), batch.labels.squeeze().to(out.logits.scalar_type()));
-    else out.loss = torch::nn::functional::cross_entropy(out.logits.view({-1, b.num_labels}), batch.labels.view(-1).to(torch::kLong));
-  }
+  heads.forward(b, x, batch, out);
   return out;
 }
 
@@ -215,10 +214,11 @@ KeyMap packed_bert_key_map(const PackedBertConfig& c) {
         {"output.LayerNorm.weight", "ln2_w"},       {"output.LayerNorm.bias", "ln2_b"}};
     for (const auto& [h, n] : pairs) add(hf + h, in + n);
   }
-  add("bert.pooler.dense.weight", "pooler.weight");
-  add("bert.pooler.dense.bias", "pooler.bias");
-  add("classifier.weight", "classifier.weight");
-  add("classifier.bias", "classifier.bias");
+  for (const auto& [hf, in] : {std::pair<std::string, std::string>{"bert.pooler.dense", "pooler"}, {"classifier", "classifier"}, {"qa_outputs", "qa"}}) {
+    const bool present = in == "pooler" ? has_pooler(c.base) : in == "classifier" ? c.base.head == HeadType::sequence_classification
+                                                                                 : c.base.head == HeadType::question_answering;
+    if (present) add(hf + ".weight", in + ".weight"), add(hf + ".bias", in + ".bias");
+  }
   return map;
 }
 
@@ -250,7 +250,8 @@ PackedCounts count_packed(const PackedBertConfig& c) {
   }
   n.encoder_parameters += n.matrices;
   const int64_t embeddings = (b.vocab_size + b.max_positions + b.type_vocab_size + 2) * c.embedding_dim;
-  const int64_t heads = (d_in + 1) * b.hidden_size + (b.hidden_size + 1) * b.num_labels;  // pooler, classifier
+  const int64_t heads = b.head == HeadType::question_answering ? (d_in + 1) * 2                               // span head
+                                                                : (d_in + 1) * b.hidden_size + (b.hidden_size + 1) * b.num_labels;  // pooler, classifier
   n.total_parameters = embeddings + n.encoder_parameters + heads;
   return n;
 }

@@ -78,7 +78,8 @@ void parse_model(Node node, ModelSection& m) {
   node.close();
 }
 
-// The distillation loss: CoFi's (T^2 KL, CoFi's layer map, 0.1 / 0.9) or SP3's (KL, all states j >= i, 0.3 / 0.7).
+// The distillation loss: CoFi's (T^2 KL, CoFi's layer map, 0.1 / 0.9, mean of the span KLs) or SP3's (KL, all
+// states j >= i, 0.3 / 0.7, sum of the span KLs).
 void parse_distill(Node& d, DistillSection& out, bool cofi) {
   out.temperature = d.get<double>("temperature", 2.0);
   out.pred_weight = d.get<double>("pred_weight", cofi ? 0.1 : 0.3);
@@ -87,6 +88,8 @@ void parse_distill(Node& d, DistillSection& out, bool cofi) {
   out.t_squared = d.get<bool>("t_squared", cofi);
   out.layer_map = d.get<std::string>("layer_map", cofi ? "cofi" : "sp3");
   if (out.layer_map != "sp3" && out.layer_map != "cofi") d.error("layer_map", fmt::format("'{}' is not sp3 or cofi", out.layer_map));
+  out.span_kl = d.get<std::string>("span_kl", cofi ? "mean" : "sum");
+  if (out.span_kl != "mean" && out.span_kl != "sum") d.error("span_kl", fmt::format("'{}' is not mean or sum", out.span_kl));
   if (out.temperature <= 0) d.error("temperature", "must be positive");
   d.close();
 }
@@ -258,16 +261,19 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     parse_distill(d, p.distill, cofi);
     p.finetune = prune.get_duration("finetune", cofi ? "20e" : "0u");
     p.finetune_lr = prune.get<double>("finetune_lr", p.finetune_lr);
-    p.finetune_as = prune.get<std::string>("finetune_as", cofi ? "cofi" : "plain");
+    p.finetune_as = prune.get<std::string>("finetune_as", cofi && !r.data.is_squad() ? "cofi" : "plain");
     if (p.finetune_as != "cofi" && p.finetune_as != "plain")
       prune.error("finetune_as", fmt::format("'{}' is not cofi or plain", p.finetune_as));
     if (p.finetune_as == "cofi" && !cofi)
       prune.error("finetune_as", "the distilled fine-tune stage continues CoFi's shared-mask distillation: method cofi only");
+    if (p.finetune_as == "cofi" && r.data.is_squad())
+      prune.error("finetune_as", "the distilled fine-tune stage reads GLUE tasks; on SQuAD the packed model fine-tunes plain");
     if (p.method == "sp3" && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
     if (one_shot && (p.target < 0 || p.target >= 1)) prune.error("target", "a one-shot target is the share removed, in [0, 1)");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
-    if (r.model.family != "bert" || r.data.is_squad())
-      prune.error("method", "pruning is implemented for BERT on GLUE tasks (model.family bert, a GLUE data.task)");
+    if (r.model.family != "bert" || r.data.is_mlm())
+      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD (model.family bert)");
+    if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();
   }

@@ -9,10 +9,14 @@ namespace sculpt::train {
 DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
                           const models::ModelOutput& teacher, const torch::Tensor& attention_mask,
                           const recipe::DistillSection& d, const torch::Tensor& exists) {
-  auto pred = student.start_logits.defined()
-                  ? (compress::prediction_distill(student.start_logits, teacher.start_logits, d.temperature, d.t_squared) +
-                     compress::prediction_distill(student.end_logits, teacher.end_logits, d.temperature, d.t_squared)) / 2
-                  : compress::prediction_distill(student.logits, teacher.logits, d.temperature, d.t_squared);
+  torch::Tensor pred;
+  if (student.start_logits.defined()) {
+    pred = compress::prediction_distill(student.start_logits, teacher.start_logits, d.temperature, d.t_squared) +
+           compress::prediction_distill(student.end_logits, teacher.end_logits, d.temperature, d.t_squared);
+    if (d.span_kl == "mean") pred = pred / 2;
+  } else {
+    pred = compress::prediction_distill(student.logits, teacher.logits, d.temperature, d.t_squared);
+  }
   auto loss = d.pred_weight * pred;
   compress::LayerDistill layer;
   if (d.layer_weight > 0) {

@@ -60,13 +60,12 @@ std::map<std::string, double> evaluate_glue(const LogitsFn& logits_of, const std
   return metrics::glue_metrics(task_name, predictions, labels);
 }
 
-std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vector<data::SquadExample>& examples,
+std::map<std::string, double> evaluate_squad(const OutputsFn& outputs_of, const std::vector<data::SquadExample>& examples,
                                              const std::vector<data::SquadFeature>& features, int64_t batch_size,
                                              int64_t pad_id, const torch::Device& device,
                                              const data::SquadPostprocessOptions& options,
                                              std::vector<metrics::SquadPrediction>* predictions, Distributed* shard) {
   torch::NoGradGuard no_grad;
-  model->eval();
   std::vector<std::vector<float>> starts(features.size()), ends(features.size());
   const size_t world = shard ? static_cast<size_t>(shard->world_size()) : 1, rank = shard ? static_cast<size_t>(shard->rank()) : 0;
   size_t batch_no = 0;
@@ -75,7 +74,7 @@ std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vec
       for (size_t i : idx) starts[i].assign(features[i].ids.size(), 0.0f), ends[i].assign(features[i].ids.size(), 0.0f);
       continue;
     }
-    auto out = model->forward(data::collate_squad(features, idx, pad_id, false).to(device));
+    auto out = outputs_of(data::collate_squad(features, idx, pad_id, false).to(device));
     auto s = out.start_logits.to(torch::kCPU, torch::kFloat).contiguous(), e = out.end_logits.to(torch::kCPU, torch::kFloat).contiguous();
     for (size_t b = 0; b < idx.size(); ++b) {
       const size_t len = features[idx[b]].ids.size();

@@ -10,13 +10,12 @@
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
-#include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/finetune.h"
-#include "sculpt/train/glue_data.h"
+#include "sculpt/train/labeled_data.h"
 #include "sculpt/train/one_shot_run.h"
 
 namespace fs = std::filesystem;
@@ -52,17 +51,17 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
 // compression.json's body: the packed model's and the teacher's dev scores and the sizes.
 nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) {
   const torch::Device device = resolve_device(r.run.device);
-  GlueData data(r, GlueData::Splits::dev);  // the packed model's report reads dev only
-  const std::string metric = r.eval.metric.empty() ? metrics::glue_main_metric(data.task.name) : r.eval.metric;
   torch::NoGradGuard no_grad;
   auto teacher = models::load_bert(r.model.path, true).model;
+  const auto data = open_labeled_data(r, /*dev_only=*/true, teacher->config.max_positions);  // the report reads dev only
+  const std::string metric = data->main_metric(r);
   teacher->to(device);
   teacher->eval();
   auto student = models::load_packed_bert(packed.string());
   student->to(device);
   student->eval();
-  auto t = data.evaluate([&](const models::Batch& b) { return teacher->forward(b).logits; }, r.data.eval_batch_size, device);
-  auto s = data.evaluate([&](const models::Batch& b) { return student->forward(b).logits; }, r.data.eval_batch_size, device);
+  auto t = data->evaluate([&](const models::Batch& b) { return teacher->forward(b); }, r.data.eval_batch_size, device);
+  auto s = data->evaluate([&](const models::Batch& b) { return student->forward(b); }, r.data.eval_batch_size, device);
   auto report = io::read_json((packed / "pruning.json").string());
   nlohmann::json summary = {{"method", r.prune.method},
                             {"target", r.prune.target},

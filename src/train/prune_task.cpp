@@ -1,5 +1,5 @@
-// Pruning as a Task of the one training loop (method.md §3.4–3.8, §5): a frozen fine-tuned
-// teacher, the SP3 (or CoFi-mode) student with its hard-concrete masks, the Lagrangian and
+// Pruning as a Task of the one training loop (method.md §3.4–3.8, §5), on a GLUE task or SQuAD: a
+// frozen fine-tuned teacher, the SP3 (or CoFi-mode) student with its hard-concrete masks, the Lagrangian and
 // the distillation projection. Everything that depends on the update number (mask groups
 // switched on, the target ramp) is recomputed from it, so a resumed run continues exactly.
 #include <torch/torch.h>
@@ -21,6 +21,7 @@
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/labeled_data.h"
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/train/distill_loss.h"
 #include "sculpt/train/distributed.h"
@@ -68,8 +69,8 @@ models::Bert load_teacher(const recipe::Recipe& r) {
 class PruneTask : public Task {
  public:
   PruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
-      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), data_(r), device_(device), teacher_(load_teacher(r)),
-        module_(teacher_, r.prune, r.train.betas[0]) {
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher(r)),
+        data_(open_labeled_data(r, /*dev_only=*/false, teacher_->config.max_positions)), module_(teacher_, r.prune, r.train.betas[0]) {
     if (!cofi_ && !restoring) init_from_pca();
     if (!cofi_ && restoring) {
       // The checkpoint holds every compactor; only the norm kind the init chose is structural.
@@ -86,12 +87,12 @@ class PruneTask : public Task {
   }
 
   std::string describe() const override {
-    return fmt::format("{} pruning of bert on {} to {} {}", p_.method, data_.task.name, p_.target, cofi_ ? "pruned" : "remaining");
+    return fmt::format("{} pruning of bert on {} to {} {}", p_.method, data_->task(), p_.target, cofi_ ? "pruned" : "remaining");
   }
   torch::nn::Module& model() override { return *module_; }
   const models::KeyMap& keys() const override { return keys_; }
-  const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
-  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(data_.task.name) : r_.eval.metric; }
+  const std::vector<int64_t>& train_lengths() const override { return data_->train_lengths(); }
+  std::string main_metric() const override { return data_->main_metric(r_); }
 
   OptimizerSetup make_optimizer(const AdamWSettings& s) override {
     std::vector<std::pair<std::string, torch::Tensor>> named;
@@ -117,7 +118,7 @@ class PruneTask : public Task {
   }
 
   models::Batch collate(const std::vector<size_t>& idx) const override {
-    return data_.collate_train(idx);
+    return data_->collate_train(idx);
   }
   torch::Tensor loss(const models::Batch& batch) override {
     const auto t = teacher_outputs(teacher_, batch);
@@ -180,8 +181,8 @@ class PruneTask : public Task {
     torch::NoGradGuard no_grad;
     module_->eval();
     auto masks = module_->masks->sample_or_eval();
-    auto all = data_.evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks).logits; },
-                              r_.data.eval_batch_size, device_, &process_group(device_));
+    auto all = data_->evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks); }, r_.data.eval_batch_size,
+                               device_, &process_group(device_));
     all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
     // The packed size from the kept structure alone; the weights are folded only on export.
     const auto shape = compress::packed_shape(module_->student, masks);
@@ -249,13 +250,13 @@ class PruneTask : public Task {
 
   // SP3's PCA / SVD initialisation from `pca_examples` train examples, each alone.
   void init_from_pca() {
-    std::vector<size_t> order(data_.train.size());
+    std::vector<size_t> order(data_->train_size());
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(static_cast<uint64_t>(r_.run.seed));
     std::shuffle(order.begin(), order.end(), rng);
     order.resize(std::min(order.size(), static_cast<size_t>(p_.pca_examples)));
     std::vector<models::Batch> examples;
-    for (size_t i : order) examples.push_back(data_.collate_train({i}));
+    for (size_t i : order) examples.push_back(data_->collate_train({i}));
     compress::PcaOptions o;
     o.mode = p_.init;
     o.tokens_per_example = p_.pca_tokens;
@@ -274,9 +275,9 @@ class PruneTask : public Task {
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
   bool cofi_;
-  GlueData data_;
   torch::Device device_;
   models::Bert teacher_;
+  std::unique_ptr<LabeledData> data_;
   PruneModule module_;
   models::KeyMap keys_;
   double start_value_ = 0, target_now_ = 0;
@@ -293,6 +294,12 @@ std::string teacher_problem(const recipe::Recipe& r) {
   if (models::is_packed_bert(j))
     return fmt::format("{} is a packed model; pruning starts from the dense fine-tuned teacher", r.model.path);
   const auto c = models::bert_config_from_json(j, path.string());
+  if (r.data.is_squad()) {
+    if (c.head != models::HeadType::question_answering)
+      return fmt::format("{}: the teacher must be a BERT fine-tuned on {} (BertForQuestionAnswering; fine-tune one first with "
+                         "recipes/bert-base/squad_v1_finetune.yaml)", r.model.path, r.data.task);
+    return {};
+  }
   const auto& task = data::glue_task(r.data.task);
   if (c.head != models::HeadType::sequence_classification || c.num_labels != task.num_labels())
     return fmt::format("{}: the teacher must be a fine-tuned {} classifier, num_labels {} (fine-tune one first with a *_finetune "

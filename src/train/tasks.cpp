@@ -25,6 +25,7 @@
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/squad_data.h"
 #include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/task.h"
 #include "sculpt/train/token_data.h"
@@ -275,71 +276,58 @@ class GlueT5Task : public Task {
 
 // ---- SQuAD with BERT ----
 
+// A span model: the dense BertForQuestionAnswering, or the packed one that pruning on SQuAD exports.
+template <typename Model>
 class SquadTask : public Task {
  public:
-  SquadTask(const recipe::Recipe& r, const torch::Device& device) : r_(r), device_(device) {
-    v2_ = r.data.task == "squad_v2";
-    nlohmann::json j = model_config(r);
-    j["model_type"] = "bert";
-    j["architectures"] = {"BertForQuestionAnswering"};
-    auto c = models::bert_config_from_json(j, config_source(r));
-    if (!r.model.path.empty()) {
-      model_ = models::load_bert(r.model.path, false, io::WeightFormat::safetensors, &c).model;
-    } else {
-      model_ = models::Bert(c);
-      model_->init_weights();
-    }
+  SquadTask(const recipe::Recipe& r, Model model, const torch::Device& device)
+      : r_(r), device_(device), model_(std::move(model)), data_(r, model_config_of(model_).max_positions) {
     model_->to(device_);
-    keys_ = models::bert_key_map(model_->config);
-    tokenizer_ = tokenizers::WordPieceTokenizer::from_dir(r.model.tokenizer);
-    options_.max_length = std::min(r.data.max_seq_len, model_->config.max_positions);
-    options_.doc_stride = r.data.doc_stride;
-    options_.max_query_length = r.data.max_query_length;
-    train_examples_ = first_rows(data::read_squad(r.data.train_file), r.data.max_train_examples);
-    const TokenSource source{*tokenizer_, r.model.tokenizer, r.logging.progress_bar};
-    train_ = load_squad_features(source, *tokenizer_, r.data.train_file, train_examples_, options_);
-    dev_examples_ = first_rows(data::read_squad(r.data.dev_file), r.data.max_eval_examples);
-    dev_ = load_squad_features(source, *tokenizer_, r.data.dev_file, dev_examples_, options_);
-    for (const auto& f : train_) lengths_.push_back(static_cast<int64_t>(f.ids.size()));
-    LOG_INFO("[data] SQuAD {}: {} train features, {} dev questions ({} features)", v2_ ? "v2.0" : "v1.1", train_.size(),
-             dev_examples_.size(), dev_.size());
+    keys_ = key_map(model_);
   }
-  std::string describe() const override { return "bert question answering on SQuAD"; }
+  std::string describe() const override { return fmt::format("{}bert question answering on SQuAD", packed() ? "packed " : ""); }
   torch::nn::Module& model() override { return *model_; }
   const models::KeyMap& keys() const override { return keys_; }
-  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
-  models::Batch collate(const std::vector<size_t>& idx) const override {
-    return data::collate_squad(train_, idx, tokenizer_->pad_id(), true);
-  }
-  torch::Tensor loss(const models::Batch& batch) override { return model_->forward(batch).loss; }
+  const std::vector<int64_t>& train_lengths() const override { return data_.lengths; }
+  models::Batch collate(const std::vector<size_t>& idx) const override { return data_.collate_train(idx); }
+  torch::Tensor loss(const models::Batch& batch) override { return classify(model_, batch).loss; }
   models::ModelOutput outputs(const models::Batch& batch, bool hidden_states) override {
     return model_->forward(batch, {hidden_states, false});
   }
   std::map<std::string, double> evaluate() override {
-    data::SquadPostprocessOptions po;
-    po.v2 = v2_;
-    po.max_answer_length = r_.data.max_answer_length;
-    return evaluate_squad(model_, dev_examples_, dev_, r_.data.eval_batch_size, tokenizer_->pad_id(), device_, po, nullptr,
+    model_->eval();
+    return data_.evaluate([this](const models::Batch& b) { return classify(model_, b); }, r_.data.eval_batch_size, device_,
                           &process_group(device_));
   }
   std::string main_metric() const override { return r_.eval.metric.empty() ? "f1" : r_.eval.metric; }
   void export_to(const std::string& dir) override {
-    models::save_bert(model_, dir);
+    models::save_hf(*model_, keys_, export_config(model_), dir);
     copy_tokenizer_files(r_.model.tokenizer, dir);
   }
 
  private:
+  static bool packed() { return std::is_same_v<Model, models::PackedBert>; }
+  static const models::TransformerConfig& model_config_of(Model& m) {
+    if constexpr (std::is_same_v<Model, models::PackedBert>) return m->config.base;
+    else return m->config;
+  }
   const recipe::Recipe& r_;
   torch::Device device_;
-  bool v2_ = false;
-  models::Bert model_{nullptr};
+  Model model_;
+  SquadData data_;
   models::KeyMap keys_;
-  std::unique_ptr<tokenizers::WordPieceTokenizer> tokenizer_;
-  data::SquadFeatureOptions options_;
-  std::vector<data::SquadExample> train_examples_, dev_examples_;
-  std::vector<data::SquadFeature> train_, dev_;
-  std::vector<int64_t> lengths_;
 };
+
+models::Bert build_bert_span_model(const recipe::Recipe& r) {
+  nlohmann::json j = model_config(r);
+  j["model_type"] = "bert";
+  j["architectures"] = {"BertForQuestionAnswering"};
+  auto c = models::bert_config_from_json(j, config_source(r));
+  if (!r.model.path.empty()) return models::load_bert(r.model.path, false, io::WeightFormat::safetensors, &c).model;
+  models::Bert model(c);
+  model->init_weights();
+  return model;
+}
 
 }  // namespace
 
@@ -348,12 +336,18 @@ namespace {
 std::unique_ptr<Task> make_base_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
   const std::string& family = r.model.family;
   if (r.data.is_mlm()) return make_mlm_task(r, device);
+  if (r.prune.enabled()) return make_prune_task(r, device, restoring);
   if (r.data.is_squad()) {
     SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
-    return std::make_unique<SquadTask>(r, device);
+    if (!r.model.path.empty() && models::is_packed_bert(model_config(r))) {
+      auto packed = models::load_packed_bert(r.model.path);
+      SCULPT_CHECK(packed->config.base.head == models::HeadType::question_answering, "{}: a packed classifier, not a span model for {}",
+                   r.model.path, r.data.task);
+      return std::make_unique<SquadTask<models::PackedBert>>(r, packed, device);
+    }
+    return std::make_unique<SquadTask<models::Bert>>(r, build_bert_span_model(r), device);
   }
   const auto& task = data::glue_task(r.data.task);
-  if (r.prune.enabled()) return make_prune_task(r, device, restoring);
   if (!r.distill.teacher.empty() && models::is_packed_bert(model_config(r))) return make_distilled_packed_task(r, device);
   if (family == "bert" && !r.model.path.empty() && models::is_packed_bert(model_config(r))) {
     // A packed model (from pruning) fine-tunes like any checkpoint; its head must fit the task.

@@ -8,6 +8,7 @@
 #include "sculpt/compress/hard_concrete.h"
 #include "sculpt/compress/lagrangian.h"
 #include "sculpt/compress/sparsity.h"
+#include "sculpt/train/distill_loss.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -150,6 +151,24 @@ TEST(Distill, KlAtTemperatureAndRegressionMse) {
   EXPECT_NEAR(compress::logits_kl(t, t, 2.0, false).item<double>(), 0.0, 1e-12);
   auto r = compress::prediction_distill(torch::tensor({{1.0}, {2.0}}), torch::tensor({{2.0}, {2.0}}), 2.0, false);
   EXPECT_NEAR(r.item<double>(), 0.5, 1e-6);  // one logit: MSE, not a KL that is always 0
+}
+
+TEST(Distill, SpanKlsAreSummedAsSp3OrAveragedAsCofi) {
+  // SQuAD: SP3's code adds KL(start) and KL(end); CoFi's (and Intel's) halves the sum.
+  models::ModelOutput s, t;
+  s.start_logits = torch::tensor({{1.0, 2.0, 3.0}}, torch::kDouble), s.end_logits = torch::tensor({{0.0, 0.5, -1.0}}, torch::kDouble);
+  t.start_logits = torch::tensor({{3.0, 1.0, 0.0}}, torch::kDouble), t.end_logits = torch::tensor({{2.0, 0.0, 0.0}}, torch::kDouble);
+  auto kl = [](const torch::Tensor& a, const torch::Tensor& b) {  // KL(teacher b || student a) at T = 2, by hand
+    auto pa = torch::softmax(a / 2, -1), pb = torch::softmax(b / 2, -1);
+    return (pb * (pb.log() - pa.log())).sum().item<double>();
+  };
+  const double both = kl(s.start_logits, t.start_logits) + kl(s.end_logits, t.end_logits);
+  recipe::DistillSection d;
+  d.pred_weight = 1, d.layer_weight = 0, d.temperature = 2;
+  d.span_kl = "sum";
+  EXPECT_NEAR(train::distill_loss(s, {}, t, {}, d).loss.item<double>(), both, 1e-12);
+  d.span_kl = "mean";
+  EXPECT_NEAR(train::distill_loss(s, {}, t, {}, d).loss.item<double>(), both / 2, 1e-12);
 }
 
 TEST(Distill, LayerMatchingSkipsPaddingAndLooksForward) {

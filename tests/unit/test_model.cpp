@@ -62,7 +62,7 @@ TEST(Model, PretrainedEncoderGetsANewHead) {
   head.num_labels = 3;
   auto loaded = models::load_bert(tmp.str(), /*strict=*/false, io::WeightFormat::safetensors, &head);
   EXPECT_EQ(loaded.report.missing, (std::vector<std::string>{"classifier.weight", "classifier.bias"}));
-  EXPECT_EQ(loaded.model->classifier->weight.size(0), 3);
+  EXPECT_EQ(loaded.model->heads.classifier->weight.size(0), 3);
 }
 
 TEST(Optim, LinearWarmupThenDecayLikeHf) {

@@ -27,8 +27,8 @@ void scramble(compress::Sp3Bert& s, double scale) {
 }
 
 // An SP3 student of the tiny teacher (originals frozen) with scrambled compactors.
-compress::Sp3Bert scrambled_student(uint64_t seed, double scale) {
-  auto t = testing::tiny_teacher();
+compress::Sp3Bert scrambled_student(uint64_t seed, double scale, const std::string& architecture = "BertForSequenceClassification") {
+  auto t = testing::tiny_teacher(3, architecture);
   compress::Sp3Bert s(t, true);
   torch::manual_seed(seed);
   scramble(s, scale);
@@ -63,19 +63,24 @@ compress::Sp3Masks partial_masks(bool drop_blocks) {
 // Pack and check what every packing must give: the masked student's logits (1e-4), the same
 // logits after a save/load round trip, a shape (without folding) and parameter count that are
 // the module's own.
+// The head's outputs side by side: the logits, or the start and end logits of a span model.
+torch::Tensor head_outputs(const models::ModelOutput& o) {
+  return o.logits.defined() ? o.logits : torch::stack({o.start_logits, o.end_logits});
+}
+
 models::PackedBert check_pack(compress::Sp3Bert& s, const compress::Sp3Masks& m) {
   s->eval();
   auto b = testing::tiny_batch();
-  auto expected = s->forward(b, m).logits;
+  auto expected = head_outputs(s->forward(b, m));
   auto packed = compress::pack_student(s, m);
   packed->eval();
-  auto got = packed->forward(b).logits;
+  auto got = head_outputs(packed->forward(b));
   EXPECT_TRUE(testing::all_close(got, expected, 1e-4, 1e-4)) << got << "\n" << expected;
   testing::TempDir dir;
   models::save_packed_bert(packed, dir.str());
   auto loaded = models::load_packed_bert(dir.str());
   loaded->eval();
-  EXPECT_TRUE(torch::equal(loaded->forward(b).logits, got));
+  EXPECT_TRUE(torch::equal(head_outputs(loaded->forward(b)), got));
   EXPECT_EQ(models::packed_config_to_json(loaded->config), models::packed_config_to_json(packed->config));
   EXPECT_EQ(models::packed_config_to_json(compress::packed_shape(s, m)), models::packed_config_to_json(packed->config));
   int64_t numel = 0;
@@ -103,6 +108,31 @@ TEST(Pack, PackedEqualsMaskedStudentWithTrainedLookingCompactors) {
   auto s = scrambled_student(21, 0.2);
   check_pack(s, partial_masks(false));
   check_pack(s, compress::Sp3Masks{});  // all kept: a dense model with residual maps
+}
+
+TEST(Pack, SpanModelPacksWithItsStudentAndReloadsAsOne) {
+  // SQuAD pruning: the span head reads the last site like the pooler does, so it folds the same
+  // way; the packed directory says which head it has and reloads as a span model.
+  auto s = scrambled_student(23, 0.2, "BertForQuestionAnswering");
+  ASSERT_TRUE(s->heads.qa && !s->heads.pooler && !s->heads.classifier);
+  auto packed = check_pack(s, partial_masks(true));
+  EXPECT_EQ(models::packed_config_to_json(packed->config)["architectures"][0], "SculptPackedBertForQuestionAnswering");
+  EXPECT_EQ(packed->heads.qa->weight.size(1), packed->config.layers.back().out_dim);
+  check_pack(s, compress::Sp3Masks{});
+  // The span loss (HF's: mean of the start and end cross-entropies) is the student's too.
+  auto b = testing::tiny_batch();
+  b.start_positions = torch::tensor({1, 4, 2});
+  b.end_positions = torch::tensor({3, 4, 30});  // past the sequence: ignored, as HF
+  const auto m = partial_masks(true);
+  auto student = s->forward(b, m);
+  auto repacked = compress::pack_student(s, m);
+  repacked->eval();
+  auto packed_out = repacked->forward(b);
+  EXPECT_NEAR(packed_out.loss.item<double>(), student.loss.item<double>(), 1e-5);
+  namespace F = torch::nn::functional;
+  auto by_hand = (F::cross_entropy(student.start_logits, b.start_positions) +
+                  F::cross_entropy(student.end_logits.narrow(0, 0, 2), b.end_positions.narrow(0, 0, 2))) / 2;
+  EXPECT_NEAR(student.loss.item<double>(), by_hand.item<double>(), 1e-6);
 }
 
 TEST(Pack, PackedModelsBiasesAndNormWeightsEscapeWeightDecay) {

@@ -93,6 +93,25 @@ TEST(Recipe, ScheduleFreezeAndTheDistilledFineTuneStage) {
   EXPECT_NE(error_of("model: {path: /p}\ndistill: {temperature: 2}\n").find("distill.teacher"), std::string::npos);
 }
 
+TEST(Recipe, PruningOnSquad) {
+  // SQuAD's span KLs: summed as SP3's code, averaged as CoFi's and Intel's.
+  const std::string squad = "model: {path: /t}\ndata: {task: squad}\n";
+  auto sp3 = recipe::parse_recipe(squad + "prune: {method: sp3}\n", "r.yaml");
+  EXPECT_EQ(sp3.prune.distill.span_kl, "sum");
+  auto cofi = recipe::parse_recipe(squad + "prune: {method: cofi}\n", "r.yaml");
+  EXPECT_EQ(cofi.prune.distill.span_kl, "mean");
+  EXPECT_EQ(cofi.prune.finetune_as, "plain");  // CoFi's distilled stage reads GLUE
+  EXPECT_EQ(recipe::parse_recipe("model: {path: /p}\ndistill: {teacher: /t}\n", "r.yaml").distill.span_kl, "mean");
+  EXPECT_NE(error_of(squad + "prune: {method: sp3, distill: {span_kl: max}}\n").find("prune.distill.span_kl: 'max' is not mean or sum"),
+            std::string::npos) << error_of(squad + "prune: {method: sp3, distill: {span_kl: max}}\n");
+  EXPECT_NE(error_of(squad + "prune: {method: cofi, finetune_as: cofi}\n").find("on SQuAD the packed model fine-tunes plain"),
+            std::string::npos);
+  EXPECT_NE(error_of(squad + "prune: {method: taylor}\n").find("one-shot compression reads GLUE tasks"), std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\ndata: {task: mlm, train_file: /x.txt, validation_percent: 5}\nprune: {method: sp3}\n")
+                .find("pruning is implemented for BERT on GLUE tasks and SQuAD"),
+            std::string::npos);
+}
+
 TEST(Recipe, SparsityControllerAndCofisSwitches) {
   auto sp3 = recipe::parse_recipe("model: {path: /t}\nprune: {method: sp3}\n", "r.yaml");
   EXPECT_EQ(sp3.prune.controller, "anti_windup");

@@ -11,6 +11,7 @@
 #include "sculpt/compress/hard_concrete.h"
 #include "sculpt/compress/sparsity.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/encoder_head.h"
 
 namespace sculpt::compress {
 
@@ -79,8 +80,7 @@ struct Sp3BertImpl : torch::nn::Module {
   StudentOptions options;
   models::Embeddings embed{nullptr};  // its LayerNorm is not used: site 0 replaces it
   torch::nn::ModuleList sites{nullptr}, layers{nullptr};
-  models::Linear pooler{nullptr}, classifier{nullptr};
-  models::Dropout classifier_dropout{nullptr};
+  models::EncoderHeads heads;  // the teacher's head (classifier or span head), trainable
 };
 TORCH_MODULE(Sp3Bert);
 

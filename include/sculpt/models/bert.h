@@ -8,6 +8,7 @@
 
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/models/config.h"
+#include "sculpt/models/encoder_head.h"
 #include "sculpt/models/key_map.h"
 #include "sculpt/models/layers.h"
 #include "sculpt/models/outputs.h"
@@ -24,8 +25,7 @@ struct BertImpl : torch::nn::Module {
   TransformerConfig config;
   Embeddings embed{nullptr};
   torch::nn::ModuleList layers{nullptr};
-  models::Linear pooler{nullptr}, classifier{nullptr}, qa{nullptr};
-  Dropout classifier_dropout{nullptr};
+  EncoderHeads heads;  // pooler + classifier, or the span head
   // Masked LM (BertLMPredictionHead): dense + activation + LayerNorm, then the word embeddings
   // (tied) as the decoder, plus a vocabulary bias.
   models::Linear mlm_transform{nullptr};

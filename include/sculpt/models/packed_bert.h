@@ -3,13 +3,15 @@
 // (d_out x d_in) where the original has identities, heads with their own q/k and v widths,
 // and LayerNorms whose statistics run over the ORIGINAL width D (the pruned coordinates are
 // zeros: mean = S1/D, var = S2/D - mean^2, closed form). Saved as an HF-like directory whose
-// config.json is BERT's plus a `sculpt_packed` block with the per-layer sizes.
+// config.json is BERT's plus a `sculpt_packed` block with the per-layer sizes. The head is the
+// base config's: sequence classification or question answering (SculptPackedBertFor<head>).
 #pragma once
 #include <torch/nn.h>
 
 #include <vector>
 
 #include "sculpt/models/config.h"
+#include "sculpt/models/encoder_head.h"
 #include "sculpt/models/key_map.h"
 #include "sculpt/models/layers.h"
 #include "sculpt/models/outputs.h"
@@ -71,8 +73,8 @@ struct PackedBertImpl : torch::nn::Module {
   PackedBertConfig config;
   torch::Tensor tok, pos, type, ln0_w, ln0_b;
   torch::nn::ModuleList layers{nullptr};
-  models::Linear pooler{nullptr}, classifier{nullptr};
-  Dropout dropout{nullptr}, classifier_dropout{nullptr};
+  EncoderHeads heads;  // the base config's head (classifier or span head), reading the last site's width
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(PackedBert);
 

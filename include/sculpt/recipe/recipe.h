@@ -88,6 +88,7 @@ struct DistillSection {
   double pred_weight = 0.3, layer_weight = 0.7, task_weight = 0;  // SP3: 0.3 KL + 0.7 layer
   bool t_squared = false;                                         // CoFi multiplies the KL by T^2
   std::string layer_map = "sp3";                                  // sp3 (all states, j >= i) | cofi
+  std::string span_kl = "mean";  // SQuAD's start and end KLs: mean (CoFi's and Intel's code) | sum (SP3's)
 };
 
 struct PruneSection {

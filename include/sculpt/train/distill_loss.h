@@ -22,7 +22,7 @@ struct DistillTerms {
 
 // `projected`: the student's hidden states already mapped into the teacher's space. `exists`
 // ([L], optional): CoFi's layer-existence filter (compress::cofi_layer_distill). A head with
-// start and end logits (SQuAD) distils the mean of their two KLs; layer_weight 0 skips the
+// start and end logits (SQuAD) distils the mean or the sum of their two KLs (d.span_kl); layer_weight 0 skips the
 // layer term (no hidden states needed).
 DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<torch::Tensor>& projected,
                           const models::ModelOutput& teacher, const torch::Tensor& attention_mask,

@@ -7,7 +7,7 @@
 
 #include "sculpt/data/batching.h"
 #include "sculpt/data/squad.h"
-#include "sculpt/models/bert.h"
+#include "sculpt/models/outputs.h"
 
 namespace sculpt::train {
 
@@ -22,9 +22,12 @@ std::map<std::string, double> evaluate_glue(const LogitsFn& logits_of, const std
                                             const std::vector<data::Example>& examples, int64_t batch_size,
                                             int64_t pad_id, const torch::Device& device, Distributed* shard = nullptr);
 
-// SQuAD evaluation: features, batched start/end logits, n-best post-processing, official
-// EM/F1 (and v2.0 extras). `predictions` receives the answers when non-null. `shard`: as above.
-std::map<std::string, double> evaluate_squad(models::Bert& model, const std::vector<data::SquadExample>& examples,
+// SQuAD evaluation of any span model (dense, pruning student, packed): `outputs_of` maps a
+// collated batch (on the device) to its start/end logits; batched features, n-best
+// post-processing, official EM/F1 (and v2.0 extras). `predictions` receives the answers when
+// non-null. `shard`: as above. No gradients; the caller puts the model in eval mode.
+using OutputsFn = std::function<models::ModelOutput(const models::Batch&)>;
+std::map<std::string, double> evaluate_squad(const OutputsFn& outputs_of, const std::vector<data::SquadExample>& examples,
                                              const std::vector<data::SquadFeature>& features, int64_t batch_size,
                                              int64_t pad_id, const torch::Device& device,
                                              const data::SquadPostprocessOptions& options,

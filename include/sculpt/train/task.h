@@ -85,7 +85,7 @@ std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch:
 // (CoFi's stage after pruning).
 std::unique_ptr<Task> make_distilled_packed_task(const recipe::Recipe& recipe, const torch::Device& device);
 // Why model.path cannot be a pruning teacher for the recipe's task ("" when it can): it must be
-// a dense, fine-tuned BERT classifier with the task's number of labels.
+// a dense BERT fine-tuned on the task (a classifier with its number of labels, or a SQuAD span model).
 std::string teacher_problem(const recipe::Recipe& recipe);
 // Masked language modelling on a text corpus (data.task mlm): the model gets BERT's MLM head,
 // perplexity on held-out blocks is the metric.
