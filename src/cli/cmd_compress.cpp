@@ -1,5 +1,6 @@
 // sculpt compress: the one-shot compressors (compress/one_shot.h, compress/kmeans.h) from a dense
-// BERT directory to a model directory every verb loads, with compression.json beside it.
+// BERT directory (slice: also a pre-LN OPT, compress/rotate.h) to a model directory every verb
+// loads, with compression.json beside it.
 #include <torch/torch.h>
 
 #include <chrono>
@@ -13,6 +14,7 @@
 #include "commands.h"
 #include "sculpt/compress/kmeans.h"
 #include "sculpt/compress/one_shot.h"
+#include "sculpt/compress/rotate.h"
 #include "sculpt/compress/quantize.h"
 #include "sculpt/core/env.h"
 #include "sculpt/core/log.h"
@@ -151,6 +153,59 @@ nlohmann::json compress_kmeans(const Args& args, const std::string& dir, const s
             {"relative_error", norm2 > 0 ? std::sqrt(err2 / norm2) : 0.0}}}};
 }
 
+// SliceGPT on a pre-LN OPT (compress/rotate.h): the principal directions of the residual stream
+// over the calibration lines or examples, one exact rotation, the stream sliced to the kept
+// share of d_model (a multiple of --round-to). A causal LM's calibration perplexity before and
+// after is measured and reported.
+nlohmann::json compress_opt_slice(const Args& args, const std::string& dir, const std::string& out, double target) {
+  auto model = models::load_opt(dir);
+  model->eval();
+  const std::string problem = compress::rotation_problem(model->config);
+  SCULPT_CHECK(problem.empty(), "--model {}: {}", dir, problem);
+  auto tokenizer = tokenizers::load_tokenizer(dir);
+  auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
+  const auto batches = batches_of(sample, 1, tokenizer->pad_id(), false);
+  const int64_t D = model->config.hidden_size, round = std::stoll(args.get("round-to", "8"));
+  SCULPT_CHECK(target >= 0 && target < 1 && round >= 1, "--target is the share of d_model removed, in [0, 1); --round-to >= 1");
+  const int64_t keep = std::clamp<int64_t>(std::llround((1 - target) * static_cast<double>(D) / static_cast<double>(round)) * round,
+                                           std::min(round, D), D);
+  torch::NoGradGuard no_grad;
+  auto sliced = compress::rotate_opt(model, compress::stream_pca(model, batches), keep);
+  auto perplexity = [&](models::Opt& m) {  // token-weighted mean next-token loss over the sample
+    double nll = 0, tokens = 0;
+    for (const auto& b : batches) {
+      const double n = static_cast<double>(b.input_ids.size(1) - 1);
+      if (n < 1) continue;
+      nll += m->forward(b.input_ids, b.attention_mask, b.input_ids).loss.item<double>() * n, tokens += n;
+    }
+    return tokens > 0 ? std::exp(nll / tokens) : 0.0;
+  };
+  auto count = [](torch::nn::Module& m) {
+    int64_t n = 0;
+    for (const auto& p : m.parameters()) n += p.numel();
+    return n;
+  };
+  fs::create_directories(out);
+  models::save_opt(sliced, out);
+  nlohmann::json report = {{"method", "slice"},
+                           {"family", "opt"},
+                           {"data", sample.from},
+                           {"achieved",
+                            {{"hidden_before", D},
+                             {"hidden_after", keep},
+                             {"parameters_before", count(*model)},
+                             {"parameters_after", count(*sliced)},
+                             // The blocks alone: without a projection the folded head is no longer the
+                             // tied embedding matrix, so a large vocabulary can outweigh the slicing.
+                             {"block_parameters_before", count(*model->layers)},
+                             {"block_parameters_after", count(*sliced->layers)}}}};
+  if (model->config.head == models::HeadType::causal_lm) {
+    report["achieved"]["calibration_perplexity_before"] = perplexity(model);
+    report["achieved"]["calibration_perplexity_after"] = perplexity(sliced);
+  }
+  return report;
+}
+
 }  // namespace
 
 int cmd_compress(int argc, char** argv) {
@@ -178,6 +233,24 @@ int cmd_compress(int argc, char** argv) {
     return 0;
   }
   const double target = std::stod(args.require("target"));
+  if (method == "slice" && io::read_json((fs::path(dir) / "config.json").string()).value("model_type", "") == "opt") {
+    auto report = compress_opt_slice(args, dir, out, target);
+    train::copy_tokenizer_files(dir, out);
+    report["model"] = dir;
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
+    const auto& a = report["achieved"];
+    std::printf("slice: %s to %s in %.1fs: d_model %lld -> %lld, blocks %lld -> %lld parameters, all %lld -> %lld%s\n", dir.c_str(),
+                out.c_str(), report["seconds"].get<double>(), static_cast<long long>(a["hidden_before"].get<int64_t>()),
+                static_cast<long long>(a["hidden_after"].get<int64_t>()), static_cast<long long>(a["block_parameters_before"].get<int64_t>()),
+                static_cast<long long>(a["block_parameters_after"].get<int64_t>()), static_cast<long long>(a["parameters_before"].get<int64_t>()),
+                static_cast<long long>(a["parameters_after"].get<int64_t>()),
+                a.contains("calibration_perplexity_before")
+                    ? fmt::format(", calibration perplexity {:.2f} -> {:.2f}", a["calibration_perplexity_before"].get<double>(),
+                                  a["calibration_perplexity_after"].get<double>()).c_str()
+                    : "");
+    return 0;
+  }
   auto model = load_classifier(args, dir);
   model->eval();
   model->to(device);

@@ -28,6 +28,11 @@ double mask_min(torch::ScalarType dtype) {
                                      : static_cast<double>(std::numeric_limits<float>::lowest());
 }
 
+torch::Tensor rotated_rms_norm(const torch::Tensor& x, int64_t width, double eps) {
+  const auto xf = x.to(torch::kFloat);
+  return (xf * torch::rsqrt(xf.pow(2).sum(-1, true) / static_cast<double>(width) + eps)).to(x.scalar_type());
+}
+
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype) {
   auto m = attention_mask.to(dtype).unsqueeze(1).unsqueeze(2);  // [B, 1, 1, T]
   return (1.0 - m) * mask_min(dtype);
@@ -160,19 +165,22 @@ static torch::nn::LayerNorm make_norm(const TransformerConfig& c) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.norm_eps));
 }
 
-TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c) : pre_norm(c.pre_norm) {
+TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c)
+    : pre_norm(c.pre_norm), rotated_width(c.rotated_norm_width), eps(c.norm_eps) {
+  SCULPT_CHECK(rotated_width == 0 || pre_norm, "a rotated residual stream needs pre-norm blocks");
   attn = register_module("attn", Attention(c));
-  attn_norm = register_module("attn_norm", make_norm(c));
+  if (rotated_width == 0) attn_norm = register_module("attn_norm", make_norm(c));
   ffn = register_module("ffn", FeedForward(c));
-  ffn_norm = register_module("ffn_norm", make_norm(c));
+  if (rotated_width == 0) ffn_norm = register_module("ffn_norm", make_norm(c));
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
                                             KVCache* cache) {
   if (pre_norm) {
-    auto h = x + dropout(attn(attn_norm(x), bias, probs, torch::Tensor(), cache));
-    return h + dropout(ffn(ffn_norm(h)));
+    auto norm = [&](torch::nn::LayerNorm& n, const torch::Tensor& t) { return n ? n(t) : rotated_rms_norm(t, rotated_width, eps); };
+    auto h = x + dropout(attn(norm(attn_norm, x), bias, probs, torch::Tensor(), cache));
+    return h + dropout(ffn(norm(ffn_norm, h)));
   }
   auto h = attn_norm(x + dropout(attn(x, bias, probs, torch::Tensor(), cache)));
   return ffn_norm(h + dropout(ffn(h)));

@@ -3,7 +3,9 @@
 #include <torch/torch.h>
 
 #include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
 #include "sculpt/models/config_check.h"
+#include "sculpt/models/hf_model.h"
 
 namespace sculpt::models {
 
@@ -19,9 +21,18 @@ TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::strin
   c.vocab_size = config_int(j, "vocab_size", 50272, 1, kMaxVocab, source);
   c.hidden_size = config_int(j, "hidden_size", 768, 1, kMaxWidth, source);
   c.num_layers = config_int(j, "num_hidden_layers", 12, 1, kMaxLayers, source);
-  c.num_heads = config_int(j, "num_attention_heads", 12, 1, c.hidden_size, source);
-  SCULPT_CHECK(c.hidden_size % c.num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}", source,
-               c.hidden_size, c.num_heads);
+  // A stream rotated and sliced by compress/rotate.h: RMS norms over the original width, heads
+  // of their original size (hidden_size is the sliced width).
+  if (j.contains("sculpt_rotated")) {
+    const auto& b = j["sculpt_rotated"];
+    const std::string where = source + " sculpt_rotated";
+    SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1, "{}: expected {{\"format\": 1, ...}}", where);
+    c.rotated_norm_width = config_int(b, "norm_width", 0, c.hidden_size, kMaxWidth, where);
+    c.d_kv = config_int(b, "head_dim", 0, 1, kMaxWidth, where);
+  }
+  c.num_heads = config_int(j, "num_attention_heads", 12, 1, std::max(c.hidden_size, c.rotated_norm_width), source);
+  SCULPT_CHECK(c.d_kv > 0 || c.hidden_size % c.num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}",
+               source, c.hidden_size, c.num_heads);
   c.intermediate_size = config_int(j, "ffn_dim", 3072, 1, kMaxFfn, source);
   c.max_positions = config_int(j, "max_position_embeddings", 2048, 1, kMaxPositions, source);
   c.word_embed_proj_dim = config_int(j, "word_embed_proj_dim", c.hidden_size, 1, kMaxWidth, source);
@@ -55,26 +66,53 @@ TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::strin
   } else {
     c.head = HeadType::causal_lm;
   }
+  SCULPT_CHECK(c.rotated_norm_width == 0 || c.final_norm, "{}: a rotated stream needs pre-LayerNorm blocks and the final norm",
+               source);
   check_parameter_budget(c, source);
   return c;
 }
 
+nlohmann::json opt_config_to_json(const TransformerConfig& c) {
+  nlohmann::json j = c.raw;
+  j["hidden_size"] = c.hidden_size;
+  j["word_embed_proj_dim"] = c.word_embed_proj_dim;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j.erase("sculpt_rotated");
+  if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}, {"head_dim", c.head_dim()}};
+  return j;
+}
+
+Opt load_opt(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  const auto config = opt_config_from_json(io::read_json(path), path);
+  check_config_against_weights(config, dir, path);
+  Opt model(config);
+  load_checkpoint(*model, opt_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+  return model;
+}
+
+void save_opt(Opt& model, const std::string& dir) { save_hf(*model, opt_key_map(model->config), opt_config_to_json(model->config), dir); }
+
 OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
   const int64_t wep = config.word_embed_proj_dim, d = config.hidden_size;
+  const bool rotated = config.rotated_norm_width > 0;
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, wep)
                                                                           .padding_idx(config.pad_token_id)));
   embed_positions = register_module("embed_positions", torch::nn::Embedding(config.max_positions + kPositionOffset, d));
   if (wep != d) {
-    project_out = register_module("project_out", models::Linear(d, wep, false));
+    project_out = register_module("project_out", models::Linear(d, wep, rotated));
     project_in = register_module("project_in", models::Linear(wep, d, false));
   }
-  if (config.final_norm)
+  if (config.final_norm && !rotated)
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(config.norm_eps)));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
   dropout = register_module("dropout", Dropout(config.hidden_dropout));
+  const bool head_reads_stream = rotated && !project_out;  // then it carries the final norm's bias
   if (config.head == HeadType::sequence_classification)
-    score = register_module("score", models::Linear(wep, config.num_labels, false));
+    score = register_module("score", models::Linear(wep, config.num_labels, head_reads_stream));
+  else if (head_reads_stream)
+    lm_head = register_module("lm_head", models::Linear(d, config.vocab_size, true));
 }
 
 torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
@@ -102,13 +140,14 @@ torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tenso
     ++i;
   }
   if (final_norm) x = final_norm(x);
+  else if (config.rotated_norm_width > 0) x = rotated_rms_norm(x, config.rotated_norm_width, config.norm_eps);
   if (project_out) x = project_out(x);
   if (options.hidden_states && out) out->hidden_states.push_back(x);
   if (cache) cache->length = K;
   return x;
 }
 
-torch::Tensor OptImpl::lm_logits(const torch::Tensor& h) { return torch::matmul(h, embed_tokens->weight.t()); }
+torch::Tensor OptImpl::lm_logits(const torch::Tensor& h) { return lm_head ? lm_head(h) : torch::matmul(h, embed_tokens->weight.t()); }
 
 OptImpl::Output OptImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                  const torch::Tensor& labels, const ForwardOptions& options) {
@@ -178,25 +217,27 @@ KeyMap opt_key_map(const TransformerConfig& c) {
     if (bias) map.push_back({hf + ".bias", in + ".bias"});
   };
   const std::string p = "model.decoder.";
+  const bool rotated = c.rotated_norm_width > 0, projected = c.word_embed_proj_dim != c.hidden_size;
   add(p + "embed_tokens", "embed_tokens", false);
   add(p + "embed_positions", "embed_positions", false);
-  if (c.word_embed_proj_dim != c.hidden_size) {
-    add(p + "project_out", "project_out", false);
+  if (projected) {
+    add(p + "project_out", "project_out", rotated);
     add(p + "project_in", "project_in", false);
   }
-  if (c.final_norm) add(p + "final_layer_norm", "final_norm", true);
+  if (c.final_norm && !rotated) add(p + "final_layer_norm", "final_norm", true);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string hf = fmt::format("{}layers.{}.", p, i), in = fmt::format("layers.{}.", i);
     add(hf + "self_attn.k_proj", in + "attn.k", c.bias);
     add(hf + "self_attn.v_proj", in + "attn.v", c.bias);
     add(hf + "self_attn.q_proj", in + "attn.q", c.bias);
     add(hf + "self_attn.out_proj", in + "attn.o", c.bias);
-    add(hf + "self_attn_layer_norm", in + "attn_norm", true);
+    if (!rotated) add(hf + "self_attn_layer_norm", in + "attn_norm", true);
     add(hf + "fc1", in + "ffn.fc1", c.bias);
     add(hf + "fc2", in + "ffn.fc2", c.bias);
-    add(hf + "final_layer_norm", in + "ffn_norm", true);
+    if (!rotated) add(hf + "final_layer_norm", in + "ffn_norm", true);
   }
-  if (c.head == HeadType::sequence_classification) add("score", "score", false);
+  if (c.head == HeadType::sequence_classification) add("score", "score", rotated && !projected);
+  else if (rotated && !projected) add("lm_head", "lm_head", true);
   else map.push_back({"lm_head.weight", "embed_tokens.weight", true});  // tied
   return map;
 }

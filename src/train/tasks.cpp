@@ -123,7 +123,7 @@ models::ModelOutput classify(models::Opt& m, const models::Batch& b) {
 nlohmann::json export_config(models::Bert& m) { return models::bert_config_to_json(m->config); }
 nlohmann::json export_config(models::PackedBert& m) { return models::packed_config_to_json(m->config); }
 const models::KeyMap key_map(models::PackedBert& m) { return models::packed_bert_key_map(m->config); }
-nlohmann::json export_config(models::Opt& m) { return m->config.raw; }
+nlohmann::json export_config(models::Opt& m) { return models::opt_config_to_json(m->config); }
 const models::KeyMap key_map(models::Bert& m) { return models::bert_key_map(m->config); }
 const models::KeyMap key_map(models::Opt& m) { return models::opt_key_map(m->config); }
 

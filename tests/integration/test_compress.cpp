@@ -190,5 +190,60 @@ TEST(CompressFamilies, KMeansCodesT5AndOptDirectoriesThatForwardLoads) {
   }
 }
 
+// SliceGPT through the CLI on the pre-LN OPT fixture: with nothing removed the rotated directory
+// gives `sculpt forward` the original's logits (the rotation is exact and survives save/load);
+// at 37.5% removed d_model is 40 and the parameter count is the closed form of that width; the
+// post-LN fixture is refused with the reason.
+TEST(CompressFamilies, SliceRotatesAPreLnOptThatForwardLoads) {
+  if (testing::shared_path("fixtures/hf/opt_causal_lm").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  const std::string dir = testing::shared_path("fixtures/hf/opt_causal_lm"), inputs = dir + "/reference.safetensors";
+  auto slice = [&](const std::string& model, const std::string& out, const char* target) {
+    std::string log;
+    const int rc = testing::run_cli({"compress", "--method", "slice", "--model", model, "--out", tmp.str(out), "--target", target, "--task",
+                                     "sst2", "--data", testing::shared_path("data/glue"), "--examples", "16"},
+                                    tmp.str(out + ".log"), &log);
+    return std::make_pair(rc, log);
+  };
+  auto forward = [&](const std::string& model, const std::string& out) {
+    std::string log;
+    EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", inputs, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
+        << log;
+    return io::read_safetensors(tmp.str(out)).tensors;
+  };
+  auto [rc0, log0] = slice(dir, "rotated", "0");
+  ASSERT_EQ(rc0, 0) << log0;
+  auto original = forward(dir, "original.safetensors");
+  auto rotated = forward(tmp.str("rotated"), "rotated.safetensors");
+  EXPECT_TRUE(testing::all_close(rotated["logits"], original["logits"], 1e-4, 1e-4));
+  auto config = nlohmann::json::parse(std::ifstream(tmp.str("rotated/config.json")));
+  EXPECT_EQ(config["sculpt_rotated"]["norm_width"], 64);
+
+  auto [rc1, log1] = slice(dir, "sliced", "0.375");
+  ASSERT_EQ(rc1, 0) << log1;
+  auto report = nlohmann::json::parse(std::ifstream(tmp.str("sliced/compression.json")));
+  const auto& a = report["achieved"];
+  EXPECT_EQ(a["hidden_after"], 40);
+  // V = 1000 tokens, 66 position rows, L = 2, 4 x 16 attention dims, F = 128; the tied head
+  // becomes the folded lm_head with the final norm's bias.
+  auto params = [](int64_t d, bool folded_head) {
+    const int64_t V = 1000, P = 66, inner = 64, F = 128;
+    const int64_t layer = 3 * (inner * d + inner) + (d * inner + d) + (F * d + F) + (d * F + d) + (folded_head ? 0 : 4 * d);
+    return V * d + P * d + 2 * layer + (folded_head ? V * d + V : 2 * d);
+  };
+  EXPECT_EQ(a["parameters_before"], params(64, false));
+  EXPECT_EQ(a["parameters_after"], params(40, true));
+  const int64_t blocks_40 = 2 * (3 * (64 * 40 + 64) + (40 * 64 + 40) + (128 * 40 + 128) + (40 * 128 + 40));
+  EXPECT_EQ(a["block_parameters_after"], blocks_40);
+  EXPECT_GT(a["calibration_perplexity_after"].get<double>(), 0.0);
+  auto sliced = forward(tmp.str("sliced"), "sliced.safetensors");
+  EXPECT_EQ(sliced["logits"].sizes(), original["logits"].sizes());
+
+  auto [rc2, log2] = slice(testing::shared_path("fixtures/hf/opt_350m_style"), "post_ln", "0.25");
+  EXPECT_NE(rc2, 0);
+  EXPECT_NE(log2.find("post-LayerNorm OPT"), std::string::npos) << log2;
+}
+
 }  // namespace
 }  // namespace sculpt

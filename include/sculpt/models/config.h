@@ -44,6 +44,12 @@ struct TransformerConfig {
   int64_t word_embed_proj_dim = 0;  // OPT: != hidden_size adds project_in / project_out
   bool final_norm = true;           // OPT: a final layer norm after the stack
 
+  // A pre-norm model whose residual stream was rotated exactly (compress/rotate.h, SliceGPT):
+  // its norms are RMS norms without affine over this width (the original d_model, also when
+  // the stream is sliced narrower), their affines folded into the maps that read them. 0: the
+  // family's own norms.
+  int64_t rotated_norm_width = 0;
+
   HeadType head = HeadType::sequence_classification;
   bool with_pooler = true;
   int64_t num_labels = 2;

@@ -13,6 +13,11 @@ torch::Tensor activation(const std::string& name, const torch::Tensor& x);
 // The most negative finite value of a dtype (HF's torch.finfo(dtype).min).
 double mask_min(torch::ScalarType dtype);
 
+// The norm of a rotated residual stream (TransformerConfig::rotated_norm_width): x divided by
+// the root mean square over WIDTH coordinates, the ones sliced away counting as zeros; no affine;
+// statistics in fp32.
+torch::Tensor rotated_rms_norm(const torch::Tensor& x, int64_t width, double eps);
+
 // Additive attention bias from a [B, T] 0/1 mask: 0 where attended, dtype-min where masked,
 // exactly as HF (so even padded positions match the reference).
 torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch::ScalarType dtype);
@@ -90,13 +95,16 @@ struct FeedForwardImpl : torch::nn::Module {
 TORCH_MODULE(FeedForward);
 
 // One residual block pair: attention then FFN, each with dropout, residual and LayerNorm
-// (after the residual for post-norm BERT, before the sublayer for pre-norm models).
+// (after the residual for post-norm BERT, before the sublayer for pre-norm models). A rotated
+// model (rotated_norm_width > 0) has no norm modules: its sublayers read rotated_rms_norm.
 struct TransformerLayerImpl : torch::nn::Module {
   explicit TransformerLayerImpl(const TransformerConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
                         KVCache* cache = nullptr);
 
   bool pre_norm;
+  int64_t rotated_width = 0;
+  double eps = 0;
   Attention attn{nullptr};
   torch::nn::LayerNorm attn_norm{nullptr};
   FeedForward ffn{nullptr};

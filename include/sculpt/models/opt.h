@@ -1,6 +1,7 @@
 // OPT (decoder-only) on the shared core: pre- or post-LayerNorm blocks, learned positions
 // offset by 2 and computed from the attention mask, ReLU FFN, project_in/project_out when
-// word_embed_proj_dim != hidden_size, tied lm_head; causal LM and sequence classification.
+// word_embed_proj_dim != hidden_size, tied lm_head; causal LM and sequence classification. A
+// rotated (and sliced) pre-LN OPT from compress/rotate.h is the same model with RMS norms.
 #pragma once
 #include <torch/nn.h>
 
@@ -38,7 +39,9 @@ struct OptImpl : torch::nn::Module {
 
   TransformerConfig config;
   torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};
-  models::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr};
+  // A rotated model (config.rotated_norm_width > 0) has no norm modules; the final norm's bias
+  // lives in the first map that reads it (project_out, else score or an untied lm_head).
+  models::Linear project_in{nullptr}, project_out{nullptr}, score{nullptr}, lm_head{nullptr};
   torch::nn::LayerNorm final_norm{nullptr};
   torch::nn::ModuleList layers{nullptr};
   Dropout dropout{nullptr};
@@ -46,5 +49,11 @@ struct OptImpl : torch::nn::Module {
 TORCH_MODULE(Opt);
 
 KeyMap opt_key_map(const TransformerConfig& c);
+
+// config.json for C (raw keys kept; a rotated model's widths and its sculpt_rotated block).
+nlohmann::json opt_config_to_json(const TransformerConfig& c);
+// A strict load of an OPT directory (HF's, or a rotated one that sculpt wrote), and the write.
+Opt load_opt(const std::string& dir);
+void save_opt(Opt& model, const std::string& dir);
 
 }  // namespace sculpt::models

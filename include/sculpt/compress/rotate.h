@@ -1,0 +1,28 @@
+// Exact rotation of a pre-norm decoder's residual stream, and slicing it (SliceGPT,
+// ../shared/docs/method.md): every LayerNorm's affine is folded into the maps that read it, the
+// mean is subtracted inside every map that writes the stream (token or project_in embeddings,
+// positions, attention outputs, FFN outputs), so each LayerNorm sees a centred input and is an
+// RMS norm, which commutes with an orthogonal Q; rotating every writer by Qᵀ and every reader by
+// Q then leaves the model's function unchanged. Keeping Q's first d columns (the stream's top d
+// principal directions) slices the stream to d dims, the norms still dividing by the original
+// width. Implemented for OPT; post-LN OPT (opt-350m) normalises the stream itself and is refused.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sculpt/models/opt.h"
+
+namespace sculpt::compress {
+
+// Why C cannot be rotated exactly ("" when it can).
+std::string rotation_problem(const models::TransformerConfig& c);
+
+// The rotated model: its stream is Q[:, :keep]ᵀ x (keep 0: all of Q's columns). Q [D, D] must be
+// orthogonal (checked); the model itself is left unchanged. Folded in fp64.
+models::Opt rotate_opt(models::Opt& model, const torch::Tensor& Q, int64_t keep = 0);
+
+// The principal directions of the centred residual stream at every block's input over BATCHES
+// (input ids with their attention masks, padding excluded), eigenvalues descending: [D, D].
+torch::Tensor stream_pca(models::Opt& model, const std::vector<models::Batch>& batches);
+
+}  // namespace sculpt::compress

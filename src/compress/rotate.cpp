@@ -1,0 +1,126 @@
+#include "sculpt/compress/rotate.h"
+
+#include <torch/torch.h>
+
+#include "sculpt/core/error.h"
+
+namespace sculpt::compress {
+namespace {
+
+using torch::Tensor;
+
+Tensor f64(const Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat64); }
+
+void set(Tensor& to, const Tensor& from) {
+  SCULPT_CHECK(to.sizes() == from.sizes(), "rotation: shape mismatch {} vs {}", c10::str(to.sizes()), c10::str(from.sizes()));
+  to.copy_(from.to(to.scalar_type()));
+}
+
+// What a (LayerNorm, reader) pair becomes: W' = W diag(γ) Q, b' = b + W β.
+void fold_reader(models::Linear& to, models::Linear& from, const torch::nn::LayerNorm& norm, const Tensor& Q) {
+  const auto W = f64(from->weight), gamma = f64(norm->weight), beta = f64(norm->bias);
+  set(to->weight, (W * gamma.unsqueeze(0)).matmul(Q));
+  const auto b = from->bias.defined() ? f64(from->bias) : torch::zeros({W.size(0)}, torch::kFloat64);
+  set(to->bias, b + W.matmul(beta));
+}
+
+// A writer of the stream: W' = Qᵀ C W, b' = Qᵀ C b, with C = I - 11ᵀ/D the centring.
+void fold_writer(models::Linear& to, models::Linear& from, const Tensor& QtC) {
+  set(to->weight, QtC.matmul(f64(from->weight)));
+  if (from->bias.defined()) set(to->bias, QtC.matmul(f64(from->bias)));
+}
+
+}  // namespace
+
+std::string rotation_problem(const models::TransformerConfig& c) {
+  if (c.model_type != "opt") return fmt::format("rotation is implemented for OPT (got {})", c.model_type);
+  if (c.rotated_norm_width > 0) return "the model is already rotated";
+  if (!c.pre_norm || !c.final_norm)
+    return "post-LayerNorm OPT (do_layer_norm_before false, as opt-350m) normalises the residual stream itself: no orthogonal "
+           "map commutes with its LayerNorms, so it cannot be rotated exactly";
+  if (!c.bias) return "OPT without linear biases (enable_bias false) has nowhere to put the LayerNorms' beta";
+  return {};
+}
+
+models::Opt rotate_opt(models::Opt& model, const Tensor& Q_full, int64_t keep) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model->config;
+  const std::string problem = rotation_problem(c);
+  SCULPT_CHECK(problem.empty(), "{}", problem);
+  const int64_t D = c.hidden_size;
+  if (keep <= 0) keep = D;
+  SCULPT_CHECK(Q_full.dim() == 2 && Q_full.size(0) == D && Q_full.size(1) == D, "rotation: Q must be [{0}, {0}]", D);
+  const auto Qd = f64(Q_full);
+  SCULPT_CHECK(torch::allclose(Qd.t().matmul(Qd), torch::eye(D, torch::kFloat64), 0, 1e-6), "rotation: Q is not orthogonal");
+  SCULPT_CHECK(keep <= D, "rotation: cannot keep {} of {} dims", keep, D);
+  const bool projected = static_cast<bool>(model->project_in);
+  SCULPT_CHECK(!projected || keep != c.word_embed_proj_dim,
+               "slicing to {} dims, the width of the embedding projection, is not supported (choose another width)", keep);
+  const auto Q = Qd.narrow(1, 0, keep);                                                            // [D, keep]
+  const auto C = torch::eye(D, torch::kFloat64) - torch::full({D, D}, 1.0 / static_cast<double>(D), torch::kFloat64);
+  const auto QtC = Q.t().matmul(C);                                                                // [keep, D]
+
+  models::TransformerConfig rc = c;
+  rc.hidden_size = keep;
+  rc.d_kv = c.head_dim();
+  rc.word_embed_proj_dim = projected ? c.word_embed_proj_dim : keep;
+  rc.rotated_norm_width = D;
+  rc.tie_word_embeddings = projected;  // without projections the head gets its own folded matrix
+  models::Opt out(rc);
+  out->eval();
+
+  // Writers: the token rows (or project_in) and the position rows, centred and rotated.
+  if (projected) {
+    set(out->embed_tokens->weight, f64(model->embed_tokens->weight));
+    fold_writer(out->project_in, model->project_in, QtC);
+  } else {
+    set(out->embed_tokens->weight, f64(model->embed_tokens->weight).matmul(QtC.t()));
+  }
+  set(out->embed_positions->weight, f64(model->embed_positions->weight).matmul(QtC.t()));
+  for (size_t l = 0; l < model->layers->size(); ++l) {
+    auto* from = model->layers[l]->as<models::TransformerLayer>();
+    auto* to = out->layers[l]->as<models::TransformerLayer>();
+    fold_reader(to->attn->q, from->attn->q, from->attn_norm, Q);
+    fold_reader(to->attn->k, from->attn->k, from->attn_norm, Q);
+    fold_reader(to->attn->v, from->attn->v, from->attn_norm, Q);
+    fold_writer(to->attn->o, from->attn->o, QtC);
+    fold_reader(to->ffn->fc1, from->ffn->fc1, from->ffn_norm, Q);
+    if (from->ffn->gate) fold_reader(to->ffn->gate, from->ffn->gate, from->ffn_norm, Q);
+    fold_writer(to->ffn->fc2, from->ffn->fc2, QtC);
+  }
+  // The final norm's affine goes into its first reader, which gains a bias.
+  const auto& fn = model->final_norm;
+  if (projected) {
+    fold_reader(out->project_out, model->project_out, fn, Q);
+    if (model->score) set(out->score->weight, f64(model->score->weight));
+  } else if (model->score) {
+    fold_reader(out->score, model->score, fn, Q);
+  } else {
+    models::Linear tied(D, c.vocab_size, false);
+    tied->weight.set_data(model->embed_tokens->weight.detach());
+    fold_reader(out->lm_head, tied, fn, Q);
+  }
+  return out;
+}
+
+Tensor stream_pca(models::Opt& model, const std::vector<models::Batch>& batches) {
+  torch::NoGradGuard no_grad;
+  const int64_t D = model->config.hidden_size;
+  const bool was_training = model->is_training();
+  model->eval();
+  auto cov = torch::zeros({D, D}, torch::kFloat64);
+  const auto C = torch::eye(D, torch::kFloat64) - torch::full({D, D}, 1.0 / static_cast<double>(D), torch::kFloat64);
+  for (const auto& b : batches) {
+    auto out = model->forward(b.input_ids, b.attention_mask, torch::Tensor(), {true, false});
+    const auto keep = (b.attention_mask.defined() ? b.attention_mask : torch::ones_like(b.input_ids)).reshape(-1).nonzero().view(-1);
+    for (int64_t l = 0; l < model->config.num_layers; ++l) {  // hidden_states[l]: block l's input
+      auto x = f64(out.hidden_states[static_cast<size_t>(l)]).reshape({-1, D}).index_select(0, keep).matmul(C);
+      cov += x.t().matmul(x);
+    }
+  }
+  if (was_training) model->train();
+  auto [values, vectors] = torch::linalg_eigh(cov);
+  return vectors.flip({1}).contiguous();  // eigh sorts ascending
+}
+
+}  // namespace sculpt::compress

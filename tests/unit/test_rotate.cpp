@@ -1,0 +1,122 @@
+// SliceGPT's exact rotation of OPT's residual stream (compress/rotate.h) on the real OPT
+// fixtures: any orthogonal Q leaves logits, losses and greedy generation unchanged (1e-4); a
+// stream sliced to d dims is exactly the full rotation with the dropped coordinates zeroed in
+// every writer (the packed and the masked model agree) and starts from the centred, projected
+// embeddings; post-LN OPT is refused with its reason.
+#include "sculpt/compress/rotate.h"
+#include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
+#include "sculpt/models/hf_model.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+models::Opt load_opt(const std::string& dir) {
+  auto m = models::load_opt(dir);
+  m->eval();
+  return m;
+}
+
+torch::Tensor random_orthogonal(int64_t D, uint64_t seed) {
+  torch::manual_seed(seed);
+  return std::get<0>(torch::linalg_qr(torch::randn({D, D}, torch::kFloat64)));
+}
+
+// Two prompts, the second left-padded (OPT's convention), ids from the fixture's vocabulary.
+models::Batch prompts() {
+  models::Batch b;
+  torch::manual_seed(3);
+  b.input_ids = torch::randint(4, 1000, {2, 10});
+  b.attention_mask = torch::ones({2, 10}, torch::kLong);
+  b.input_ids[1].narrow(0, 0, 3).fill_(1);
+  b.attention_mask[1].narrow(0, 0, 3).fill_(0);
+  return b;
+}
+
+TEST(Rotate, AnyOrthogonalRotationOfPreLnOptIsExact) {
+  for (const char* fixture : {"opt_causal_lm", "opt_seqcls"}) {
+    SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
+    auto model = load_opt(dir);
+    ASSERT_EQ(compress::rotation_problem(model->config), "");
+    auto rotated = compress::rotate_opt(model, random_orthogonal(model->config.hidden_size, 11));
+    auto b = prompts();
+    auto labels = model->config.head == models::HeadType::sequence_classification ? torch::tensor({0, 1}) : b.input_ids;
+    auto expected = model->forward(b.input_ids, b.attention_mask, labels);
+    auto got = rotated->forward(b.input_ids, b.attention_mask, labels);
+    EXPECT_TRUE(testing::all_close(got.logits, expected.logits, 1e-4, 1e-4)) << fixture;
+    EXPECT_NEAR(got.loss.item<double>(), expected.loss.item<double>(), 1e-4) << fixture;
+    // No norm affine is left and the head reads the rotated stream with the final norm's beta.
+    EXPECT_FALSE(rotated->final_norm);
+    EXPECT_EQ(rotated->config.rotated_norm_width, model->config.hidden_size);
+    if (model->config.head == models::HeadType::causal_lm) {
+      ASSERT_TRUE(rotated->lm_head);
+      auto [ids, scores] = model->generate(b.input_ids, b.attention_mask, 6);
+      auto [rids, rscores] = rotated->generate(b.input_ids, b.attention_mask, 6);
+      EXPECT_TRUE(torch::equal(rids, ids)) << rids << "\n" << ids;
+      EXPECT_TRUE(testing::all_close(rscores, scores, 1e-4, 1e-4));
+    }
+  }
+}
+
+TEST(Rotate, ASlicedStreamIsTheRotationWithTheDroppedCoordinatesZeroed) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
+  auto model = load_opt(dir);
+  const int64_t D = model->config.hidden_size, d = 40;
+  std::vector<models::Batch> calibration = {prompts()};
+  auto Q = compress::stream_pca(model, calibration);
+  ASSERT_TRUE(torch::allclose(Q.t().matmul(Q), torch::eye(D, torch::kFloat64), 0, 1e-9));
+  auto full = compress::rotate_opt(model, Q);
+  auto sliced = compress::rotate_opt(model, Q, d);
+  EXPECT_EQ(sliced->config.hidden_size, d);
+  EXPECT_EQ(sliced->layers[0]->as<models::TransformerLayer>()->attn->q->weight.size(1), d);
+  // The masked form: the full rotation with the writers' rows d..D zeroed, so those coordinates
+  // of the stream stay 0 and the RMS norms over D see the same sum of squares.
+  {
+    torch::NoGradGuard g;
+    auto drop = [&](torch::Tensor& t, int64_t dim) { t.narrow(dim, d, D - d).zero_(); };
+    drop(full->embed_tokens->weight, 1);
+    drop(full->embed_positions->weight, 1);
+    for (auto& m : *full->layers) {
+      auto* l = m->as<models::TransformerLayer>();
+      drop(l->attn->o->weight, 0), drop(l->attn->o->bias, 0), drop(l->ffn->fc2->weight, 0), drop(l->ffn->fc2->bias, 0);
+    }
+  }
+  auto b = prompts();
+  auto masked = full->forward(b.input_ids, b.attention_mask, torch::Tensor());
+  auto packed = sliced->forward(b.input_ids, b.attention_mask, torch::Tensor());
+  EXPECT_TRUE(testing::all_close(packed.logits, masked.logits, 1e-5, 1e-5));
+  // The sliced stream at the first block is the original's, centred and projected onto the top
+  // d principal directions: (x - mean(x)) Q[:, :d].
+  auto original = model->forward(b.input_ids, b.attention_mask, torch::Tensor(), {true, false});
+  auto rotated = sliced->forward(b.input_ids, b.attention_mask, torch::Tensor(), {true, false});
+  auto x0 = original.hidden_states[0].to(torch::kFloat64);
+  auto projected = (x0 - x0.mean(-1, true)).matmul(Q.narrow(1, 0, d));
+  EXPECT_TRUE(testing::all_close(rotated.hidden_states[0].to(torch::kFloat64), projected, 1e-5, 1e-5));
+  // The sliced directory reloads as the same model.
+  testing::TempDir tmp;
+  models::save_opt(sliced, tmp.str());
+  auto loaded = models::load_opt(tmp.str());
+  loaded->eval();
+  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits, packed.logits));
+}
+
+TEST(Rotate, PostLnOptIsRefusedWithTheReason) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_350m_style");
+  auto model = load_opt(dir);
+  const std::string problem = compress::rotation_problem(model->config);
+  EXPECT_NE(problem.find("post-LayerNorm OPT"), std::string::npos) << problem;
+  try {
+    compress::rotate_opt(model, torch::eye(model->config.hidden_size, torch::kFloat64));
+    ADD_FAILURE() << "a post-LN model was rotated";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot be rotated exactly"), std::string::npos) << e.what();
+  }
+  SCULPT_REQUIRE_SHARED(pre, "fixtures/hf/opt_causal_lm");
+  auto ok = load_opt(pre);
+  auto not_orthogonal = torch::eye(ok->config.hidden_size, torch::kFloat64) * 2;
+  EXPECT_THROW(compress::rotate_opt(ok, not_orthogonal), Error);
+}
+
+}  // namespace
+}  // namespace sculpt
