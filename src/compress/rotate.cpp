@@ -30,6 +30,19 @@ void fold_writer(models::Linear& to, models::Linear& from, const Tensor& QtC) {
   if (from->bias.defined()) set(to->bias, QtC.matmul(f64(from->bias)));
 }
 
+// An orthogonal [D, D] Q in fp64, checked.
+Tensor checked_rotation(const Tensor& Q, int64_t D) {
+  SCULPT_CHECK(Q.dim() == 2 && Q.size(0) == D && Q.size(1) == D, "rotation: Q must be [{0}, {0}]", D);
+  const auto Qd = f64(Q);
+  SCULPT_CHECK(torch::allclose(Qd.t().matmul(Qd), torch::eye(D, torch::kFloat64), 0, 1e-6), "rotation: Q is not orthogonal");
+  return Qd;
+}
+
+// T5's (RMS norm weight, reader): W' = W diag(γ) Q.
+void fold_rms_reader(models::Linear& to, const models::Linear& from, const Tensor& gamma, const Tensor& Q) {
+  set(to->weight, (f64(from->weight) * gamma.unsqueeze(0)).matmul(Q));
+}
+
 }  // namespace
 
 std::string rotation_problem(const models::TransformerConfig& c) {
@@ -49,9 +62,7 @@ models::Opt rotate_opt(models::Opt& model, const Tensor& Q_full, int64_t keep) {
   SCULPT_CHECK(problem.empty(), "{}", problem);
   const int64_t D = c.hidden_size;
   if (keep <= 0) keep = D;
-  SCULPT_CHECK(Q_full.dim() == 2 && Q_full.size(0) == D && Q_full.size(1) == D, "rotation: Q must be [{0}, {0}]", D);
-  const auto Qd = f64(Q_full);
-  SCULPT_CHECK(torch::allclose(Qd.t().matmul(Qd), torch::eye(D, torch::kFloat64), 0, 1e-6), "rotation: Q is not orthogonal");
+  const auto Qd = checked_rotation(Q_full, D);
   SCULPT_CHECK(keep <= D, "rotation: cannot keep {} of {} dims", keep, D);
   const bool projected = static_cast<bool>(model->project_in);
   SCULPT_CHECK(!projected || keep != c.word_embed_proj_dim,
@@ -100,6 +111,53 @@ models::Opt rotate_opt(models::Opt& model, const Tensor& Q_full, int64_t keep) {
     tied->weight.set_data(model->embed_tokens->weight.detach());
     fold_reader(out->lm_head, tied, fn, Q);
   }
+  return out;
+}
+
+models::T5 rotate_t5(models::T5& model, const Tensor& Q_full) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model->config;
+  const int64_t D = c.hidden_size;
+  const auto Q = checked_rotation(Q_full, D), Qt = Q.t();
+  models::TransformerConfig rc = c;
+  rc.tie_word_embeddings = false;
+  rc.scale_decoder_outputs = false;
+  models::T5 out(rc);
+  out->eval();
+  set(out->shared->weight, f64(model->shared->weight).matmul(Q));
+  auto writer = [&](models::Linear& to, const models::Linear& from) { set(to->weight, Qt.matmul(f64(from->weight))); };
+  auto unit = [](models::RMSNorm& n) { n->weight.fill_(1.0); };
+  const auto encoder_out = f64(model->encoder->final_norm->weight);
+  for (const bool dec : {false, true}) {
+    auto& from_stack = dec ? model->decoder : model->encoder;
+    auto& to_stack = dec ? out->decoder : out->encoder;
+    set(to_stack->rel_bias->weight, f64(from_stack->rel_bias->weight));
+    for (size_t i = 0; i < from_stack->blocks->size(); ++i) {
+      auto* f = from_stack->blocks[i]->as<models::T5Block>();
+      auto* t = to_stack->blocks[i]->as<models::T5Block>();
+      const auto g_self = f64(f->self_norm->weight), g_ffn = f64(f->ffn_norm->weight);
+      for (auto [to, from] : {std::pair{t->self_attn->q, f->self_attn->q}, {t->self_attn->k, f->self_attn->k}, {t->self_attn->v, f->self_attn->v}})
+        fold_rms_reader(to, from, g_self, Q);
+      writer(t->self_attn->o, f->self_attn->o);
+      if (f->cross_attn) {
+        fold_rms_reader(t->cross_attn->q, f->cross_attn->q, f64(f->cross_norm->weight), Q);
+        // Keys and values read the encoder's output: its final norm's weight folds in here.
+        fold_rms_reader(t->cross_attn->k, f->cross_attn->k, encoder_out, Q);
+        fold_rms_reader(t->cross_attn->v, f->cross_attn->v, encoder_out, Q);
+        writer(t->cross_attn->o, f->cross_attn->o);
+        unit(t->cross_norm);
+      }
+      fold_rms_reader(t->ffn->fc1, f->ffn->fc1, g_ffn, Q);
+      if (f->ffn->gate) fold_rms_reader(t->ffn->gate, f->ffn->gate, g_ffn, Q);
+      writer(t->ffn->fc2, f->ffn->fc2);
+      unit(t->self_norm), unit(t->ffn_norm);
+    }
+    unit(to_stack->final_norm);
+  }
+  // The head: (scale) x W diag(γ_decoder) Q, W the tied embedding or v1.1's own lm_head.
+  const double scale = c.scale_decoder_outputs ? std::pow(static_cast<double>(D), -0.5) : 1.0;
+  const auto W = c.tie_word_embeddings ? f64(model->shared->weight) : f64(model->lm_head->weight);
+  set(out->lm_head->weight, scale * (W * f64(model->decoder->final_norm->weight).unsqueeze(0)).matmul(Q));
   return out;
 }
 

@@ -2,7 +2,7 @@
 // fixtures: any orthogonal Q leaves logits, losses and greedy generation unchanged (1e-4); a
 // stream sliced to d dims is exactly the full rotation with the dropped coordinates zeroed in
 // every writer (the packed and the masked model agree) and starts from the centred, projected
-// embeddings; post-LN OPT is refused with its reason.
+// embeddings; T5 v1.0 and v1.1 rotate exactly; post-LN OPT is refused with its reason.
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
@@ -99,6 +99,28 @@ TEST(Rotate, ASlicedStreamIsTheRotationWithTheDroppedCoordinatesZeroed) {
   auto loaded = models::load_opt(tmp.str());
   loaded->eval();
   EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits, packed.logits));
+}
+
+TEST(Rotate, AnyOrthogonalRotationOfT5IsExact) {
+  // v1.0 (ReLU, tied head with the d_model^-0.5 scale) and v1.1 (gated GELU, own head).
+  for (const char* fixture : {"t5_small", "t5_v1_1"}) {
+    SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
+    models::T5 model(models::t5_config_from_json(io::read_json(dir + "/config.json"), dir));
+    models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    model->eval();
+    auto rotated = compress::rotate_t5(model, random_orthogonal(model->config.hidden_size, 12));
+    auto b = prompts();
+    auto ids = b.input_ids.remainder(model->config.vocab_size), labels = ids.narrow(1, 0, 5).contiguous();
+    auto expected = model->forward(ids, b.attention_mask, torch::Tensor(), torch::Tensor(), labels);
+    auto got = rotated->forward(ids, b.attention_mask, torch::Tensor(), torch::Tensor(), labels);
+    EXPECT_TRUE(testing::all_close(got.logits, expected.logits, 1e-4, 1e-4)) << fixture;
+    EXPECT_NEAR(got.loss.item<double>(), expected.loss.item<double>(), 1e-4) << fixture;
+    EXPECT_TRUE(torch::equal(rotated->encoder->final_norm->weight, torch::ones_like(rotated->encoder->final_norm->weight)));
+    auto [gen, scores] = model->generate(ids, b.attention_mask, 6);
+    auto [rgen, rscores] = rotated->generate(ids, b.attention_mask, 6);
+    EXPECT_TRUE(torch::equal(rgen, gen)) << fixture << "\n" << rgen << "\n" << gen;
+    EXPECT_TRUE(testing::all_close(rscores, scores, 1e-4, 1e-4)) << fixture;
+  }
 }
 
 TEST(Rotate, PostLnOptIsRefusedWithTheReason) {

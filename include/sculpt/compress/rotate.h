@@ -6,11 +6,15 @@
 // Q then leaves the model's function unchanged. Keeping Q's first d columns (the stream's top d
 // principal directions) slices the stream to d dims, the norms still dividing by the original
 // width. Implemented for OPT; post-LN OPT (opt-350m) normalises the stream itself and is refused.
+// T5 (v1.0 and v1.1) already normalises by the root mean square without a mean: its norms' weights
+// fold into their readers (the encoder's final norm into every cross-attention's keys and
+// values) and one Q rotates both streams, which share the token embedding.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 
 namespace sculpt::compress {
 
@@ -20,6 +24,11 @@ std::string rotation_problem(const models::TransformerConfig& c);
 // The rotated model: its stream is Q[:, :keep]ᵀ x (keep 0: all of Q's columns). Q [D, D] must be
 // orthogonal (checked); the model itself is left unchanged. Folded in fp64.
 models::Opt rotate_opt(models::Opt& model, const torch::Tensor& Q, int64_t keep = 0);
+
+// The same model with its encoder and decoder streams rotated by Q [D, D] (orthogonal, checked):
+// every norm weight 1, the decoder's final norm weight and d_model^-0.5 output scale folded into
+// an untied lm_head. An HF-loadable T5 directory once saved. Slicing T5 is not implemented yet.
+models::T5 rotate_t5(models::T5& model, const torch::Tensor& Q);
 
 // The principal directions of the centred residual stream at every block's input over BATCHES
 // (input ids with their attention masks, padding excluded), eigenvalues descending: [D, D].
