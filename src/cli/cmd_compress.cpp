@@ -1,5 +1,5 @@
 // sculpt compress: the one-shot compressors (compress/one_shot.h, compress/kmeans.h) from a dense
-// BERT directory (slice: also a pre-LN OPT, compress/rotate.h) to a model directory every verb
+// BERT directory (slice: also a pre-LN OPT or a T5, compress/rotate.h) to a model directory every verb
 // loads, with compression.json beside it.
 #include <torch/torch.h>
 
@@ -25,6 +25,8 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/io/int8_weights.h"
 #include "sculpt/io/model_dir.h"
+#include "sculpt/models/config_check.h"
+#include "sculpt/models/hf_model.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/evaluate.h"
@@ -153,57 +155,75 @@ nlohmann::json compress_kmeans(const Args& args, const std::string& dir, const s
             {"relative_error", norm2 > 0 ? std::sqrt(err2 / norm2) : 0.0}}}};
 }
 
-// SliceGPT on a pre-LN OPT (compress/rotate.h): the principal directions of the residual stream
-// over the calibration lines or examples, one exact rotation, the stream sliced to the kept
-// share of d_model (a multiple of --round-to). A causal LM's calibration perplexity before and
-// after is measured and reported.
-nlohmann::json compress_opt_slice(const Args& args, const std::string& dir, const std::string& out, double target) {
-  auto model = models::load_opt(dir);
-  model->eval();
-  const std::string problem = compress::rotation_problem(model->config);
-  SCULPT_CHECK(problem.empty(), "--model {}: {}", dir, problem);
+int64_t parameters_of(torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+// SliceGPT on a pre-LN OPT or a T5 (compress/rotate.h): the principal directions of the residual
+// stream(s) over the calibration lines or examples, one exact rotation, the stream sliced to the
+// kept share of d_model (a multiple of --round-to). For an OPT causal LM the calibration
+// perplexity before and after is measured and reported.
+nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, const std::string& out, double target,
+                                     const std::string& family) {
   auto tokenizer = tokenizers::load_tokenizer(dir);
-  auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
-  const auto batches = batches_of(sample, 1, tokenizer->pad_id(), false);
-  const int64_t D = model->config.hidden_size, round = std::stoll(args.get("round-to", "8"));
+  const int64_t round = std::stoll(args.get("round-to", "8"));
   SCULPT_CHECK(target >= 0 && target < 1 && round >= 1, "--target is the share of d_model removed, in [0, 1); --round-to >= 1");
-  const int64_t keep = std::clamp<int64_t>(std::llround((1 - target) * static_cast<double>(D) / static_cast<double>(round)) * round,
-                                           std::min(round, D), D);
+  auto kept_width = [&](int64_t D) {
+    return std::clamp<int64_t>(std::llround((1 - target) * static_cast<double>(D) / static_cast<double>(round)) * round,
+                               std::min(round, D), D);
+  };
   torch::NoGradGuard no_grad;
-  auto sliced = compress::rotate_opt(model, compress::stream_pca(model, batches), keep);
-  auto perplexity = [&](models::Opt& m) {  // token-weighted mean next-token loss over the sample
-    double nll = 0, tokens = 0;
-    for (const auto& b : batches) {
-      const double n = static_cast<double>(b.input_ids.size(1) - 1);
-      if (n < 1) continue;
-      nll += m->forward(b.input_ids, b.attention_mask, b.input_ids).loss.item<double>() * n, tokens += n;
-    }
-    return tokens > 0 ? std::exp(nll / tokens) : 0.0;
-  };
-  auto count = [](torch::nn::Module& m) {
-    int64_t n = 0;
-    for (const auto& p : m.parameters()) n += p.numel();
-    return n;
-  };
+  nlohmann::json achieved;
+  std::string data_from;
   fs::create_directories(out);
-  models::save_opt(sliced, out);
-  nlohmann::json report = {{"method", "slice"},
-                           {"family", "opt"},
-                           {"data", sample.from},
-                           {"achieved",
-                            {{"hidden_before", D},
-                             {"hidden_after", keep},
-                             {"parameters_before", count(*model)},
-                             {"parameters_after", count(*sliced)},
-                             // The blocks alone: without a projection the folded head is no longer the
-                             // tied embedding matrix, so a large vocabulary can outweigh the slicing.
-                             {"block_parameters_before", count(*model->layers)},
-                             {"block_parameters_after", count(*sliced->layers)}}}};
-  if (model->config.head == models::HeadType::causal_lm) {
-    report["achieved"]["calibration_perplexity_before"] = perplexity(model);
-    report["achieved"]["calibration_perplexity_after"] = perplexity(sliced);
+  if (family == "t5") {
+    const std::string path = (fs::path(dir) / "config.json").string();
+    models::T5 model(models::t5_config_from_json(io::read_json(path), path));
+    models::check_config_against_weights(model->config, dir, path);
+    models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    model->eval();
+    auto sample = read_sample(args, *tokenizer, std::stoll(args.get("max-length", "128")), false);
+    data_from = sample.from;
+    const int64_t D = model->config.hidden_size, keep = kept_width(D);
+    auto sliced = compress::rotate_t5(model, compress::stream_pca(model, batches_of(sample, 1, tokenizer->pad_id(), false)), keep);
+    models::save_hf(*sliced, models::t5_key_map(sliced->config), models::t5_config_to_json(sliced->config), out);
+    achieved = {{"hidden_before", D}, {"hidden_after", keep}, {"parameters_before", parameters_of(*model)},
+                {"parameters_after", parameters_of(*sliced)},
+                {"block_parameters_before", parameters_of(*model->encoder->blocks) + parameters_of(*model->decoder->blocks)},
+                {"block_parameters_after", parameters_of(*sliced->encoder->blocks) + parameters_of(*sliced->decoder->blocks)}};
+  } else {
+    auto model = models::load_opt(dir);
+    model->eval();
+    const std::string problem = compress::rotation_problem(model->config);
+    SCULPT_CHECK(problem.empty(), "--model {}: {}", dir, problem);
+    auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
+    data_from = sample.from;
+    const auto batches = batches_of(sample, 1, tokenizer->pad_id(), false);
+    const int64_t D = model->config.hidden_size, keep = kept_width(D);
+    auto sliced = compress::rotate_opt(model, compress::stream_pca(model, batches), keep);
+    models::save_opt(sliced, out);
+    // The blocks alone beside the whole: without a projection the folded head is no longer the
+    // tied embedding matrix, so a large vocabulary can outweigh the slicing.
+    achieved = {{"hidden_before", D}, {"hidden_after", keep}, {"parameters_before", parameters_of(*model)},
+                {"parameters_after", parameters_of(*sliced)}, {"block_parameters_before", parameters_of(*model->layers)},
+                {"block_parameters_after", parameters_of(*sliced->layers)}};
+    if (model->config.head == models::HeadType::causal_lm) {
+      auto perplexity = [&](models::Opt& m) {  // token-weighted mean next-token loss over the sample
+        double nll = 0, tokens = 0;
+        for (const auto& b : batches) {
+          const double n = static_cast<double>(b.input_ids.size(1) - 1);
+          if (n < 1) continue;
+          nll += m->forward(b.input_ids, b.attention_mask, b.input_ids).loss.item<double>() * n, tokens += n;
+        }
+        return tokens > 0 ? std::exp(nll / tokens) : 0.0;
+      };
+      achieved["calibration_perplexity_before"] = perplexity(model);
+      achieved["calibration_perplexity_after"] = perplexity(sliced);
+    }
   }
-  return report;
+  return {{"method", "slice"}, {"family", family}, {"data", data_from}, {"achieved", achieved}};
 }
 
 }  // namespace
@@ -233,8 +253,9 @@ int cmd_compress(int argc, char** argv) {
     return 0;
   }
   const double target = std::stod(args.require("target"));
-  if (method == "slice" && io::read_json((fs::path(dir) / "config.json").string()).value("model_type", "") == "opt") {
-    auto report = compress_opt_slice(args, dir, out, target);
+  const std::string family = io::read_json((fs::path(dir) / "config.json").string()).value("model_type", "bert");
+  if (method == "slice" && (family == "opt" || family == "t5")) {
+    auto report = compress_stream_slice(args, dir, out, target, family);
     train::copy_tokenizer_files(dir, out);
     report["model"] = dir;
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

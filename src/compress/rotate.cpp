@@ -114,12 +114,17 @@ models::Opt rotate_opt(models::Opt& model, const Tensor& Q_full, int64_t keep) {
   return out;
 }
 
-models::T5 rotate_t5(models::T5& model, const Tensor& Q_full) {
+models::T5 rotate_t5(models::T5& model, const Tensor& Q_full, int64_t keep) {
   torch::NoGradGuard no_grad;
   const auto& c = model->config;
+  SCULPT_CHECK(c.rotated_norm_width == 0, "rotation: the model is already rotated");
   const int64_t D = c.hidden_size;
-  const auto Q = checked_rotation(Q_full, D), Qt = Q.t();
+  if (keep <= 0) keep = D;
+  SCULPT_CHECK(keep <= D, "rotation: cannot keep {} of {} dims", keep, D);
+  const auto Q = checked_rotation(Q_full, D).narrow(1, 0, keep), Qt = Q.t();
   models::TransformerConfig rc = c;
+  rc.hidden_size = keep;
+  rc.rotated_norm_width = keep < D ? D : 0;
   rc.tie_word_embeddings = false;
   rc.scale_decoder_outputs = false;
   models::T5 out(rc);
@@ -159,6 +164,28 @@ models::T5 rotate_t5(models::T5& model, const Tensor& Q_full) {
   const auto W = c.tie_word_embeddings ? f64(model->shared->weight) : f64(model->lm_head->weight);
   set(out->lm_head->weight, scale * (W * f64(model->decoder->final_norm->weight).unsqueeze(0)).matmul(Q));
   return out;
+}
+
+Tensor stream_pca(models::T5& model, const std::vector<models::Batch>& batches) {
+  torch::NoGradGuard no_grad;
+  const int64_t D = model->config.hidden_size;
+  const bool was_training = model->is_training();
+  model->eval();
+  auto cov = torch::zeros({D, D}, torch::kFloat64);
+  for (const auto& b : batches) {
+    auto mask = b.attention_mask.defined() ? b.attention_mask : torch::ones_like(b.input_ids);
+    auto out = model->forward(b.input_ids, mask, model->shift_right(b.input_ids), mask, torch::Tensor(), {true, false});
+    const auto keep = mask.reshape(-1).nonzero().view(-1);
+    // Every block's input of both stacks (the last entry of each is the final norm's output).
+    for (const auto* states : {&out.encoder_hidden_states, &out.decoder_hidden_states})
+      for (size_t l = 0; l + 1 < states->size(); ++l) {
+        auto x = f64((*states)[l]).reshape({-1, D}).index_select(0, keep);
+        cov += x.t().matmul(x);
+      }
+  }
+  if (was_training) model->train();
+  auto [values, vectors] = torch::linalg_eigh(cov);
+  return vectors.flip({1}).contiguous();
 }
 
 Tensor stream_pca(models::Opt& model, const std::vector<models::Batch>& batches) {

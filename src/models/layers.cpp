@@ -152,10 +152,13 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   return fc2(inner_dropout(h));
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) { weight = register_parameter("weight", torch::ones({dim})); }
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, int64_t width_) : eps(eps_), width(width_) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  auto variance = x.to(torch::kFloat32).pow(2).mean(-1, /*keepdim=*/true);
+  auto squares = x.to(torch::kFloat32).pow(2);
+  auto variance = width > 0 ? squares.sum(-1, true) / static_cast<double>(width) : squares.mean(-1, /*keepdim=*/true);
   auto h = x * torch::rsqrt(variance + eps);
   if (weight.scalar_type() == torch::kFloat16 || weight.scalar_type() == torch::kBFloat16) h = h.to(weight.scalar_type());
   return weight * h;

@@ -43,19 +43,35 @@ TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string
   c.scale_attention = false;
   c.pre_norm = true;
   c.head = HeadType::seq2seq_lm;
+  if (j.contains("sculpt_rotated")) {  // a stream sliced by compress/rotate.h: norms over the original d_model
+    const auto& b = j["sculpt_rotated"];
+    const std::string where = source + " sculpt_rotated";
+    SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1, "{}: expected {{\"format\": 1, ...}}", where);
+    c.rotated_norm_width = config_int(b, "norm_width", 0, c.hidden_size, kMaxWidth, where);
+  }
   check_parameter_budget(c, source);
   return c;
 }
 
+nlohmann::json t5_config_to_json(const TransformerConfig& c) {
+  nlohmann::json j = c.raw;
+  j["d_model"] = c.hidden_size;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["scale_decoder_outputs"] = c.scale_decoder_outputs;
+  j.erase("sculpt_rotated");
+  if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}};
+  return j;
+}
+
 T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder) {
   self_attn = register_module("self_attn", Attention(c));
-  self_norm = register_module("self_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  self_norm = register_module("self_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
   if (decoder) {
     cross_attn = register_module("cross_attn", Attention(c));
-    cross_norm = register_module("cross_norm", RMSNorm(c.hidden_size, c.norm_eps));
+    cross_norm = register_module("cross_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
   }
   ffn = register_module("ffn", FeedForward(c));
-  ffn_norm = register_module("ffn_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  ffn_norm = register_module("ffn_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
@@ -73,7 +89,7 @@ T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
   blocks = register_module("blocks", torch::nn::ModuleList());
   const int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
   for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder));
-  final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps));
+  final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 

@@ -190,11 +190,11 @@ TEST(CompressFamilies, KMeansCodesT5AndOptDirectoriesThatForwardLoads) {
   }
 }
 
-// SliceGPT through the CLI on the pre-LN OPT fixture: with nothing removed the rotated directory
+// SliceGPT through the CLI on the pre-LN OPT and the T5 v1.1 fixtures: with nothing removed the rotated directory
 // gives `sculpt forward` the original's logits (the rotation is exact and survives save/load);
 // at 37.5% removed d_model is 40 and the parameter count is the closed form of that width; the
 // post-LN fixture is refused with the reason.
-TEST(CompressFamilies, SliceRotatesAPreLnOptThatForwardLoads) {
+TEST(CompressFamilies, SliceRotatesPreLnOptAndT5ThatForwardLoads) {
   if (testing::shared_path("fixtures/hf/opt_causal_lm").empty() || testing::shared_path("data/glue/SST-2").empty())
     GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
   testing::TempDir tmp;
@@ -243,6 +243,26 @@ TEST(CompressFamilies, SliceRotatesAPreLnOptThatForwardLoads) {
   auto [rc2, log2] = slice(testing::shared_path("fixtures/hf/opt_350m_style"), "post_ln", "0.25");
   EXPECT_NE(rc2, 0);
   EXPECT_NE(log2.find("post-LayerNorm OPT"), std::string::npos) << log2;
+
+  // T5 v1.1 the same way: rotated at 0 it forwards the original's logits; at 37.5% d_model is 40.
+  const std::string t5 = testing::shared_path("fixtures/hf/t5_v1_1"), t5_inputs = t5 + "/reference.safetensors";
+  auto t5_forward = [&](const std::string& model, const std::string& out) {
+    std::string log;
+    EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", t5_inputs, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
+        << log;
+    return io::read_safetensors(tmp.str(out)).tensors;
+  };
+  auto [rc3, log3] = slice(t5, "t5_rotated", "0");
+  ASSERT_EQ(rc3, 0) << log3;
+  EXPECT_TRUE(testing::all_close(t5_forward(tmp.str("t5_rotated"), "t5_rotated.safetensors")["logits"],
+                                 t5_forward(t5, "t5.safetensors")["logits"], 1e-4, 1e-4));
+  auto [rc4, log4] = slice(t5, "t5_sliced", "0.375");
+  ASSERT_EQ(rc4, 0) << log4;
+  auto t5_report = nlohmann::json::parse(std::ifstream(tmp.str("t5_sliced/compression.json")));
+  EXPECT_EQ(t5_report["achieved"]["hidden_after"], 40);
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(tmp.str("t5_sliced/config.json")))["sculpt_rotated"]["norm_width"], 64);
+  EXPECT_EQ(t5_forward(tmp.str("t5_sliced"), "t5_sliced.safetensors")["logits"].sizes(),
+            t5_forward(t5, "t5_again.safetensors")["logits"].sizes());
 }
 
 }  // namespace

@@ -123,6 +123,47 @@ TEST(Rotate, AnyOrthogonalRotationOfT5IsExact) {
   }
 }
 
+TEST(Rotate, ASlicedT5IsTheRotationWithTheDroppedCoordinatesZeroed) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
+  models::T5 model(models::t5_config_from_json(io::read_json(dir + "/config.json"), dir));
+  models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+  model->eval();
+  const int64_t D = model->config.hidden_size, d = 40;
+  auto b = prompts();
+  b.input_ids = b.input_ids.remainder(model->config.vocab_size);
+  auto Q = compress::stream_pca(model, {b});
+  ASSERT_TRUE(torch::allclose(Q.t().matmul(Q), torch::eye(D, torch::kFloat64), 0, 1e-9));
+  auto full = compress::rotate_t5(model, Q);
+  auto sliced = compress::rotate_t5(model, Q, d);
+  EXPECT_EQ(sliced->config.hidden_size, d);
+  EXPECT_EQ(sliced->config.rotated_norm_width, D);
+  EXPECT_EQ(full->config.rotated_norm_width, 0);  // unsliced: a plain T5 again
+  {  // the masked form: every writer's rows d..D zeroed in the full rotation
+    torch::NoGradGuard g;
+    full->shared->weight.narrow(1, d, D - d).zero_();
+    for (auto* stack : {&full->encoder, &full->decoder})
+      for (auto& m : *(*stack)->blocks) {
+        auto* blk = m->as<models::T5Block>();
+        blk->self_attn->o->weight.narrow(0, d, D - d).zero_();
+        if (blk->cross_attn) blk->cross_attn->o->weight.narrow(0, d, D - d).zero_();
+        blk->ffn->fc2->weight.narrow(0, d, D - d).zero_();
+      }
+  }
+  auto labels = b.input_ids.narrow(1, 0, 5).contiguous();
+  auto masked = full->forward(b.input_ids, b.attention_mask, torch::Tensor(), torch::Tensor(), labels);
+  auto packed = sliced->forward(b.input_ids, b.attention_mask, torch::Tensor(), torch::Tensor(), labels);
+  EXPECT_TRUE(testing::all_close(packed.logits, masked.logits, 1e-5, 1e-5));
+  auto [gm, sm] = full->generate(b.input_ids, b.attention_mask, 5);
+  auto [gp, sp] = sliced->generate(b.input_ids, b.attention_mask, 5);
+  EXPECT_TRUE(torch::equal(gp, gm)) << gp << "\n" << gm;
+  // The sliced directory's config carries the norm width back.
+  auto c = models::t5_config_from_json(models::t5_config_to_json(sliced->config), "sliced");
+  EXPECT_EQ(c.hidden_size, d);
+  EXPECT_EQ(c.rotated_norm_width, D);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.scale_decoder_outputs);
+}
+
 TEST(Rotate, PostLnOptIsRefusedWithTheReason) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_350m_style");
   auto model = load_opt(dir);

@@ -25,10 +25,15 @@ std::string rotation_problem(const models::TransformerConfig& c);
 // orthogonal (checked); the model itself is left unchanged. Folded in fp64.
 models::Opt rotate_opt(models::Opt& model, const torch::Tensor& Q, int64_t keep = 0);
 
-// The same model with its encoder and decoder streams rotated by Q [D, D] (orthogonal, checked):
-// every norm weight 1, the decoder's final norm weight and d_model^-0.5 output scale folded into
-// an untied lm_head. An HF-loadable T5 directory once saved. Slicing T5 is not implemented yet.
-models::T5 rotate_t5(models::T5& model, const torch::Tensor& Q);
+// The same model with its encoder and decoder streams rotated by Q [D, D] (orthogonal, checked)
+// and kept to Q's first KEEP columns (0: all): every norm weight 1, the decoder's final norm
+// weight and d_model^-0.5 output scale folded into an untied lm_head. Unsliced, an HF-loadable T5
+// directory once saved; sliced, its norms divide by the original d_model (sculpt_rotated).
+models::T5 rotate_t5(models::T5& model, const torch::Tensor& Q, int64_t keep = 0);
+
+// T5's principal directions: both streams' block inputs over BATCHES (the encoder reads the
+// inputs, the decoder the inputs shifted right), pooled, eigenvalues descending: [D, D].
+torch::Tensor stream_pca(models::T5& model, const std::vector<models::Batch>& batches);
 
 // The principal directions of the centred residual stream at every block's input over BATCHES
 // (input ids with their attention masks, padding excluded), eigenvalues descending: [D, D].

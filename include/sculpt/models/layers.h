@@ -113,11 +113,14 @@ struct TransformerLayerImpl : torch::nn::Module {
 };
 TORCH_MODULE(TransformerLayer);
 
-// T5's layer norm: scale by the root mean square, no mean subtraction, no bias.
+// T5's layer norm: scale by the root mean square, no mean subtraction, no bias. `width` > 0: the
+// mean of squares is over that many coordinates (a rotated stream sliced narrower, whose dropped
+// coordinates count as zeros).
 struct RMSNormImpl : torch::nn::Module {
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, int64_t width = 0);
   torch::Tensor forward(const torch::Tensor& x);
   double eps;
+  int64_t width;
   torch::Tensor weight;
 };
 TORCH_MODULE(RMSNorm);

@@ -79,4 +79,7 @@ TORCH_MODULE(T5);
 
 KeyMap t5_key_map(const TransformerConfig& c);
 
+// config.json for C (raw keys kept; a sliced model's d_model and its sculpt_rotated block).
+nlohmann::json t5_config_to_json(const TransformerConfig& c);
+
 }  // namespace sculpt::models
