@@ -43,6 +43,9 @@ void fold_rms_reader(models::Linear& to, const models::Linear& from, const Tenso
   set(to->weight, (f64(from->weight) * gamma.unsqueeze(0)).matmul(Q));
 }
 
+// The eigenvectors of a covariance, largest eigenvalue first (eigh sorts ascending).
+Tensor descending_eigenvectors(const Tensor& cov) { return std::get<1>(torch::linalg_eigh(cov)).flip({1}).contiguous(); }
+
 }  // namespace
 
 std::string rotation_problem(const models::TransformerConfig& c) {
@@ -184,8 +187,7 @@ Tensor stream_pca(models::T5& model, const std::vector<models::Batch>& batches) 
       }
   }
   if (was_training) model->train();
-  auto [values, vectors] = torch::linalg_eigh(cov);
-  return vectors.flip({1}).contiguous();
+  return descending_eigenvectors(cov);
 }
 
 Tensor stream_pca(models::Opt& model, const std::vector<models::Batch>& batches) {
@@ -204,8 +206,7 @@ Tensor stream_pca(models::Opt& model, const std::vector<models::Batch>& batches)
     }
   }
   if (was_training) model->train();
-  auto [values, vectors] = torch::linalg_eigh(cov);
-  return vectors.flip({1}).contiguous();  // eigh sorts ascending
+  return descending_eigenvectors(cov);
 }
 
 }  // namespace sculpt::compress

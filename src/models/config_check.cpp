@@ -62,6 +62,14 @@ std::string config_string(const nlohmann::json& j, const char* key, const std::s
   return v->get<std::string>();
 }
 
+int64_t rotated_norm_width_of(const nlohmann::json& j, int64_t hidden, const std::string& source) {
+  if (!j.contains("sculpt_rotated")) return 0;
+  const auto& b = j["sculpt_rotated"];
+  const std::string where = source + " sculpt_rotated";
+  SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1, "{}: expected {{\"format\": 1, ...}}", where);
+  return config_int(b, "norm_width", 0, hidden, kMaxWidth, where);
+}
+
 double parameter_count(const TransformerConfig& c) {
   const double h = static_cast<double>(c.hidden_size), f = static_cast<double>(c.intermediate_size);
   const double inner = static_cast<double>(c.num_heads) * static_cast<double>(c.head_dim());

@@ -23,13 +23,8 @@ TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::strin
   c.num_layers = config_int(j, "num_hidden_layers", 12, 1, kMaxLayers, source);
   // A stream rotated and sliced by compress/rotate.h: RMS norms over the original width, heads
   // of their original size (hidden_size is the sliced width).
-  if (j.contains("sculpt_rotated")) {
-    const auto& b = j["sculpt_rotated"];
-    const std::string where = source + " sculpt_rotated";
-    SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1, "{}: expected {{\"format\": 1, ...}}", where);
-    c.rotated_norm_width = config_int(b, "norm_width", 0, c.hidden_size, kMaxWidth, where);
-    c.d_kv = config_int(b, "head_dim", 0, 1, kMaxWidth, where);
-  }
+  c.rotated_norm_width = rotated_norm_width_of(j, c.hidden_size, source);
+  if (c.rotated_norm_width > 0) c.d_kv = config_int(j["sculpt_rotated"], "head_dim", 0, 1, kMaxWidth, source + " sculpt_rotated");
   c.num_heads = config_int(j, "num_attention_heads", 12, 1, std::max(c.hidden_size, c.rotated_norm_width), source);
   SCULPT_CHECK(c.d_kv > 0 || c.hidden_size % c.num_heads == 0, "{}: hidden_size {} is not a multiple of num_attention_heads {}",
                source, c.hidden_size, c.num_heads);

@@ -43,12 +43,7 @@ TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string
   c.scale_attention = false;
   c.pre_norm = true;
   c.head = HeadType::seq2seq_lm;
-  if (j.contains("sculpt_rotated")) {  // a stream sliced by compress/rotate.h: norms over the original d_model
-    const auto& b = j["sculpt_rotated"];
-    const std::string where = source + " sculpt_rotated";
-    SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1, "{}: expected {{\"format\": 1, ...}}", where);
-    c.rotated_norm_width = config_int(b, "norm_width", 0, c.hidden_size, kMaxWidth, where);
-  }
+  c.rotated_norm_width = rotated_norm_width_of(j, c.hidden_size, source);  // a stream sliced by compress/rotate.h
   check_parameter_budget(c, source);
   return c;
 }

@@ -206,12 +206,13 @@ TEST(CompressFamilies, SliceRotatesPreLnOptAndT5ThatForwardLoads) {
                                     tmp.str(out + ".log"), &log);
     return std::make_pair(rc, log);
   };
-  auto forward = [&](const std::string& model, const std::string& out) {
+  auto forward_on = [&](const std::string& model, const std::string& out, const std::string& on) {
     std::string log;
-    EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", inputs, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
+    EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", on, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
         << log;
     return io::read_safetensors(tmp.str(out)).tensors;
   };
+  auto forward = [&](const std::string& model, const std::string& out) { return forward_on(model, out, inputs); };
   auto [rc0, log0] = slice(dir, "rotated", "0");
   ASSERT_EQ(rc0, 0) << log0;
   auto original = forward(dir, "original.safetensors");
@@ -246,12 +247,7 @@ TEST(CompressFamilies, SliceRotatesPreLnOptAndT5ThatForwardLoads) {
 
   // T5 v1.1 the same way: rotated at 0 it forwards the original's logits; at 37.5% d_model is 40.
   const std::string t5 = testing::shared_path("fixtures/hf/t5_v1_1"), t5_inputs = t5 + "/reference.safetensors";
-  auto t5_forward = [&](const std::string& model, const std::string& out) {
-    std::string log;
-    EXPECT_EQ(testing::run_cli({"forward", "--model", model, "--inputs", t5_inputs, "--out", tmp.str(out)}, tmp.str(out + ".log"), &log), 0)
-        << log;
-    return io::read_safetensors(tmp.str(out)).tensors;
-  };
+  auto t5_forward = [&](const std::string& model, const std::string& out) { return forward_on(model, out, t5_inputs); };
   auto [rc3, log3] = slice(t5, "t5_rotated", "0");
   ASSERT_EQ(rc3, 0) << log3;
   EXPECT_TRUE(testing::all_close(t5_forward(tmp.str("t5_rotated"), "t5_rotated.safetensors")["logits"],

@@ -26,6 +26,10 @@ bool config_bool(const nlohmann::json& j, const char* key, bool fallback, const 
 std::string config_string(const nlohmann::json& j, const char* key, const std::string& fallback,
                           const std::string& source);
 
+// A rotated, sliced stream's `sculpt_rotated` block ({"format": 1, "norm_width": D, ...}, written
+// by compress/rotate.h): its norm width, at least HIDDEN; 0 when the block is absent.
+int64_t rotated_norm_width_of(const nlohmann::json& j, int64_t hidden, const std::string& source);
+
 // The parameter count the sizes describe (embeddings, every block, the untied LM head).
 double parameter_count(const TransformerConfig& c);
 // Refused when those parameters in fp32 exceed this machine's memory: sizes that pass each
