@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 
 #include "args.h"
 #include "commands.h"
@@ -14,11 +15,17 @@
 #include "sculpt/io/model_dir.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/config_check.h"
+#include "sculpt/models/hf_model.h"
+#include "sculpt/models/opt.h"
 #include "sculpt/models/packed_bert.h"
+#include "sculpt/models/t5.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/precision.h"
 #include "sculpt/train/optim.h"
 #include "sculpt/train/timing.h"
+
+namespace fs = std::filesystem;
 
 namespace sculpt::cli {
 namespace {
@@ -94,6 +101,40 @@ std::vector<models::AnyBert> synthetic_pair(const std::string& name, std::vector
   return out;
 }
 
+// A model directory behind AnyBert's forward: BERT (dense or packed) as it is; OPT and T5 (HF's,
+// or rotated and sliced by `sculpt compress --method slice`) through their own forward, T5's
+// decoder reading the inputs shifted right (one teacher-forced pass, not generation).
+models::AnyBert load_bench_model(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  const auto j = io::read_json(path);
+  const std::string type = j.value("model_type", "bert");
+  models::AnyBert out;
+  out.dir = dir;
+  if (type == "opt") {
+    auto m = models::load_opt(dir);
+    out.module = m.ptr(), out.config = m->config;
+    out.forward = [m](const models::Batch& b, const models::ForwardOptions&) mutable {
+      models::ModelOutput o;
+      o.logits = m->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
+      return o;
+    };
+    return out;
+  }
+  if (type == "t5") {
+    models::T5 m(models::t5_config_from_json(j, path));
+    models::check_config_against_weights(m->config, dir, path);
+    models::load_checkpoint(*m, models::t5_key_map(m->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    out.module = m.ptr(), out.config = m->config;
+    out.forward = [m](const models::Batch& b, const models::ForwardOptions&) mutable {
+      models::ModelOutput o;
+      o.logits = m->forward(b.input_ids, b.attention_mask, m->shift_right(b.input_ids), b.attention_mask, torch::Tensor()).logits;
+      return o;
+    };
+    return out;
+  }
+  return models::load_any_bert(dir);
+}
+
 int bench_infer(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape", "synthetic"});
   auto dirs = args.all("model");
@@ -103,12 +144,12 @@ int bench_infer(int argc, char** argv) {
   if (shapes.empty()) shapes = {"128x128", "32x512"};
   const auto device = train::resolve_device(args.get("device", "auto"));
   const int steps = std::stoi(args.get("steps", "5")), warmup = std::stoi(args.get("warmup", "1"));
-  std::vector<models::AnyBert> nets;  // dense or packed
+  std::vector<models::AnyBert> nets;  // BERT dense or packed, OPT, T5
   if (args.has("synthetic")) nets = synthetic_pair(args.get("synthetic"), dirs);
   else
     for (const auto& d : dirs) {
       io::require_model_dir(d, "--model");
-      nets.push_back(models::load_any_bert(d));
+      nets.push_back(load_bench_model(d));
     }
   for (auto& n : nets) {
     n.to(device);

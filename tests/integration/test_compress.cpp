@@ -240,6 +240,15 @@ TEST(CompressFamilies, SliceRotatesPreLnOptAndT5ThatForwardLoads) {
   EXPECT_GT(a["calibration_perplexity_after"].get<double>(), 0.0);
   auto sliced = forward(tmp.str("sliced"), "sliced.safetensors");
   EXPECT_EQ(sliced["logits"].sizes(), original["logits"].sizes());
+  // `sculpt bench infer` times the original beside the sliced model (one row each, its size).
+  std::string bench;
+  ASSERT_EQ(testing::run_cli({"bench", "infer", "--model", dir, "--model", tmp.str("sliced"), "--shape", "2x8", "--steps", "1", "--warmup",
+                              "0", "--device", "cpu"},
+                             tmp.str("bench.log"), &bench),
+            0)
+      << bench;
+  EXPECT_NE(bench.find(std::to_string(params(64, false)) + " params"), std::string::npos) << bench;
+  EXPECT_NE(bench.find(std::to_string(params(40, true)) + " params"), std::string::npos) << bench;
 
   auto [rc2, log2] = slice(testing::shared_path("fixtures/hf/opt_350m_style"), "post_ln", "0.25");
   EXPECT_NE(rc2, 0);
