@@ -319,14 +319,10 @@ class SquadTask : public Task {
 };
 
 models::Bert build_bert_span_model(const recipe::Recipe& r) {
-  nlohmann::json j = model_config(r);
-  j["model_type"] = "bert";
-  j["architectures"] = {"BertForQuestionAnswering"};
-  auto c = models::bert_config_from_json(j, config_source(r));
-  if (!r.model.path.empty()) return models::load_bert(r.model.path, false, io::WeightFormat::safetensors, &c).model;
-  models::Bert model(c);
-  model->init_weights();
-  return model;
+  return build_bert_with_head(r, [](models::TransformerConfig& c) {
+    c.head = models::HeadType::question_answering;
+    c.with_pooler = false;  // HF builds BertModel(add_pooling_layer=False) for QA
+  });
 }
 
 }  // namespace
