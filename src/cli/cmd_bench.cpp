@@ -121,9 +121,7 @@ models::AnyBert load_bench_model(const std::string& dir) {
     return out;
   }
   if (type == "t5") {
-    models::T5 m(models::t5_config_from_json(j, path));
-    models::check_config_against_weights(m->config, dir, path);
-    models::load_checkpoint(*m, models::t5_key_map(m->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    auto m = models::load_t5(dir);
     out.module = m.ptr(), out.config = m->config;
     out.forward = [m](const models::Batch& b, const models::ForwardOptions&) mutable {
       models::ModelOutput o;

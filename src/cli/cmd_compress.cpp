@@ -179,10 +179,7 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
   std::string data_from;
   fs::create_directories(out);
   if (family == "t5") {
-    const std::string path = (fs::path(dir) / "config.json").string();
-    models::T5 model(models::t5_config_from_json(io::read_json(path), path));
-    models::check_config_against_weights(model->config, dir, path);
-    models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    auto model = models::load_t5(dir);
     model->eval();
     auto sample = read_sample(args, *tokenizer, std::stoll(args.get("max-length", "128")), false);
     data_from = sample.from;

@@ -70,6 +70,11 @@ int64_t rotated_norm_width_of(const nlohmann::json& j, int64_t hidden, const std
   return config_int(b, "norm_width", 0, hidden, kMaxWidth, where);
 }
 
+void write_rotated_block(nlohmann::json& j, const TransformerConfig& c) {
+  j.erase("sculpt_rotated");
+  if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}, {"head_dim", c.head_dim()}};
+}
+
 double parameter_count(const TransformerConfig& c) {
   const double h = static_cast<double>(c.hidden_size), f = static_cast<double>(c.intermediate_size);
   const double inner = static_cast<double>(c.num_heads) * static_cast<double>(c.head_dim());

@@ -72,8 +72,7 @@ nlohmann::json opt_config_to_json(const TransformerConfig& c) {
   j["hidden_size"] = c.hidden_size;
   j["word_embed_proj_dim"] = c.word_embed_proj_dim;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
-  j.erase("sculpt_rotated");
-  if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}, {"head_dim", c.head_dim()}};
+  write_rotated_block(j, c);
   return j;
 }
 

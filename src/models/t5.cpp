@@ -5,7 +5,9 @@
 #include <cmath>
 
 #include "sculpt/core/error.h"
+#include "sculpt/io/hf_dir.h"
 #include "sculpt/models/config_check.h"
+#include "sculpt/models/hf_model.h"
 
 namespace sculpt::models {
 
@@ -53,9 +55,16 @@ nlohmann::json t5_config_to_json(const TransformerConfig& c) {
   j["d_model"] = c.hidden_size;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["scale_decoder_outputs"] = c.scale_decoder_outputs;
-  j.erase("sculpt_rotated");
-  if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}};
+  write_rotated_block(j, c);
   return j;
+}
+
+T5 load_t5(const std::string& dir) {
+  const std::string path = dir + "/config.json";
+  T5 model(t5_config_from_json(io::read_json(path), path));
+  check_config_against_weights(model->config, dir, path);
+  load_checkpoint(*model, t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+  return model;
 }
 
 T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder) {

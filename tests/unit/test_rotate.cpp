@@ -105,8 +105,7 @@ TEST(Rotate, AnyOrthogonalRotationOfT5IsExact) {
   // v1.0 (ReLU, tied head with the d_model^-0.5 scale) and v1.1 (gated GELU, own head).
   for (const char* fixture : {"t5_small", "t5_v1_1"}) {
     SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
-    models::T5 model(models::t5_config_from_json(io::read_json(dir + "/config.json"), dir));
-    models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+    auto model = models::load_t5(dir);
     model->eval();
     auto rotated = compress::rotate_t5(model, random_orthogonal(model->config.hidden_size, 12));
     auto b = prompts();
@@ -125,8 +124,7 @@ TEST(Rotate, AnyOrthogonalRotationOfT5IsExact) {
 
 TEST(Rotate, ASlicedT5IsTheRotationWithTheDroppedCoordinatesZeroed) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
-  models::T5 model(models::t5_config_from_json(io::read_json(dir + "/config.json"), dir));
-  models::load_checkpoint(*model, models::t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
+  auto model = models::load_t5(dir);
   model->eval();
   const int64_t D = model->config.hidden_size, d = 40;
   auto b = prompts();

@@ -29,6 +29,8 @@ std::string config_string(const nlohmann::json& j, const char* key, const std::s
 // A rotated, sliced stream's `sculpt_rotated` block ({"format": 1, "norm_width": D, ...}, written
 // by compress/rotate.h): its norm width, at least HIDDEN; 0 when the block is absent.
 int64_t rotated_norm_width_of(const nlohmann::json& j, int64_t hidden, const std::string& source);
+// Writes (or removes, for an unrotated C) that block in J.
+void write_rotated_block(nlohmann::json& j, const TransformerConfig& c);
 
 // The parameter count the sizes describe (embeddings, every block, the untied LM head).
 double parameter_count(const TransformerConfig& c);

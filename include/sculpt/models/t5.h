@@ -81,5 +81,7 @@ KeyMap t5_key_map(const TransformerConfig& c);
 
 // config.json for C (raw keys kept; a sliced model's d_model and its sculpt_rotated block).
 nlohmann::json t5_config_to_json(const TransformerConfig& c);
+// A strict load of a T5 directory (HF's, or a sliced one that sculpt wrote).
+T5 load_t5(const std::string& dir);
 
 }  // namespace sculpt::models
