@@ -75,6 +75,40 @@ void write_rotated_block(nlohmann::json& j, const TransformerConfig& c) {
   if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}, {"head_dim", c.head_dim()}};
 }
 
+std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const TransformerConfig& c, int64_t count,
+                                        const std::string& source) {
+  std::vector<LayerShape> shapes;
+  if (!j.contains("sculpt_packed")) return shapes;
+  const auto& b = j["sculpt_packed"];
+  const std::string where = source + " sculpt_packed";
+  SCULPT_CHECK(b.is_object() && b.value("format", 0) == 1 && b.contains("layers") && b["layers"].is_array(),
+               "{}: expected {{\"format\": 1, \"layers\": [...]}}", where);
+  SCULPT_CHECK(static_cast<int64_t>(b["layers"].size()) == count, "{}: {} layers for {} in the model", where,
+               b["layers"].size(), count);
+  for (size_t i = 0; i < b["layers"].size(); ++i) {
+    const auto& l = b["layers"][i];
+    const std::string at = fmt::format("{} layers[{}]", where, i);
+    SCULPT_CHECK(l.is_object(), "{}: expected an object", at);
+    shapes.push_back({config_int(l, "heads", -1, 0, c.num_heads, at), config_int(l, "qk_dim", -1, 0, c.head_dim(), at),
+                      config_int(l, "vo_dim", -1, 0, c.head_dim(), at), config_int(l, "ffn_dim", -1, 0, c.intermediate_size, at),
+                      config_bool(l, "attn", true, at), config_bool(l, "ffn", true, at)});
+    const auto& s = shapes.back();
+    SCULPT_CHECK(s.heads >= 0 && s.qk_dim >= 0 && s.vo_dim >= 0 && s.ffn_dim >= 0,
+                 "{}: heads, qk_dim, vo_dim and ffn_dim are required", at);
+  }
+  return shapes;
+}
+
+void write_layer_shapes(nlohmann::json& j, const std::vector<LayerShape>& shapes) {
+  j.erase("sculpt_packed");
+  if (shapes.empty()) return;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& s : shapes)
+    layers.push_back({{"heads", s.heads}, {"qk_dim", s.qk_dim}, {"vo_dim", s.vo_dim}, {"ffn_dim", s.ffn_dim},
+                      {"attn", s.attn}, {"ffn", s.ffn}});
+  j["sculpt_packed"] = {{"format", 1}, {"layers", layers}};
+}
+
 double parameter_count(const TransformerConfig& c) {
   const double h = static_cast<double>(c.hidden_size), f = static_cast<double>(c.intermediate_size);
   const double inner = static_cast<double>(c.num_heads) * static_cast<double>(c.head_dim());
@@ -170,7 +204,9 @@ void check_config_against_weights(const TransformerConfig& c, const std::string&
                {"decoder.embed_positions.weight"}, 0},
               {kv("hidden_size", c.hidden_size), c.hidden_size, {"decoder.embed_positions.weight"}, 1},
               {kv("ffn_dim", c.intermediate_size), c.intermediate_size, {"decoder.layers.0.fc1.weight"}, 0}};
-    depths.push_back({"num_hidden_layers", {c.num_layers, "decoder.layers."}});
+    // Packed: each layer's sizes are its own, and a layer left with no block holds no tensor.
+    if (packed) claims.pop_back();
+    if (!packed) depths.push_back({"num_hidden_layers", {c.num_layers, "decoder.layers."}});
   } else if (c.model_type == "t5") {
     const std::string attn = "encoder.block.0.layer.0.SelfAttention.";
     claims = {{kv("vocab_size", c.vocab_size), c.vocab_size, {"shared.weight"}, 0},

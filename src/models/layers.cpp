@@ -40,7 +40,8 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
   weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  // A packed block may keep no inputs or outputs; Kaiming's bound is infinite for fan-in 0.
+  if (weight.numel() > 0) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
     bias = register_parameter("bias", torch::empty({out}));
     const double bound = in > 0 ? 1.0 / std::sqrt(static_cast<double>(in)) : 0.0;
@@ -79,9 +80,9 @@ torch::Tensor dropout(const torch::Tensor& x, double p, bool training) {
 
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& bias,
                      double divisor, double dropout_p, torch::Tensor* probs) {
-  // Head width 0 (a packed head with no q/k dims left): every score is 0, so the weights are
-  // the softmax of the bias alone; SDPA does not take empty heads.
-  if (probs || q.size(-1) == 0) {
+  // Head width 0 (a packed head with no q/k dims left: every score is 0, so the weights are the
+  // softmax of the bias alone; or no value dims: an empty context): SDPA does not take empty heads.
+  if (probs || q.size(-1) == 0 || v.size(-1) == 0) {
     auto scores = torch::matmul(q, k.transpose(-1, -2));
     if (divisor != 1.0) scores = scores / divisor;
     if (bias.defined()) scores = scores + bias;
@@ -106,28 +107,30 @@ static models::Linear linear(int64_t in, int64_t out, bool bias) {
   return models::Linear(in, out, bias);
 }
 
-AttentionImpl::AttentionImpl(const TransformerConfig& c)
-    : num_heads(c.num_heads), head_dim(c.head_dim()),
+AttentionImpl::AttentionImpl(const TransformerConfig& c, const LayerShape& shape)
+    : num_heads(shape.heads), qk_dim(shape.qk_dim), vo_dim(shape.vo_dim),
       score_divisor(c.scale_attention ? std::sqrt(static_cast<double>(c.head_dim())) : 1.0) {
-  const int64_t d = c.hidden_size, inner = num_heads * head_dim;
-  q = register_module("q", linear(d, inner, c.bias));
-  k = register_module("k", linear(d, inner, c.bias));
-  v = register_module("v", linear(d, inner, c.bias));
-  o = register_module("o", linear(inner, d, c.bias));
+  const int64_t d = c.hidden_size;
+  q = register_module("q", linear(d, num_heads * qk_dim, c.bias));
+  k = register_module("k", linear(d, num_heads * qk_dim, c.bias));
+  v = register_module("v", linear(d, num_heads * vo_dim, c.bias));
+  o = register_module("o", linear(num_heads * vo_dim, d, c.bias));
   attn_dropout = register_module("attn_dropout", Dropout(c.attention_dropout));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                                     const torch::Tensor& memory, KVCache* cache) {
+                                     const torch::Tensor& memory, KVCache* cache, const LayerMasks* masks) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto split = [&](const torch::Tensor& t) { return t.view({B, t.size(1), num_heads, head_dim}).transpose(1, 2); };
-  auto qh = split(q(x));
+  if (num_heads == 0) return o(x.new_zeros({B, T, 0}));  // a packed block left with its output bias
+  auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, t.size(1), num_heads, w}).transpose(1, 2); };
+  auto qh = split(q(x), qk_dim);
+  if (masks && masks->qk.defined()) qh = qh * masks->qk;  // removes the masked dims' score terms
   torch::Tensor kh, vh;
   if (memory.defined() && cache && cache->k.defined()) {  // cross-attention: memory projected once
     kh = cache->k, vh = cache->v;
   } else {
     const auto& src = memory.defined() ? memory : x;
-    kh = split(k(src)), vh = split(v(src));
+    kh = split(k(src), qk_dim), vh = split(v(src), vo_dim);
     if (cache && !memory.defined() && cache->k.defined()) {
       kh = torch::cat({cache->k, kh}, 2);
       vh = torch::cat({cache->v, vh}, 2);
@@ -135,20 +138,25 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     if (cache) cache->k = kh, cache->v = vh;
   }
   const double p = is_training() ? attn_dropout->p : 0.0;
-  auto ctx = attend(qh, kh, vh, bias, score_divisor, p, probs).transpose(1, 2).contiguous().view({B, T, num_heads * head_dim});
-  return o(ctx);
+  auto ctx = attend(qh, kh, vh, bias, score_divisor, p, probs);  // [B, H, T, vo]
+  // Masks on the context rather than the values, so a key/value cache holds the plain values.
+  if (masks && masks->head.defined()) ctx = ctx * masks->head.view({1, num_heads, 1, 1});
+  if (masks && masks->vo.defined()) ctx = ctx * masks->vo;
+  return o(ctx.transpose(1, 2).contiguous().view({B, T, num_heads * vo_dim}));
 }
 
-FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c) : act(c.activation) {
-  fc1 = register_module("fc1", linear(c.hidden_size, c.intermediate_size, c.bias));
-  if (c.gated_ffn) gate = register_module("gate", linear(c.hidden_size, c.intermediate_size, c.bias));
-  fc2 = register_module("fc2", linear(c.intermediate_size, c.hidden_size, c.bias));
+FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c, int64_t inner) : act(c.activation) {
+  const int64_t f = inner >= 0 ? inner : c.intermediate_size;
+  fc1 = register_module("fc1", linear(c.hidden_size, f, c.bias));
+  if (c.gated_ffn) gate = register_module("gate", linear(c.hidden_size, f, c.bias));
+  fc2 = register_module("fc2", linear(f, c.hidden_size, c.bias));
   inner_dropout = register_module("inner_dropout", Dropout(c.ffn_dropout));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, const torch::Tensor& neurons) {
   auto h = activation(act, fc1(x));
   if (gate) h = h * gate(x);
+  if (neurons.defined()) h = h * neurons;
   return fc2(inner_dropout(h));
 }
 
@@ -168,25 +176,41 @@ static torch::nn::LayerNorm make_norm(const TransformerConfig& c) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.norm_eps));
 }
 
-TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c)
+TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
     : pre_norm(c.pre_norm), rotated_width(c.rotated_norm_width), eps(c.norm_eps) {
   SCULPT_CHECK(rotated_width == 0 || pre_norm, "a rotated residual stream needs pre-norm blocks");
-  attn = register_module("attn", Attention(c));
-  if (rotated_width == 0) attn_norm = register_module("attn_norm", make_norm(c));
-  ffn = register_module("ffn", FeedForward(c));
-  if (rotated_width == 0) ffn_norm = register_module("ffn_norm", make_norm(c));
+  const LayerShape shape = c.layer_shape(i);
+  SCULPT_CHECK(pre_norm || (shape.attn && shape.ffn), "a post-norm layer cannot drop a block (its norm stays)");
+  if (shape.attn) {
+    attn = register_module("attn", Attention(c, shape));
+    if (rotated_width == 0) attn_norm = register_module("attn_norm", make_norm(c));
+  }
+  if (shape.ffn) {
+    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim));
+    if (rotated_width == 0) ffn_norm = register_module("ffn_norm", make_norm(c));
+  }
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                                            KVCache* cache) {
+                                            KVCache* cache, const LayerMasks* masks) {
+  const torch::Tensor none;
+  // A block's output under its masks: the block gate, then (pre-norm) the written coordinates.
+  auto gated = [&](torch::Tensor out, const torch::Tensor& gate) {
+    if (!masks) return out;
+    if (gate.defined()) out = out * gate;
+    if (masks->hidden.defined()) out = out * masks->hidden;
+    return out;
+  };
+  const auto& neurons = masks ? masks->neurons : none;
   if (pre_norm) {
     auto norm = [&](torch::nn::LayerNorm& n, const torch::Tensor& t) { return n ? n(t) : rotated_rms_norm(t, rotated_width, eps); };
-    auto h = x + dropout(attn(norm(attn_norm, x), bias, probs, torch::Tensor(), cache));
-    return h + dropout(ffn(norm(ffn_norm, h)));
+    auto h = attn ? x + dropout(gated(attn(norm(attn_norm, x), bias, probs, none, cache, masks), masks ? masks->attn : none)) : x;
+    return ffn ? h + dropout(gated(ffn(norm(ffn_norm, h), neurons), masks ? masks->ffn : none)) : h;
   }
-  auto h = attn_norm(x + dropout(attn(x, bias, probs, torch::Tensor(), cache)));
-  return ffn_norm(h + dropout(ffn(h)));
+  SCULPT_CHECK(!masks || !masks->hidden.defined(), "a post-norm layer's stream masks belong to its norm sites (compress/sp3_bert.h)");
+  auto h = attn_norm(x + dropout(gated(attn(x, bias, probs, none, cache, masks), masks ? masks->attn : none)));
+  return ffn_norm(h + dropout(gated(ffn(h, neurons), masks ? masks->ffn : none)));
 }
 
 EmbeddingsImpl::EmbeddingsImpl(const TransformerConfig& c) {

@@ -63,6 +63,8 @@ TransformerConfig opt_config_from_json(const nlohmann::json& j, const std::strin
   }
   SCULPT_CHECK(c.rotated_norm_width == 0 || c.final_norm, "{}: a rotated stream needs pre-LayerNorm blocks and the final norm",
                source);
+  c.layer_shapes = layer_shapes_of(j, c, c.num_layers, source);
+  SCULPT_CHECK(c.layer_shapes.empty() || c.pre_norm, "{}: a packed OPT needs pre-LayerNorm blocks", source);
   check_parameter_budget(c, source);
   return c;
 }
@@ -73,13 +75,14 @@ nlohmann::json opt_config_to_json(const TransformerConfig& c) {
   j["word_embed_proj_dim"] = c.word_embed_proj_dim;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   write_rotated_block(j, c);
+  write_layer_shapes(j, c.layer_shapes);
   return j;
 }
 
 Opt load_opt(const std::string& dir) {
   const std::string path = dir + "/config.json";
   const auto config = opt_config_from_json(io::read_json(path), path);
-  check_config_against_weights(config, dir, path);
+  check_config_against_weights(config, dir, path, /*packed=*/!config.layer_shapes.empty());
   Opt model(config);
   load_checkpoint(*model, opt_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
   return model;
@@ -100,7 +103,7 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
   if (config.final_norm && !rotated)
     final_norm = register_module("final_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d}).eps(config.norm_eps)));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config));
+  for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(TransformerLayer(config, static_cast<size_t>(i)));
   dropout = register_module("dropout", Dropout(config.hidden_dropout));
   const bool head_reads_stream = rotated && !project_out;  // then it carries the final norm's bias
   if (config.head == HeadType::sequence_classification)
@@ -119,6 +122,10 @@ torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tenso
   auto x = embed_tokens(input_ids);
   if (project_in) x = project_in(x);
   x = x + embed_positions(positions);  // HF applies no dropout here
+  const ModelMasks* masks = options.masks;
+  SCULPT_CHECK(!masks || masks->layers.size() == layers->size(), "{} layer masks for {} layers", masks ? masks->layers.size() : 0,
+               layers->size());
+  if (masks && masks->embed.defined()) x = x * masks->embed;
   auto causal = torch::arange(K, input_ids.options()).unsqueeze(0) <= torch::arange(past, K, input_ids.options()).unsqueeze(1);
   auto allowed = causal.unsqueeze(0).unsqueeze(0).to(x.scalar_type()) * mask.unsqueeze(1).unsqueeze(2).to(x.scalar_type());
   auto bias = (1.0 - allowed) * mask_min(x.scalar_type());
@@ -129,7 +136,7 @@ torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tenso
     torch::Tensor probs;
     auto* layer = m->as<TransformerLayer>();
     KVCache* kv = cache ? &cache->layers[i] : nullptr;
-    x = layer->forward(x, bias, options.attentions ? &probs : nullptr, kv);
+    x = layer->forward(x, bias, options.attentions ? &probs : nullptr, kv, masks ? &masks->layers[i] : nullptr);
     if (options.attentions && out) out->attentions.push_back(probs);
     ++i;
   }
@@ -171,7 +178,7 @@ OptImpl::Output OptImpl::forward(const torch::Tensor& input_ids, const torch::Te
 }
 
 std::pair<torch::Tensor, torch::Tensor> OptImpl::generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                                          int64_t max_new_tokens) {
+                                                          int64_t max_new_tokens, const ModelMasks* masks) {
   torch::NoGradGuard no_grad;
   const int64_t B = input_ids.size(0);
   auto ids = input_ids;
@@ -181,7 +188,9 @@ std::pair<torch::Tensor, torch::Tensor> OptImpl::generate(const torch::Tensor& i
   std::vector<torch::Tensor> scores;
   auto next_input = ids;
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    auto h = decode(next_input, mask, nullptr, {}, &cache);
+    ForwardOptions options;
+    options.masks = masks;
+    auto h = decode(next_input, mask, nullptr, options, &cache);
     auto logits = lm_logits(h.select(1, h.size(1) - 1));
     scores.push_back(logits);
     auto next = logits.argmax(-1);
@@ -221,14 +230,19 @@ KeyMap opt_key_map(const TransformerConfig& c) {
   if (c.final_norm && !rotated) add(p + "final_layer_norm", "final_norm", true);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string hf = fmt::format("{}layers.{}.", p, i), in = fmt::format("layers.{}.", i);
-    add(hf + "self_attn.k_proj", in + "attn.k", c.bias);
-    add(hf + "self_attn.v_proj", in + "attn.v", c.bias);
-    add(hf + "self_attn.q_proj", in + "attn.q", c.bias);
-    add(hf + "self_attn.out_proj", in + "attn.o", c.bias);
-    if (!rotated) add(hf + "self_attn_layer_norm", in + "attn_norm", true);
-    add(hf + "fc1", in + "ffn.fc1", c.bias);
-    add(hf + "fc2", in + "ffn.fc2", c.bias);
-    if (!rotated) add(hf + "final_layer_norm", in + "ffn_norm", true);
+    const LayerShape shape = c.layer_shape(static_cast<size_t>(i));  // a packed layer may lack a block
+    if (shape.attn) {
+      add(hf + "self_attn.k_proj", in + "attn.k", c.bias);
+      add(hf + "self_attn.v_proj", in + "attn.v", c.bias);
+      add(hf + "self_attn.q_proj", in + "attn.q", c.bias);
+      add(hf + "self_attn.out_proj", in + "attn.o", c.bias);
+      if (!rotated) add(hf + "self_attn_layer_norm", in + "attn_norm", true);
+    }
+    if (shape.ffn) {
+      add(hf + "fc1", in + "ffn.fc1", c.bias);
+      add(hf + "fc2", in + "ffn.fc2", c.bias);
+      if (!rotated) add(hf + "final_layer_norm", in + "ffn_norm", true);
+    }
   }
   if (c.head == HeadType::sequence_classification) add("score", "score", rotated && !projected);
   else if (rotated && !projected) add("lm_head", "lm_head", true);

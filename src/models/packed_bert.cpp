@@ -37,7 +37,10 @@ nlohmann::json packed_config_to_json(const PackedBertConfig& c) {
   return j;
 }
 
-bool is_packed_bert(const nlohmann::json& config) { return config.is_object() && config.contains("sculpt_packed"); }
+bool is_packed_bert(const nlohmann::json& config) {
+  // Packed OPT and T5 carry a block of the same name (config_check.h: layer_shapes_of).
+  return config.is_object() && config.contains("sculpt_packed") && config.value("model_type", "bert") == "bert";
+}
 
 PackedBertConfig packed_config_from_json(const nlohmann::json& j, const std::string& source) {
   SCULPT_CHECK(is_packed_bert(j), "{}: no sculpt_packed block: not a packed model", source);

@@ -81,7 +81,7 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
     }
   } else if (type == "opt") {
     const auto config = opt_config_from_json(config_json, config_path);
-    check_config_against_weights(config, model_dir, config_path);
+    check_config_against_weights(config, model_dir, config_path, /*packed=*/!config.layer_shapes.empty());
     Opt model(config);
     auto keys = opt_key_map(model->config);
     load_strict(model, keys, model_dir, prefer);

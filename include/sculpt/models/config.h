@@ -5,10 +5,20 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sculpt::models {
 
 enum class HeadType { none, sequence_classification, question_answering, causal_lm, seq2seq_lm, masked_lm };
+
+// The kept structure of one layer of a model packed from pruning masks: its heads with their
+// query/key and value widths, its FFN neurons, and whether each block is there at all (a removed
+// block adds nothing to the stream). The scores keep the original head width's scaling.
+struct LayerShape {
+  int64_t heads = 0, qk_dim = 0, vo_dim = 0, ffn_dim = 0;
+  bool attn = true, ffn = true;
+  bool operator==(const LayerShape&) const = default;
+};
 
 struct TransformerConfig {
   std::string model_type = "bert";
@@ -50,6 +60,9 @@ struct TransformerConfig {
   // family's own norms.
   int64_t rotated_norm_width = 0;
 
+  // A packed model (compress/pack_decoder.h): one shape per layer; empty: every layer is full.
+  std::vector<LayerShape> layer_shapes;
+
   HeadType head = HeadType::sequence_classification;
   bool with_pooler = true;
   int64_t num_labels = 2;
@@ -58,6 +71,9 @@ struct TransformerConfig {
   nlohmann::json raw;  // the config.json this came from, written back on export
 
   int64_t head_dim() const { return d_kv > 0 ? d_kv : hidden_size / num_heads; }
+  LayerShape layer_shape(size_t i) const {
+    return i < layer_shapes.size() ? layer_shapes[i] : LayerShape{num_heads, head_dim(), head_dim(), intermediate_size};
+  }
   bool is_regression() const {
     return problem_type == "regression" || (problem_type.empty() && num_labels == 1);
   }

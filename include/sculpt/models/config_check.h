@@ -32,6 +32,14 @@ int64_t rotated_norm_width_of(const nlohmann::json& j, int64_t hidden, const std
 // Writes (or removes, for an unrotated C) that block in J.
 void write_rotated_block(nlohmann::json& j, const TransformerConfig& c);
 
+// A packed decoder's `sculpt_packed` block ({"format": 1, "layers": [{"heads", "qk_dim", "vo_dim",
+// "ffn_dim", "attn", "ffn"}, ...]}, written by compress/pack_decoder.h): one shape per layer of
+// COUNT, each within C's full sizes; empty when the block is absent.
+std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const TransformerConfig& c, int64_t count,
+                                        const std::string& source);
+// Writes (or removes, for no SHAPES) that block in J.
+void write_layer_shapes(nlohmann::json& j, const std::vector<LayerShape>& shapes);
+
 // The parameter count the sizes describe (embeddings, every block, the untied LM head).
 double parameter_count(const TransformerConfig& c);
 // Refused when those parameters in fp32 exceed this machine's memory: sizes that pass each
@@ -40,8 +48,8 @@ void check_parameter_budget(const TransformerConfig& c, const std::string& sourc
 
 // The sizes of `c` against the shapes DIR's safetensors declare (vocabulary, width, positions,
 // FFN, heads, number of layers, each family by its own weight names), from the headers alone.
-// `packed`: a packed BERT, whose widths are per layer (its sculpt_packed block is range-checked
-// on parsing); only the vocabulary and positions are compared.
+// `packed`: a packed model, whose widths are per layer (its sculpt_packed block is range-checked
+// on parsing); only the vocabulary, positions and stream width are compared.
 void check_config_against_weights(const TransformerConfig& c, const std::string& dir, const std::string& config_source,
                                   bool packed = false);
 

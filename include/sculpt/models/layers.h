@@ -4,6 +4,8 @@
 #pragma once
 #include <torch/nn.h>
 
+#include <vector>
+
 #include "sculpt/models/config.h"
 
 namespace sculpt::models {
@@ -69,15 +71,35 @@ struct KVCache {
   torch::Tensor k, v;
 };
 
+// Multiplicative pruning masks on one layer's structures (a masked student, method.md §3.4);
+// an undefined member keeps everything. qk and vo are d_head patterns shared by the layer's
+// heads (SP3's head-dim masks): qk scales the queries' dims, hence each score term; vo each
+// head's context dims. Soft values scale, zeros remove (compress/pack_decoder.h folds both).
+struct LayerMasks {
+  torch::Tensor qk, vo;     // [d_head]
+  torch::Tensor head;       // [H]: each head's context
+  torch::Tensor attn, ffn;  // scalars: each block's output, its bias included
+  torch::Tensor neurons;    // [F]: the FFN's activations (a gated FFN's product)
+  torch::Tensor hidden;     // [D]: the stream coordinates each block writes (pre-norm only)
+};
+
+// A model's masks: the stream coordinates its embeddings write, and one LayerMasks per layer.
+struct ModelMasks {
+  torch::Tensor embed;  // [D]
+  std::vector<LayerMasks> layers;
+};
+
 struct AttentionImpl : torch::nn::Module {
-  explicit AttentionImpl(const TransformerConfig& c);
+  explicit AttentionImpl(const TransformerConfig& c) : AttentionImpl(c, c.layer_shape(0)) {}
+  // SHAPE's heads and widths (a packed layer); the scores keep c's head width's scaling.
+  AttentionImpl(const TransformerConfig& c, const LayerShape& shape);
   // Returns the projected context; `probs` receives the attention probabilities if non-null.
   // `bias` is added to the scores ([B|1, H|1, Tq, Tk]: mask and/or position bias). `memory`
-  // (cross-attention) supplies keys and values instead of x.
+  // (cross-attention) supplies keys and values instead of x. `masks`: its qk, vo and head.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                        const torch::Tensor& memory = {}, KVCache* cache = nullptr);
+                        const torch::Tensor& memory = {}, KVCache* cache = nullptr, const LayerMasks* masks = nullptr);
 
-  int64_t num_heads, head_dim;
+  int64_t num_heads, qk_dim, vo_dim;
   double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)
   models::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   Dropout attn_dropout{nullptr};
@@ -85,8 +107,10 @@ struct AttentionImpl : torch::nn::Module {
 TORCH_MODULE(Attention);
 
 struct FeedForwardImpl : torch::nn::Module {
-  explicit FeedForwardImpl(const TransformerConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);
+  // INNER neurons (< 0: the config's intermediate_size; 0: a packed block left with its bias).
+  explicit FeedForwardImpl(const TransformerConfig& c, int64_t inner = -1);
+  // NEURONS [F], when defined, scales the activations (both halves of a gated FFN at once).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& neurons = {});
 
   std::string act;
   models::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
@@ -97,10 +121,12 @@ TORCH_MODULE(FeedForward);
 // One residual block pair: attention then FFN, each with dropout, residual and LayerNorm
 // (after the residual for post-norm BERT, before the sublayer for pre-norm models). A rotated
 // model (rotated_norm_width > 0) has no norm modules: its sublayers read rotated_rms_norm.
+// Layer I of a packed config takes its LayerShape; a pre-norm block it removes has no modules
+// (attn or ffn null) and leaves the stream as it is.
 struct TransformerLayerImpl : torch::nn::Module {
-  explicit TransformerLayerImpl(const TransformerConfig& c);
+  explicit TransformerLayerImpl(const TransformerConfig& c, size_t i = 0);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                        KVCache* cache = nullptr);
+                        KVCache* cache = nullptr, const LayerMasks* masks = nullptr);
 
   bool pre_norm;
   int64_t rotated_width = 0;

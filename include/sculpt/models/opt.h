@@ -33,9 +33,9 @@ struct OptImpl : torch::nn::Module {
                        const ForwardOptions& options, OptCache* cache);
   torch::Tensor lm_logits(const torch::Tensor& h);
   // Greedy decoding of left-padded prompts with a key/value cache (HF generate, greedy).
-  // Returns prompt + new ids [B, T + steps] and the raw scores [steps, B, V].
+  // Returns prompt + new ids [B, T + steps] and the raw scores [steps, B, V]. MASKS: a masked student's.
   std::pair<torch::Tensor, torch::Tensor> generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                                   int64_t max_new_tokens);
+                                                   int64_t max_new_tokens, const ModelMasks* masks = nullptr);
 
   TransformerConfig config;
   torch::nn::Embedding embed_tokens{nullptr}, embed_positions{nullptr};

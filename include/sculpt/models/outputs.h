@@ -23,9 +23,13 @@ struct Batch {
   int64_t size() const { return input_ids.size(0); }
 };
 
+struct ModelMasks;  // models/layers.h
+
 struct ForwardOptions {
   bool hidden_states = false;
   bool attentions = false;
+  // A masked student's structure masks (pre-norm families through the shared layers); null: none.
+  const ModelMasks* masks = nullptr;
 };
 
 struct ModelOutput {

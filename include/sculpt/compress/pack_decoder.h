@@ -1,0 +1,49 @@
+// Packing a masked pre-norm decoder into the smaller dense model it computes (method.md §3.9,
+// §7.1 for pre-norm streams). Masks (models/layers.h: ModelMasks) act through the shared layers;
+// packing keeps the heads, head dims, FFN neurons and blocks whose masks are non-zero and the
+// stream coordinates that any writer keeps, and folds each soft mask value into the weights that
+// produce what it scales (query rows, value rows, FFN output columns, the writers' rows), so the
+// packed model computes what the masked one computes. The stream can be sliced only in a
+// rotated model (compress/rotate.h), whose norms read every coordinate as an RMS over the
+// original width; an unrotated OPT's LayerNorm reads the removed coordinates too and is refused
+// stream masks with that reason.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sculpt/compress/sp3_bert.h"
+#include "sculpt/models/opt.h"
+
+namespace sculpt::compress {
+
+// The packed OPT (eval mode, same dtype and device); MODEL is left unchanged. Its config carries
+// one LayerShape per layer (saved as the `sculpt_packed` block), hidden_size the kept width.
+models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks);
+
+// One linear map of a family in mask terms. Each side is a product of factors (heads x head
+// dims, or a stream's or FFN's coordinates): its size is the product of the factors' sums, the
+// map's weight count size(in) * size(out) * gate. With keep probabilities that is the expected
+// size in the Lagrangian; with 0/1 masks the packed model's exact count.
+struct MaskedMap {
+  std::string name;
+  std::vector<torch::Tensor> in, out;
+  torch::Tensor gate;  // a block's scalar mask (undefined: 1)
+};
+
+// OPT's table: q, k, v, o, fc1, fc2 per layer. KEEP holds the masks (or keep probabilities) in
+// the shapes of ModelMasks; the stream that the readers see is KEEP.embed's (the student shares
+// one stream mask); undefined members are all ones of C's sizes.
+std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c);
+// SP3's mask set in its shared-stream form (Sp3MaskSet with shared_hidden: one stream mask, head
+// dims tiled over heads) as the shared layers' masks, or its keep probabilities in the same shapes.
+models::ModelMasks model_masks(const Sp3Masks& masks, const EncoderShape& shape);
+models::ModelMasks model_keep(const Sp3KeepProbs& keep);
+// The same masks with every non-zero value 1: what the packed model's sizes follow.
+models::ModelMasks binary_masks(models::ModelMasks masks);
+
+// Σ size(in) size(out) gate over the table: differentiable in the factors.
+torch::Tensor expected_weights(const std::vector<MaskedMap>& table);
+// The weights of OPT's q, k, v, o, fc1 and fc2 maps in MODEL, counted from its tensors.
+int64_t opt_map_weights(models::Opt& model);
+
+}  // namespace sculpt::compress

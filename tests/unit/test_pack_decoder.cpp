@@ -1,0 +1,131 @@
+// Masks through the shared layers and packing them (compress/pack_decoder.h) on the real OPT
+// fixtures: a rotated OPT with partial masks of every kind (stream coordinates, heads, query/key
+// and value dims, FFN neurons, whole blocks; soft values and zeros) computes the same logits and
+// the same greedy generation as the packed model it becomes, which reloads from its directory;
+// the map table's count at 0/1 masks is the packed model's exact weight count; an unrotated OPT
+// packs heads and neurons exactly and refuses stream masks with the reason.
+#include "sculpt/compress/pack_decoder.h"
+#include "sculpt/compress/rotate.h"
+#include "sculpt/core/error.h"
+#include "test_util.h"
+
+namespace sculpt {
+namespace {
+
+models::Batch prompts() {
+  models::Batch b;
+  torch::manual_seed(3);
+  b.input_ids = torch::randint(4, 1000, {2, 10});
+  b.attention_mask = torch::ones({2, 10}, torch::kLong);
+  b.input_ids[1].narrow(0, 0, 3).fill_(1);  // left padding, OPT's convention
+  b.attention_mask[1].narrow(0, 0, 3).fill_(0);
+  return b;
+}
+
+// Partial masks of every kind for a 2-layer, 4-head OPT: soft values where kept, zeros removed.
+// Layer 0 keeps both blocks with some heads, dims and neurons; layer 1 keeps its attention block
+// with no head (its output bias only, gated 0.9) and loses its FFN block.
+models::ModelMasks partial_masks(const models::TransformerConfig& c, bool stream) {
+  torch::manual_seed(5);
+  const int64_t D = c.hidden_size, dh = c.head_dim(), F = c.intermediate_size;
+  auto soft = [](int64_t n, int64_t zeros) {
+    auto v = torch::rand({n}) * 0.5 + 0.5;
+    v.index_fill_(0, torch::randperm(n).narrow(0, 0, zeros), 0.0);
+    return v;
+  };
+  models::ModelMasks m;
+  if (stream) m.embed = soft(D, D / 4);
+  models::LayerMasks l0;
+  l0.head = torch::tensor({1.0f, 0.0f, 0.7f, 0.0f});
+  l0.qk = soft(dh, dh / 2), l0.vo = soft(dh, dh / 4), l0.neurons = soft(F, F / 3);
+  l0.attn = torch::tensor(0.8f), l0.ffn = torch::tensor(1.0f);
+  models::LayerMasks l1;
+  l1.head = torch::zeros({c.num_heads});
+  l1.attn = torch::tensor(0.9f), l1.ffn = torch::tensor(0.0f);
+  l0.hidden = l1.hidden = m.embed;  // one stream mask, as the student shares it
+  m.layers = {l0, l1};
+  return m;
+}
+
+TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
+  auto model = models::load_opt(dir);
+  model->eval();
+  auto rotated = compress::rotate_opt(model, compress::stream_pca(model, {prompts()}));
+  const auto masks = partial_masks(rotated->config, /*stream=*/true);
+  auto packed = compress::pack_opt(rotated, masks);
+
+  const auto& c = rotated->config;
+  EXPECT_EQ(packed->config.hidden_size, c.hidden_size - c.hidden_size / 4);
+  const models::LayerShape s0{2, c.head_dim() / 2, c.head_dim() - c.head_dim() / 4, c.intermediate_size - c.intermediate_size / 3,
+                              true, true};
+  const models::LayerShape s1{0, c.head_dim(), c.head_dim(), 0, true, false};
+  ASSERT_EQ(packed->config.layer_shapes.size(), 2u);
+  EXPECT_EQ(packed->config.layer_shapes[0], s0);
+  EXPECT_EQ(packed->config.layer_shapes[1], s1);
+  EXPECT_FALSE(packed->layers[1]->as<models::TransformerLayer>()->ffn);
+
+  auto b = prompts();
+  models::ForwardOptions masked_options;
+  masked_options.masks = &masks;
+  auto masked = rotated->forward(b.input_ids, b.attention_mask, b.input_ids, masked_options);
+  auto got = packed->forward(b.input_ids, b.attention_mask, b.input_ids);
+  EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4));
+  EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4);
+  // The masks change the function (the test is not passing on an unmasked model).
+  auto plain = rotated->forward(b.input_ids, b.attention_mask, b.input_ids);
+  EXPECT_GT((plain.logits - masked.logits).abs().max().item<double>(), 1e-2);
+
+  auto [ids, scores] = rotated->generate(b.input_ids, b.attention_mask, 6, &masks);
+  auto [pids, pscores] = packed->generate(b.input_ids, b.attention_mask, 6);
+  EXPECT_TRUE(torch::equal(pids, ids)) << pids << "\n" << ids;
+  EXPECT_TRUE(testing::all_close(pscores, scores, 1e-4, 1e-4));
+
+  // The directory carries the layer shapes and reloads strictly as the same model.
+  testing::TempDir tmp;
+  models::save_opt(packed, tmp.str());
+  auto loaded = models::load_opt(tmp.str());
+  loaded->eval();
+  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
+  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits,
+                           packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits));
+}
+
+TEST(PackDecoder, TheMapTableCountsThePackedWeightsExactlyAtBinaryMasks) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
+  auto model = models::load_opt(dir);
+  auto rotated = compress::rotate_opt(model, compress::stream_pca(model, {prompts()}));
+  const auto& c = rotated->config;
+  // All kept: the dense maps, 2 layers x (4 D^2 + 2 D F) = 2 x (4*64*64 + 2*64*128) = 65,536.
+  EXPECT_EQ(compress::expected_weights(compress::opt_map_table({}, c)).item<double>(), 65536.0);
+  EXPECT_EQ(compress::opt_map_weights(rotated), 65536);
+  const auto masks = compress::binary_masks(partial_masks(c, true));
+  auto packed = compress::pack_opt(rotated, masks);
+  // Layer 0: q, k 48 x (2 x 8); v, o 48 x (2 x 12); fc1, fc2 48 x 86; layer 1: o 48 x 0.
+  const int64_t by_hand = 2 * 48 * 16 + 2 * 48 * 24 + 2 * 48 * 86;
+  EXPECT_EQ(compress::opt_map_weights(packed), by_hand);
+  EXPECT_EQ(compress::expected_weights(compress::opt_map_table(masks, c)).item<double>(), static_cast<double>(by_hand));
+}
+
+TEST(PackDecoder, AnUnrotatedOptPacksHeadsAndNeuronsAndRefusesStreamMasks) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_seqcls");
+  auto model = models::load_opt(dir);
+  model->eval();
+  const auto masks = partial_masks(model->config, /*stream=*/false);
+  auto packed = compress::pack_opt(model, masks);
+  auto b = prompts();
+  models::ForwardOptions o;
+  o.masks = &masks;
+  auto masked = model->forward(b.input_ids, b.attention_mask, torch::Tensor(), o);
+  EXPECT_TRUE(testing::all_close(packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits, masked.logits, 1e-5, 1e-5));
+  EXPECT_EQ(packed->config.hidden_size, model->config.hidden_size);
+  try {
+    compress::pack_opt(model, partial_masks(model->config, true));
+    FAIL() << "stream masks on an unrotated OPT packed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rotate it first"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace sculpt
