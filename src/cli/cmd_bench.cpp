@@ -102,39 +102,49 @@ std::vector<models::AnyBert> synthetic_pair(const std::string& name, std::vector
 }
 
 // A model directory behind AnyBert's forward: BERT (dense or packed) as it is; OPT and T5 (HF's,
-// or rotated and sliced by `sculpt compress --method slice`) through their own forward, T5's
-// decoder reading the inputs shifted right (one teacher-forced pass, not generation).
-models::AnyBert load_bench_model(const std::string& dir) {
+// rotated and sliced by `sculpt compress --method slice`, or packed by pruning) through their own
+// forward, T5's decoder reading the inputs shifted right (one teacher-forced pass). GENERATE > 0:
+// instead, greedy generation of that many new tokens from the batch as prompts, through the key/value
+// cache, eos ignored so that every model generates as many.
+models::AnyBert load_bench_model(const std::string& dir, int64_t generate) {
   const std::string path = (fs::path(dir) / "config.json").string();
   const auto j = io::read_json(path);
   const std::string type = j.value("model_type", "bert");
   models::AnyBert out;
   out.dir = dir;
+  auto logits = [](torch::Tensor ids) {
+    models::ModelOutput o;
+    o.logits = std::move(ids);
+    return o;
+  };
   if (type == "opt") {
     auto m = models::load_opt(dir);
+    SCULPT_CHECK(generate == 0 || m->config.head == models::HeadType::causal_lm, "--generate: {} is not an OPTForCausalLM", dir);
+    m->config.eos_token_id = -1;  // generation never stops early (the bench only)
     out.module = m.ptr(), out.config = m->config;
-    out.forward = [m](const models::Batch& b, const models::ForwardOptions&) mutable {
-      models::ModelOutput o;
-      o.logits = m->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
-      return o;
+    out.forward = [m, generate, logits](const models::Batch& b, const models::ForwardOptions&) mutable {
+      if (generate > 0) return logits(m->generate(b.input_ids, torch::ones_like(b.input_ids), generate).first);
+      return logits(m->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits);
     };
     return out;
   }
   if (type == "t5") {
     auto m = models::load_t5(dir);
+    m->config.eos_token_id = -1;
     out.module = m.ptr(), out.config = m->config;
-    out.forward = [m](const models::Batch& b, const models::ForwardOptions&) mutable {
-      models::ModelOutput o;
-      o.logits = m->forward(b.input_ids, b.attention_mask, m->shift_right(b.input_ids), b.attention_mask, torch::Tensor()).logits;
-      return o;
+    out.forward = [m, generate, logits](const models::Batch& b, const models::ForwardOptions&) mutable {
+      if (generate > 0) return logits(m->generate(b.input_ids, torch::ones_like(b.input_ids), generate).first);
+      return logits(m->forward(b.input_ids, b.attention_mask, m->shift_right(b.input_ids), b.attention_mask, torch::Tensor()).logits);
     };
     return out;
   }
+  SCULPT_CHECK(generate == 0, "--generate: {} is an encoder ({}), it does not generate", dir, type);
   return models::load_any_bert(dir);
 }
 
 int bench_infer(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape", "synthetic"});
+  auto args = Args::parse(argc, argv, 3, {"model", "device", "steps", "warmup", "shape", "synthetic", "generate"});
+  const int64_t generate = std::stoll(args.get("generate", "0"));  // new tokens per prompt; 0: one forward
   auto dirs = args.all("model");
   SCULPT_CHECK(!dirs.empty() || args.has("synthetic"),
                "usage: sculpt bench infer --model DENSE_DIR [--model PACKED_DIR ...] [--shape 128x128 ...] | --synthetic bert-base");
@@ -147,22 +157,24 @@ int bench_infer(int argc, char** argv) {
   else
     for (const auto& d : dirs) {
       io::require_model_dir(d, "--model");
-      nets.push_back(load_bench_model(d));
+      nets.push_back(load_bench_model(d, generate));
     }
   for (auto& n : nets) {
     n.to(device);
     n.module->eval();
   }
   torch::NoGradGuard no_grad;
-  std::printf("bench infer: device %s, threads %d, median of %d round-robin passes after %d warm-up\n", device.str().c_str(),
-              at::get_num_threads(), steps, warmup);
+  std::printf("bench infer: device %s, threads %d, median of %d round-robin passes after %d warm-up%s\n", device.str().c_str(),
+              at::get_num_threads(), steps, warmup,
+              generate > 0 ? fmt::format(", greedy generation of {} tokens per prompt (KV cache)", generate).c_str() : "");
   for (const auto& shape : shapes) {
     const auto x = shape.find('x');
     SCULPT_CHECK(x != std::string::npos, "--shape is BATCHxLENGTH, e.g. 128x128");
     const int64_t B = std::stoll(shape.substr(0, x));
     int64_t T = std::stoll(shape.substr(x + 1));
     int64_t V = nets.front().config.vocab_size;
-    for (auto& n : nets) T = std::min(T, n.config.max_positions), V = std::min(V, n.config.vocab_size);
+    for (auto& n : nets) T = std::min(T, n.config.max_positions - generate), V = std::min(V, n.config.vocab_size);
+    SCULPT_CHECK(T > 0, "--generate {}: no room for a prompt within the models' positions", generate);
     models::Batch batch;
     batch.input_ids = torch::randint(5, V, {B, T}, torch::kLong).to(device);
     const auto medians = train::median_forward_seconds(nets, batch, steps, warmup, device);
@@ -172,9 +184,14 @@ int bench_infer(int argc, char** argv) {
       if (i == 0) baseline = secs;
       int64_t n_params = 0;
       for (const auto& p : nets[i].module->parameters()) n_params += p.numel();
-      std::printf("  %lldx%lld  %-40s %10lld params  %9.4f s/batch  %8.1f samples/s  speedup %.2fx\n",
-                  static_cast<long long>(B), static_cast<long long>(T), dirs[i].c_str(), static_cast<long long>(n_params), secs,
-                  static_cast<double>(B) / secs, baseline / secs);
+      if (generate > 0)
+        std::printf("  %lldx%lld+%lld  %-40s %10lld params  %9.4f s/batch  %8.1f new tokens/s  speedup %.2fx\n",
+                    static_cast<long long>(B), static_cast<long long>(T), static_cast<long long>(generate), dirs[i].c_str(),
+                    static_cast<long long>(n_params), secs, static_cast<double>(B * generate) / secs, baseline / secs);
+      else
+        std::printf("  %lldx%lld  %-40s %10lld params  %9.4f s/batch  %8.1f samples/s  speedup %.2fx\n",
+                    static_cast<long long>(B), static_cast<long long>(T), dirs[i].c_str(), static_cast<long long>(n_params), secs,
+                    static_cast<double>(B) / secs, baseline / secs);
     }
   }
   return 0;
@@ -185,7 +202,7 @@ int cmd_bench(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[2]) == "data") return bench_data(argc, argv);
   SCULPT_CHECK(argc >= 3 && std::string(argv[2]) == "train", "usage: sculpt bench train [--model bert-base] [--config config.json] "
                                                              "[--batch 32] [--seq 128] [--device auto] [--steps 10] [--warmup 3] [--precision fp32|bf16] [--peak-tflops 989]"
-                                                             " | sculpt bench infer --model DIR [--model DIR ...] | sculpt bench data [--synthetic 400000 | --task T] [--threads N]");
+                                                             " | sculpt bench infer --model DIR [--model DIR ...] [--generate N] | sculpt bench data [--synthetic 400000 | --task T] [--threads N]");
   auto args = Args::parse(argc, argv, 3, {"model", "config", "batch", "seq", "device", "steps", "warmup", "precision", "peak-tflops",
                                           "layers", "hidden", "heads", "ffn", "profile"},
                           {"forward-only"});

@@ -18,10 +18,12 @@
 #include "sculpt/io/model_dir.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/opt.h"
 #include "sculpt/models/reference_forward.h"
 #include "sculpt/tokenizers/jsonl.h"
 #include "sculpt/data/token_cache.h"
 #include "sculpt/recipe/recipe.h"
+#include "sculpt/train/clm_data.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
@@ -140,6 +142,39 @@ int eval_squad(const Args& args) {
   return 0;
 }
 
+// An OPT directory (HF's, rotated or packed) as a causal LM on a text file: every block of
+// --max-length tokens is scored (train/clm_data.h: the file is its own dev split).
+int eval_clm(const Args& args) {
+  const std::string dir = args.require("model");
+  recipe::Recipe r;
+  r.model.family = "opt";
+  r.model.path = r.model.tokenizer = dir;
+  r.data.task = "clm";
+  r.data.train_file = r.data.dev_file = expand_path(args.require("data"));
+  r.data.max_seq_len = std::stoll(args.get("max-length", "128"));
+  r.data.max_eval_examples = std::stoll(args.get("max-examples", "0"));
+  r.logging.progress_bar = "auto";
+  auto t0 = std::chrono::steady_clock::now();
+  auto model = models::load_opt(dir);
+  SCULPT_CHECK(model->config.head == models::HeadType::causal_lm, "--model {}: not an OPTForCausalLM", dir);
+  auto device = train::resolve_device(args.get("device", "auto"));
+  model->to(device);
+  model->eval();
+  auto data = train::open_clm_data(r, model->config.max_positions);
+  auto m = data->evaluate(
+      [&](const models::Batch& b) {
+        models::ModelOutput out;
+        out.logits = model->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
+        return out;
+      },
+      std::stoll(args.get("batch", "32")), device);
+  nlohmann::json j = {{"task", "clm"}, {"data", r.data.dev_file}, {"max_length", std::min(r.data.max_seq_len, model->config.max_positions)},
+                      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  for (const auto& [k, v] : m) j[k] = v;
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
@@ -148,6 +183,7 @@ int cmd_eval(int argc, char** argv) {
   const std::string dir = args.require("model");
   io::require_model_dir(dir, "--model");
   if (args.require("task").rfind("squad", 0) == 0) return eval_squad(args);
+  if (args.require("task") == "clm") return eval_clm(args);
   const auto& task = data::glue_task(args.require("task"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   auto tokenizer = tokenizers::load_tokenizer(dir);

@@ -66,8 +66,9 @@ namespace {
 std::vector<std::string> missing_inputs(const recipe::Recipe& r) {
   std::vector<std::string> problems;
   std::vector<std::string> data_files;
-  if (r.data.is_squad()) {
-    data_files = {r.data.train_file, r.data.dev_file};
+  if (r.data.is_squad() || r.data.is_text()) {
+    data_files = {r.data.train_file};
+    if (!r.data.dev_file.empty()) data_files.push_back(r.data.dev_file);
   } else {
     const auto& task = data::glue_task(r.data.task);
     for (const auto& split : {std::string("train"), task.dev_splits.front()})
@@ -115,7 +116,7 @@ int cmd_validate(int argc, char** argv) {
     const std::string teacher = train::teacher_problem(r);
     if (!teacher.empty()) problems.push_back("model.path: " + teacher);
   }
-  if (problems.empty() && r.model.family == "bert" && !r.data.is_squad()) {
+  if (problems.empty() && r.model.family == "bert" && !r.data.is_squad() && !r.data.is_text()) {
     try {
       std::printf("# model: %s\n", dry_run_bert(r).c_str());
     } catch (const Error& e) {

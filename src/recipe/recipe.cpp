@@ -161,8 +161,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   r.data.whole_word_mask = data.get<bool>("whole_word_mask", false);
   r.data.validation_percent = data.get<int64_t>("validation_percent", r.data.validation_percent);
   if (r.data.validation_percent < 0 || r.data.validation_percent >= 100) data.error("validation_percent", "must be in [0, 100)");
-  if (r.data.is_mlm() && r.data.train_file.empty()) data.error("train_file", "masked language modelling reads a text file: set data.train_file");
-  if (r.data.is_mlm() && r.data.dev_file.empty() && r.data.validation_percent == 0)
+  if (r.data.is_text() && r.data.train_file.empty()) data.error("train_file", "language modelling reads a text file: set data.train_file");
+  if (r.data.is_clm() && r.model.family != "opt") data.error("task", "causal language modelling is implemented for model.family opt");
+  if (r.data.is_text() && r.data.dev_file.empty() && r.data.validation_percent == 0)
     data.error("validation_percent", "no dev_file and no held-out share: nothing to evaluate");
   if (r.data.batch_size <= 0) data.error("batch_size", "must be positive");
   if (r.data.max_seq_len < 8) data.error("max_seq_len", "must be at least 8");
@@ -271,8 +272,13 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if (p.method == "sp3" && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
     if (one_shot && (p.target < 0 || p.target >= 1)) prune.error("target", "a one-shot target is the share removed, in [0, 1)");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
-    if (r.model.family != "bert" || r.data.is_mlm())
-      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD (model.family bert)");
+    const bool opt_lm = r.model.family == "opt" && r.data.is_clm();
+    if ((r.model.family != "bert" && !opt_lm) || r.data.is_mlm())
+      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, and for OPT on causal LM (data.task clm)");
+    if (opt_lm && p.method != "sp3")
+      prune.error("method", "OPT is pruned with sp3 (masks in the rotated stream); cofi and one-shot methods read BERT");
+    if (opt_lm && p.finetune.value > 0)
+      prune.error("finetune", "a fine-tune stage after OPT pruning is not implemented yet: fine-tune the packed model with a clm recipe");
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();

@@ -14,6 +14,7 @@
 #include "sculpt/data/mlm_masking.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/train/bert_classifier.h"
+#include "sculpt/train/corpus_split.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/task.h"
@@ -41,30 +42,12 @@ class MlmTask : public Task {
     SCULPT_CHECK(static_cast<int64_t>(tokenizer_->vocab_size()) <= model_->config.vocab_size,
                  "{}: the tokenizer has {} ids, the model's vocabulary {}", r.model.tokenizer, tokenizer_->vocab_size(),
                  model_->config.vocab_size);
-    data::CorpusOptions o;
-    o.block_size = std::min(r.data.max_seq_len, model_->config.max_positions);
-    o.sample_by = r.data.sample_by;
     const TokenSource source{*tokenizer_, r.model.tokenizer, r.logging.progress_bar};
-    train_blocks_ = load_corpus_blocks(source, r.data.train_file, o);
-    const int64_t n = train_blocks_.size();
-    SCULPT_CHECK(n > 0, "{}: no block of {} tokens (the text is shorter than one block)", r.data.train_file, o.block_size);
-    int64_t held = 0;
-    if (!r.data.dev_file.empty()) {
-      dev_blocks_ = load_corpus_blocks(source, r.data.dev_file, o);
-      for (int64_t i = 0; i < dev_blocks_.size(); ++i) dev_.push_back(dev_blocks_.block(i));
-    } else {  // run_mlm's validation_split_percentage: the first share of the corpus
-      held = std::max<int64_t>(1, n * r.data.validation_percent / 100);
-      SCULPT_CHECK(held < n, "{}: {} blocks leave none to train on after holding out {}%", r.data.train_file, n, r.data.validation_percent);
-      for (int64_t i = 0; i < held; ++i) dev_.push_back(train_blocks_.block(i));
-    }
-    for (int64_t i = held; i < n; ++i) train_.push_back(train_blocks_.block(i));
-    train_ = first_rows(train_, r.data.max_train_examples);
-    dev_ = first_rows(dev_, r.data.max_eval_examples);
-    SCULPT_CHECK(!dev_.empty(), "{}: no block to evaluate on", r.data.dev_file.empty() ? r.data.train_file : r.data.dev_file);
-    block_ = o.block_size;
-    lengths_.assign(train_.size(), block_);
-    LOG_INFO("[data] masked LM: {} train and {} eval blocks of {} tokens ({} of the text, {:.0f}% chosen{})", train_.size(),
-             dev_.size(), block_, r.data.dev_file.empty() ? fmt::format("eval = first {}%", r.data.validation_percent) : "eval from dev_file",
+    corpus_ = load_corpus_split(r, source, model_->config.max_positions);
+    block_ = corpus_.block;
+    lengths_.assign(corpus_.train.size(), block_);
+    LOG_INFO("[data] masked LM: {} train and {} eval blocks of {} tokens ({} of the text, {:.0f}% chosen{})", corpus_.train.size(),
+             corpus_.dev.size(), block_, r.data.dev_file.empty() ? fmt::format("eval = first {}%", r.data.validation_percent) : "eval from dev_file",
              100 * r.data.mlm_probability, r.data.whole_word_mask ? ", whole words" : "");
   }
 
@@ -78,7 +61,7 @@ class MlmTask : public Task {
     for (size_t i : idx) h = data::mix_seed(h, i);
     std::vector<const int32_t*> rows;
     std::vector<uint64_t> seeds;
-    for (size_t b = 0; b < idx.size(); ++b) rows.push_back(train_[idx[b]]), seeds.push_back(data::mix_seed(h, b));
+    for (size_t b = 0; b < idx.size(); ++b) rows.push_back(corpus_.train[idx[b]]), seeds.push_back(data::mix_seed(h, b));
     return batch_of(rows, seeds);
   }
   torch::Tensor loss(const models::Batch& batch) override { return model_->forward(batch).loss; }
@@ -93,11 +76,11 @@ class MlmTask : public Task {
     const size_t world = static_cast<size_t>(group.world_size()), rank = static_cast<size_t>(group.rank());
     auto sums = torch::zeros({3}, torch::TensorOptions().dtype(torch::kDouble).device(device_));  // loss sum, tokens, correct
     size_t batch_no = 0;
-    for (const auto& idx : data::consecutive_batches(dev_.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
+    for (const auto& idx : data::consecutive_batches(corpus_.dev.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
       if (batch_no++ % world != rank) continue;
       std::vector<const int32_t*> rows;
       std::vector<uint64_t> seeds;
-      for (size_t i : idx) rows.push_back(dev_[i]), seeds.push_back(data::mix_seed(static_cast<uint64_t>(r_.run.seed) ^ 0xE7A1ULL, i));
+      for (size_t i : idx) rows.push_back(corpus_.dev[i]), seeds.push_back(data::mix_seed(static_cast<uint64_t>(r_.run.seed) ^ 0xE7A1ULL, i));
       const auto b = batch_of(rows, seeds).to(device_);
       const auto logits = model_->forward(b).logits.to(torch::kFloat);
       const auto labels = b.labels.to(torch::kLong);
@@ -136,8 +119,7 @@ class MlmTask : public Task {
   models::KeyMap keys_;
   std::unique_ptr<tokenizers::Tokenizer> tokenizer_;
   data::MlmMasking masking_;
-  data::TokenBlocks train_blocks_, dev_blocks_;
-  std::vector<const int32_t*> train_, dev_;
+  CorpusSplit corpus_;
   std::vector<int64_t> lengths_;
   int64_t block_ = 0;
 };

@@ -18,6 +18,7 @@
 #include "sculpt/io/safetensors.h"
 #include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/models/opt.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
@@ -291,6 +292,12 @@ std::string teacher_problem(const recipe::Recipe& r) {
   const auto path = fs::path(r.model.path) / "config.json";
   if (!fs::exists(path)) return fmt::format("{}: no config.json (pruning needs the fine-tuned teacher in model.path)", r.model.path);
   const auto j = io::read_json(path.string());
+  if (r.model.family == "opt") {
+    const auto c = models::opt_config_from_json(j, path.string());
+    if (!c.layer_shapes.empty()) return fmt::format("{} is a packed model; pruning starts from the dense teacher", r.model.path);
+    if (c.head != models::HeadType::causal_lm) return fmt::format("{}: pruning on data.task clm needs an OPTForCausalLM", r.model.path);
+    return {};
+  }
   if (models::is_packed_bert(j))
     return fmt::format("{} is a packed model; pruning starts from the dense fine-tuned teacher", r.model.path);
   const auto c = models::bert_config_from_json(j, path.string());
@@ -309,6 +316,7 @@ std::string teacher_problem(const recipe::Recipe& r) {
 }
 
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
+  if (r.model.family == "opt") return make_decoder_prune_task(r, device, restoring);
   return std::make_unique<PruneTask>(r, device, restoring);
 }
 

@@ -333,6 +333,7 @@ std::unique_ptr<Task> make_base_task(const recipe::Recipe& r, const torch::Devic
   const std::string& family = r.model.family;
   if (r.data.is_mlm()) return make_mlm_task(r, device);
   if (r.prune.enabled()) return make_prune_task(r, device, restoring);
+  if (r.data.is_clm()) return make_clm_task(r, device);
   if (r.data.is_squad()) {
     SCULPT_CHECK(family == "bert", "SQuAD is trained with model.family bert (got '{}')", family);
     if (!r.model.path.empty() && models::is_packed_bert(model_config(r))) {
@@ -363,7 +364,7 @@ std::unique_ptr<Task> make_base_task(const recipe::Recipe& r, const torch::Devic
 std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
   auto task = make_base_task(r, device, restoring);
   // A packed model's distillation (CoFi's stage) is its own task; any other student wears the teacher.
-  const bool packed_stage = !r.data.is_mlm() && !r.data.is_squad() && !r.prune.enabled() && !r.distill.teacher.empty() &&
+  const bool packed_stage = !r.data.is_text() && !r.data.is_squad() && !r.prune.enabled() && !r.distill.teacher.empty() &&
                             models::is_packed_bert(model_config(r));
   if (!r.distill.teacher.empty() && !packed_stage) task = with_dense_teacher(std::move(task), r, device);
   if (r.sparsity.enabled()) task = with_sparsity(std::move(task), r);

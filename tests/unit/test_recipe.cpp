@@ -112,6 +112,23 @@ TEST(Recipe, PruningOnSquad) {
             std::string::npos);
 }
 
+TEST(Recipe, OptPruningIsSp3OnCausalLm) {
+  const std::string clm = "model: {family: opt, path: /t}\ndata: {task: clm, train_file: /x.txt}\n";
+  auto r = recipe::parse_recipe(clm + "prune: {method: sp3, target: 0.5}\n", "r.yaml");
+  EXPECT_TRUE(r.data.is_clm());
+  EXPECT_EQ(r.prune.target, 0.5);
+  EXPECT_NE(error_of(clm + "prune: {method: cofi}\n").find("OPT is pruned with sp3"), std::string::npos);
+  EXPECT_NE(error_of(clm + "prune: {method: sp3, finetune: 2e}\n").find("fine-tune the packed model with a clm recipe"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: {family: opt, path: /t}\ndata: {task: sst2}\nprune: {method: sp3}\n").find("for OPT on causal LM"),
+            std::string::npos);
+  EXPECT_NE(error_of("model: {path: /t}\ndata: {task: clm, train_file: /x.txt}\n").find("data.task: causal language modelling is "
+                                                                                       "implemented for model.family opt"),
+            std::string::npos)
+      << error_of("model: {path: /t}\ndata: {task: clm, train_file: /x.txt}\n");
+  EXPECT_NE(error_of("model: {family: opt, path: /t}\ndata: {task: clm}\n").find("set data.train_file"), std::string::npos);
+}
+
 TEST(Recipe, SparsityControllerAndCofisSwitches) {
   auto sp3 = recipe::parse_recipe("model: {path: /t}\nprune: {method: sp3}\n", "r.yaml");
   EXPECT_EQ(sp3.prune.controller, "anti_windup");

@@ -29,7 +29,7 @@ struct ModelSection {
 };
 
 struct DataSection {
-  std::string task = "sst2";  // a GLUE task, squad, squad_v2, or mlm (masked LM on train_file's text)
+  std::string task = "sst2";  // a GLUE task, squad, squad_v2, mlm (masked LM on train_file's text), or clm (causal LM)
   std::string root = "${SCULPT_DATA}/glue";
   int64_t max_seq_len = 128;
   int64_t batch_size = 32;
@@ -38,7 +38,7 @@ struct DataSection {
   int64_t max_train_examples = 0;  // 0: all
   int64_t max_eval_examples = 0;
   std::string train_file, dev_file; // SQuAD JSON files; resolved to <root>/{train,dev}-v1.1.json (v2.0);
-                                    // mlm: text files (dev_file empty: validation_percent of the train blocks)
+                                    // mlm, clm: text files (dev_file empty: validation_percent of the train blocks)
   int64_t doc_stride = 128;         // SQuAD windows share this many tokens
   int64_t max_query_length = 64;    // SQuAD
   int64_t max_answer_length = 30;   // SQuAD
@@ -49,6 +49,8 @@ struct DataSection {
   int64_t validation_percent = 5;  // run_mlm's validation_split_percentage: the first blocks held out
   bool is_squad() const { return task == "squad" || task == "squad_v2"; }
   bool is_mlm() const { return task == "mlm"; }
+  bool is_clm() const { return task == "clm"; }  // causal LM on train_file's text (OPT)
+  bool is_text() const { return is_mlm() || is_clm(); }
 };
 
 struct TrainSection {

@@ -81,6 +81,11 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& recipe, const torch::Devic
 // Pruning with distillation (recipe.prune): the student, its masks and the Lagrangian are the
 // trained module; the fine-tuned teacher at model.path stays frozen.
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& recipe, const torch::Device& device, bool restoring);
+// Pruning OPT on data.task clm (train/decoder_prune_task.cpp); make_prune_task hands OPT recipes to it.
+std::unique_ptr<Task> make_decoder_prune_task(const recipe::Recipe& recipe, const torch::Device& device, bool restoring);
+// Causal language modelling of OPT on local text (data.task clm): fine-tuning any OPT directory
+// (HF's, rotated, packed), perplexity on the dev blocks as the metric.
+std::unique_ptr<Task> make_clm_task(const recipe::Recipe& recipe, const torch::Device& device);
 // Fine-tuning the packed model at model.path while distilling from recipe.distill.teacher
 // (CoFi's stage after pruning).
 std::unique_ptr<Task> make_distilled_packed_task(const recipe::Recipe& recipe, const torch::Device& device);

@@ -1,0 +1,120 @@
+// SP3 pruning of OPT as a causal LM end to end through the CLI (recipes/tests/tiny_opt_clm_sp3.yaml):
+// the tiny OPT fixture distilled on real SST-2 sentences, the best packed OPT chosen by dev
+// perplexity within the target, scored beside the teacher at exactly the masked student's
+// perplexity, its size the map table's count; a run killed mid-pruning resumes bitwise.
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "sculpt/compress/pack_decoder.h"
+#include "sculpt/io/safetensors.h"
+#include "sculpt/models/opt.h"
+
+namespace sculpt {
+namespace {
+
+const std::string kRecipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_clm_sp3.yaml";
+
+class PruneOpt : public testing::CliTest {
+ protected:
+  void SetUp() override {
+    testing::CliTest::SetUp();
+    if (IsSkipped()) return;
+    if (testing::shared_path("fixtures/hf/opt_causal_lm").empty())
+      GTEST_SKIP() << "needs ../shared/fixtures/hf/opt_causal_lm (set SCULPT_SHARED); not found, skipped";
+    // Local text: real SST-2 train sentences (the label column dropped).
+    std::ofstream out(tmp.str("corpus.txt"));
+    int n = 0;
+    for (const auto& line : testing::read_lines(testing::shared_path("data/glue/SST-2/train.tsv")))
+      if (n++ > 0 && n < 1500) out << line.substr(0, line.find('\t')) << "\n";
+  }
+  std::vector<std::string> args(const std::string& name, std::vector<std::string> extra = {}) {
+    std::vector<std::string> a = {"run", kRecipe, "run.output_root=" + tmp.str(), "run.name=" + name,
+                                  "data.train_file=" + tmp.str("corpus.txt")};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  nlohmann::json json(const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); }
+  std::vector<nlohmann::json> jsonl(const std::string& rel) {
+    std::vector<nlohmann::json> out;
+    for (const auto& line : testing::read_lines(tmp.str(rel))) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+};
+
+TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) {
+  ASSERT_EQ(run(args("full"), "full.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("the student starts equal to the teacher"), std::string::npos) << last_output;
+  auto metrics = jsonl("full/metrics.jsonl");
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_GT(metrics.back()["pred_loss"].get<double>(), 0.0);  // next-token KL of a student that moved
+
+  auto summary = json("full/compression.json");
+  EXPECT_EQ(summary["metric"], "perplexity");
+  EXPECT_NE(summary["packed_model"].get<std::string>().find("/best"), std::string::npos) << summary;
+  const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
+  EXPECT_LE(remaining, 0.5 + 0.05);
+  // The size is the map table's exact count: the packed directory's q, k, v, o, fc1, fc2 weights
+  // over the dense 2 x (4 x 64 x 64 + 2 x 64 x 128) = 65,536.
+  auto packed = models::load_opt(tmp.str("full/best"));
+  EXPECT_EQ(summary["sparsity"]["dense_map_weights"].get<double>(), 65536.0);
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::opt_map_weights(packed)) / 65536.0);
+  EXPECT_EQ(packed->config.layer_shapes.size(), 2u);
+  EXPECT_EQ(json("full/best/config.json")["sculpt_packed"]["format"], 1);
+  // The packed model scores what the masked student scored at the chosen evaluation.
+  const int64_t best_step = json("full/results.json")["best"]["step"];
+  double student = -1;
+  for (const auto& e : jsonl("full/eval.jsonl"))
+    if (e["step"] == best_step) {
+      student = e["perplexity"];
+      EXPECT_NEAR(e["packed_remaining"].get<double>(), remaining, 1e-12);
+    }
+  const double ppl = summary["packed"]["perplexity"].get<double>();
+  EXPECT_NEAR(ppl, student, 1e-4 * student);
+  EXPECT_NEAR(ppl, std::exp(summary["packed"]["loss"].get<double>()), 1e-9 * ppl);
+  EXPECT_NEAR(summary["retained"].get<double>(), summary["teacher"]["perplexity"].get<double>() / ppl, 1e-12);
+
+  // `sculpt eval --task clm` loads the packed directory and scores a text file (every block),
+  // perplexity exp(mean next-token loss) over blocks x 31 tokens; the teacher beside it.
+  for (const auto& [dir, name] : {std::pair{tmp.str("full/best"), "packed"}, {testing::shared_path("fixtures/hf/opt_causal_lm"), "teacher"}}) {
+    ASSERT_EQ(run({"eval", "--model", dir, "--task", "clm", "--data", tmp.str("corpus.txt"), "--max-length", "32", "--device", "cpu",
+                   "--max-examples", "20"},
+                  std::string("eval_") + name + ".log"),
+              0)
+        << last_output;
+    auto e = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+    EXPECT_EQ(e["tokens"], 20 * 31) << e;
+    EXPECT_NEAR(e["perplexity"].get<double>(), std::exp(e["loss"].get<double>()), 1e-9 * e["perplexity"].get<double>());
+  }
+  // `sculpt bench infer --generate`: both generate 4 tokens per prompt through their KV caches.
+  ASSERT_EQ(run({"bench", "infer", "--model", testing::shared_path("fixtures/hf/opt_causal_lm"), "--model", tmp.str("full/best"),
+                 "--generate", "4", "--shape", "2x8", "--steps", "1", "--warmup", "0", "--device", "cpu"},
+                "bench.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("2x8+4"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("new tokens/s"), std::string::npos) << last_output;
+
+  // Killed after update 23: both mask groups on and mid-ramp; the checkpoint at 21 holds the
+  // rotation, the masks and the Lagrangian.
+  EXPECT_EQ(run(args("cut", {"debug.crash_after_step=23"}), "cut.log"), 128 + SIGKILL) << last_output;
+  ASSERT_EQ(run({"resume", tmp.str("cut")}, "resume.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("resumed from"), std::string::npos) << last_output;
+  auto strip = [](std::vector<nlohmann::json> rows) {
+    for (auto& r : rows) r.erase("samples_per_s"), r.erase("tokens_per_s"), r.erase("elapsed_s"), r.erase("eval_seconds");
+    return rows;
+  };
+  EXPECT_EQ(strip(jsonl("full/metrics.jsonl")), strip(jsonl("cut/metrics.jsonl")));
+  EXPECT_EQ(strip(jsonl("full/eval.jsonl")), strip(jsonl("cut/eval.jsonl")));
+  for (const char* dir : {"final", "best"}) {
+    auto a = io::read_safetensors(tmp.str(std::string("full/") + dir + "/model.safetensors")).tensors;
+    auto b = io::read_safetensors(tmp.str(std::string("cut/") + dir + "/model.safetensors")).tensors;
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << dir << " " << k;
+  }
+}
+
+}  // namespace
+}  // namespace sculpt
