@@ -161,13 +161,7 @@ int eval_clm(const Args& args) {
   model->to(device);
   model->eval();
   auto data = train::open_clm_data(r, model->config.max_positions);
-  auto m = data->evaluate(
-      [&](const models::Batch& b) {
-        models::ModelOutput out;
-        out.logits = model->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
-        return out;
-      },
-      std::stoll(args.get("batch", "32")), device);
+  auto m = data->evaluate([&](const models::Batch& b) { return models::opt_logits(model, b); }, std::stoll(args.get("batch", "32")), device);
   nlohmann::json j = {{"task", "clm"}, {"data", r.data.dev_file}, {"max_length", std::min(r.data.max_seq_len, model->config.max_positions)},
                       {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   for (const auto& [k, v] : m) j[k] = v;

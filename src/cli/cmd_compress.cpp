@@ -185,7 +185,7 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
     data_from = sample.from;
     const int64_t D = model->config.hidden_size, keep = kept_width(D);
     auto sliced = compress::rotate_t5(model, compress::stream_pca(model, batches_of(sample, 1, tokenizer->pad_id(), false)), keep);
-    models::save_hf(*sliced, models::t5_key_map(sliced->config), models::t5_config_to_json(sliced->config), out);
+    models::save_t5(sliced, out);
     achieved = {{"hidden_before", D}, {"hidden_after", keep}, {"parameters_before", parameters_of(*model)},
                 {"parameters_after", parameters_of(*sliced)},
                 {"block_parameters_before", parameters_of(*model->encoder->blocks) + parameters_of(*model->decoder->blocks)},

@@ -17,6 +17,7 @@ Tensor values(const Tensor& m, int64_t n) {
 }
 Tensor kept(const Tensor& v) { return torch::nonzero(v).flatten(); }
 double scalar(const Tensor& m) { return m.defined() ? m.detach().to(torch::kCPU, torch::kDouble).item<double>() : 1.0; }
+Tensor cpu(const Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat); }
 
 // TO.copy_(FROM) on TO's device and dtype, shapes checked.
 void put(const Tensor& to, const Tensor& from) {
@@ -24,17 +25,17 @@ void put(const Tensor& to, const Tensor& from) {
   to.copy_(from.to(to.device(), to.scalar_type()));
 }
 
-// Rows ROWS of a [out, in] weight and its bias, each row scaled by SCALE[row] (undefined: 1),
+// Rows ROWS of a [out, in] weight and its bias, each row scaled by ROW_SCALE (undefined: 1),
 // columns COLS (undefined: all), each column scaled by COL_SCALE (undefined: 1).
 void copy_linear(models::Linear& to, const models::Linear& from, const Tensor& rows, const Tensor& row_scale,
                  const Tensor& cols, const Tensor& col_scale = {}) {
-  auto W = from->weight.detach().to(torch::kCPU, torch::kFloat).index_select(0, rows);
+  auto W = cpu(from->weight).index_select(0, rows);
   if (cols.defined()) W = W.index_select(1, cols);
   if (col_scale.defined()) W = W * col_scale.unsqueeze(0);
   if (row_scale.defined()) W = W * row_scale.unsqueeze(1);
   put(to->weight, W);
   if (from->bias.defined()) {
-    auto b = from->bias.detach().to(torch::kCPU, torch::kFloat).index_select(0, rows);
+    auto b = cpu(from->bias).index_select(0, rows);
     put(to->bias, row_scale.defined() ? b * row_scale : b);
   }
 }
@@ -42,6 +43,101 @@ void copy_linear(models::Linear& to, const models::Linear& from, const Tensor& r
 // Flat row indices of heads H (kept) x dims J (kept) in a [heads * width] projection.
 Tensor head_rows(const Tensor& heads, const Tensor& dims, int64_t width) {
   return (heads.unsqueeze(1) * width + dims.unsqueeze(0)).flatten();
+}
+
+// The stream's kept coordinates: every one that some writer keeps; the embeddings' values.
+struct StreamPlan {
+  Tensor K, z_embed;  // z_embed over K
+  bool masked = false;
+};
+StreamPlan plan_stream(const models::ModelMasks& masks, int64_t D) {
+  StreamPlan p;
+  p.masked = masks.embed.defined();
+  const Tensor z = values(masks.embed, D);
+  Tensor any = z != 0;
+  for (const auto& m : masks.layers) {
+    p.masked = p.masked || m.hidden.defined();
+    any = any | (values(m.hidden, D) != 0);
+  }
+  p.K = kept(any);
+  SCULPT_CHECK(p.K.numel() > 0, "pack: every stream coordinate is masked");
+  p.z_embed = z.index_select(0, p.K);
+  return p;
+}
+
+// What packing keeps of one attention block (null: none) and the values it folds.
+struct AttentionPlan {
+  models::AttentionShape shape{0, 0, 0, false};
+  Tensor heads, qk, vo, z_head, z_qk, z_vo;
+  double gate = 0;
+};
+AttentionPlan plan_attention(const models::Attention& a, const models::AttentionMasks& m) {
+  AttentionPlan p;
+  p.gate = a ? scalar(m.gate) : 0.0;
+  if (p.gate == 0) return p;
+  p.z_head = values(m.head, a->num_heads), p.z_qk = values(m.qk, a->qk_dim), p.z_vo = values(m.vo, a->vo_dim);
+  p.heads = kept(p.z_head), p.qk = kept(p.z_qk), p.vo = kept(p.z_vo);
+  p.shape = {p.heads.numel(), p.qk.numel(), p.vo.numel(), true};
+  return p;
+}
+
+// Queries carry the qk mask; values the head and vo masks (the context is linear in them, the
+// probabilities summing to 1); the output rows the block gate and the stream values Z_OUT of K.
+void pack_attention(models::Attention& to, const models::Attention& from, const AttentionPlan& p, const Tensor& K,
+                    const Tensor& z_out) {
+  const Tensor qk_rows = head_rows(p.heads, p.qk, from->qk_dim), vo_rows = head_rows(p.heads, p.vo, from->vo_dim);
+  copy_linear(to->q, from->q, qk_rows, p.z_qk.index_select(0, p.qk).repeat({p.heads.numel()}), K);
+  copy_linear(to->k, from->k, qk_rows, {}, K);
+  const Tensor v_scale = (p.z_head.index_select(0, p.heads).unsqueeze(1) * p.z_vo.index_select(0, p.vo).unsqueeze(0)).flatten();
+  copy_linear(to->v, from->v, vo_rows, v_scale, K);
+  copy_linear(to->o, from->o, K, z_out * p.gate, vo_rows);
+}
+
+struct FfnPlan {
+  Tensor neurons, z_neurons;
+  double gate = 0;
+};
+FfnPlan plan_ffn(const models::FeedForward& f, const models::LayerMasks& m) {
+  FfnPlan p;
+  p.gate = f ? scalar(m.ffn) : 0.0;
+  if (p.gate == 0) return p;
+  p.z_neurons = values(m.neurons, f->fc1->weight.size(0));
+  p.neurons = kept(p.z_neurons);
+  return p;
+}
+void pack_ffn(models::FeedForward& to, const models::FeedForward& from, const FfnPlan& p, const Tensor& K, const Tensor& z_out) {
+  copy_linear(to->fc1, from->fc1, p.neurons, {}, K);
+  if (from->gate) copy_linear(to->gate, from->gate, p.neurons, {}, K);
+  copy_linear(to->fc2, from->fc2, K, z_out * p.gate, p.neurons, p.z_neurons.index_select(0, p.neurons));
+}
+
+void copy_layer_norm(torch::nn::LayerNorm& to, const torch::nn::LayerNorm& from) {
+  if (from) put(to->weight, cpu(from->weight)), put(to->bias, cpu(from->bias));
+}
+
+// The table's terms of one attention block and one FFN reading and writing STREAM.
+void attention_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& stream, const models::AttentionMasks& m,
+                    const models::AttentionShape& s) {
+  if (!s.present) return;
+  auto or_ones = [](const Tensor& t, int64_t n) { return t.defined() ? t.reshape({-1}) : torch::ones({n}); };
+  const Tensor head = or_ones(m.head, s.heads), qk = or_ones(m.qk, s.qk_dim), vo = or_ones(m.vo, s.vo_dim);
+  table.push_back({at + ".q", {stream}, {head, qk}, m.gate});
+  table.push_back({at + ".k", {stream}, {head, qk}, m.gate});
+  table.push_back({at + ".v", {stream}, {head, vo}, m.gate});
+  table.push_back({at + ".o", {head, vo}, {stream}, m.gate});
+}
+void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& stream, const models::LayerMasks& m,
+              const models::LayerShape& s, bool gated) {
+  if (!s.ffn) return;
+  const Tensor neurons = m.neurons.defined() ? m.neurons.reshape({-1}) : torch::ones({s.ffn_dim});
+  table.push_back({at + ".fc1", {stream}, {neurons}, m.ffn});
+  if (gated) table.push_back({at + ".gate", {stream}, {neurons}, m.ffn});
+  table.push_back({at + ".fc2", {neurons}, {stream}, m.ffn});
+}
+
+models::ModelMasks checked(const models::ModelMasks& masks, size_t layers) {
+  SCULPT_CHECK(masks.layers.size() == layers, "pack: {} layer masks for {} layers", masks.layers.size(), layers);
+  return masks;
 }
 
 }  // namespace
@@ -52,57 +148,38 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   const int64_t D = c.hidden_size, L = c.num_layers;
   const bool rotated = c.rotated_norm_width > 0, projected = c.word_embed_proj_dim != D;
   SCULPT_CHECK(c.pre_norm, "pack: OPT with post-LayerNorm blocks cannot be packed");
-  SCULPT_CHECK(static_cast<int64_t>(masks.layers.size()) == L, "pack: {} layer masks for {} layers", masks.layers.size(), L);
-  bool stream_masked = masks.embed.defined();
-  for (const auto& m : masks.layers) stream_masked = stream_masked || m.hidden.defined();
-  SCULPT_CHECK(rotated || !stream_masked,
+  checked(masks, static_cast<size_t>(L));
+  const StreamPlan stream = plan_stream(masks, D);
+  SCULPT_CHECK(rotated || !stream.masked,
                "pack: the stream of an unrotated OPT cannot be sliced: its LayerNorms read every coordinate (mean and "
                "variance), so rotate it first (sculpt compress --method slice) and mask the rotated stream");
-
-  // The stream keeps every coordinate that some writer keeps.
-  const Tensor z_embed = values(masks.embed, D);
-  Tensor any = z_embed != 0;
-  for (const auto& m : masks.layers) any = any | (values(m.hidden, D) != 0);
-  const Tensor K = kept(any);
+  const Tensor& K = stream.K;
   const int64_t d = K.numel();
-  SCULPT_CHECK(d > 0, "pack: every stream coordinate is masked");
 
   models::TransformerConfig pc = c;
   pc.hidden_size = d;
   if (!projected) pc.word_embed_proj_dim = d;  // the token embeddings are the stream's own width
   if (rotated) pc.d_kv = c.head_dim();
-  std::vector<models::LayerShape> shapes;
-  struct Kept { Tensor heads, qk, vo, neurons, z_head, z_qk, z_vo, z_neurons, z_out; double g_attn, g_ffn; };
-  std::vector<Kept> plan;
+  std::vector<AttentionPlan> attn;
+  std::vector<FfnPlan> ffn;
+  pc.layer_shapes.clear();
   for (int64_t l = 0; l < L; ++l) {
     const auto& m = masks.layers[static_cast<size_t>(l)];
     auto* layer = model->layers[static_cast<size_t>(l)]->as<models::TransformerLayer>();
-    Kept k;
-    k.g_attn = layer->attn ? scalar(m.attn) : 0.0;
-    k.g_ffn = layer->ffn ? scalar(m.ffn) : 0.0;
-    k.z_out = values(m.hidden, D).index_select(0, K);
-    models::LayerShape s{0, 0, 0, 0, k.g_attn != 0, k.g_ffn != 0};
-    if (s.attn) {
-      auto* a = layer->attn.get();
-      k.z_head = values(m.head, a->num_heads), k.z_qk = values(m.qk, a->qk_dim), k.z_vo = values(m.vo, a->vo_dim);
-      k.heads = kept(k.z_head), k.qk = kept(k.z_qk), k.vo = kept(k.z_vo);
-      s.heads = k.heads.numel(), s.qk_dim = k.qk.numel(), s.vo_dim = k.vo.numel();
-    }
-    if (s.ffn) {
-      k.z_neurons = values(m.neurons, layer->ffn->fc1->weight.size(0));
-      k.neurons = kept(k.z_neurons);
-      s.ffn_dim = k.neurons.numel();
-    }
-    shapes.push_back(s);
-    plan.push_back(k);
+    attn.push_back(plan_attention(layer->attn, m.attn));
+    ffn.push_back(plan_ffn(layer->ffn, m));
+    models::LayerShape s;
+    s.attn = attn.back().shape;
+    s.cross = {0, 0, 0, false};
+    s.ffn = ffn.back().gate != 0;
+    s.ffn_dim = s.ffn ? ffn.back().neurons.numel() : 0;
+    pc.layer_shapes.push_back(s);
   }
-  pc.layer_shapes = shapes;
 
   models::Opt packed(pc);
   packed->to(model->embed_tokens->weight.device(), model->embed_tokens->weight.scalar_type());
   // Embeddings: the stream's writers keep K, scaled by the embedding mask.
-  const Tensor ze = z_embed.index_select(0, K);
-  auto cpu = [](const Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat); };
+  const Tensor& ze = stream.z_embed;
   put(packed->embed_positions->weight, cpu(model->embed_positions->weight).index_select(1, K) * ze);
   if (projected) {
     put(packed->embed_tokens->weight, cpu(model->embed_tokens->weight));
@@ -111,67 +188,119 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   } else {
     put(packed->embed_tokens->weight, cpu(model->embed_tokens->weight).index_select(1, K) * ze);
   }
-  if (model->final_norm) {
-    put(packed->final_norm->weight, cpu(model->final_norm->weight));
-    put(packed->final_norm->bias, cpu(model->final_norm->bias));
-  }
+  copy_layer_norm(packed->final_norm, model->final_norm);
   if (model->score) copy_linear(packed->score, model->score, torch::arange(c.num_labels), {}, projected ? Tensor() : K);
   if (model->lm_head) copy_linear(packed->lm_head, model->lm_head, torch::arange(c.vocab_size), {}, K);
 
   for (int64_t l = 0; l < L; ++l) {
-    auto* from = model->layers[static_cast<size_t>(l)]->as<models::TransformerLayer>();
-    auto* to = packed->layers[static_cast<size_t>(l)]->as<models::TransformerLayer>();
-    const Kept& k = plan[static_cast<size_t>(l)];
-    auto copy_norm = [&](torch::nn::LayerNorm& t, const torch::nn::LayerNorm& f) {
-      if (f) put(t->weight, cpu(f->weight)), put(t->bias, cpu(f->bias));
-    };
-    if (to->attn) {
-      auto* a = from->attn.get();
-      copy_norm(to->attn_norm, from->attn_norm);
-      const Tensor qk_rows = head_rows(k.heads, k.qk, a->qk_dim), vo_rows = head_rows(k.heads, k.vo, a->vo_dim);
-      // Queries carry the qk mask; values the head and vo masks (the context is linear in them,
-      // the probabilities summing to 1); the output rows the block gate and the written coordinates.
-      copy_linear(to->attn->q, a->q, qk_rows, k.z_qk.index_select(0, k.qk).repeat({k.heads.numel()}), K);
-      copy_linear(to->attn->k, a->k, qk_rows, {}, K);
-      const Tensor v_scale = (k.z_head.index_select(0, k.heads).unsqueeze(1) * k.z_vo.index_select(0, k.vo).unsqueeze(0)).flatten();
-      copy_linear(to->attn->v, a->v, vo_rows, v_scale, K);
-      copy_linear(to->attn->o, a->o, K, k.z_out * k.g_attn, vo_rows);
-    }
-    if (to->ffn) {
-      auto* f = from->ffn.get();
-      copy_norm(to->ffn_norm, from->ffn_norm);
-      copy_linear(to->ffn->fc1, f->fc1, k.neurons, {}, K);
-      if (f->gate) copy_linear(to->ffn->gate, f->gate, k.neurons, {}, K);
-      copy_linear(to->ffn->fc2, f->fc2, K, k.z_out * k.g_ffn, k.neurons, k.z_neurons.index_select(0, k.neurons));
-    }
+    const size_t i = static_cast<size_t>(l);
+    auto* from = model->layers[i]->as<models::TransformerLayer>();
+    auto* to = packed->layers[i]->as<models::TransformerLayer>();
+    const Tensor z_out = values(masks.layers[i].hidden, D).index_select(0, K);
+    if (to->attn) copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], K, z_out);
+    if (to->ffn) copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, z_out);
+  }
+  packed->eval();
+  return packed;
+}
+
+models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
+  torch::NoGradGuard no_grad;
+  const auto& c = model->config;
+  const int64_t D = c.hidden_size, Le = c.num_layers, Ld = c.num_decoder_layers;
+  checked(masks, static_cast<size_t>(Le + Ld));
+  const StreamPlan stream = plan_stream(masks, D);
+  const Tensor& K = stream.K;
+  const Tensor& ze = stream.z_embed;
+
+  models::TransformerConfig pc = c;
+  pc.hidden_size = K.numel();
+  // RMS norms commute with a coordinate mask once they divide by the original width.
+  if (stream.masked && pc.rotated_norm_width == 0) pc.rotated_norm_width = D;
+  // The shared embedding writes both streams scaled by the stream mask; a tied LM head reads it
+  // unscaled, so soft values untie them.
+  const bool binary = ze.eq(1).all().item<bool>();
+  if (c.tie_word_embeddings && !binary) pc.tie_word_embeddings = false;
+  std::vector<AttentionPlan> self, cross;
+  std::vector<FfnPlan> ffn;
+  std::vector<models::T5BlockImpl*> from_blocks;  // the encoder's, then the decoder's
+  for (auto* stack : {&model->encoder, &model->decoder})
+    for (const auto& b : *(*stack)->blocks) from_blocks.push_back(b->as<models::T5Block>());
+  pc.layer_shapes.clear();
+  for (size_t i = 0; i < from_blocks.size(); ++i) {
+    const auto& m = masks.layers[i];
+    auto* b = from_blocks[i];
+    self.push_back(plan_attention(b->self_attn, m.attn));
+    cross.push_back(plan_attention(b->cross_attn, m.cross));
+    ffn.push_back(plan_ffn(b->ffn, m));
+    models::LayerShape s;
+    s.attn = self.back().shape;
+    s.cross = cross.back().shape;
+    s.ffn = ffn.back().gate != 0;
+    s.ffn_dim = s.ffn ? ffn.back().neurons.numel() : 0;
+    // The relative-position bias rows the kept heads read, through a packed model's own.
+    if (s.attn.present)
+      for (int64_t j = 0; j < s.attn.heads; ++j) {
+        const int64_t h = self.back().heads[j].item<int64_t>();
+        s.bias_heads.push_back(b->bias_heads.empty() ? h : b->bias_heads[static_cast<size_t>(h)]);
+      }
+    pc.layer_shapes.push_back(s);
+  }
+
+  models::T5 packed(pc);
+  packed->to(model->shared->weight.device(), model->shared->weight.scalar_type());
+  put(packed->shared->weight, cpu(model->shared->weight).index_select(1, K) * ze);
+  if (packed->lm_head) {
+    // An untied head reads the decoder's final norm output: its columns K, unscaled.
+    const Tensor W = model->lm_head ? cpu(model->lm_head->weight) : cpu(model->shared->weight);
+    put(packed->lm_head->weight, W.index_select(1, K));
+  }
+  for (auto [to, from] : {std::pair{packed->encoder, model->encoder}, {packed->decoder, model->decoder}}) {
+    put(to->rel_bias->weight, cpu(from->rel_bias->weight));
+    put(to->final_norm->weight, cpu(from->final_norm->weight).index_select(0, K));
+  }
+  std::vector<models::T5BlockImpl*> to_blocks;
+  for (auto* stack : {&packed->encoder, &packed->decoder})
+    for (const auto& b : *(*stack)->blocks) to_blocks.push_back(b->as<models::T5Block>());
+  auto norm = [&](models::RMSNorm& to, const models::RMSNorm& from) {
+    if (to) put(to->weight, cpu(from->weight).index_select(0, K));
+  };
+  for (size_t i = 0; i < to_blocks.size(); ++i) {
+    auto *to = to_blocks[i], *from = from_blocks[i];
+    const Tensor z_out = values(masks.layers[i].hidden, D).index_select(0, K);
+    if (to->self_attn) norm(to->self_norm, from->self_norm), pack_attention(to->self_attn, from->self_attn, self[i], K, z_out);
+    if (to->cross_attn) norm(to->cross_norm, from->cross_norm), pack_attention(to->cross_attn, from->cross_attn, cross[i], K, z_out);
+    if (to->ffn) norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, z_out);
   }
   packed->eval();
   return packed;
 }
 
 std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c) {
-  const int64_t L = c.num_layers;
-  auto or_ones = [](const Tensor& t, int64_t n) { return t.defined() ? t.reshape({-1}) : torch::ones({n}); };
-  const Tensor stream = or_ones(keep.embed, c.hidden_size);
+  const Tensor stream = keep.embed.defined() ? keep.embed.reshape({-1}) : torch::ones({c.hidden_size});
   std::vector<MaskedMap> table;
-  for (int64_t l = 0; l < L; ++l) {
-    const models::LayerMasks none;
-    const auto& m = static_cast<size_t>(l) < keep.layers.size() ? keep.layers[static_cast<size_t>(l)] : none;
-    const auto s = c.layer_shape(static_cast<size_t>(l));
-    const Tensor head = or_ones(m.head, s.heads), qk = or_ones(m.qk, s.qk_dim), vo = or_ones(m.vo, s.vo_dim);
-    const Tensor neurons = or_ones(m.neurons, s.ffn_dim);
-    const std::string at = fmt::format("layers.{}.", l);
-    if (s.attn) {
-      table.push_back({at + "attn.q", {stream}, {head, qk}, m.attn});
-      table.push_back({at + "attn.k", {stream}, {head, qk}, m.attn});
-      table.push_back({at + "attn.v", {stream}, {head, vo}, m.attn});
-      table.push_back({at + "attn.o", {head, vo}, {stream}, m.attn});
-    }
-    if (s.ffn) {
-      table.push_back({at + "ffn.fc1", {stream}, {neurons}, m.ffn});
-      if (c.gated_ffn) table.push_back({at + "ffn.gate", {stream}, {neurons}, m.ffn});
-      table.push_back({at + "ffn.fc2", {neurons}, {stream}, m.ffn});
-    }
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const size_t i = static_cast<size_t>(l);
+    const models::LayerMasks m = i < keep.layers.size() ? keep.layers[i] : models::LayerMasks{};
+    const auto s = c.layer_shape(i);
+    attention_maps(table, fmt::format("layers.{}.attn", l), stream, m.attn, s.attn);
+    ffn_maps(table, fmt::format("layers.{}.ffn", l), stream, m, s, c.gated_ffn);
+  }
+  return table;
+}
+
+std::vector<MaskedMap> t5_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c) {
+  const Tensor stream = keep.embed.defined() ? keep.embed.reshape({-1}) : torch::ones({c.hidden_size});
+  std::vector<MaskedMap> table;
+  for (int64_t l = 0; l < c.num_layers + c.num_decoder_layers; ++l) {
+    const size_t i = static_cast<size_t>(l);
+    const bool decoder = l >= c.num_layers;
+    const std::string at = fmt::format("{}.blocks.{}.", decoder ? "decoder" : "encoder", decoder ? l - c.num_layers : l);
+    const models::LayerMasks m = i < keep.layers.size() ? keep.layers[i] : models::LayerMasks{};
+    const auto s = c.layer_shape(i);
+    attention_maps(table, at + "self_attn", stream, m.attn, s.attn);
+    if (decoder) attention_maps(table, at + "cross_attn", stream, m.cross, s.cross);
+    ffn_maps(table, at + "ffn", stream, m, s, c.gated_ffn);
   }
   return table;
 }
@@ -181,9 +310,9 @@ models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s) {
   out.embed = m.hidden[0];  // shared: every row is the same mask
   for (int64_t l = 0; l < s.layers; ++l) {
     models::LayerMasks lm;
-    if (m.qk.defined()) lm.qk = m.qk[l].narrow(0, 0, s.head_dim);  // a d_head pattern tiled over the heads
-    if (m.vo.defined()) lm.vo = m.vo[l].narrow(0, 0, s.head_dim);
-    lm.head = m.head[l], lm.attn = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l], lm.hidden = out.embed;
+    if (m.qk.defined()) lm.attn.qk = m.qk[l].narrow(0, 0, s.head_dim);  // a d_head pattern tiled over the heads
+    if (m.vo.defined()) lm.attn.vo = m.vo[l].narrow(0, 0, s.head_dim);
+    lm.attn.head = m.head[l], lm.attn.gate = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l], lm.hidden = out.embed;
     out.layers.push_back(lm);
   }
   return out;
@@ -194,8 +323,8 @@ models::ModelMasks model_keep(const Sp3KeepProbs& p) {
   out.embed = p.hidden[0];
   for (int64_t l = 0; l < p.head.size(0); ++l) {
     models::LayerMasks lm;
-    lm.qk = p.qk[l], lm.vo = p.vo[l], lm.head = p.head[l], lm.attn = p.mha[l], lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l];
-    lm.hidden = out.embed;
+    lm.attn = {p.qk[l], p.vo[l], p.head[l], p.mha[l]};
+    lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l], lm.hidden = out.embed;
     out.layers.push_back(lm);
   }
   return out;
@@ -206,7 +335,10 @@ models::ModelMasks binary_masks(models::ModelMasks m) {
     if (t.defined()) t = (t.detach() != 0).to(torch::kFloat);
   };
   b(m.embed);
-  for (auto& l : m.layers) b(l.qk), b(l.vo), b(l.head), b(l.attn), b(l.ffn), b(l.neurons), b(l.hidden);
+  for (auto& l : m.layers) {
+    for (auto* a : {&l.attn, &l.cross}) b(a->qk), b(a->vo), b(a->head), b(a->gate);
+    b(l.ffn), b(l.neurons), b(l.hidden);
+  }
   return m;
 }
 
@@ -225,15 +357,14 @@ torch::Tensor expected_weights(const std::vector<MaskedMap>& table) {
   return total;
 }
 
-int64_t opt_map_weights(models::Opt& model) {
+int64_t linear_map_weights(torch::nn::Module& model) {
   int64_t n = 0;
-  for (const auto& m : *model->layers) {
-    auto* l = m->as<models::TransformerLayer>();
-    if (l->attn)
-      for (auto* lin : {&l->attn->q, &l->attn->k, &l->attn->v, &l->attn->o}) n += (*lin)->weight.numel();
-    if (l->ffn) {
-      n += l->ffn->fc1->weight.numel() + l->ffn->fc2->weight.numel();
-      if (l->ffn->gate) n += l->ffn->gate->weight.numel();
+  for (const auto& m : model.modules()) {
+    if (auto* a = m->as<models::Attention>())
+      for (const auto* lin : {&a->q, &a->k, &a->v, &a->o}) n += (*lin)->weight.numel();
+    if (auto* f = m->as<models::FeedForward>()) {
+      n += f->fc1->weight.numel() + f->fc2->weight.numel();
+      if (f->gate) n += f->gate->weight.numel();
     }
   }
   return n;

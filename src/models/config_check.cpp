@@ -75,6 +75,22 @@ void write_rotated_block(nlohmann::json& j, const TransformerConfig& c) {
   if (c.rotated_norm_width > 0) j["sculpt_rotated"] = {{"format", 1}, {"norm_width", c.rotated_norm_width}, {"head_dim", c.head_dim()}};
 }
 
+namespace {
+
+AttentionShape attention_shape_of(const nlohmann::json& l, const char* present_key, const TransformerConfig& c,
+                                  const std::string& at) {
+  AttentionShape a{config_int(l, "heads", -1, 0, c.num_heads, at), config_int(l, "qk_dim", -1, 0, c.head_dim(), at),
+                   config_int(l, "vo_dim", -1, 0, c.head_dim(), at), config_bool(l, present_key, true, at)};
+  SCULPT_CHECK(a.heads >= 0 && a.qk_dim >= 0 && a.vo_dim >= 0, "{}: heads, qk_dim and vo_dim are required", at);
+  return a;
+}
+
+nlohmann::json attention_json(const AttentionShape& a, const char* present_key) {
+  return {{"heads", a.heads}, {"qk_dim", a.qk_dim}, {"vo_dim", a.vo_dim}, {present_key, a.present}};
+}
+
+}  // namespace
+
 std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const TransformerConfig& c, int64_t count,
                                         const std::string& source) {
   std::vector<LayerShape> shapes;
@@ -89,12 +105,22 @@ std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const Transform
     const auto& l = b["layers"][i];
     const std::string at = fmt::format("{} layers[{}]", where, i);
     SCULPT_CHECK(l.is_object(), "{}: expected an object", at);
-    shapes.push_back({config_int(l, "heads", -1, 0, c.num_heads, at), config_int(l, "qk_dim", -1, 0, c.head_dim(), at),
-                      config_int(l, "vo_dim", -1, 0, c.head_dim(), at), config_int(l, "ffn_dim", -1, 0, c.intermediate_size, at),
-                      config_bool(l, "attn", true, at), config_bool(l, "ffn", true, at)});
-    const auto& s = shapes.back();
-    SCULPT_CHECK(s.heads >= 0 && s.qk_dim >= 0 && s.vo_dim >= 0 && s.ffn_dim >= 0,
-                 "{}: heads, qk_dim, vo_dim and ffn_dim are required", at);
+    LayerShape s;
+    s.attn = attention_shape_of(l, "attn", c, at);
+    s.cross = l.contains("cross") ? attention_shape_of(l["cross"], "present", c, at + " cross") : AttentionShape{0, 0, 0, false};
+    s.ffn_dim = config_int(l, "ffn_dim", -1, 0, c.intermediate_size, at);
+    s.ffn = config_bool(l, "ffn", true, at);
+    SCULPT_CHECK(s.ffn_dim >= 0, "{}: ffn_dim is required", at);
+    if (l.contains("bias_heads")) {
+      SCULPT_CHECK(l["bias_heads"].is_array() && static_cast<int64_t>(l["bias_heads"].size()) == s.attn.heads,
+                   "{}: bias_heads must list one head per kept head ({})", at, s.attn.heads);
+      for (const auto& h : l["bias_heads"]) {
+        SCULPT_CHECK(h.is_number_integer() && h.get<int64_t>() >= 0 && h.get<int64_t>() < c.num_heads,
+                     "{}: bias_heads holds {}; expected head indices in [0, {})", at, h.dump(), c.num_heads);
+        s.bias_heads.push_back(h.get<int64_t>());
+      }
+    }
+    shapes.push_back(s);
   }
   return shapes;
 }
@@ -103,9 +129,14 @@ void write_layer_shapes(nlohmann::json& j, const std::vector<LayerShape>& shapes
   j.erase("sculpt_packed");
   if (shapes.empty()) return;
   nlohmann::json layers = nlohmann::json::array();
-  for (const auto& s : shapes)
-    layers.push_back({{"heads", s.heads}, {"qk_dim", s.qk_dim}, {"vo_dim", s.vo_dim}, {"ffn_dim", s.ffn_dim},
-                      {"attn", s.attn}, {"ffn", s.ffn}});
+  for (const auto& s : shapes) {
+    nlohmann::json l = attention_json(s.attn, "attn");
+    l["ffn_dim"] = s.ffn_dim;
+    l["ffn"] = s.ffn;
+    if (s.cross.present || s.cross.heads > 0) l["cross"] = attention_json(s.cross, "present");
+    if (!s.bias_heads.empty()) l["bias_heads"] = s.bias_heads;
+    layers.push_back(l);
+  }
   j["sculpt_packed"] = {{"format", 1}, {"layers", layers}};
 }
 
@@ -217,8 +248,13 @@ void check_config_against_weights(const TransformerConfig& c, const std::string&
               {kv("num_heads", c.num_heads), c.num_heads, {attn + "relative_attention_bias.weight"}, 1},
               {kv("d_ff", c.intermediate_size), c.intermediate_size,
                {"encoder.block.0.layer.1.DenseReluDense.wi.weight", "encoder.block.0.layer.1.DenseReluDense.wi_0.weight"}, 0}};
-    depths.push_back({"num_layers", {c.num_layers, "encoder.block."}});
-    depths.push_back({"num_decoder_layers", {c.num_decoder_layers, "decoder.block."}});
+    if (packed) {  // blocks have their own sizes (or none): the vocabulary, width and position bias only
+      claims.erase(claims.begin() + 2);
+      claims.pop_back();
+    } else {
+      depths.push_back({"num_layers", {c.num_layers, "encoder.block."}});
+      depths.push_back({"num_decoder_layers", {c.num_decoder_layers, "decoder.block."}});
+    }
   }
   for (const auto& claim : claims) {
     for (const auto& suffix : claim.suffixes) {

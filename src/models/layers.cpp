@@ -107,7 +107,7 @@ static models::Linear linear(int64_t in, int64_t out, bool bias) {
   return models::Linear(in, out, bias);
 }
 
-AttentionImpl::AttentionImpl(const TransformerConfig& c, const LayerShape& shape)
+AttentionImpl::AttentionImpl(const TransformerConfig& c, const AttentionShape& shape)
     : num_heads(shape.heads), qk_dim(shape.qk_dim), vo_dim(shape.vo_dim),
       score_divisor(c.scale_attention ? std::sqrt(static_cast<double>(c.head_dim())) : 1.0) {
   const int64_t d = c.hidden_size;
@@ -119,7 +119,7 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c, const LayerShape& shape
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                                     const torch::Tensor& memory, KVCache* cache, const LayerMasks* masks) {
+                                     const torch::Tensor& memory, KVCache* cache, const AttentionMasks* masks) {
   const int64_t B = x.size(0), T = x.size(1);
   if (num_heads == 0) return o(x.new_zeros({B, T, 0}));  // a packed block left with its output bias
   auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, t.size(1), num_heads, w}).transpose(1, 2); };
@@ -180,9 +180,9 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
     : pre_norm(c.pre_norm), rotated_width(c.rotated_norm_width), eps(c.norm_eps) {
   SCULPT_CHECK(rotated_width == 0 || pre_norm, "a rotated residual stream needs pre-norm blocks");
   const LayerShape shape = c.layer_shape(i);
-  SCULPT_CHECK(pre_norm || (shape.attn && shape.ffn), "a post-norm layer cannot drop a block (its norm stays)");
-  if (shape.attn) {
-    attn = register_module("attn", Attention(c, shape));
+  SCULPT_CHECK(pre_norm || (shape.attn.present && shape.ffn), "a post-norm layer cannot drop a block (its norm stays)");
+  if (shape.attn.present) {
+    attn = register_module("attn", Attention(c, shape.attn));
     if (rotated_width == 0) attn_norm = register_module("attn_norm", make_norm(c));
   }
   if (shape.ffn) {
@@ -192,25 +192,30 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
+torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, const LayerMasks* masks) {
+  if (!masks) return out;
+  if (gate.defined()) out = out * gate;
+  if (masks->hidden.defined()) out = out * masks->hidden;
+  return out;
+}
+
 torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
                                             KVCache* cache, const LayerMasks* masks) {
   const torch::Tensor none;
-  // A block's output under its masks: the block gate, then (pre-norm) the written coordinates.
-  auto gated = [&](torch::Tensor out, const torch::Tensor& gate) {
-    if (!masks) return out;
-    if (gate.defined()) out = out * gate;
-    if (masks->hidden.defined()) out = out * masks->hidden;
-    return out;
-  };
   const auto& neurons = masks ? masks->neurons : none;
+  const AttentionMasks* am = masks ? &masks->attn : nullptr;
+  auto attn_out = [&](const torch::Tensor& in) {
+    return masked_block_output(attn(in, bias, probs, none, cache, am), masks ? masks->attn.gate : none, masks);
+  };
+  auto ffn_out = [&](const torch::Tensor& in) { return masked_block_output(ffn(in, neurons), masks ? masks->ffn : none, masks); };
   if (pre_norm) {
     auto norm = [&](torch::nn::LayerNorm& n, const torch::Tensor& t) { return n ? n(t) : rotated_rms_norm(t, rotated_width, eps); };
-    auto h = attn ? x + dropout(gated(attn(norm(attn_norm, x), bias, probs, none, cache, masks), masks ? masks->attn : none)) : x;
-    return ffn ? h + dropout(gated(ffn(norm(ffn_norm, h), neurons), masks ? masks->ffn : none)) : h;
+    auto h = attn ? x + dropout(attn_out(norm(attn_norm, x))) : x;
+    return ffn ? h + dropout(ffn_out(norm(ffn_norm, h))) : h;
   }
   SCULPT_CHECK(!masks || !masks->hidden.defined(), "a post-norm layer's stream masks belong to its norm sites (compress/sp3_bert.h)");
-  auto h = attn_norm(x + dropout(gated(attn(x, bias, probs, none, cache, masks), masks ? masks->attn : none)));
-  return ffn_norm(h + dropout(gated(ffn(h, neurons), masks ? masks->ffn : none)));
+  auto h = attn_norm(x + dropout(attn_out(x)));
+  return ffn_norm(h + dropout(ffn_out(h)));
 }
 
 EmbeddingsImpl::EmbeddingsImpl(const TransformerConfig& c) {

@@ -213,6 +213,12 @@ std::map<std::string, torch::Tensor> OptImpl::Output::named() const {
   return m;
 }
 
+ModelOutput opt_logits(Opt& model, const Batch& batch, const ForwardOptions& options) {
+  ModelOutput out;
+  out.logits = model->forward(batch.input_ids, batch.attention_mask, torch::Tensor(), options).logits;
+  return out;
+}
+
 KeyMap opt_key_map(const TransformerConfig& c) {
   KeyMap map;
   auto add = [&](const std::string& hf, const std::string& in, bool bias) {
@@ -231,7 +237,7 @@ KeyMap opt_key_map(const TransformerConfig& c) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string hf = fmt::format("{}layers.{}.", p, i), in = fmt::format("layers.{}.", i);
     const LayerShape shape = c.layer_shape(static_cast<size_t>(i));  // a packed layer may lack a block
-    if (shape.attn) {
+    if (shape.attn.present) {
       add(hf + "self_attn.k_proj", in + "attn.k", c.bias);
       add(hf + "self_attn.v_proj", in + "attn.v", c.bias);
       add(hf + "self_attn.q_proj", in + "attn.q", c.bias);

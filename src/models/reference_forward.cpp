@@ -50,7 +50,9 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
   const ForwardOptions all{true, true};
   ReferenceForward result;
   auto finish = [&](torch::nn::Module& model, const KeyMap& keys, std::map<std::string, torch::Tensor> named) {
-    for (auto& [name, t] : named) result.outputs[name] = t.detach().clone();
+    // A packed block left with no head (or none at all) has no attention probabilities.
+    for (auto& [name, t] : named)
+      if (t.defined()) result.outputs[name] = t.detach().clone();
     if (named.count("loss")) {
       named["loss"].backward();
       result.outputs["grad_norms"] = grad_norms(model, keys, result.grad_norm_names);
@@ -65,7 +67,7 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
     finish(*model.module, model.keys, model.forward(batch, all).named());
   } else if (type == "t5") {
     const auto config = t5_config_from_json(config_json, config_path);
-    check_config_against_weights(config, model_dir, config_path);
+    check_config_against_weights(config, model_dir, config_path, /*packed=*/!config.layer_shapes.empty());
     T5 model(config);
     auto keys = t5_key_map(model->config);
     load_strict(model, keys, model_dir, prefer);

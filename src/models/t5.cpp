@@ -45,7 +45,9 @@ TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string
   c.scale_attention = false;
   c.pre_norm = true;
   c.head = HeadType::seq2seq_lm;
-  c.rotated_norm_width = rotated_norm_width_of(j, c.hidden_size, source);  // a stream sliced by compress/rotate.h
+  // A stream sliced by compress/rotate.h or by packing: norms over the original width.
+  c.rotated_norm_width = rotated_norm_width_of(j, c.hidden_size, source);
+  c.layer_shapes = layer_shapes_of(j, c, c.num_layers + c.num_decoder_layers, source);  // packed: encoder's, then decoder's
   check_parameter_budget(c, source);
   return c;
 }
@@ -56,35 +58,55 @@ nlohmann::json t5_config_to_json(const TransformerConfig& c) {
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["scale_decoder_outputs"] = c.scale_decoder_outputs;
   write_rotated_block(j, c);
+  write_layer_shapes(j, c.layer_shapes);
   return j;
 }
 
 T5 load_t5(const std::string& dir) {
   const std::string path = dir + "/config.json";
   T5 model(t5_config_from_json(io::read_json(path), path));
-  check_config_against_weights(model->config, dir, path);
+  check_config_against_weights(model->config, dir, path, /*packed=*/!model->config.layer_shapes.empty());
   load_checkpoint(*model, t5_key_map(model->config), io::load_hf_weights(dir), dir, /*strict=*/true);
   return model;
 }
 
-T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder) {
-  self_attn = register_module("self_attn", Attention(c));
-  self_norm = register_module("self_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
-  if (decoder) {
-    cross_attn = register_module("cross_attn", Attention(c));
-    cross_norm = register_module("cross_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
+void save_t5(T5& model, const std::string& dir) { save_hf(*model, t5_key_map(model->config), t5_config_to_json(model->config), dir); }
+
+T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape) : bias_heads(shape.bias_heads) {
+  auto norm = [&] { return RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width); };
+  if (shape.attn.present) {
+    self_attn = register_module("self_attn", Attention(c, shape.attn));
+    self_norm = register_module("self_norm", norm());
   }
-  ffn = register_module("ffn", FeedForward(c));
-  ffn_norm = register_module("ffn_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
+  if (decoder && shape.cross.present) {
+    cross_attn = register_module("cross_attn", Attention(c, shape.cross));
+    cross_norm = register_module("cross_norm", norm());
+  }
+  if (shape.ffn) {
+    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim));
+    ffn_norm = register_module("ffn_norm", norm());
+  }
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
 torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
                                    const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
-                                   KVCache* self_cache, KVCache* cross_cache) {
-  auto h = x + dropout(self_attn(self_norm(x), self_bias, self_probs, torch::Tensor(), self_cache));
-  if (cross_attn) h = h + dropout(cross_attn(cross_norm(h), cross_bias, cross_probs, memory, cross_cache));
-  return h + dropout(ffn(ffn_norm(h)));
+                                   KVCache* self_cache, KVCache* cross_cache, const LayerMasks* masks) {
+  const torch::Tensor none;
+  auto h = x;
+  if (self_attn) {
+    // A packed block's heads read their own rows of the relative bias.
+    const auto bias = bias_heads.empty() ? self_bias
+                                         : self_bias.index_select(1, torch::tensor(bias_heads, torch::kLong).to(self_bias.device()));
+    auto out = self_attn(self_norm(h), bias, self_probs, none, self_cache, masks ? &masks->attn : nullptr);
+    h = h + dropout(masked_block_output(out, masks ? masks->attn.gate : none, masks));
+  }
+  if (cross_attn) {
+    auto out = cross_attn(cross_norm(h), cross_bias, cross_probs, memory, cross_cache, masks ? &masks->cross : nullptr);
+    h = h + dropout(masked_block_output(out, masks ? masks->cross.gate : none, masks));
+  }
+  if (ffn) h = h + dropout(masked_block_output(ffn(ffn_norm(h), masks ? masks->neurons : none), masks ? masks->ffn : none, masks));
+  return h;
 }
 
 T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
@@ -92,7 +114,8 @@ T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
   rel_bias = register_module("rel_bias", torch::nn::Embedding(c.relative_buckets, c.num_heads));
   blocks = register_module("blocks", torch::nn::ModuleList());
   const int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
-  for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder));
+  const size_t first = decoder ? static_cast<size_t>(c.num_layers) : 0;  // a packed config lists the encoder's blocks first
+  for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder, c.layer_shape(first + static_cast<size_t>(i))));
   final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
@@ -133,13 +156,19 @@ T5Impl::T5Impl(TransformerConfig c) : config(std::move(c)) {
 torch::Tensor T5Impl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
                              const ForwardOptions& options) {
   auto mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  const ModelMasks* masks = options.masks;
+  SCULPT_CHECK(!masks || static_cast<int64_t>(masks->layers.size()) == config.num_layers + config.num_decoder_layers,
+               "{} block masks for {} + {} blocks", masks ? masks->layers.size() : 0, config.num_layers, config.num_decoder_layers);
   auto x = encoder->dropout(shared(input_ids));
+  if (masks && masks->embed.defined()) x = x * masks->embed;
   const int64_t T = input_ids.size(1);
   auto bias = encoder->position_bias(T, T, 0, x.device()) + extended_attention_mask(mask, x.scalar_type());
+  size_t i = 0;
   for (const auto& m : *encoder->blocks) {
     if (options.hidden_states && out) out->encoder_hidden_states.push_back(x);
     torch::Tensor probs;
-    x = m->as<T5Block>()->forward(x, bias, {}, {}, options.attentions ? &probs : nullptr, nullptr, nullptr, nullptr);
+    x = m->as<T5Block>()->forward(x, bias, {}, {}, options.attentions ? &probs : nullptr, nullptr, nullptr, nullptr,
+                                  masks ? &masks->layers[i++] : nullptr);
     if (options.attentions && out) out->encoder_attentions.push_back(probs);
   }
   x = encoder->dropout(encoder->final_norm(x));
@@ -151,6 +180,8 @@ torch::Tensor T5Impl::decode(const torch::Tensor& ids, const torch::Tensor& deco
                              const torch::Tensor& memory_mask, Output* out, const ForwardOptions& options, T5Cache* cache) {
   const int64_t B = ids.size(0), Tq = ids.size(1), past = cache ? cache->length : 0, K = past + Tq;
   auto x = decoder->dropout(shared(ids));
+  const ModelMasks* masks = options.masks;  // the decoder's blocks follow the encoder's
+  if (masks && masks->embed.defined()) x = x * masks->embed;
   auto mask = decoder_mask.defined() ? decoder_mask : torch::ones({B, K}, ids.options());
   // Causal and padding mask together, 0 or dtype-min as HF builds it.
   auto causal = (torch::arange(K, ids.options()).unsqueeze(0) <= torch::arange(past, K, ids.options()).unsqueeze(1));
@@ -168,7 +199,8 @@ torch::Tensor T5Impl::decode(const torch::Tensor& ids, const torch::Tensor& deco
     torch::Tensor sp, cp;
     x = m->as<T5Block>()->forward(x, self_bias, memory, cross_bias, options.attentions ? &sp : nullptr,
                                   options.attentions ? &cp : nullptr, cache ? &cache->self[i] : nullptr,
-                                  cache ? &cache->cross[i] : nullptr);
+                                  cache ? &cache->cross[i] : nullptr,
+                                  masks ? &masks->layers[static_cast<size_t>(config.num_layers) + i] : nullptr);
     if (options.attentions && out) out->decoder_attentions.push_back(sp), out->cross_attentions.push_back(cp);
     ++i;
   }
@@ -179,7 +211,9 @@ torch::Tensor T5Impl::decode(const torch::Tensor& ids, const torch::Tensor& deco
 }
 
 torch::Tensor T5Impl::lm_logits(const torch::Tensor& h) {
-  const auto x = config.scale_decoder_outputs ? h * std::pow(static_cast<double>(config.hidden_size), -0.5) : h;
+  // d_model^-0.5 of the original width (a sliced stream's norms divide by it too).
+  const int64_t d_model = config.rotated_norm_width > 0 ? config.rotated_norm_width : config.hidden_size;
+  const auto x = config.scale_decoder_outputs ? h * std::pow(static_cast<double>(d_model), -0.5) : h;
   return config.tie_word_embeddings ? torch::matmul(x, shared->weight.t()) : lm_head(x);
 }
 
@@ -208,9 +242,11 @@ T5Impl::Output T5Impl::forward(const torch::Tensor& input_ids, const torch::Tens
 }
 
 std::pair<torch::Tensor, torch::Tensor> T5Impl::generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                                         int64_t max_new_tokens) {
+                                                         int64_t max_new_tokens, const ModelMasks* masks) {
   torch::NoGradGuard no_grad;
-  auto memory = encode(input_ids, attention_mask, nullptr, {});
+  ForwardOptions options;
+  options.masks = masks;
+  auto memory = encode(input_ids, attention_mask, nullptr, options);
   const int64_t B = input_ids.size(0);
   auto ids = torch::full({B, 1}, config.decoder_start_token_id, input_ids.options());
   auto finished = torch::zeros({B}, input_ids.options().dtype(torch::kBool));
@@ -218,7 +254,7 @@ std::pair<torch::Tensor, torch::Tensor> T5Impl::generate(const torch::Tensor& in
   std::vector<torch::Tensor> scores;
   auto next_input = ids;
   for (int64_t step = 0; step < max_new_tokens; ++step) {
-    auto h = decode(next_input, {}, memory, attention_mask, nullptr, {}, &cache);
+    auto h = decode(next_input, {}, memory, attention_mask, nullptr, options, &cache);
     auto logits = lm_logits(h).select(1, h.size(1) - 1);
     scores.push_back(logits);
     auto next = logits.argmax(-1);
@@ -268,16 +304,21 @@ KeyMap t5_key_map(const TransformerConfig& c) {
     const int64_t n = dec ? c.num_decoder_layers : c.num_layers;
     for (int64_t i = 0; i < n; ++i) {
       const std::string hf = fmt::format("{}.block.{}.layer.", stack, i), in = fmt::format("{}.blocks.{}.", stack, i);
-      attention(hf + "0.SelfAttention", in + "self_attn");
+      const LayerShape shape = c.layer_shape(static_cast<size_t>(dec ? c.num_layers + i : i));  // packed: blocks may be gone
+      // HF keeps the stack's relative bias in block 0's self-attention, after q, k, v, o (HF's
+      // order, which the gradient-norm reference follows); a packed block 0 without one keeps it too.
+      if (shape.attn.present) attention(hf + "0.SelfAttention", in + "self_attn");
       if (i == 0) w(hf + "0.SelfAttention.relative_attention_bias", stack + ".rel_bias");
-      w(hf + "0.layer_norm", in + "self_norm");
-      if (dec) {
+      if (shape.attn.present) w(hf + "0.layer_norm", in + "self_norm");
+      if (dec && shape.cross.present) {
         attention(hf + "1.EncDecAttention", in + "cross_attn");
         w(hf + "1.layer_norm", in + "cross_norm");
       }
       const std::string f = dec ? "2" : "1";
-      ffn(hf + f + ".DenseReluDense", in + "ffn");
-      w(hf + f + ".layer_norm", in + "ffn_norm");
+      if (shape.ffn) {
+        ffn(hf + f + ".DenseReluDense", in + "ffn");
+        w(hf + f + ".layer_norm", in + "ffn_norm");
+      }
     }
     w(stack + ".final_layer_norm", stack + ".final_norm");
   }

@@ -272,13 +272,15 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if (p.method == "sp3" && (p.target <= 0 || p.target > 1.2)) prune.error("target", "SP3's target is the remaining fraction, in (0, 1.2]");
     if (one_shot && (p.target < 0 || p.target >= 1)) prune.error("target", "a one-shot target is the share removed, in [0, 1)");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
-    const bool opt_lm = r.model.family == "opt" && r.data.is_clm();
-    if ((r.model.family != "bert" && !opt_lm) || r.data.is_mlm())
-      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, and for OPT on causal LM (data.task clm)");
-    if (opt_lm && p.method != "sp3")
+    const bool opt = r.model.family == "opt" && !r.data.is_squad() && !r.data.is_mlm();
+    if ((r.model.family != "bert" && !opt) || r.data.is_mlm())
+      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, and for OPT on GLUE tasks and causal LM "
+                            "(data.task clm)");
+    if (opt && p.method != "sp3")
       prune.error("method", "OPT is pruned with sp3 (masks in the rotated stream); cofi and one-shot methods read BERT");
-    if (opt_lm && p.finetune.value > 0)
-      prune.error("finetune", "a fine-tune stage after OPT pruning is not implemented yet: fine-tune the packed model with a clm recipe");
+    if (opt && p.finetune.value > 0)
+      prune.error("finetune", "a fine-tune stage after OPT pruning is not implemented yet: fine-tune the packed model with its own "
+                              "recipe (model.path = the packed directory)");
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();

@@ -30,13 +30,8 @@ class ClmTask : public Task {
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     model_->eval();
-    return data_->evaluate(
-        [&](const models::Batch& b) {
-          models::ModelOutput out;
-          out.logits = model_->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
-          return out;
-        },
-        r_.data.eval_batch_size, device_, &process_group(device_));
+    return data_->evaluate([&](const models::Batch& b) { return models::opt_logits(model_, b); }, r_.data.eval_batch_size, device_,
+                           &process_group(device_));
   }
   std::string main_metric() const override { return data_->main_metric(r_); }
   bool higher_is_better() const override { return main_metric() == "accuracy"; }

@@ -1,14 +1,15 @@
-// Pruning OPT with distillation on local text (data.task clm): SP3 carried to a pre-norm
-// decoder (method.md §7.1, §7.3). The student is the teacher with its residual stream rotated
-// exactly onto its principal directions (compress/rotate.h: the initialised student computes
-// what the teacher computes), masked through the shared layers (models/layers.h): one stream
-// mask in that basis, heads, query/key and value dims shared by a layer's heads, FFN neurons and
-// whole blocks, as SP3's hard-concrete mask set in its shared-stream form. The loss is the KL of
-// the next-token distributions at every position plus the layer MSE between the student's
-// stream at each layer's input and the teacher's rotated into the same basis (SP3's dynamic
-// matching, or CoFi's), and the Lagrangian on the expected remaining fraction of the linear
-// maps (compress/pack_decoder.h's table, which also counts the packed model exactly). Exports are
-// packed OPT directories; the best is chosen by dev perplexity within the target.
+// Pruning OPT with distillation: SP3 carried to a pre-norm decoder (method.md §7.1, §7.3), as a
+// causal LM on local text (data.task clm) or as a GLUE classifier. The student is the teacher
+// with its residual stream rotated exactly onto its principal directions (compress/rotate.h: the
+// initialised student computes what the teacher computes), masked through the shared layers
+// (models/layers.h): one stream mask in that basis, heads, query/key and value dims shared by a
+// layer's heads, FFN neurons and whole blocks, as SP3's hard-concrete mask set in its
+// shared-stream form. The loss is the KL of the next-token distributions at every position (or of
+// the class logits; MSE for a regression head) plus the layer MSE between the student's stream at
+// each layer's input and the teacher's rotated into the same basis (SP3's dynamic matching, or
+// CoFi's), and the Lagrangian on the expected remaining fraction of the linear maps
+// (compress/pack_decoder.h's table, which also counts the packed model exactly). Exports are packed
+// OPT directories; the best is chosen by the task's dev metric (perplexity: lowest) within the target.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -16,7 +17,6 @@
 #include <numeric>
 #include <random>
 
-#include "sculpt/compress/lagrangian.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/compress/rotate.h"
@@ -25,6 +25,8 @@
 #include "sculpt/io/files.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/train/clm_data.h"
+#include "sculpt/train/labeled_data.h"
+#include "sculpt/train/prune_control.h"
 #include "sculpt/train/distill_loss.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/glue_data.h"
@@ -59,12 +61,11 @@ struct DecoderPruneModuleImpl : torch::nn::Module {
 TORCH_MODULE(DecoderPruneModule);
 
 models::Opt load_opt_teacher(const recipe::Recipe& r) {
+  const std::string problem = teacher_problem(r);
+  SCULPT_CHECK(problem.empty(), "{}", problem);
   auto teacher = models::load_opt(r.model.path);
-  SCULPT_CHECK(teacher->config.head == models::HeadType::causal_lm, "{}: pruning on data.task clm needs an OPTForCausalLM teacher",
-               r.model.path);
-  SCULPT_CHECK(teacher->config.layer_shapes.empty(), "{} is a packed model; pruning starts from the dense teacher", r.model.path);
-  const std::string problem = compress::rotation_problem(teacher->config);
-  SCULPT_CHECK(problem.empty(), "{}: {}", r.model.path, problem);
+  const std::string rotation = compress::rotation_problem(teacher->config);
+  SCULPT_CHECK(rotation.empty(), "{}: {}", r.model.path, rotation);
   teacher->eval();
   for (auto& p : teacher->parameters()) p.set_requires_grad(false);
   return teacher;
@@ -74,30 +75,33 @@ class DecoderPruneTask : public Task {
  public:
   DecoderPruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
       : r_(r), p_(r.prune), device_(device), teacher_(load_opt_teacher(r)),
-        data_(open_clm_data(r, teacher_->config.max_positions)),
+        data_(r.data.is_clm() ? open_clm_data(r, teacher_->config.max_positions)
+                              : open_labeled_data(r, /*dev_only=*/false, teacher_->config.max_positions)),
         module_(teacher_, restoring ? torch::eye(teacher_->config.hidden_size, torch::kDouble) : stream_basis(), r.prune,
                 r.train.betas[0]) {
     if (restoring) LOG_INFO("[prune] resuming: the rotation comes from the checkpoint");
     for (const auto& p : module_->named_parameters()) keys_.push_back({p.key(), p.key()});
     dense_ = compress::expected_weights(compress::opt_map_table({}, teacher_->config)).item<double>();
+    // All kept is exactly 1: a pre-norm stream has no residual maps to add.
+    control_ = std::make_unique<PruneControl>(p_, module_->masks, module_->lagrangian, 1.0, /*pruned=*/false,
+                                              [this] { return expected_remaining(); });
     teacher_->to(device_);
     module_->to(device_);
   }
 
   std::string describe() const override {
-    return fmt::format("{} pruning of opt on causal LM to {} remaining", p_.method, p_.target);
+    return fmt::format("{} pruning of opt on {} to {} remaining", p_.method, r_.data.is_clm() ? "causal LM" : data_->task(), p_.target);
   }
   torch::nn::Module& model() override { return *module_; }
   const models::KeyMap& keys() const override { return keys_; }
   const std::vector<int64_t>& train_lengths() const override { return data_->train_lengths(); }
   std::string main_metric() const override { return data_->main_metric(r_); }
-  bool higher_is_better() const override { return main_metric() == "accuracy"; }
+  bool higher_is_better() const override { return main_metric() != "perplexity" && main_metric() != "loss"; }
 
   OptimizerSetup make_optimizer(const AdamWSettings& s) override {
     std::vector<std::pair<std::string, torch::Tensor>> named;
     for (const auto& p : module_->student->named_parameters()) named.emplace_back("student." + p.key(), p.value());
-    return train::make_optimizer(named, s, {{module_->masks->parameters(), p_.mask_lr, p_.schedule_reg_lr},
-                                            {module_->lagrangian->lambdas(), p_.lambda_lr, p_.schedule_reg_lr}});
+    return train::make_optimizer(named, s, control_->optimizer_groups());
   }
   std::vector<torch::Tensor> clipped_parameters() override {
     std::vector<torch::Tensor> out;
@@ -106,14 +110,7 @@ class DecoderPruneTask : public Task {
     return out;
   }
 
-  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override {
-    const int64_t start = p_.start.updates(per_epoch, total), structural = p_.structural_start.updates(per_epoch, total);
-    module_->masks->set_group_active(0, step >= start);
-    module_->masks->set_group_active(1, step >= structural);
-    pruning_ = step >= start;
-    // All kept is exactly 1 here: a pre-norm stream has no residual maps to add.
-    target_now_ = compress::target_at(step, start, p_.target_warmup.updates(per_epoch, total), 1.0, p_.target);
-  }
+  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override { control_->begin_update(step, per_epoch, total); }
 
   models::Batch collate(const std::vector<size_t>& idx) const override { return data_->collate_train(idx); }
 
@@ -123,8 +120,8 @@ class DecoderPruneTask : public Task {
     models::ForwardOptions o;
     o.hidden_states = true;
     o.masks = &masks;
-    // The task term (distill.task_weight) is the student's own next-token loss.
-    const auto labels = p_.distill.task_weight > 0 ? batch.input_ids : torch::Tensor();
+    // The task term (distill.task_weight) is the student's own loss (next-token or the labels').
+    const auto labels = p_.distill.task_weight == 0 ? torch::Tensor() : r_.data.is_clm() ? batch.input_ids : batch.labels;
     auto s = module_->student->forward(batch.input_ids, batch.attention_mask, labels, o);
     models::OptImpl::Output t;
     {
@@ -133,79 +130,40 @@ class DecoderPruneTask : public Task {
     }
     const auto student = as_output(s, nullptr);
     auto terms = distill_loss(student, student.hidden_states, as_output(t, &module_->rotation), batch.attention_mask, p_.distill);
-    auto loss = terms.loss;
-    torch::Tensor lagrangian;
-    if (pruning_) {
-      auto expected = expected_remaining();
-      last_expected_ = expected.detach();
-      lagrangian = module_->lagrangian->forward(expected, target_now_);
-      loss = loss + lagrangian;
-    }
-    last_ = {terms.pred, terms.layer, lagrangian.defined() ? lagrangian.detach() : torch::Tensor(), terms.match};
-    return loss;
+    return control_->constrained(terms.loss, terms);
   }
-  void before_step() override { module_->lagrangian->flip_gradients(); }
-  void after_step() override {
-    if (pruning_ && module_->lagrangian->lead > 0 && last_expected_.defined()) {
-      torch::NoGradGuard g;
-      module_->lagrangian->after_step(last_expected_, expected_remaining(), target_now_);
-    }
-  }
-
-  nlohmann::json log_fields() override {
-    torch::NoGradGuard g;
-    nlohmann::json j;
-    if (!last_.pred.defined()) return j;
-    j["pred_loss"] = last_.pred.item<double>();
-    j["layer_loss"] = last_.layer.defined() ? last_.layer.item<double>() : 0.0;
-    j["lagrangian"] = last_.lagrangian.defined() ? last_.lagrangian.item<double>() : 0.0;
-    j["expected_remaining"] = expected_remaining().item<double>();
-    j["target_now"] = target_now_;
-    j["lambda1"] = module_->lagrangian->lambda1.item<double>();
-    j["lambda2"] = module_->lagrangian->lambda2.item<double>();
-    j["kept"] = compress::kept_sizes(eval_masks());
-    return j;
-  }
-  std::string log_line(const nlohmann::json& f) const override {
-    if (f.empty()) return {};
-    return fmt::format(" : pred {:.3e} layer {:.4f} lag {:.4f} : remaining {:.4f} (target {:.4f}) : {}", f["pred_loss"].get<double>(),
-                       f["layer_loss"].get<double>(), f["lagrangian"].get<double>(), f["expected_remaining"].get<double>(),
-                       f["target_now"].get<double>(), compress::describe_kept(f["kept"]));
-  }
+  void before_step() override { control_->before_step(); }
+  void after_step() override { control_->after_step(); }
+  nlohmann::json log_fields() override { return control_->log_fields(); }
+  std::string log_line(const nlohmann::json& f) const override { return control_->log_line(f); }
 
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     module_->eval();
-    const auto masks = compress::model_masks(eval_masks(), module_->masks->shape);
+    const auto masks = compress::model_masks(control_->eval_masks(), module_->masks->shape);
     models::ForwardOptions o;
     o.masks = &masks;
-    auto all = data_->evaluate(
-        [&](const models::Batch& b) {
-          models::ModelOutput out;
-          out.logits = module_->student->forward(b.input_ids, b.attention_mask, torch::Tensor(), o).logits;
-          return out;
-        },
-        r_.data.eval_batch_size, device_, &process_group(device_));
+    auto all = data_->evaluate([&](const models::Batch& b) { return models::opt_logits(module_->student, b, o); },
+                               r_.data.eval_batch_size, device_, &process_group(device_));
     all["expected_remaining"] = expected_remaining().item<double>();
     all["packed_remaining"] = packed_remaining(masks);
     return all;
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
-    const double s = m.at("packed_remaining");
-    return s <= p_.target + p_.epsilon && s >= p_.target - p_.epsilon_below;
+    return control_->within_target(m.at("packed_remaining"));
   }
 
   void export_to(const std::string& dir) override {
     const bool was_training = module_->is_training();
     module_->eval();
-    const auto sp3 = eval_masks();
+    const auto sp3 = control_->eval_masks();
     const auto masks = compress::model_masks(sp3, module_->masks->shape);
     auto packed = compress::pack_opt(module_->student, masks);
     if (was_training) module_->train();
     packed->to(torch::kCPU);
     models::save_opt(packed, dir);
     copy_tokenizer_files(r_.model.tokenizer, dir);
-    const double weights = static_cast<double>(compress::opt_map_weights(packed));
+    const double weights = static_cast<double>(compress::linear_map_weights(*packed));
     nlohmann::json report = {{"packed_remaining", weights / dense_},
                              {"packed_map_weights", weights},
                              {"dense_map_weights", dense_},
@@ -229,18 +187,18 @@ class DecoderPruneTask : public Task {
     }
     auto t0 = std::chrono::steady_clock::now();
     auto Q = compress::stream_pca(teacher_, batches);
-    LOG_INFO("[prune] stream rotation from {} blocks in {:.1f}s: the student starts equal to the teacher", order.size(),
+    LOG_INFO("[prune] stream rotation from {} train examples in {:.1f}s: the student starts equal to the teacher", order.size(),
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return Q;
   }
-  // Logits per token ([B T, V]: the KL is a mean over tokens) and the streams at the layers'
-  // inputs (the last hidden state, after the final norm, is left out: the teacher's has the
-  // norm's affine, the student's reads it in the next map). ROTATION: the teacher's states centred
-  // and rotated into the student's basis.
+  // The logits (a causal LM's per token, [B T, V]: the KL is a mean over tokens) and the streams
+  // at the layers' inputs (the last hidden state, after the final norm, is left out: the teacher's
+  // has the norm's affine, the student's reads it in the next map). ROTATION: the teacher's states
+  // centred and rotated into the student's basis.
   static models::ModelOutput as_output(const models::OptImpl::Output& o, const torch::Tensor* rotation) {
     models::ModelOutput out;
     out.loss = o.loss;
-    out.logits = o.logits.reshape({-1, o.logits.size(-1)});
+    out.logits = o.logits.dim() == 3 ? o.logits.reshape({-1, o.logits.size(-1)}) : o.logits;
     for (size_t i = 0; i + 1 < o.hidden_states.size(); ++i) {
       const auto& h = o.hidden_states[i];
       out.hidden_states.push_back(rotation ? (h - h.mean(-1, true)).matmul(*rotation) : h);
@@ -256,18 +214,6 @@ class DecoderPruneTask : public Task {
   double packed_remaining(const models::ModelMasks& masks) const {
     return compress::expected_weights(compress::opt_map_table(compress::binary_masks(masks), teacher_->config)).item<double>() / dense_;
   }
-  compress::Sp3Masks eval_masks() {
-    torch::NoGradGuard g;
-    const bool was_training = module_->masks->is_training();
-    module_->masks->eval();
-    auto m = module_->masks->sample_or_eval();
-    if (was_training) module_->masks->train();
-    return m;
-  }
-
-  struct Last {
-    torch::Tensor pred, layer, lagrangian, match;
-  };
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
   torch::Device device_;
@@ -275,10 +221,8 @@ class DecoderPruneTask : public Task {
   std::unique_ptr<LabeledData> data_;
   DecoderPruneModule module_;
   models::KeyMap keys_;
-  double dense_ = 0, target_now_ = 0;
-  bool pruning_ = false;
-  torch::Tensor last_expected_;
-  Last last_;
+  double dense_ = 0;
+  std::unique_ptr<PruneControl> control_;
 };
 
 }  // namespace

@@ -50,31 +50,24 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   return recipe::parse_recipe(out.c_str(), r.source + " (fine-tune stage)");
 }
 
-// An OPT's next-token logits on a batch, as the data's evaluation reads them.
-OutputsFn opt_logits(models::Opt& m) {
-  return [m](const models::Batch& b) mutable {
-    models::ModelOutput out;
-    out.logits = m->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
-    return out;
-  };
-}
-
-// The packed OPT's and its teacher's dev perplexity on the recipe's text, and the sizes.
+// The packed OPT's and its teacher's dev scores (perplexity on the recipe's text, or the GLUE
+// task's metrics), and the sizes.
 nlohmann::json evaluate_packed_opt(const recipe::Recipe& r, const fs::path& packed) {
   const torch::Device device = resolve_device(r.run.device);
   torch::NoGradGuard no_grad;
   auto teacher = models::load_opt(r.model.path), student = models::load_opt(packed.string());
   for (auto* m : {&teacher, &student}) (*m)->to(device), (*m)->eval();
-  const auto data = open_clm_data(r, teacher->config.max_positions);
+  const auto data = r.data.is_clm() ? open_clm_data(r, teacher->config.max_positions)
+                                    : open_labeled_data(r, /*dev_only=*/true, teacher->config.max_positions);
   const std::string metric = data->main_metric(r);
-  auto t = data->evaluate(opt_logits(teacher), r.data.eval_batch_size, device);
-  auto s = data->evaluate(opt_logits(student), r.data.eval_batch_size, device);
+  auto t = data->evaluate([&](const models::Batch& b) { return models::opt_logits(teacher, b); }, r.data.eval_batch_size, device);
+  auto s = data->evaluate([&](const models::Batch& b) { return models::opt_logits(student, b); }, r.data.eval_batch_size, device);
   auto report = io::read_json((packed / "pruning.json").string());
   LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f}; remaining {:.4f} of the linear maps, stream {} of {} dims",
            packed.string(), metric, s[metric], t[metric], report["packed_remaining"].get<double>(), student->config.hidden_size,
            teacher->config.hidden_size);
   return {{"method", r.prune.method}, {"target", r.prune.target}, {"metric", metric}, {"teacher", t}, {"packed", s},
-          {"packed_model", packed.string()}, {"retained", metric == "accuracy" ? s[metric] / t[metric] : t[metric] / s[metric]}, {"sparsity", report}};
+          {"packed_model", packed.string()}, {"retained", metric == "perplexity" || metric == "loss" ? t[metric] / s[metric] : s[metric] / t[metric]}, {"sparsity", report}};
 }
 
 // compression.json's body: the packed model's and the teacher's dev scores and the sizes.

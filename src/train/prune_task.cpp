@@ -26,6 +26,7 @@
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/train/distill_loss.h"
 #include "sculpt/train/distributed.h"
+#include "sculpt/train/prune_control.h"
 #include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
@@ -81,7 +82,10 @@ class PruneTask : public Task {
     }
     const auto& s = module_->masks->shape;
     const double D = static_cast<double>(s.hidden), F = static_cast<double>(s.ffn);
-    start_value_ = cofi_ ? 0.0 : (6 * D * D + 2 * D * F) / (4 * D * D + 2 * D * F);
+    // All kept: nothing pruned (CoFi), or SP3's 14/12 for BERT-base (the residual maps count).
+    const double all_kept = cofi_ ? 0.0 : (6 * D * D + 2 * D * F) / (4 * D * D + 2 * D * F);
+    control_ = std::make_unique<PruneControl>(p_, module_->masks, module_->lagrangian, all_kept, cofi_,
+                                              [this] { return expected_sparsity(); });
     for (const auto& p : module_->named_parameters()) keys_.push_back({p.key(), p.key()});
     teacher_->to(device_);
     module_->to(device_);
@@ -99,8 +103,7 @@ class PruneTask : public Task {
     std::vector<std::pair<std::string, torch::Tensor>> named;
     for (const auto& p : module_->student->named_parameters()) named.emplace_back("student." + p.key(), p.value());
     for (const auto& p : module_->projection->named_parameters()) named.emplace_back("projection." + p.key(), p.value());
-    return train::make_optimizer(named, s, {{module_->masks->parameters(), p_.mask_lr, p_.schedule_reg_lr},
-                                            {module_->lagrangian->lambdas(), p_.lambda_lr, p_.schedule_reg_lr}});
+    return train::make_optimizer(named, s, control_->optimizer_groups());
   }
   std::vector<torch::Tensor> clipped_parameters() override {
     std::vector<torch::Tensor> out;
@@ -110,13 +113,7 @@ class PruneTask : public Task {
     return out;
   }
 
-  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override {
-    const int64_t start = p_.start.updates(per_epoch, total), structural = p_.structural_start.updates(per_epoch, total);
-    module_->masks->set_group_active(0, step >= start);
-    module_->masks->set_group_active(1, step >= structural);
-    pruning_ = step >= start;
-    target_now_ = compress::target_at(step, start, p_.target_warmup.updates(per_epoch, total), start_value_, p_.target);
-  }
+  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override { control_->begin_update(step, per_epoch, total); }
 
   models::Batch collate(const std::vector<size_t>& idx) const override {
     return data_->collate_train(idx);
@@ -130,53 +127,12 @@ class PruneTask : public Task {
     // CoFi's layer-existence filter reads this step's sampled block masks.
     const torch::Tensor exists = p_.layer_filter == "mha" ? masks.mha : p_.layer_filter == "ffn" ? masks.ffn_layer : torch::Tensor();
     auto terms = distill_loss(s, projected, t, batch.attention_mask, p_.distill, exists);
-    auto loss = terms.loss;
-    torch::Tensor lagrangian;
-    if (pruning_) {
-      auto expected = expected_sparsity();
-      last_expected_ = expected.detach();
-      lagrangian = module_->lagrangian->forward(expected, target_now_);
-      loss = loss + lagrangian;
-    }
-    // The last micro-batch's terms for the log, detached (device tensors: no sync here).
-    last_ = {terms.pred, terms.layer, lagrangian.defined() ? lagrangian.detach() : torch::Tensor(), terms.match};
-    return loss;
+    return control_->constrained(terms.loss, terms);
   }
-  void before_step() override { module_->lagrangian->flip_gradients(); }
-  void after_step() override {
-    torch::NoGradGuard g;
-    if (p_.log_alpha_clamp > 0)
-      for (auto& p : module_->masks->parameters()) p.clamp_(-p_.log_alpha_clamp, p_.log_alpha_clamp);
-    // Only the anti-windup controller needs the size after the step (lead 0: nothing to do).
-    if (pruning_ && module_->lagrangian->lead > 0 && last_expected_.defined())
-      module_->lagrangian->after_step(last_expected_, expected_sparsity(), target_now_);
-  }
-
-  nlohmann::json log_fields() override {
-    torch::NoGradGuard g;
-    nlohmann::json j;
-    if (!last_.pred.defined()) return j;
-    j["pred_loss"] = last_.pred.item<double>();
-    j["layer_loss"] = last_.layer.defined() ? last_.layer.item<double>() : 0.0;  // layer_weight 0: no layer term
-    j["lagrangian"] = last_.lagrangian.defined() ? last_.lagrangian.item<double>() : 0.0;
-    j[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
-    j["target_now"] = target_now_;
-    j["lambda1"] = module_->lagrangian->lambda1.item<double>();
-    j["lambda2"] = module_->lagrangian->lambda2.item<double>();
-    if (last_.match.defined()) {
-      auto match = last_.match.to(torch::kCPU);
-      j["layer_match"] = std::vector<int64_t>(match.data_ptr<int64_t>(), match.data_ptr<int64_t>() + match.numel());
-    }
-    j["kept"] = compress::kept_sizes(eval_masks());
-    return j;
-  }
-  std::string log_line(const nlohmann::json& f) const override {
-    if (f.empty()) return {};
-    return fmt::format(" : pred {:.3e} layer {:.4f} lag {:.4f} : {} {:.4f} (target {:.4f}) : {}", f["pred_loss"].get<double>(),
-                       f["layer_loss"].get<double>(), f["lagrangian"].get<double>(), cofi_ ? "sparsity" : "remaining",
-                       f[cofi_ ? "expected_sparsity" : "expected_remaining"].get<double>(), f["target_now"].get<double>(),
-                       compress::describe_kept(f["kept"]));
-  }
+  void before_step() override { control_->before_step(); }
+  void after_step() override { control_->after_step(); }
+  nlohmann::json log_fields() override { return control_->log_fields(); }
+  std::string log_line(const nlohmann::json& f) const override { return control_->log_line(f); }
 
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
@@ -184,7 +140,7 @@ class PruneTask : public Task {
     auto masks = module_->masks->sample_or_eval();
     auto all = data_->evaluate([&](const models::Batch& b) { return module_->student->forward(b, masks); }, r_.data.eval_batch_size,
                                device_, &process_group(device_));
-    all[cofi_ ? "expected_sparsity" : "expected_remaining"] = expected_sparsity().item<double>();
+    all[control_->size_key()] = expected_sparsity().item<double>();
     // The packed size from the kept structure alone; the weights are folded only on export.
     const auto shape = compress::packed_shape(module_->student, masks);
     for (const auto& [k, v] : compress::sparsity_report(shape, module_->masks->shape)) all[k] = v;
@@ -196,14 +152,7 @@ class PruneTask : public Task {
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
     if (auto it = m.find("input_dependent"); it != m.end() && it->second == 0) return false;
-    // Within [target - epsilon, target + epsilon_below] of CoFi's pruned fraction, or
-    // [target - epsilon_below, target + epsilon] of SP3's remaining fraction.
-    if (cofi_) {
-      const double s = m.at("packed_sparsity");
-      return s >= p_.target - p_.epsilon && s <= p_.target + p_.epsilon_below;
-    }
-    const double s = m.at("packed_remaining");
-    return s <= p_.target + p_.epsilon && s >= p_.target - p_.epsilon_below;
+    return control_->within_target(m.at(cofi_ ? "packed_sparsity" : "packed_remaining"));
   }
 
   void export_to(const std::string& dir) override {
@@ -240,14 +189,7 @@ class PruneTask : public Task {
     }
     io::write_safetensors((fs::path(dir) / "distill_projection.safetensors").string(), maps, {{"format", "pt"}});
   }
-  compress::Sp3Masks eval_masks() {
-    torch::NoGradGuard g;
-    const bool was_training = module_->masks->is_training();
-    module_->masks->eval();
-    auto m = module_->masks->sample_or_eval();
-    if (was_training) module_->masks->train();
-    return m;
-  }
+  compress::Sp3Masks eval_masks() { return control_->eval_masks(); }
 
   // SP3's PCA / SVD initialisation from `pca_examples` train examples, each alone.
   void init_from_pca() {
@@ -269,10 +211,6 @@ class PruneTask : public Task {
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 
-  torch::Tensor last_expected_;  // this update's expected size before the step (the Lagrangian's velocity)
-  struct Last {
-    torch::Tensor pred, layer, lagrangian, match;  // lagrangian undefined before pruning starts
-  };
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
   bool cofi_;
@@ -281,9 +219,7 @@ class PruneTask : public Task {
   std::unique_ptr<LabeledData> data_;
   PruneModule module_;
   models::KeyMap keys_;
-  double start_value_ = 0, target_now_ = 0;
-  bool pruning_ = false;
-  Last last_;
+  std::unique_ptr<PruneControl> control_;
 };
 
 }  // namespace
@@ -295,7 +231,14 @@ std::string teacher_problem(const recipe::Recipe& r) {
   if (r.model.family == "opt") {
     const auto c = models::opt_config_from_json(j, path.string());
     if (!c.layer_shapes.empty()) return fmt::format("{} is a packed model; pruning starts from the dense teacher", r.model.path);
-    if (c.head != models::HeadType::causal_lm) return fmt::format("{}: pruning on data.task clm needs an OPTForCausalLM", r.model.path);
+    if (r.data.is_clm()) {
+      if (c.head != models::HeadType::causal_lm) return fmt::format("{}: pruning on data.task clm needs an OPTForCausalLM", r.model.path);
+      return {};
+    }
+    const auto& task = data::glue_task(r.data.task);
+    if (c.head != models::HeadType::sequence_classification || c.num_labels != task.num_labels())
+      return fmt::format("{}: the teacher must be an OPTForSequenceClassification fine-tuned on {}, num_labels {} (fine-tune one "
+                         "first, e.g. recipes/opt-125m/{}_finetune.yaml)", r.model.path, task.name, task.num_labels(), task.name);
     return {};
   }
   if (models::is_packed_bert(j))

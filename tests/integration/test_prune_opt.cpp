@@ -1,16 +1,22 @@
-// SP3 pruning of OPT as a causal LM end to end through the CLI (recipes/tests/tiny_opt_clm_sp3.yaml):
-// the tiny OPT fixture distilled on real SST-2 sentences, the best packed OPT chosen by dev
+// SP3 pruning of OPT end to end through the CLI: as a causal LM (recipes/tests/tiny_opt_clm_sp3.yaml,
+// the tiny OPT fixture distilled on real SST-2 sentences), the best packed OPT chosen by dev
 // perplexity within the target, scored beside the teacher at exactly the masked student's
-// perplexity, its size the map table's count; a run killed mid-pruning resumes bitwise.
+// perplexity, its size the map table's count, loaded by eval and bench; a run killed mid-pruning
+// resumes bitwise. As an SST-2 classifier (recipes/tests/tiny_opt_sst2_sp3.yaml): the best packed
+// classifier by accuracy, scored at exactly the masked student's accuracy. A packed T5 directory
+// (T5 has no pruning task yet: packed here from partial masks) runs in `sculpt forward`, logits and
+// greedy generation equal to the masked model's, and in `bench infer --generate`.
 #include <cmath>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "decoder_masks.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/io/safetensors.h"
 #include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 
 namespace sculpt {
 namespace {
@@ -60,7 +66,7 @@ TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) 
   // over the dense 2 x (4 x 64 x 64 + 2 x 64 x 128) = 65,536.
   auto packed = models::load_opt(tmp.str("full/best"));
   EXPECT_EQ(summary["sparsity"]["dense_map_weights"].get<double>(), 65536.0);
-  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::opt_map_weights(packed)) / 65536.0);
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 65536.0);
   EXPECT_EQ(packed->config.layer_shapes.size(), 2u);
   EXPECT_EQ(json("full/best/config.json")["sculpt_packed"]["format"], 1);
   // The packed model scores what the masked student scored at the chosen evaluation.
@@ -114,6 +120,61 @@ TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) 
     ASSERT_EQ(a.size(), b.size());
     for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << dir << " " << k;
   }
+}
+
+TEST_F(PruneOpt, Sp3PacksTheBestSst2ClassifierByAccuracyWithinTheTarget) {
+  ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str()},
+                "sst2.log"),
+            0)
+      << last_output;
+  auto summary = json("tiny_opt_sst2_sp3/compression.json");
+  EXPECT_EQ(summary["metric"], "accuracy");
+  EXPECT_NE(summary["packed_model"].get<std::string>().find("/best"), std::string::npos) << summary;
+  const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
+  EXPECT_LE(remaining, 0.5 + 0.05);
+  auto packed = models::load_opt(tmp.str("tiny_opt_sst2_sp3/best"));
+  EXPECT_EQ(packed->config.head, models::HeadType::sequence_classification);
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 65536.0);
+  const int64_t best_step = json("tiny_opt_sst2_sp3/results.json")["best"]["step"];
+  double student = -1;
+  for (const auto& e : jsonl("tiny_opt_sst2_sp3/eval.jsonl"))
+    if (e["step"] == best_step) student = e["accuracy"];
+  EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), student);
+  EXPECT_NEAR(summary["retained"].get<double>(), student / summary["teacher"]["accuracy"].get<double>(), 1e-12);
+}
+
+TEST(PackedT5, ADirectoryForwardsAndGeneratesThroughTheCliAsTheMaskedModel) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
+  testing::TempDir tmp;
+  auto model = models::load_t5(dir);
+  model->eval();
+  const auto masks = testing::partial_t5_masks(model->config);
+  auto packed = compress::pack_t5(model, masks);
+  models::save_t5(packed, tmp.str("packed"));
+  auto ids = torch::tensor({{5, 6, 7, 8, 2}, {9, 10, 2, 0, 0}}), attention = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}});
+  auto labels = torch::tensor({{11, 12, 2}, {13, 2, -100}});
+  io::write_safetensors(tmp.str("in.safetensors"), {{"input_ids", ids}, {"attention_mask", attention}, {"labels", labels},
+                                                    {"gen_input_ids", ids}, {"gen_attention_mask", attention}});
+  std::string output;
+  ASSERT_EQ(testing::run_cli({"forward", "--model", tmp.str("packed"), "--inputs", tmp.str("in.safetensors"), "--out",
+                              tmp.str("out.safetensors"), "--max-new-tokens", "5"},
+                             tmp.str("forward.log"), &output),
+            0)
+      << output;
+  auto out = io::read_safetensors(tmp.str("out.safetensors")).tensors;
+  models::ForwardOptions o;
+  o.masks = &masks;
+  auto masked = model->forward(ids, attention, {}, {}, labels, o);
+  EXPECT_TRUE(testing::all_close(out.at("logits"), masked.logits, 1e-4, 1e-4));
+  EXPECT_NEAR(out.at("loss").item<double>(), masked.loss.item<double>(), 1e-4);
+  auto [generated, scores] = model->generate(ids, attention, 5, &masks);
+  EXPECT_TRUE(torch::equal(out.at("generated_ids"), generated)) << out.at("generated_ids") << "\n" << generated;
+  ASSERT_EQ(testing::run_cli({"bench", "infer", "--model", dir, "--model", tmp.str("packed"), "--generate", "4", "--shape", "2x8",
+                              "--steps", "1", "--warmup", "0", "--device", "cpu"},
+                             tmp.str("bench.log"), &output),
+            0)
+      << output;
+  EXPECT_NE(output.find("2x8+4"), std::string::npos) << output;
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
-// Masks through the shared layers and packing them (compress/pack_decoder.h) on the real OPT
-// fixtures: a rotated OPT with partial masks of every kind (stream coordinates, heads, query/key
-// and value dims, FFN neurons, whole blocks; soft values and zeros) computes the same logits and
-// the same greedy generation as the packed model it becomes, which reloads from its directory;
-// the map table's count at 0/1 masks is the packed model's exact weight count; an unrotated OPT
-// packs heads and neurons exactly and refuses stream masks with the reason.
+// Masks through the shared layers and packing them (compress/pack_decoder.h) on the real OPT and
+// T5 fixtures: a rotated OPT, and T5 v1.0 and v1.1 in their own basis and rotated, with partial
+// masks of every kind (stream coordinates, heads, query/key and value dims of self- and
+// cross-attention, FFN neurons, whole blocks; soft values and zeros) compute the same logits and
+// the same greedy generation as the packed models they become, which reload from their
+// directories; the map table's count at 0/1 masks is the packed model's exact weight count; an
+// unrotated OPT packs heads and neurons exactly and refuses stream masks with the reason.
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
+#include "decoder_masks.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -36,12 +38,12 @@ models::ModelMasks partial_masks(const models::TransformerConfig& c, bool stream
   models::ModelMasks m;
   if (stream) m.embed = soft(D, D / 4);
   models::LayerMasks l0;
-  l0.head = torch::tensor({1.0f, 0.0f, 0.7f, 0.0f});
-  l0.qk = soft(dh, dh / 2), l0.vo = soft(dh, dh / 4), l0.neurons = soft(F, F / 3);
-  l0.attn = torch::tensor(0.8f), l0.ffn = torch::tensor(1.0f);
+  l0.attn.head = torch::tensor({1.0f, 0.0f, 0.7f, 0.0f});
+  l0.attn.qk = soft(dh, dh / 2), l0.attn.vo = soft(dh, dh / 4), l0.neurons = soft(F, F / 3);
+  l0.attn.gate = torch::tensor(0.8f), l0.ffn = torch::tensor(1.0f);
   models::LayerMasks l1;
-  l1.head = torch::zeros({c.num_heads});
-  l1.attn = torch::tensor(0.9f), l1.ffn = torch::tensor(0.0f);
+  l1.attn.head = torch::zeros({c.num_heads});
+  l1.attn.gate = torch::tensor(0.9f), l1.ffn = torch::tensor(0.0f);
   l0.hidden = l1.hidden = m.embed;  // one stream mask, as the student shares it
   m.layers = {l0, l1};
   return m;
@@ -57,9 +59,10 @@ TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
 
   const auto& c = rotated->config;
   EXPECT_EQ(packed->config.hidden_size, c.hidden_size - c.hidden_size / 4);
-  const models::LayerShape s0{2, c.head_dim() / 2, c.head_dim() - c.head_dim() / 4, c.intermediate_size - c.intermediate_size / 3,
-                              true, true};
-  const models::LayerShape s1{0, c.head_dim(), c.head_dim(), 0, true, false};
+  const models::AttentionShape none{0, 0, 0, false};
+  const models::LayerShape s0{{2, c.head_dim() / 2, c.head_dim() - c.head_dim() / 4, true}, none,
+                              c.intermediate_size - c.intermediate_size / 3, true, {}};
+  const models::LayerShape s1{{0, c.head_dim(), c.head_dim(), true}, none, 0, false, {}};
   ASSERT_EQ(packed->config.layer_shapes.size(), 2u);
   EXPECT_EQ(packed->config.layer_shapes[0], s0);
   EXPECT_EQ(packed->config.layer_shapes[1], s1);
@@ -98,13 +101,75 @@ TEST(PackDecoder, TheMapTableCountsThePackedWeightsExactlyAtBinaryMasks) {
   const auto& c = rotated->config;
   // All kept: the dense maps, 2 layers x (4 D^2 + 2 D F) = 2 x (4*64*64 + 2*64*128) = 65,536.
   EXPECT_EQ(compress::expected_weights(compress::opt_map_table({}, c)).item<double>(), 65536.0);
-  EXPECT_EQ(compress::opt_map_weights(rotated), 65536);
+  EXPECT_EQ(compress::linear_map_weights(*rotated), 65536);
   const auto masks = compress::binary_masks(partial_masks(c, true));
   auto packed = compress::pack_opt(rotated, masks);
   // Layer 0: q, k 48 x (2 x 8); v, o 48 x (2 x 12); fc1, fc2 48 x 86; layer 1: o 48 x 0.
   const int64_t by_hand = 2 * 48 * 16 + 2 * 48 * 24 + 2 * 48 * 86;
-  EXPECT_EQ(compress::opt_map_weights(packed), by_hand);
+  EXPECT_EQ(compress::linear_map_weights(*packed), by_hand);
   EXPECT_EQ(compress::expected_weights(compress::opt_map_table(masks, c)).item<double>(), static_cast<double>(by_hand));
+}
+
+TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {
+  for (const char* fixture : {"t5_small", "t5_v1_1"})
+    for (bool rotate : {false, true}) {
+      SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
+      const std::string what = std::string(fixture) + (rotate ? " rotated" : "");
+      auto original = models::load_t5(dir);
+      original->eval();
+      torch::manual_seed(3);
+      auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong);
+      mask[1].narrow(0, 6, 3).fill_(0);
+      auto labels = torch::randint(3, 1000, {2, 5});
+      models::Batch calibration;
+      calibration.input_ids = ids, calibration.attention_mask = mask;
+      auto model = rotate ? compress::rotate_t5(original, compress::stream_pca(original, {calibration})) : original;
+      model->eval();
+      const auto masks = testing::partial_t5_masks(model->config);
+      auto packed = compress::pack_t5(model, masks);
+      const auto& c = model->config;
+      EXPECT_EQ(packed->config.hidden_size, 48) << what;
+      ASSERT_EQ(packed->config.layer_shapes.size(), 4u);
+      const auto& s = packed->config.layer_shapes;
+      EXPECT_EQ(s[0].attn, (models::AttentionShape{3, 8, 12, true})) << what;
+      EXPECT_EQ(s[0].bias_heads, (std::vector<int64_t>{0, 2, 3})) << what;
+      EXPECT_FALSE(s[1].attn.present);
+      EXPECT_EQ(s[1].ffn_dim, 0);
+      EXPECT_EQ(s[2].cross, (models::AttentionShape{2, 8, 8, true})) << what;
+      EXPECT_EQ(s[2].bias_heads, (std::vector<int64_t>{1, 2})) << what;
+      EXPECT_FALSE(s[2].ffn);
+      EXPECT_EQ(s[3].attn.heads, 0);
+      EXPECT_EQ(s[3].cross, (models::AttentionShape{4, 16, 16, true}));
+      // Soft stream values untie v1.0's LM head from the (scaled) input embedding.
+      EXPECT_FALSE(packed->config.tie_word_embeddings) << what;
+
+      models::ForwardOptions o;
+      o.masks = &masks;
+      auto masked = model->forward(ids, mask, {}, {}, labels, o);
+      auto got = packed->forward(ids, mask, {}, {}, labels);
+      EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4)) << what;
+      EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4) << what;
+      auto plain = model->forward(ids, mask, {}, {}, labels);
+      EXPECT_GT((plain.logits - masked.logits).abs().max().item<double>(), 1e-2) << what;
+      auto [gids, gscores] = model->generate(ids, mask, 6, &masks);
+      auto [pids, pscores] = packed->generate(ids, mask, 6);
+      EXPECT_TRUE(torch::equal(pids, gids)) << what << "\n" << pids << "\n" << gids;
+      EXPECT_TRUE(testing::all_close(pscores, gscores, 1e-4, 1e-4)) << what;
+      // The map table at 0/1 masks counts the packed maps exactly.
+      EXPECT_EQ(compress::expected_weights(compress::t5_map_table(compress::binary_masks(masks), c)).item<double>(),
+                static_cast<double>(compress::linear_map_weights(*packed)))
+          << what;
+      EXPECT_EQ(compress::expected_weights(compress::t5_map_table({}, c)).item<double>(),
+                static_cast<double>(compress::linear_map_weights(*model)))
+          << what;
+
+      testing::TempDir tmp;
+      models::save_t5(packed, tmp.str());
+      auto loaded = models::load_t5(tmp.str());
+      loaded->eval();
+      EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
+      EXPECT_TRUE(torch::equal(loaded->forward(ids, mask, {}, {}, labels).logits, got.logits)) << what;
+    }
 }
 
 TEST(PackDecoder, AnUnrotatedOptPacksHeadsAndNeuronsAndRefusesStreamMasks) {

@@ -118,9 +118,11 @@ TEST(Recipe, OptPruningIsSp3OnCausalLm) {
   EXPECT_TRUE(r.data.is_clm());
   EXPECT_EQ(r.prune.target, 0.5);
   EXPECT_NE(error_of(clm + "prune: {method: cofi}\n").find("OPT is pruned with sp3"), std::string::npos);
-  EXPECT_NE(error_of(clm + "prune: {method: sp3, finetune: 2e}\n").find("fine-tune the packed model with a clm recipe"),
+  EXPECT_NE(error_of(clm + "prune: {method: sp3, finetune: 2e}\n").find("fine-tune the packed model with its own recipe"),
             std::string::npos);
-  EXPECT_NE(error_of("model: {family: opt, path: /t}\ndata: {task: sst2}\nprune: {method: sp3}\n").find("for OPT on causal LM"),
+  EXPECT_EQ(recipe::parse_recipe("model: {family: opt, path: /t}\ndata: {task: sst2}\nprune: {method: sp3}\n", "r.yaml").data.task,
+            "sst2");
+  EXPECT_NE(error_of("model: {family: opt, path: /t}\ndata: {task: squad}\nprune: {method: sp3}\n").find("for OPT on GLUE tasks"),
             std::string::npos);
   EXPECT_NE(error_of("model: {path: /t}\ndata: {task: clm, train_file: /x.txt}\n").find("data.task: causal language modelling is "
                                                                                        "implemented for model.family opt"),

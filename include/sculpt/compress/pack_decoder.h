@@ -13,12 +13,19 @@
 
 #include "sculpt/compress/sp3_bert.h"
 #include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 
 namespace sculpt::compress {
 
 // The packed OPT (eval mode, same dtype and device); MODEL is left unchanged. Its config carries
 // one LayerShape per layer (saved as the `sculpt_packed` block), hidden_size the kept width.
 models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks);
+// The packed T5: MASKS has the encoder's blocks, then the decoder's (cross-attention masks in
+// theirs); one stream mask for both streams, which share the embedding (as compress/rotate.h
+// rotates them by one Q). T5's RMS norms need no rotation for a sliced stream: they divide by
+// the original width. The kept self-attention heads read their own rows of the stack's relative
+// bias (LayerShape::bias_heads); soft stream values untie a tied LM head.
+models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks);
 
 // One linear map of a family in mask terms. Each side is a product of factors (heads x head
 // dims, or a stream's or FFN's coordinates): its size is the product of the factors' sums, the
@@ -41,9 +48,12 @@ models::ModelMasks model_keep(const Sp3KeepProbs& keep);
 // The same masks with every non-zero value 1: what the packed model's sizes follow.
 models::ModelMasks binary_masks(models::ModelMasks masks);
 
+// T5's: self-attention, cross-attention (decoder), FFN (wi_0 and wi_1 both) per block, encoder
+// first; every map reads or writes the one stream.
+std::vector<MaskedMap> t5_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c);
 // Σ size(in) size(out) gate over the table: differentiable in the factors.
 torch::Tensor expected_weights(const std::vector<MaskedMap>& table);
-// The weights of OPT's q, k, v, o, fc1 and fc2 maps in MODEL, counted from its tensors.
-int64_t opt_map_weights(models::Opt& model);
+// The weights of every attention (q, k, v, o) and FFN (fc1, gate, fc2) map in MODEL, from its tensors.
+int64_t linear_map_weights(torch::nn::Module& model);
 
 }  // namespace sculpt::compress

@@ -11,12 +11,23 @@ namespace sculpt::models {
 
 enum class HeadType { none, sequence_classification, question_answering, causal_lm, seq2seq_lm, masked_lm };
 
-// The kept structure of one layer of a model packed from pruning masks: its heads with their
-// query/key and value widths, its FFN neurons, and whether each block is there at all (a removed
-// block adds nothing to the stream). The scores keep the original head width's scaling.
+// The kept structure of one attention block of a packed model: its heads with their query/key
+// and value widths, and whether the block is there at all (a removed block adds nothing to the
+// stream). The scores keep the original head width's scaling.
+struct AttentionShape {
+  int64_t heads = 0, qk_dim = 0, vo_dim = 0;
+  bool present = true;
+  bool operator==(const AttentionShape&) const = default;
+};
+
+// One layer of a model packed from pruning masks: self-attention, cross-attention (T5's decoder
+// blocks), the FFN's neurons; T5: the stack's relative-position bias heads that the kept
+// self-attention heads read (empty: all, in order).
 struct LayerShape {
-  int64_t heads = 0, qk_dim = 0, vo_dim = 0, ffn_dim = 0;
-  bool attn = true, ffn = true;
+  AttentionShape attn, cross;
+  int64_t ffn_dim = 0;
+  bool ffn = true;
+  std::vector<int64_t> bias_heads;
   bool operator==(const LayerShape&) const = default;
 };
 
@@ -72,7 +83,9 @@ struct TransformerConfig {
 
   int64_t head_dim() const { return d_kv > 0 ? d_kv : hidden_size / num_heads; }
   LayerShape layer_shape(size_t i) const {
-    return i < layer_shapes.size() ? layer_shapes[i] : LayerShape{num_heads, head_dim(), head_dim(), intermediate_size};
+    if (i < layer_shapes.size()) return layer_shapes[i];
+    const AttentionShape full{num_heads, head_dim(), head_dim(), true};
+    return {full, full, intermediate_size, true, {}};
   }
   bool is_regression() const {
     return problem_type == "regression" || (problem_type.empty() && num_labels == 1);

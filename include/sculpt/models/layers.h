@@ -71,33 +71,43 @@ struct KVCache {
   torch::Tensor k, v;
 };
 
-// Multiplicative pruning masks on one layer's structures (a masked student, method.md §3.4);
-// an undefined member keeps everything. qk and vo are d_head patterns shared by the layer's
-// heads (SP3's head-dim masks): qk scales the queries' dims, hence each score term; vo each
-// head's context dims. Soft values scale, zeros remove (compress/pack_decoder.h folds both).
-struct LayerMasks {
-  torch::Tensor qk, vo;     // [d_head]
-  torch::Tensor head;       // [H]: each head's context
-  torch::Tensor attn, ffn;  // scalars: each block's output, its bias included
-  torch::Tensor neurons;    // [F]: the FFN's activations (a gated FFN's product)
-  torch::Tensor hidden;     // [D]: the stream coordinates each block writes (pre-norm only)
+// Multiplicative pruning masks (a masked student, method.md §3.4); an undefined member keeps
+// everything. Soft values scale, zeros remove (compress/pack_decoder.h folds both). qk and vo are
+// d_head patterns shared by the block's heads (SP3's head-dim masks): qk scales the queries'
+// dims, hence each score term; vo each head's context dims.
+struct AttentionMasks {
+  torch::Tensor qk, vo;  // [d_head]
+  torch::Tensor head;    // [H]: each head's context
+  torch::Tensor gate;    // scalar: the block's output, its bias included
 };
 
-// A model's masks: the stream coordinates its embeddings write, and one LayerMasks per layer.
+struct LayerMasks {
+  AttentionMasks attn, cross;  // cross: T5's decoder blocks
+  torch::Tensor ffn;           // scalar: the FFN block's output
+  torch::Tensor neurons;       // [F]: the FFN's activations (a gated FFN's product)
+  torch::Tensor hidden;        // [D]: the stream coordinates each block writes (pre-norm only)
+};
+
+// A model's masks: the stream coordinates its embeddings write, and one LayerMasks per layer
+// (T5: the encoder's blocks, then the decoder's).
 struct ModelMasks {
   torch::Tensor embed;  // [D]
   std::vector<LayerMasks> layers;
 };
 
+// A block's output under MASKS (null: as it is): times the block's GATE, then (pre-norm) the
+// stream coordinates the layer writes.
+torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, const LayerMasks* masks);
+
 struct AttentionImpl : torch::nn::Module {
-  explicit AttentionImpl(const TransformerConfig& c) : AttentionImpl(c, c.layer_shape(0)) {}
-  // SHAPE's heads and widths (a packed layer); the scores keep c's head width's scaling.
-  AttentionImpl(const TransformerConfig& c, const LayerShape& shape);
+  explicit AttentionImpl(const TransformerConfig& c) : AttentionImpl(c, c.layer_shape(0).attn) {}
+  // SHAPE's heads and widths (a packed block); the scores keep c's head width's scaling.
+  AttentionImpl(const TransformerConfig& c, const AttentionShape& shape);
   // Returns the projected context; `probs` receives the attention probabilities if non-null.
   // `bias` is added to the scores ([B|1, H|1, Tq, Tk]: mask and/or position bias). `memory`
   // (cross-attention) supplies keys and values instead of x. `masks`: its qk, vo and head.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                        const torch::Tensor& memory = {}, KVCache* cache = nullptr, const LayerMasks* masks = nullptr);
+                        const torch::Tensor& memory = {}, KVCache* cache = nullptr, const AttentionMasks* masks = nullptr);
 
   int64_t num_heads, qk_dim, vo_dim;
   double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)

@@ -50,6 +50,10 @@ TORCH_MODULE(Opt);
 
 KeyMap opt_key_map(const TransformerConfig& c);
 
+// The model's logits on BATCH (no loss) as the shared output type evaluators read; OPTIONS: a
+// masked student's masks.
+ModelOutput opt_logits(Opt& model, const Batch& batch, const ForwardOptions& options = {});
+
 // config.json for C (raw keys kept; a rotated model's widths and its sculpt_rotated block).
 nlohmann::json opt_config_to_json(const TransformerConfig& c);
 // A strict load of an OPT directory (HF's, or a rotated one that sculpt wrote), and the write.

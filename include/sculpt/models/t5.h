@@ -14,16 +14,20 @@ namespace sculpt::models {
 
 TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string& source = "config.json");
 
+// One block: self-attention, cross-attention (decoder), FFN, each pre-RMS-norm with a residual.
+// A packed block (SHAPE) may lack any of them, keep some heads (reading their rows of the
+// stack's relative bias, `bias_heads`) and fewer dims.
 struct T5BlockImpl : torch::nn::Module {
-  T5BlockImpl(const TransformerConfig& c, bool decoder);
-  // self/cross: per-block caches during generation (may be null).
+  T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape);
+  // self/cross: per-block caches during generation (may be null); MASKS: a masked student's.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
                         const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
-                        KVCache* self_cache, KVCache* cross_cache);
+                        KVCache* self_cache, KVCache* cross_cache, const LayerMasks* masks = nullptr);
   Attention self_attn{nullptr}, cross_attn{nullptr};
   RMSNorm self_norm{nullptr}, cross_norm{nullptr}, ffn_norm{nullptr};
   FeedForward ffn{nullptr};
   Dropout dropout{nullptr};
+  std::vector<int64_t> bias_heads;  // empty: every head of the bias, in order
 };
 TORCH_MODULE(T5Block);
 
@@ -68,7 +72,7 @@ struct T5Impl : torch::nn::Module {
   // Greedy decoding with a key/value cache, as HF generate(do_sample=False, num_beams=1).
   // Returns generated ids [B, 1 + steps] (starting with decoder_start) and the raw scores [steps, B, V].
   std::pair<torch::Tensor, torch::Tensor> generate(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                                   int64_t max_new_tokens);
+                                                   int64_t max_new_tokens, const ModelMasks* masks = nullptr);
 
   TransformerConfig config;
   torch::nn::Embedding shared{nullptr};
@@ -81,7 +85,8 @@ KeyMap t5_key_map(const TransformerConfig& c);
 
 // config.json for C (raw keys kept; a sliced model's d_model and its sculpt_rotated block).
 nlohmann::json t5_config_to_json(const TransformerConfig& c);
-// A strict load of a T5 directory (HF's, or a sliced one that sculpt wrote).
+// A strict load of a T5 directory (HF's, or a sliced or packed one that sculpt wrote), and the write.
 T5 load_t5(const std::string& dir);
+void save_t5(T5& model, const std::string& dir);
 
 }  // namespace sculpt::models
