@@ -135,9 +135,8 @@ void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor
   table.push_back({at + ".fc2", {neurons}, {stream}, m.ffn});
 }
 
-models::ModelMasks checked(const models::ModelMasks& masks, size_t layers) {
+void check_layer_count(const models::ModelMasks& masks, size_t layers) {
   SCULPT_CHECK(masks.layers.size() == layers, "pack: {} layer masks for {} layers", masks.layers.size(), layers);
-  return masks;
 }
 
 }  // namespace
@@ -148,7 +147,7 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   const int64_t D = c.hidden_size, L = c.num_layers;
   const bool rotated = c.rotated_norm_width > 0, projected = c.word_embed_proj_dim != D;
   SCULPT_CHECK(c.pre_norm, "pack: OPT with post-LayerNorm blocks cannot be packed");
-  checked(masks, static_cast<size_t>(L));
+  check_layer_count(masks, static_cast<size_t>(L));
   const StreamPlan stream = plan_stream(masks, D);
   SCULPT_CHECK(rotated || !stream.masked,
                "pack: the stream of an unrotated OPT cannot be sliced: its LayerNorms read every coordinate (mean and "
@@ -208,7 +207,7 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   torch::NoGradGuard no_grad;
   const auto& c = model->config;
   const int64_t D = c.hidden_size, Le = c.num_layers, Ld = c.num_decoder_layers;
-  checked(masks, static_cast<size_t>(Le + Ld));
+  check_layer_count(masks, static_cast<size_t>(Le + Ld));
   const StreamPlan stream = plan_stream(masks, D);
   const Tensor& K = stream.K;
   const Tensor& ze = stream.z_embed;
