@@ -96,8 +96,9 @@ torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   auto h = x;
   if (self_attn) {
     // A packed block's heads read their own rows of the relative bias.
-    const auto bias = bias_heads.empty() ? self_bias
-                                         : self_bias.index_select(1, torch::tensor(bias_heads, torch::kLong).to(self_bias.device()));
+    if (!bias_heads.empty() && (!bias_index.defined() || bias_index.device() != self_bias.device()))
+      bias_index = torch::tensor(bias_heads, torch::kLong).to(self_bias.device());
+    const auto bias = bias_heads.empty() ? self_bias : self_bias.index_select(1, bias_index);
     auto out = self_attn(self_norm(h), bias, self_probs, none, self_cache, masks ? &masks->attn : nullptr);
     h = h + dropout(masked_block_output(out, masks ? masks->attn.gate : none, masks));
   }

@@ -28,6 +28,8 @@ struct T5BlockImpl : torch::nn::Module {
   FeedForward ffn{nullptr};
   Dropout dropout{nullptr};
   std::vector<int64_t> bias_heads;  // empty: every head of the bias, in order
+  // bias_heads as an index, moved to the bias's device on first use (not at every step).
+  torch::Tensor bias_index;
 };
 TORCH_MODULE(T5Block);
 
