@@ -23,6 +23,21 @@ namespace fs = std::filesystem;
 namespace sculpt::cli {
 namespace {
 
+// Every cell as a record under DIR (metrics::to_record), with the speedup its row used for its task.
+void write_records(const std::vector<metrics::CellResult>& cells, const metrics::Table& table, const fs::path& dir) {
+  std::map<std::string, double> speedup;  // cell key -> its row's speedup on its task
+  for (const auto& row : table.rows)
+    for (const auto& key : row.cell_keys)
+      for (const auto& c : cells)
+        if (c.key == key && row.speedup_of.count(c.task)) speedup[key] = row.speedup_of.at(c.task);
+  for (auto c : cells) {
+    if (auto it = speedup.find(c.key); it != speedup.end()) c.speedup = it->second;
+    const fs::path file = dir / (c.key + ".json");
+    fs::create_directories(file.parent_path());
+    io::write_file_atomic(file.string(), metrics::to_record(c).dump(2) + "\n");
+  }
+}
+
 // Each row's packed model against its teacher, per task, on one random batch; the row's
 // speedup is the mean over tasks of teacher time / packed time.
 void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length, int steps, const torch::Device& device) {
@@ -31,12 +46,17 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
     for (const auto& [task, model] : row.model_of) {
       const std::string& teacher = row.teacher_of.at(task);
       if (model == teacher) {
-        ratios.push_back(1.0);
+        ratios.push_back(row.speedup_of[task] = 1.0);
         continue;
       }
       if (model.empty() || teacher.empty() || !fs::exists(fs::path(model) / "config.json") ||
           !fs::exists(fs::path(teacher) / "config.json")) {
-        LOG_WARN("[table] {} {} on {}: model or teacher directory gone; no speedup", row.method, row.size, task);
+        if (auto it = row.recorded_speedup.find(task); it != row.recorded_speedup.end()) {
+          ratios.push_back(row.speedup_of[task] = it->second);
+          LOG_INFO("[table] {} {} on {}: models gone; the recorded {:.2f}x", row.method, row.size, task, it->second);
+        } else {
+          LOG_WARN("[table] {} {} on {}: model or teacher directory gone and no recorded speedup", row.method, row.size, task);
+        }
         continue;
       }
       std::vector<models::AnyBert> nets{models::load_any_bert(teacher), models::load_any_bert(model)};
@@ -50,7 +70,7 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
       models::Batch batch;
       batch.input_ids = torch::randint(5, V, {batch_size, T}, torch::kLong).to(device);
       const auto secs = train::median_forward_seconds(nets, batch, steps, 1, device);
-      ratios.push_back(secs[0] / secs[1]);
+      ratios.push_back(row.speedup_of[task] = secs[0] / secs[1]);
       LOG_INFO("[table] {} {} {}: teacher {:.4f} s, packed {:.4f} s per {}x{} batch: {:.2f}x", row.method, row.size, task, secs[0],
                secs[1], batch_size, T, ratios.back());
     }
@@ -61,12 +81,21 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
 }  // namespace
 
 int cmd_table(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"out", "shape", "steps", "device"}, {"no-speed"});
-  SCULPT_CHECK(args.positional.size() == 1, "usage: sculpt table SWEEP_DIR [--out DIR] [--no-speed] [--shape 32x128] [--steps 5]");
+  auto args = Args::parse(argc, argv, 2, {"out", "shape", "steps", "device", "records"}, {"no-speed"});
+  SCULPT_CHECK(args.positional.size() == 1,
+               "usage: sculpt table SWEEP_DIR [--out DIR] [--records DIR] [--no-speed] [--shape 32x128] [--steps 5]");
   const std::string sweep_dir = args.positional[0];
+  const fs::path out = args.get("out", (fs::path(sweep_dir) / "table").string());
+  // Cell records (default OUT/cells) keep the cells whose run directories are gone.
+  const fs::path records = args.get("records", (out / "cells").string());
   int unfinished = 0;
-  const auto cells = metrics::collect_results(sweep_dir, &unfinished);
-  SCULPT_CHECK(!cells.empty(), "{}: no finished cell (sweep_cell.json with results.json / compression.json) yet", sweep_dir);
+  const auto recorded = metrics::read_records(records.string());
+  const auto live = fs::is_directory(sweep_dir) ? metrics::collect_results(sweep_dir, &unfinished) : std::vector<metrics::CellResult>{};
+  const auto cells = metrics::merge_cells(live, recorded);
+  SCULPT_CHECK(!cells.empty(), "{}: no finished cell (sweep_cell.json with results.json / compression.json) and no record in {}",
+               sweep_dir, records.string());
+  LOG_INFO("[table] {} cells from {}, {} more from the records in {}", live.size(), sweep_dir, cells.size() - live.size(),
+           records.string());
   auto table = metrics::build_table(cells);
   if (!args.has("no-speed")) {
     const std::string shape = args.get("shape", "32x128");
@@ -75,8 +104,8 @@ int cmd_table(int argc, char** argv) {
     measure_speedups(table, std::stoll(shape.substr(0, x)), std::stoll(shape.substr(x + 1)), std::stoi(args.get("steps", "5")),
                      train::resolve_device(args.get("device", "auto")));
   }
-  const fs::path out = args.get("out", (fs::path(sweep_dir) / "table").string());
   fs::create_directories(out);
+  write_records(cells, table, records);
   const std::string md = metrics::to_markdown(table);
   io::write_file_atomic((out / "table.md").string(), md);
   io::write_file_atomic((out / "table.csv").string(), metrics::to_csv(table));
@@ -91,10 +120,10 @@ int cmd_table(int argc, char** argv) {
     }
   }
   std::printf("%s\n", md.c_str());
-  std::printf("# %zu finished cells, %d unfinished; metric ×100, mean ± sample std over seeds; retention: %% of the teacher on "
+  std::printf("# %zu finished cells (%zu from records), %d unfinished; metric ×100, mean ± sample std over seeds; retention: %% of the teacher on "
               "the same dev set; remaining (SP3) and pruned (CoFi): fractions of the encoder's weights, `gate` the one that "
               "chose the best checkpoint\n# written: %s/table.{md,csv,tex}, plot_<task>.svg%s\n",
-              cells.size(), unfinished, out.string().c_str(), png ? " and .png" : " (no rsvg-convert: no PNG)");
+              cells.size(), cells.size() - live.size(), unfinished, out.string().c_str(), png ? " and .png" : " (no rsvg-convert: no PNG)");
   return 0;
 }
 

@@ -79,6 +79,7 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
     const fs::path dir = f.parent_path();
     CellResult c;
     c.dir = dir.string();
+    c.key = fs::relative(dir, sweep_dir).generic_string();
     c.stage = cell.value("stage", "");
     c.task = cell.value("task", "");
     c.variant = cell.value("variant", "");
@@ -137,6 +138,61 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
   return out;
 }
 
+nlohmann::json to_record(const CellResult& c) {
+  nlohmann::json j = {{"key", c.key},         {"stage", c.stage},   {"task", c.task},         {"variant", c.variant},
+                      {"method", c.method},   {"params", c.params}, {"metric", c.metric},     {"score", c.score},
+                      {"teacher", c.teacher}, {"gate", c.gate},     {"model", c.model},       {"teacher_model", c.teacher_model}};
+  // NaN is not JSON: an absent size is written as null.
+  j["remaining"] = std::isnan(c.remaining) ? nlohmann::json() : nlohmann::json(c.remaining);
+  j["pruned"] = std::isnan(c.pruned) ? nlohmann::json() : nlohmann::json(c.pruned);
+  if (c.speedup > 0) j["speedup"] = c.speedup;
+  return j;
+}
+
+CellResult from_record(const nlohmann::json& j, const std::string& file) {
+  try {
+    CellResult c;
+    c.key = j.at("key").get<std::string>();
+    c.stage = j.at("stage").get<std::string>();
+    c.task = j.at("task").get<std::string>();
+    c.variant = j.value("variant", "");
+    c.method = j.value("method", "");
+    c.params = j.value("params", std::map<std::string, std::string>{});
+    c.metric = j.at("metric").get<std::string>();
+    c.score = j.at("score").get<double>();
+    c.teacher = j.at("teacher").get<double>();
+    c.gate = j.value("gate", "");
+    c.model = j.value("model", "");
+    c.teacher_model = j.value("teacher_model", "");
+    c.remaining = j.at("remaining").is_null() ? kNaN : j["remaining"].get<double>();
+    c.pruned = j.at("pruned").is_null() ? kNaN : j["pruned"].get<double>();
+    c.speedup = j.value("speedup", -1.0);
+    SCULPT_CHECK(!c.key.empty() && !c.task.empty() && !c.metric.empty(), "{}: a cell record needs key, task and metric", file);
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    fail("{}: not a cell record ({})", file, e.what());
+  }
+}
+
+std::vector<CellResult> read_records(const std::string& dir) {
+  std::vector<CellResult> out;
+  if (!fs::is_directory(dir)) return out;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) out.push_back(from_record(io::read_json(f.string()), f.string()));
+  return out;
+}
+
+std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded) {
+  std::set<std::string> keys;
+  for (const auto& c : live) keys.insert(c.key);
+  for (const auto& c : recorded)
+    if (!keys.count(c.key)) live.push_back(c);
+  return live;
+}
+
 double TableRow::average() const {
   std::vector<double> v;
   for (const auto& [task, s] : scores) v.push_back(s.mean);
@@ -179,6 +235,8 @@ Table build_table(const std::vector<CellResult>& cells) {
       remaining.push_back(c->remaining);
       pruned.push_back(c->pruned);
       row.gate = c->gate;
+      row.cell_keys.push_back(c->key);
+      if (c->speedup > 0 && !row.recorded_speedup.count(c->task)) row.recorded_speedup[c->task] = c->speedup;
       if (!row.model_of.count(c->task)) {
         row.model_of[c->task] = c->model;
         row.teacher_of[c->task] = c->teacher_model;

@@ -104,6 +104,21 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   // A single cell as an array task runs it (here: already done, so nothing to do).
   ASSERT_EQ(run({"sweep", file, "--stage", "prune", "--index", "0"}, "one.log"), 0) << last_output;
   EXPECT_NE(last_output.find("1 cells, 1 done, 0 to run"), std::string::npos) << last_output;
+
+  // A table committed with its cell records is rebuilt, speedups included, after the run
+  // directories are gone (a fresh clone, a lost disk).
+  ASSERT_EQ(run({"table", tmp.str("sweeps/tiny"), "--steps", "2", "--out", tmp.str("committed")}, "table2.log"), 0) << last_output;
+  EXPECT_TRUE(fs::exists(tmp.str("committed/cells/prune/sst2/sp3_target-0.5_seed-7.json")));
+  auto text_of = [](const std::string& path) {
+    std::string text;
+    for (const auto& l : testing::read_lines(path)) text += l + "\n";
+    return text;
+  };
+  const std::string committed = text_of(tmp.str("committed/table.md"));
+  fs::remove_all(tmp.str("sweeps"));
+  ASSERT_EQ(run({"table", tmp.str("sweeps/tiny"), "--out", tmp.str("committed")}, "table3.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("0 cells from " + tmp.str("sweeps/tiny") + ", 2 more from the records"), std::string::npos) << last_output;
+  EXPECT_EQ(text_of(tmp.str("committed/table.md")), committed);
 }
 
 }  // namespace

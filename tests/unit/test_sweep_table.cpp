@@ -248,3 +248,53 @@ TEST(ResultsTable, DistilledStudentsCompareWithTheirTeacherAndShowTheirSparsity)
   EXPECT_EQ(ofa.model_of.at("rte"), (d / "best").string());
   EXPECT_EQ(ofa.teacher_of.at("rte"), (root / "teacher" / "rte" / "seed-42" / "best").string());
 }
+
+TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
+  sculpt::testing::TempDir tmp;
+  const fs::path root = tmp.path / "sweep";
+  dense_cell(root, "rte", "accuracy", 0.70);
+  pruned_cell(root, "rte", "sp3", "0.1", 1, "accuracy", 0.70, 0.66, 0.10, 0.92);
+  pruned_cell(root, "rte", "sp3", "0.1", 2, "accuracy", 0.70, 0.68, 0.11, 0.91);
+  auto cells = metrics::collect_results(root.string());
+  ASSERT_EQ(cells.size(), 3u);
+  EXPECT_EQ(cells[0].key, "prune/rte/sp3_target-0.1_seed-1");  // sorted: prune/ before teacher/
+  const std::string before = metrics::to_markdown(metrics::build_table(cells));
+
+  // Records written with a measured speedup read back field for field.
+  const fs::path records = tmp.path / "records";
+  for (auto c : cells) {
+    c.speedup = c.method.empty() ? 1.0 : 4.5;
+    write(records / (c.key + ".json"), metrics::to_record(c));
+  }
+  const auto back = metrics::read_records(records.string());
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[0].key, cells[0].key);
+  EXPECT_EQ(back[0].params, cells[0].params);
+  EXPECT_EQ(back[0].method, "sp3");
+  EXPECT_DOUBLE_EQ(back[0].score, 0.66);
+  EXPECT_DOUBLE_EQ(back[0].teacher, 0.70);
+  EXPECT_DOUBLE_EQ(back[0].remaining, 0.10);
+  EXPECT_DOUBLE_EQ(back[0].speedup, 4.5);
+
+  // One seed's run directory is gone: the merge takes it from its record, the rest live.
+  fs::remove_all(root / "prune" / "rte" / "sp3_target-0.1_seed-2");
+  const auto live = metrics::collect_results(root.string());
+  ASSERT_EQ(live.size(), 2u);
+  const auto merged = metrics::merge_cells(live, back);
+  ASSERT_EQ(merged.size(), 3u);
+  EXPECT_EQ(merged[2].key, "prune/rte/sp3_target-0.1_seed-2");
+  EXPECT_EQ(merged[0].speedup, -1);  // the live cell, not its record
+  const auto t = metrics::build_table(merged);
+  EXPECT_EQ(metrics::to_markdown(t), before);
+  EXPECT_DOUBLE_EQ(t.rows[1].recorded_speedup.at("rte"), 4.5);
+  EXPECT_EQ(t.rows[1].cell_keys.size(), 2u);
+
+  // A damaged record names its file.
+  write(records / "bad.json", {{"key", "x"}});
+  try {
+    metrics::read_records(records.string());
+    FAIL() << "a record without a task passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json: not a cell record"), std::string::npos) << e.what();
+  }
+}

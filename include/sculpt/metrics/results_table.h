@@ -6,6 +6,7 @@
 // the average over tasks is the mean of the per-task means, as GLUE tables do.
 #pragma once
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -20,10 +21,21 @@ struct CellResult {
   double remaining = -1, pruned = -1;  // packed encoder: SP3's remaining fraction, CoFi's pruned one
   std::string gate;                 // which of the two the best checkpoint was chosen by
   std::string model, teacher_model; // directories of the result and its teacher (for timing)
+  std::string key;                  // the cell's directory relative to the sweep's, e.g. prune/rte/sp3_target-0.06_seed-1
+  double speedup = -1;              // packed vs teacher as last measured by `sculpt table` (-1: never)
 };
 
 // Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
 std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished = nullptr);
+
+// A finished cell as a small JSON record (its result and the speedup last measured for it), so
+// that a committed table outlives its run directories: `sculpt table` writes one per cell under
+// OUT/cells/ and reads them back for the cells whose directories are gone.
+nlohmann::json to_record(const CellResult& c);
+CellResult from_record(const nlohmann::json& j, const std::string& file);
+std::vector<CellResult> read_records(const std::string& dir);  // every *.json under DIR; none if DIR is absent
+// The live cells, plus each recorded cell whose key no live cell has.
+std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded);
 
 double mean(const std::vector<double>& v);
 double sample_std(const std::vector<double>& v);  // n - 1 in the denominator; 0 for n < 2
@@ -40,6 +52,9 @@ struct TableRow {
   Stat remaining, pruned, speedup;    // over every cell of the row (speedup: filled by the caller)
   std::string gate;
   std::map<std::string, std::string> model_of, teacher_of;  // task -> one packed model and its teacher
+  std::map<std::string, double> recorded_speedup;           // task -> a cell's recorded speedup (models gone)
+  std::map<std::string, double> speedup_of;                 // task -> the speedup used (filled by the caller)
+  std::vector<std::string> cell_keys;                       // the cells the row aggregates
   double average() const;             // mean of the task means; NaN when a task is missing
   double average_retention() const;
 };
