@@ -84,8 +84,11 @@ std::vector<models::AnyBert> synthetic_pair(const std::string& name, std::vector
     torch::NoGradGuard no_grad;
     for (auto& p : packed->named_parameters()) {
       const auto& k = p.key();
-      if (k.find("ln") != std::string::npos && k.size() >= 2 && k.substr(k.size() - 2) == "_w") p.value().fill_(1.0);
-      else if (k.find("r1") != std::string::npos || k.find("r2") != std::string::npos) p.value().fill_(1.0);
+      // Norm scales and diagonal residual maps start at 1 (layers.i.ln1.weight, layers.i.r1.weight, ln0_w).
+      const bool weight = k.size() > 7 && k.substr(k.size() - 7) == ".weight";
+      const bool scale = k == "ln0_w" || (weight && (k.find(".ln") != std::string::npos || k.find(".r1.") != std::string::npos ||
+                                                     k.find(".r2.") != std::string::npos));
+      if (scale) p.value().fill_(1.0);
       else p.value().normal_(0.0, 0.02);
     }
   }

@@ -25,6 +25,7 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/io/int8_weights.h"
 #include "sculpt/io/model_dir.h"
+#include "sculpt/models/any_bert.h"
 #include "sculpt/models/config_check.h"
 #include "sculpt/models/hf_model.h"
 #include "sculpt/models/packed_bert.h"
@@ -317,9 +318,10 @@ int cmd_compress(int argc, char** argv) {
 
 namespace sculpt::cli {
 
-// Post-training int8 quantization of a dense BERT (compress/quantize.h, io/int8_weights.h):
-// static (input ranges from calibration batches: the running min and max over --examples train
-// rows of --task, or lines of --text) or dynamic (each input quantized by its own range).
+// Post-training int8 quantization of a BERT directory, dense or packed by pruning
+// (compress/quantize.h, io/int8_weights.h): static (input ranges from calibration batches: the
+// running min and max over --examples train rows of --task, or lines of --text) or dynamic
+// (each input quantized by its own range).
 int cmd_quantize(int argc, char** argv) {
   auto args = Args::parse(argc, argv, 2, {"model", "out", "mode", "task", "data", "text", "examples", "batch", "max-length", "seed",
                                           "device"});
@@ -327,42 +329,41 @@ int cmd_quantize(int argc, char** argv) {
   SCULPT_CHECK(mode == "static" || mode == "dynamic", "--mode '{}': static or dynamic", mode);
   io::require_model_dir(dir, "--model");
   SCULPT_CHECK(!fs::exists(fs::path(out) / "config.json"), "--out {} already holds a model; remove it or choose another directory", out);
-  SCULPT_CHECK(!models::is_packed_bert(io::read_json((fs::path(dir) / "config.json").string())),
-               "--model {} is a packed model: its matrices are not linear maps of the shared core yet (the generic-core "
-               "issue), so only dense BERT directories are quantized", dir);
+  SCULPT_CHECK(!fs::exists(fs::path(dir) / io::kInt8WeightsFile), "--model {} is already an int8 directory", dir);
   const auto t0 = std::chrono::steady_clock::now();
   auto device = train::resolve_device(args.get("device", "cpu"));
-  auto model = models::load_bert(dir, /*strict=*/true).model;
-  model->eval();
-  model->to(device);
-  for (auto& p : model->parameters()) p.set_requires_grad(false);
-  const auto keys = models::bert_key_map(model->config);
+  auto net = models::load_any_bert(dir);
+  auto& model = *net.module;
+  model.eval();
+  net.to(device);
+  for (auto& p : model.parameters()) p.set_requires_grad(false);
+  const auto& keys = net.keys;
   const recipe::QuantizeSection defaults;
   std::map<std::string, io::Int8Matrix> quantized;
   std::string data_from = "none";
   torch::NoGradGuard no_grad;
   if (mode == "dynamic") {
-    for (const auto& w : train::select_weights(*model, keys, defaults.include, defaults.exclude, "quantize")) quantized[w.hf] = compress::quantize_weight(w.weight);
+    for (const auto& w : train::select_weights(model, keys, defaults.include, defaults.exclude, "quantize")) quantized[w.hf] = compress::quantize_weight(w.weight);
   } else {
     std::vector<std::pair<std::string, std::string>> names;
-    for (const auto& w : train::select_weights(*model, keys, defaults.include, defaults.exclude, "quantize")) names.emplace_back(w.hf, w.internal);
-    auto layers = compress::attach_fake_quant(*model, names, /*averaging=*/0);
+    for (const auto& w : train::select_weights(model, keys, defaults.include, defaults.exclude, "quantize")) names.emplace_back(w.hf, w.internal);
+    auto layers = compress::attach_fake_quant(model, names, /*averaging=*/0);
     auto tokenizer = tokenizers::load_tokenizer(dir);
-    auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
+    auto sample = read_sample(args, *tokenizer, net.config.max_positions, false);
     data_from = sample.from;
-    for (const auto& b : batches_of(sample, std::stoll(args.get("batch", "16")), tokenizer->pad_id(), false)) model->forward(b.to(device));
-    quantized = compress::int8_matrices(*model, layers, keys);
-    for (auto& p : model->modules())
+    for (const auto& b : batches_of(sample, std::stoll(args.get("batch", "16")), tokenizer->pad_id(), false)) net.forward(b.to(device), {});
+    quantized = compress::int8_matrices(model, layers, keys);
+    for (auto& p : model.modules())
       if (auto* l = p->as<models::LinearImpl>()) l->kernel.reset();
   }
   fs::create_directories(out);
-  models::save_bert(model, out);
+  net.save(out);
   const double bytes_before = static_cast<double>(fs::file_size(fs::path(out) / "model.safetensors"));
   compress::write_int8_directory(out, quantized, mode == "static" ? "ptq static (" + data_from + ")" : "ptq dynamic");
   train::copy_tokenizer_files(dir, out);
   const double bytes_after = static_cast<double>(fs::file_size(fs::path(out) / io::kInt8WeightsFile));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  nlohmann::json report = {{"method", "int8"}, {"mode", mode}, {"model", dir}, {"data", data_from}, {"layers", quantized.size()},
+  nlohmann::json report = {{"method", "int8"}, {"mode", mode}, {"model", dir}, {"packed", net.packed}, {"data", data_from}, {"layers", quantized.size()},
                            {"bytes_before", bytes_before}, {"bytes_after", bytes_after}, {"seconds", seconds}};
   io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
   std::printf("quantize: %s to %s in %.1fs: %zu linear maps to int8 (%s), %.1f MB -> %.1f MB\n", dir.c_str(), out.c_str(), seconds,

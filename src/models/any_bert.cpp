@@ -16,6 +16,7 @@ AnyBert load_any_bert(const std::string& dir, io::WeightFormat prefer) {
     auto m = load_packed_bert(dir);
     out.module = m.ptr();
     out.forward = [m](const Batch& b, const ForwardOptions& o) mutable { return m->forward(b, o); };
+    out.save = [m](const std::string& to) mutable { save_packed_bert(m, to); };
     out.config = m->config.base;
     out.keys = packed_bert_key_map(m->config);
     out.packed = true;
@@ -23,6 +24,7 @@ AnyBert load_any_bert(const std::string& dir, io::WeightFormat prefer) {
     auto m = load_bert(dir, /*strict=*/true, prefer).model;
     out.module = m.ptr();
     out.forward = [m](const Batch& b, const ForwardOptions& o) mutable { return m->forward(b, o); };
+    out.save = [m](const std::string& to) mutable { save_bert(m, to); };
     out.config = m->config;
     out.keys = bert_key_map(m->config);
   }

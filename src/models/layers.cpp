@@ -38,14 +38,14 @@ torch::Tensor extended_attention_mask(const torch::Tensor& attention_mask, torch
   return (1.0 - m) * mask_min(dtype);
 }
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
-  weight = register_parameter("weight", torch::empty({out, in}));
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, bool random_init) {
+  weight = register_parameter("weight", torch::zeros({out, in}));
   // A packed block may keep no inputs or outputs; Kaiming's bound is infinite for fan-in 0.
-  if (weight.numel() > 0) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (random_init && weight.numel() > 0) torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   if (with_bias) {
-    bias = register_parameter("bias", torch::empty({out}));
+    bias = register_parameter("bias", torch::zeros({out}));
     const double bound = in > 0 ? 1.0 / std::sqrt(static_cast<double>(in)) : 0.0;
-    torch::nn::init::uniform_(bias, -bound, bound);
+    if (random_init) torch::nn::init::uniform_(bias, -bound, bound);
   }
 }
 

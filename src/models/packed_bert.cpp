@@ -114,22 +114,28 @@ torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, c
   return y * weight + bias;
 }
 
+ElementwiseImpl::ElementwiseImpl(int64_t d) {
+  weight = register_parameter("weight", torch::zeros({d}));
+  bias = register_parameter("bias", torch::zeros({d}));
+}
+
 PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal,
                                          bool norm_over_kept)
     : dims(d), width(norm_over_kept ? 0 : base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
       diagonal_residual(diagonal) {
-  auto p = [&](const char* name, std::vector<int64_t> shape) { return register_parameter(name, torch::zeros(shape)); };
+  auto linear = [&](const char* name, int64_t in_dim, int64_t out_dim) {
+    return register_module(name, Linear(in_dim, out_dim, /*with_bias=*/true, /*random_init=*/false));
+  };
+  auto elementwise = [&](const char* name, int64_t dim) { return register_module(name, Elementwise(dim)); };
   const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
-  wq = p("wq", {qk, in}), bq = p("bq", {qk});
-  wk = p("wk", {qk, in}), bk = p("bk", {qk});
-  wv = p("wv", {vo, in}), bv = p("bv", {vo});
-  wo = p("wo", {d.attn_dim, vo}), bo = p("bo", {d.attn_dim});
-  r1 = diagonal ? p("r1", {d.attn_dim}) : p("r1", {d.attn_dim, in}), rb1 = p("rb1", {d.attn_dim});
-  ln1_w = p("ln1_w", {d.attn_dim}), ln1_b = p("ln1_b", {d.attn_dim});
-  w1 = p("w1", {d.ffn_dim, d.attn_dim}), b1 = p("b1", {d.ffn_dim});
-  w2 = p("w2", {d.out_dim, d.ffn_dim}), b2 = p("b2", {d.out_dim});
-  r2 = diagonal ? p("r2", {d.out_dim}) : p("r2", {d.out_dim, d.attn_dim}), rb2 = p("rb2", {d.out_dim});
-  ln2_w = p("ln2_w", {d.out_dim}), ln2_b = p("ln2_b", {d.out_dim});
+  q = linear("q", in, qk), k = linear("k", in, qk), v = linear("v", in, vo), o = linear("o", vo, d.attn_dim);
+  if (diagonal) r1 = elementwise("r1", d.attn_dim);
+  else res1 = linear("res1", in, d.attn_dim);
+  ln1 = elementwise("ln1", d.attn_dim);
+  fc1 = linear("fc1", d.attn_dim, d.ffn_dim), fc2 = linear("fc2", d.ffn_dim, d.out_dim);
+  if (diagonal) r2 = elementwise("r2", d.out_dim);
+  else res2 = linear("res2", d.attn_dim, d.out_dim);
+  ln2 = elementwise("ln2", d.out_dim);
   dropout = register_module("dropout", Dropout(base.hidden_dropout));
   attn_dropout = register_module("attn_dropout", Dropout(base.attention_dropout));
 }
@@ -139,23 +145,23 @@ torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::
   torch::Tensor att;
   if (H > 0) {
     auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, T, H, w}).transpose(1, 2); };
-    auto q = split(torch::linear(x, wq, bq), dims.qk_dim), k = split(torch::linear(x, wk, bk), dims.qk_dim);
-    auto v = split(torch::linear(x, wv, bv), dims.vo_dim);
+    auto qh = split(q(x), dims.qk_dim), kh = split(k(x), dims.qk_dim), vh = split(v(x), dims.vo_dim);
     // The original scale: the kept q/k widths are a projection of the original head's.
     const double p = is_training() ? attn_dropout->p : 0.0;
-    auto ctx = attend(q, k, v, attention_bias, std::sqrt(static_cast<double>(head_dim_original)), p)
+    auto ctx = attend(qh, kh, vh, attention_bias, std::sqrt(static_cast<double>(head_dim_original)), p)
                    .transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
-    att = torch::linear(ctx, wo, bo);
+    att = o(ctx);
   } else {
-    att = bo.expand({B, T, dims.attn_dim});
+    att = o->bias.expand({B, T, dims.attn_dim});
   }
-  auto residual = [&](const torch::Tensor& h, const torch::Tensor& r, const torch::Tensor& b) {
-    return diagonal_residual ? torch::addcmul(b, h, r) : torch::linear(h, r, b);
-  };
   // A skipped norm: the block is removed (att is 0) and the state passes through unchanged.
-  auto h1 = dims.skip_attn_norm ? x : packed_norm(dropout(att) + residual(x, r1, rb1), ln1_w, ln1_b, width, eps, rms);
-  auto f = dims.ffn_dim > 0 ? torch::linear(activation(act, torch::linear(h1, w1, b1)), w2, b2) : b2.expand({B, T, dims.out_dim});
-  return dims.skip_ffn_norm ? h1 : packed_norm(dropout(f) + residual(h1, r2, rb2), ln2_w, ln2_b, width, eps, rms);
+  auto h1 = dims.skip_attn_norm ? x
+                                : packed_norm(dropout(att) + (diagonal_residual ? torch::addcmul(r1->bias, x, r1->weight) : res1(x)),
+                                              ln1->weight, ln1->bias, width, eps, rms);
+  auto f = dims.ffn_dim > 0 ? fc2(activation(act, fc1(h1))) : fc2->bias.expand({B, T, dims.out_dim});
+  return dims.skip_ffn_norm ? h1
+                            : packed_norm(dropout(f) + (diagonal_residual ? torch::addcmul(r2->bias, h1, r2->weight) : res2(h1)),
+                                          ln2->weight, ln2->bias, width, eps, rms);
 }
 
 PackedBertImpl::PackedBertImpl(PackedBertConfig c) : config(std::move(c)) {
@@ -204,17 +210,18 @@ KeyMap packed_bert_key_map(const PackedBertConfig& c) {
   add("bert.embeddings.LayerNorm.bias", "ln0_b");
   for (size_t i = 0; i < c.layers.size(); ++i) {
     const std::string hf = fmt::format("bert.encoder.layer.{}.", i), in = fmt::format("layers.{}.", i);
+    const std::string r1 = c.diagonal_residual ? "r1" : "res1", r2 = c.diagonal_residual ? "r2" : "res2";
     const std::vector<std::pair<std::string, std::string>> pairs = {
-        {"attention.self.query.weight", "wq"},      {"attention.self.query.bias", "bq"},
-        {"attention.self.key.weight", "wk"},        {"attention.self.key.bias", "bk"},
-        {"attention.self.value.weight", "wv"},      {"attention.self.value.bias", "bv"},
-        {"attention.output.dense.weight", "wo"},    {"attention.output.dense.bias", "bo"},
-        {"attention.residual.weight", "r1"},        {"attention.residual.bias", "rb1"},
-        {"attention.output.LayerNorm.weight", "ln1_w"}, {"attention.output.LayerNorm.bias", "ln1_b"},
-        {"intermediate.dense.weight", "w1"},        {"intermediate.dense.bias", "b1"},
-        {"output.dense.weight", "w2"},              {"output.dense.bias", "b2"},
-        {"output.residual.weight", "r2"},           {"output.residual.bias", "rb2"},
-        {"output.LayerNorm.weight", "ln2_w"},       {"output.LayerNorm.bias", "ln2_b"}};
+        {"attention.self.query.weight", "q.weight"},   {"attention.self.query.bias", "q.bias"},
+        {"attention.self.key.weight", "k.weight"},     {"attention.self.key.bias", "k.bias"},
+        {"attention.self.value.weight", "v.weight"},   {"attention.self.value.bias", "v.bias"},
+        {"attention.output.dense.weight", "o.weight"}, {"attention.output.dense.bias", "o.bias"},
+        {"attention.residual.weight", r1 + ".weight"}, {"attention.residual.bias", r1 + ".bias"},
+        {"attention.output.LayerNorm.weight", "ln1.weight"}, {"attention.output.LayerNorm.bias", "ln1.bias"},
+        {"intermediate.dense.weight", "fc1.weight"},   {"intermediate.dense.bias", "fc1.bias"},
+        {"output.dense.weight", "fc2.weight"},         {"output.dense.bias", "fc2.bias"},
+        {"output.residual.weight", r2 + ".weight"},    {"output.residual.bias", r2 + ".bias"},
+        {"output.LayerNorm.weight", "ln2.weight"},     {"output.LayerNorm.bias", "ln2.bias"}};
     for (const auto& [h, n] : pairs) add(hf + h, in + n);
   }
   for (const auto& [hf, in] : {std::pair<std::string, std::string>{"bert.pooler.dense", "pooler"}, {"classifier", "classifier"}, {"qa_outputs", "qa"}}) {

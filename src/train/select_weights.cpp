@@ -20,7 +20,8 @@ std::vector<SelectedWeight> select_weights(torch::nn::Module& module, const mode
   for (const auto& kp : keys) {
     if (kp.alias) continue;
     auto* p = params.find(kp.internal);
-    if (p && p->dim() == 2 && std::regex_search(kp.hf, in) && !std::regex_search(kp.hf, out)) chosen.push_back({kp.hf, kp.internal, *p});
+    // An empty matrix (a packed block with no heads or neurons left) has nothing to prune or quantize.
+    if (p && p->dim() == 2 && p->numel() > 0 && std::regex_search(kp.hf, in) && !std::regex_search(kp.hf, out)) chosen.push_back({kp.hf, kp.internal, *p});
   }
   SCULPT_CHECK(!chosen.empty(), "{} '{}' matches no 2-D parameter of this model", section, include);
   return chosen;

@@ -6,6 +6,10 @@
 #include "sculpt/compress/pack.h"
 #include "sculpt/compress/pca.h"
 #include "sculpt/compress/prune_report.h"
+#include "sculpt/compress/quantize.h"
+#include "sculpt/models/any_bert.h"
+#include "sculpt/recipe/recipe.h"
+#include "sculpt/train/select_weights.h"
 #include "sculpt/core/error.h"
 #include "sculpt/train/optim.h"
 #include "sp3_test_models.h"
@@ -155,6 +159,43 @@ TEST(Pack, PackedModelsBiasesAndNormWeightsEscapeWeightDecay) {
   EXPECT_EQ(static_cast<const torch::optim::AdamWOptions&>(groups[1].options()).weight_decay(), 0.0);
 }
 
+TEST(Pack, PackedModelsQuantizeToInt8AndTrackTheFakeQuantizedOne) {
+  // Post-training quantization of an SP3 packed model: every non-empty matrix of the shared
+  // core's Linears, the dense residual maps included, runs int8 products once reloaded.
+  auto s = scrambled_student(21, 0.2);
+  auto packed = check_pack(s, partial_masks(/*drop_blocks=*/true));
+  const auto& pc = packed->config;
+  ASSERT_FALSE(pc.diagonal_residual);
+  ASSERT_EQ(pc.layers[1].heads, 0);    // layer 1's attention block removed: q, k, v, o are empty
+  ASSERT_EQ(pc.layers[0].ffn_dim, 0);  // layer 0's FFN block removed: fc1, fc2 are empty
+  const auto keys = models::packed_bert_key_map(pc);
+  const recipe::QuantizeSection defaults;
+  std::vector<std::pair<std::string, std::string>> names;
+  for (const auto& w : train::select_weights(*packed, keys, defaults.include, defaults.exclude, "quantize")) names.emplace_back(w.hf, w.internal);
+  // Layer 0: q, k, v, o and both residual maps; layer 1: both residual maps, fc1 and fc2.
+  ASSERT_EQ(names.size(), 10u);
+  EXPECT_EQ(names[4], (std::pair<std::string, std::string>{"bert.encoder.layer.0.attention.residual.weight", "layers.0.res1.weight"}));
+  auto layers = compress::attach_fake_quant(*packed, names, 0.0);
+  torch::NoGradGuard no_grad;
+  packed->eval();
+  auto b = testing::tiny_batch();
+  packed->forward(b);  // calibrate
+  for (auto& [hf, k] : layers) k->observe = false;
+  const auto fake = packed->forward(b).logits;
+  testing::TempDir dir;
+  models::save_packed_bert(packed, dir.str());
+  compress::write_int8_directory(dir.str(), compress::int8_matrices(*packed, layers, keys), "test");
+  auto loaded = models::load_any_bert(dir.str());
+  EXPECT_TRUE(loaded.packed);
+  EXPECT_EQ(loaded.int8_layers, 10);
+  loaded.module->eval();
+  const auto real = loaded.forward(b, {}).logits;
+  // The same integer products; only float rounding differs (stated: 1e-3 of the largest logit).
+  const double scale = fake.abs().max().item<double>(), diff = (real - fake).abs().max().item<double>();
+  std::printf("[quantize] packed tiny BERT logits: max |int8 - fake| %.3g of max |logit| %.3g\n", diff, scale);
+  EXPECT_LE(diff, 1e-3 * scale) << "int8 logits " << real << " vs fake-quantized " << fake;
+}
+
 TEST(Pack, ShapesThatCannotDependOnTheInputAreNamed) {
   models::PackedBertConfig c;
   c.embedding_dim = 4;
@@ -256,7 +297,7 @@ TEST(Pack, CofiModeStudentPacksWithTheSharedHiddenMask) {
   auto packed = check_pack(s, m);
   EXPECT_TRUE(packed->config.diagonal_residual);
   EXPECT_TRUE(packed->config.norm_over_kept);  // LayerNorm over the kept dims, as CoFi
-  EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1.dim(), 1);
+  EXPECT_EQ(packed->layers[0]->as<models::PackedBertLayer>()->r1->weight.dim(), 1);
   // CoFi's pruned fraction with all kept: only the 5D per layer its formula leaves out
   // (FFN bias and LN), 5*16*2 of L[(4D^2+4D) + (2DF+5D)] = 3872.
   compress::MaskSetOptions mo;

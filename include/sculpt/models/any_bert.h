@@ -14,6 +14,7 @@ namespace sculpt::models {
 struct AnyBert {
   std::shared_ptr<torch::nn::Module> module;
   std::function<ModelOutput(const Batch&, const ForwardOptions&)> forward;
+  std::function<void(const std::string&)> save;  // an HF-style directory of the same kind (float weights)
   TransformerConfig config;  // the original shape (for a packed model, its base)
   KeyMap keys;
   bool packed = false;

@@ -36,7 +36,9 @@ struct LinearKernel {
 // LibTorch's C++ torch::nn::Linear runs matmul and then adds the bias in a second pass over
 // the output for 3-D inputs. `kernel`, when set, does the product instead (quantization).
 struct LinearImpl : torch::nn::Module {
-  LinearImpl(int64_t in, int64_t out, bool with_bias = true);
+  // random_init false: zeros, drawing nothing from the generator (a packed model built mid-run
+  // must not move the run's random stream).
+  LinearImpl(int64_t in, int64_t out, bool with_bias = true, bool random_init = true);
   torch::Tensor forward(const torch::Tensor& x) { return kernel ? kernel->forward(x, weight, bias) : at::linear(x, weight, bias); }
   torch::Tensor weight, bias;
   std::shared_ptr<LinearKernel> kernel;

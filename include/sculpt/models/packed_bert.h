@@ -51,6 +51,15 @@ bool is_packed_bert(const nlohmann::json& config);
 torch::Tensor packed_norm(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t width,
                           double eps, bool rms);
 
+// An elementwise weight and bias as a module of its own (a norm's affine, a diagonal residual
+// map), so that a packed layer's parameters are listed in its forward's order: the order that
+// gradient-norm clipping sums them in, as before the layer's matrices became Linears.
+struct ElementwiseImpl : torch::nn::Module {
+  explicit ElementwiseImpl(int64_t d);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Elementwise);
+
 struct PackedBertLayerImpl : torch::nn::Module {
   PackedBertLayerImpl(int64_t d_in, const PackedLayerDims& dims, const TransformerConfig& base, bool diagonal_residual,
                       bool norm_over_kept);
@@ -61,8 +70,11 @@ struct PackedBertLayerImpl : torch::nn::Module {
   double eps;
   std::string act;
   bool diagonal_residual;
-  torch::Tensor wq, bq, wk, bk, wv, bv, wo, bo, r1, rb1, ln1_w, ln1_b;
-  torch::Tensor w1, b1, w2, b2, r2, rb2, ln2_w, ln2_b;
+  // The shared core's Linear, so that int8 kernels (quantization) reach every matrix.
+  Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr}, fc1{nullptr}, fc2{nullptr};
+  Linear res1{nullptr}, res2{nullptr};     // dense residual maps (SP3)
+  Elementwise r1{nullptr}, r2{nullptr};    // diagonal residual maps (CoFi): a scale and a bias per dim
+  Elementwise ln1{nullptr}, ln2{nullptr};  // the norms' affines
   Dropout dropout{nullptr}, attn_dropout{nullptr};
 };
 TORCH_MODULE(PackedBertLayer);

@@ -42,7 +42,7 @@ class FusedAdamW : public torch::optim::AdamW {
 // "...LayerNorm.weight", T5's "..._layer_norm.weight") or internal name ("attn_norm.weight").
 bool no_decay(const std::string& name);
 // The module's parameters under their HF names where `keys` has them (a packed model's short
-// internal names, "bq" or "ln1_w", say nothing), else their internal names.
+// internal names, "ln1.weight" for a LayerNorm, say too little), else their internal names.
 std::vector<std::pair<std::string, torch::Tensor>> hf_named_parameters(torch::nn::Module& module, const models::KeyMap& keys);
 std::unique_ptr<FusedAdamW> make_adamw(torch::nn::Module& module, const AdamWSettings& s);
 
