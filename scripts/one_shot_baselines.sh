@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one-shot compressors (sculpt compress) on the MiniLM teachers of the minilm_glue sweep:
 # every method at two sizes per task, evaluated on the dev split as compressed ("before") and
-# after a short fine-tune of 50 updates with recipes/minilm/finetune.yaml ("after"; k-means
-# codebooks are not fine-tuned: a fine-tune would rebuild dense weights). Resumable: a cell
+# after a short fine-tune of 50 updates with recipes/minilm/finetune.yaml ("after"; for k-means,
+# Deep Compression's centroid fine-tuning: codebook.method=finetune, the weights stay shared and
+# the result is a codebook directory of the same size). Resumable: a cell
 # with its outputs is skipped, an interrupted fine-tune is resumed. Then the table:
 #   results/one_shot_minilm/{table.md,table.csv}
 #
@@ -52,7 +53,8 @@ for task in "${TASKS[@]}"; do
       "$BIN" compress $flags --model "$teacher" --task "$task" --out "$out" --progress off
     fi
     [[ -f "$out.before.json" ]] || evaluate "$out" "$task" "$out.before.json"
-    [[ $name == kmeans* ]] && continue
+    extra=()
+    [[ $name == kmeans* ]] && extra=(codebook.method=finetune)
     ft="$ROOT/$task/${name}_ft"
     if [[ ! -f "$ft/results.json" ]]; then
       echo "[one_shot] $task $name: fine-tune $FT_UPDATES updates"
@@ -61,7 +63,7 @@ for task in "${TASKS[@]}"; do
       else
         "$BIN" run recipes/minilm/finetune.yaml data.task="$task" model.path="$out" run.output_root="$ROOT/$task" \
           run.name="${name}_ft" train.duration="${FT_UPDATES}u" eval.every="${FT_UPDATES}u" checkpoint.every=25u \
-          logging.progress_bar=off > "$ft.log" 2>&1
+          logging.progress_bar=off "${extra[@]}" > "$ft.log" 2>&1
       fi
     fi
   done

@@ -46,7 +46,7 @@ def main():
             before_path = os.path.join(base, cell + ".before.json")
             before = score(load(before_path), names) if os.path.exists(before_path) else "(not run)"
             ft = os.path.join(base, cell + "_ft", "results.json")
-            after = "n/a" if report["method"] == "kmeans" else (score(load(ft)["final"], names) if os.path.exists(ft) else "(not run)")
+            after = score(load(ft)["final"], names) if os.path.exists(ft) else "(not run)"
             rows.append({"task": task, "cell": cell, "size": size, "before": before, "after": after, "seconds": f"{report['seconds']:.0f}"})
     os.makedirs(out, exist_ok=True)
     header = ["task", "cell", "size", "before", "after", "seconds"]

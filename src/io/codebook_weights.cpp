@@ -117,12 +117,12 @@ void write_codebook_weights(const std::string& path, const TensorMap& plain, con
   write_safetensors(path, all, m);
 }
 
-TensorMap read_codebook_weights(const std::string& path) {
+CodebookContents read_codebook_contents(const std::string& path) {
   auto content = read_safetensors(path);
   const auto meta = parse_meta(content.metadata, path);
-  TensorMap out;
+  CodebookContents out;
   for (const auto& [name, t] : content.tensors)
-    if (name.find("::") == std::string::npos) out[name] = t;
+    if (name.find("::") == std::string::npos) out.plain[name] = t;
   for (const auto& [name, entry] : meta.items()) {
     const auto e = parse_entry(entry, path, name);
     const int bits = e.bits;
@@ -141,12 +141,18 @@ TensorMap read_codebook_weights(const std::string& path) {
     auto idx = unpack_bits(ix->second, bits, numel);
     SCULPT_CHECK(numel == 0 || idx.max().item<int64_t>() < codebook.numel(), "{}: '{}' has an index past its {} centroids", path, name,
                  codebook.numel());
-    const auto dtype = dtype_from_name(e.dtype, path + ": " + name);
-    out[name] = codebook.index_select(0, idx).view(e.shape).to(dtype);
+    out.coded[name] = {codebook, idx, bits, e.shape, dtype_from_name(e.dtype, path + ": " + name)};
   }
   for (const auto& [name, t] : content.tensors)
     if (name.find("::") != std::string::npos)
       SCULPT_CHECK(meta.contains(name.substr(0, name.find("::"))), "{}: '{}' belongs to no coded tensor in the metadata", path, name);
+  return out;
+}
+
+TensorMap read_codebook_weights(const std::string& path) {
+  auto contents = read_codebook_contents(path);
+  TensorMap out = std::move(contents.plain);
+  for (const auto& [name, c] : contents.coded) out[name] = c.codebook.index_select(0, c.indices).view(c.shape).to(c.dtype);
   return out;
 }
 

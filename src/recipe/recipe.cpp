@@ -330,6 +330,16 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     q.close();
   }
 
+  if (top.has("codebook")) {
+    Node c = top.child("codebook");
+    r.codebook.method = c.get<std::string>("method", "finetune");
+    if (r.codebook.method != "finetune") c.error("method", fmt::format("'{}' is not finetune", r.codebook.method));
+    if (r.prune.enabled()) c.error("method", "centroid fine-tuning and structured pruning (prune:) are separate runs");
+    if (r.sparsity.enabled() || r.quantize.enabled())
+      c.error("method", "centroid fine-tuning shares weights through the codebook; sparsity: and quantize: would move them off it");
+    c.close();
+  }
+
   Node debug = top.child("debug");
   r.debug.crash_after_step = debug.get<int64_t>("crash_after_step", 0);
   r.debug.step_delay_ms = debug.get<int64_t>("step_delay_ms", 0);

@@ -369,6 +369,7 @@ std::unique_ptr<Task> make_task(const recipe::Recipe& r, const torch::Device& de
   if (!r.distill.teacher.empty() && !packed_stage) task = with_dense_teacher(std::move(task), r, device);
   if (r.sparsity.enabled()) task = with_sparsity(std::move(task), r);
   if (r.quantize.enabled()) task = with_quantization(std::move(task), r);
+  if (r.codebook.enabled()) task = with_codebook(std::move(task), r);
   return task;
 }
 

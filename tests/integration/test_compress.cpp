@@ -2,12 +2,14 @@
 // one-shot method writes a model that `sculpt eval` loads, with a compression.json whose sizes
 // are the closed-form ones; slicing nothing scores exactly what the teacher scores; k-means
 // codes that are already exact round-trip through the loader unchanged.
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/safetensors.h"
 
 namespace sculpt {
@@ -66,6 +68,29 @@ TEST_F(Compress, MagnitudeActivationAndTaylorPruneToTheTargetAndLoadEverywhere) 
   EXPECT_DOUBLE_EQ(t["achieved"]["cost_remaining"].get<double>(), 0.5);
   EXPECT_EQ(t["achieved"]["length"], 48);
   eval("taylor");
+
+  // Post-training int8 of the packed model (calibrated on 32 SST-2 train rows): its 6 non-empty
+  // matrices (the removed blocks' are empty); eval and bench infer run them as int8 products,
+  // bench beside the dense teacher, its int8 form and the float packed model.
+  for (const auto& [from, to, mode] : {std::tuple{"taylor", "taylor_int8", "static"}, {"teacher/final", "teacher_int8", "dynamic"}}) {
+    ASSERT_EQ(run({"quantize", "--model", tmp.str(from), "--out", tmp.str(to), "--mode", mode, "--task", "sst2", "--data",
+                   testing::shared_path("data/glue"), "--examples", "32", "--max-length", "48"},
+                  std::string(mode) + ".log"),
+              0)
+        << last_output;
+  }
+  EXPECT_TRUE(json("taylor_int8/compression.json")["packed"].get<bool>());
+  EXPECT_EQ(json("taylor_int8/compression.json")["layers"], 6);
+  EXPECT_EQ(json("teacher_int8/compression.json")["layers"], 12);
+  eval("taylor_int8");
+  EXPECT_NE(last_output.find("6 linear maps run int8 products"), std::string::npos) << last_output;
+  ASSERT_EQ(run({"bench", "infer", "--model", tmp.str("teacher/final"), "--model", tmp.str("teacher_int8"), "--model", tmp.str("taylor"),
+                 "--model", tmp.str("taylor_int8"), "--shape", "8x32", "--steps", "1", "--warmup", "0", "--device", "cpu"},
+                "bench.log"),
+            0)
+      << last_output;
+  for (const char* dir : {"teacher/final", "teacher_int8", "taylor", "taylor_int8"})
+    EXPECT_NE(last_output.find("  8x32  " + tmp.str(dir) + " "), std::string::npos) << dir << "\n" << last_output;
   // A labelled method refuses unlabelled text, naming the flag.
   EXPECT_NE(run({"compress", "--method", "taylor", "--model", tmp.str("teacher/final"), "--out", tmp.str("bad"), "--target", "0.5",
                  "--text", testing::shared_path("data/glue/SST-2/dev.tsv")},
@@ -154,6 +179,38 @@ TEST_F(Compress, KMeansCodebooksLoadAndExactCodesRoundTrip) {
   EXPECT_DOUBLE_EQ(k3["achieved"]["relative_error"].get<double>(), 0.0);
   const auto e3 = eval("kmeans3");
   EXPECT_DOUBLE_EQ(e3["accuracy"].get<double>(), e2["accuracy"].get<double>());
+
+  // Centroid fine-tuning (Deep Compression): the 2-bit model trains on SST-2 with its weights
+  // shared; final/ is a codebook directory with the k-means indices unchanged and moved
+  // centroids, and a run killed after update 6 resumes to the same centroids bit for bit.
+  auto finetune = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(),
+                                  "run.name=" + name, "model.path=" + tmp.str("kmeans2"), "codebook.method=finetune", "train.duration=10u"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a, name + ".log");
+  };
+  ASSERT_EQ(finetune("centroids", {}), 0) << last_output;
+  EXPECT_NE(last_output.find("centroid fine-tuning of 17 shared matrices"), std::string::npos) << last_output;
+  ASSERT_FALSE(std::filesystem::exists(tmp.str("centroids/final/model.safetensors")));
+  const auto before_ft = io::read_codebook_contents(tmp.str("kmeans2/model.codebook.safetensors"));
+  const auto after_ft = io::read_codebook_contents(tmp.str("centroids/final/model.codebook.safetensors"));
+  ASSERT_EQ(after_ft.coded.size(), 17u);
+  int moved = 0;
+  for (const auto& [name, c] : before_ft.coded) {
+    const auto& t = after_ft.coded.at(name);
+    EXPECT_TRUE(torch::equal(t.indices, c.indices)) << name << ": the indices changed";
+    moved += torch::equal(t.codebook, c.codebook) ? 0 : 1;
+  }
+  EXPECT_EQ(moved, 17) << "every coded matrix's centroids trained";
+  eval("centroids/final");
+  EXPECT_EQ(finetune("centroids_crashed", {"debug.crash_after_step=6"}), 128 + SIGKILL) << last_output;
+  ASSERT_EQ(run({"resume", tmp.str("centroids_crashed")}, "centroids_resume.log"), 0) << last_output;
+  const auto resumed = io::read_codebook_contents(tmp.str("centroids_crashed/final/model.codebook.safetensors"));
+  for (const auto& [name, c] : after_ft.coded)
+    EXPECT_TRUE(torch::equal(resumed.coded.at(name).codebook, c.codebook)) << name << " differs after resume";
+  // A dense directory has no codebook to fine-tune: refused, naming it.
+  EXPECT_NE(finetune("no_codebook", {"model.path=" + tmp.str("teacher/final")}), 0);
+  EXPECT_NE(last_output.find("needs a k-means directory"), std::string::npos) << last_output;
 }
 
 // k-means works on the weight file alone, so any family's directory: T5 and OPT fixtures coded at

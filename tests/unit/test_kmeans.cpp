@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "sculpt/compress/codebook_share.h"
 #include "sculpt/compress/kmeans.h"
 #include "sculpt/core/error.h"
 #include "sculpt/io/codebook_weights.h"
@@ -94,6 +95,53 @@ TEST(KMeans, CodebookWeightsRoundTripThroughTheModelLoaderAndRefuseDamage) {
                   {"layer.weight::indices", io::pack_bits(c.indices, 2)}},
                  meta, "'other::codebook' belongs to no coded tensor");
   expect_refused({}, "[1, 2]", "not a JSON object");
+}
+
+TEST(CodebookShare, GradientsSumPerClusterAndExportsKeepTheIndices) {
+  EXPECT_TRUE(torch::equal(compress::cluster_sum(torch::tensor({1.0, 2.0, 3.0, 4.0}), torch::tensor({0, 1, 0, 2}), 4),
+                           torch::tensor({4.0, 2.0, 4.0, 0.0})));
+  // A 2x3 weight on a 2-bit codebook {-1, 0.5, 2, 7}; centroid 7 has no entry.
+  testing::TempDir dir;
+  io::CodedTensor c{torch::tensor({-1.0f, 0.5f, 2.0f, 7.0f}), torch::tensor({0, 1, 1, 2, 0, 2}), 2, {2, 3}, torch::kFloat32};
+  io::write_codebook_weights(dir.str(io::kCodebookWeightsFile), {{"bias", torch::tensor({0.25f})}}, {{"layer.0.weight", c}});
+  torch::nn::Module m;
+  auto w = m.register_parameter("w", torch::zeros({2, 3}));
+  const models::KeyMap keys = {{"layer.0.weight", "w"}};
+  compress::CodebookShare share(m, keys, dir.str());
+  ASSERT_EQ(share.matrices().size(), 1u);
+  EXPECT_TRUE(torch::equal(w, torch::tensor({{-1.0f, 0.5f, 0.5f}, {2.0f, -1.0f, 2.0f}})));  // set on the codebook
+  // d/dw of sum(w * g) is g; each entry gets its cluster's sum: {1 + 5, 2 + 3, 4 + 6}.
+  const auto g = torch::tensor({{1.0f, 2.0f, 3.0f}, {4.0f, 5.0f, 6.0f}});
+  (w * g).sum().backward();
+  EXPECT_TRUE(torch::equal(w.grad(), torch::tensor({{6.0f, 5.0f, 5.0f}, {10.0f, 6.0f, 10.0f}}))) << w.grad();
+  // Plain SGD (lr 0.1) then the projection: each centroid moved by lr x its summed gradient.
+  torch::optim::SGD sgd({w}, torch::optim::SGDOptions(0.1));
+  sgd.step();
+  share.project();
+  const float c0 = -1.0f - 0.1f * 6.0f, c1 = 0.5f - 0.1f * 5.0f, c2 = 2.0f - 0.1f * 10.0f;
+  EXPECT_TRUE(torch::allclose(w, torch::tensor({{c0, c1, c1}, {c2, c0, c2}}), 0, 1e-6)) << w;
+  const float v0 = w[0][0].item<float>(), v1 = w[0][1].item<float>(), v2 = w[1][0].item<float>();
+  EXPECT_TRUE(torch::equal(w, torch::tensor({{v0, v1, v1}, {v2, v0, v2}}))) << w;  // members share one value exactly
+  const auto coded = share.coded().at("layer.0.weight");
+  EXPECT_TRUE(torch::equal(coded.codebook, torch::tensor({v0, v1, v2, 7.0f}))) << coded.codebook;
+  EXPECT_TRUE(torch::equal(coded.indices, c.indices));
+  // A float export becomes a codebook directory again: the same indices, the new centroids.
+  testing::TempDir out;
+  io::write_safetensors(out.str("model.safetensors"), {{"layer.0.weight", w.detach()}, {"bias", torch::tensor({0.25f})}});
+  share.write_directory(out.str());
+  EXPECT_FALSE(fs::exists(out.str("model.safetensors")));
+  const auto back = io::read_codebook_contents(out.str(io::kCodebookWeightsFile));
+  EXPECT_TRUE(torch::equal(back.coded.at("layer.0.weight").indices, c.indices));
+  EXPECT_TRUE(torch::equal(back.coded.at("layer.0.weight").codebook, coded.codebook));
+  EXPECT_TRUE(torch::equal(back.plain.at("bias"), torch::tensor({0.25f})));
+  // A directory without codebooks, and a coded tensor the model lacks, are refused by name.
+  EXPECT_THROW(compress::CodebookShare(m, keys, out.str("nowhere")), Error);
+  try {
+    compress::CodebookShare(m, {{"other.weight", "w"}}, dir.str());
+    FAIL() << "a coded tensor the model lacks passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'layer.0.weight' is no weight of this model"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

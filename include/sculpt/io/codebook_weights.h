@@ -30,6 +30,11 @@ struct CodedTensor {
 
 void write_codebook_weights(const std::string& path, const TensorMap& plain, const std::map<std::string, CodedTensor>& coded,
                             const Metadata& metadata = {});
+struct CodebookContents {
+  TensorMap plain;                           // the tensors stored as they are
+  std::map<std::string, CodedTensor> coded;  // checked: indices unpacked and within their codebook
+};
+CodebookContents read_codebook_contents(const std::string& path);
 // Every tensor, the coded ones rebuilt (codebook[indices] reshaped); a missing part, a wrong
 // byte count or an index past the codebook is refused naming the file and the tensor.
 TensorMap read_codebook_weights(const std::string& path);

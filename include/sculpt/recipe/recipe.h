@@ -164,6 +164,15 @@ struct QuantizeSection {
   bool enabled() const { return !method.empty(); }
 };
 
+// Deep Compression's centroid fine-tuning (compress/codebook_share.h): a model read from a
+// k-means directory (`sculpt compress --method kmeans`) trains with its weights shared: each coded
+// matrix's gradient summed per cluster, its entries put back on their centroids after every
+// update; best/ and final/ are codebook directories with the same indices.
+struct CodebookSection {
+  std::string method;  // "" | finetune
+  bool enabled() const { return !method.empty(); }
+};
+
 struct DebugSection {
   int64_t crash_after_step = 0;  // tests: SIGKILL self right after this update (0: never)
   int64_t step_delay_ms = 0;     // tests: sleep after each update, so a signal lands mid-run
@@ -182,6 +191,7 @@ struct Recipe {
   DistillSection distill;  // set (distill.teacher) for a fine-tune that distils from a teacher
   SparsitySection sparsity;
   QuantizeSection quantize;
+  CodebookSection codebook;
   DebugSection debug;
   YAML::Node resolved;
 

@@ -102,5 +102,8 @@ std::unique_ptr<Task> with_dense_teacher(std::unique_ptr<Task> task, const recip
 std::unique_ptr<Task> with_sparsity(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
 // recipe.quantize: 8-bit quantization-aware training; exports are int8 directories.
 std::unique_ptr<Task> with_quantization(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
+// recipe.codebook (finetune): weights shared through the model's k-means codebook while training
+// (compress/codebook_share.h); exports are codebook directories.
+std::unique_ptr<Task> with_codebook(std::unique_ptr<Task> task, const recipe::Recipe& recipe);
 
 }  // namespace sculpt::train
