@@ -9,6 +9,7 @@
 #
 #   scripts/one_shot_baselines.sh [TASK ...]          # default: mrpc rte
 #   SCULPT_BIN=runs/bin/sculpt FT_UPDATES=50 scripts/one_shot_baselines.sh mrpc
+#   ONLY='^kmeans' scripts/one_shot_baselines.sh rte   # only the matching cells; the table is left alone
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCULPT_BIN:-build/sculpt}
@@ -45,6 +46,7 @@ for task in "${TASKS[@]}"; do
   for cell in "${CELLS[@]}"; do
     name=${cell%%|*}
     flags=${cell#*|}
+    [[ -z ${ONLY:-} || $name =~ $ONLY ]] || continue
     out="$ROOT/$task/$name"
     if [[ ! -f "$out/compression.json" ]]; then
       rm -rf "$out"
@@ -69,4 +71,8 @@ for task in "${TASKS[@]}"; do
   done
 done
 
+if [[ -n ${ONLY:-} ]]; then
+  echo "[one_shot] ONLY=$ONLY: results/one_shot_minilm left as it is (a table of some cells would drop the others)"
+  exit 0
+fi
 python3 scripts/one_shot_table.py "$ROOT" results/one_shot_minilm "${TASKS[@]}"
