@@ -32,7 +32,8 @@ Compressed prune_one_shot(models::Bert& model, const std::vector<models::Batch>&
   Sp3Bert student(model, StudentOptions{/*freeze_original=*/false, /*compactors=*/false, /*skip_empty_block_norm=*/false});
   student->to(model->parameters().front().device());
   StructureScores scores;
-  if (o.method == "magnitude") scores = magnitude_scores(student);
+  if (o.scores) scores = *o.scores;
+  else if (o.method == "magnitude") scores = magnitude_scores(student);
   else if (o.method == "activation") scores = activation_scores(student, batches, o.statistic);
   else if (o.method == "taylor") scores = taylor_scores(student, batches);
   else fail("one-shot pruning method '{}': magnitude, activation or taylor", o.method);

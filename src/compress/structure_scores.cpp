@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "sculpt/core/error.h"
+#include "sculpt/models/bert.h"
 
 namespace sculpt::compress {
 namespace {
@@ -14,17 +15,17 @@ torch::Tensor cpu64(const torch::Tensor& t) { return t.detach().to(torch::kCPU, 
 torch::Tensor rows_per(const torch::Tensor& t, int64_t units) { return t.reshape({units, -1}).sum(1); }
 torch::Tensor cols_per(const torch::Tensor& t, int64_t units) { return t.reshape({t.size(0), units, -1}).sum(std::vector<int64_t>{0, 2}); }
 
-}  // namespace
-
-StructureScores group_by_unit(Sp3Bert& model, const std::function<torch::Tensor(const torch::Tensor&)>& f) {
-  const auto& c = model->config;
+// Any stack of layers with the shared core's `attn` and `ffn` (the student's Sp3Layer, BERT's
+// TransformerLayer).
+template <typename Layer>
+StructureScores group_layers(const models::TransformerConfig& c, torch::nn::ModuleListImpl& layers, const UnitQuantity& f) {
   const int64_t L = c.num_layers, H = c.num_heads;
   StructureScores s;
   s.head = torch::zeros({L, H}, torch::kFloat64);
   s.ffn = torch::zeros({L, c.intermediate_size}, torch::kFloat64);
   torch::NoGradGuard g;
   for (int64_t l = 0; l < L; ++l) {
-    auto* layer = model->layers[static_cast<size_t>(l)]->as<Sp3Layer>();
+    auto* layer = layers[static_cast<size_t>(l)]->as<Layer>();
     auto* a = layer->attn.get();
     auto head = torch::zeros({H}, torch::kFloat64);
     for (auto* lin : {&a->q, &a->k, &a->v}) {
@@ -40,6 +41,14 @@ StructureScores group_by_unit(Sp3Bert& model, const std::function<torch::Tensor(
     s.ffn[l] = neuron;
   }
   return s;
+}
+
+}  // namespace
+
+StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f) { return group_layers<Sp3Layer>(model->config, *model->layers, f); }
+
+StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f) {
+  return group_layers<models::TransformerLayer>(model->config, *model->layers, f);
 }
 
 StructureScores magnitude_scores(Sp3Bert& model) {
@@ -105,6 +114,37 @@ StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& 
   for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   if (was_training) model->train();
   s.source = fmt::format("first-order Taylor |w * dL/dw| of the task loss over {} labelled examples", examples);
+  return s;
+}
+
+StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::Batch>& masked) {
+  SCULPT_CHECK(mlm->config.head == models::HeadType::masked_lm, "Taylor scores on the masked-LM loss need a BertForMaskedLM");
+  SCULPT_CHECK(!masked.empty(), "Taylor scores need at least one masked batch");
+  const bool was_training = mlm->is_training();
+  mlm->eval();
+  const auto device = mlm->parameters().front().device();
+  for (auto& p : mlm->parameters()) {
+    p.set_requires_grad(true);
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+  int64_t tokens = 0, examples = 0;
+  for (const auto& b : masked) {
+    SCULPT_CHECK(b.labels.defined() && b.masked_positions.defined(), "Taylor scores on the masked-LM loss need masked batches");
+    tokens += b.masked_positions.numel();
+    examples += b.size();
+  }
+  for (const auto& b : masked) {
+    auto out = mlm->forward(b.to(device), {});
+    // The mean loss over every masked token of the sample, whatever each batch holds.
+    (out.loss * static_cast<double>(b.masked_positions.numel()) / static_cast<double>(tokens)).backward();
+  }
+  auto s = group_by_unit(mlm, [](const torch::Tensor& w) {
+    SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient");
+    return (w * w.grad()).abs();
+  });
+  for (auto& p : mlm->parameters()) p.mutable_grad() = torch::Tensor();
+  if (was_training) mlm->train();
+  s.source = fmt::format("first-order Taylor |w * dL/dw| of the masked-LM loss over {} masked tokens of {} examples", tokens, examples);
   return s;
 }
 

@@ -171,6 +171,25 @@ TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
         << last_output;
     EXPECT_NE(last_output.find("12 linear maps run int8 products"), std::string::npos) << last_output;
   }
+
+  // 6. Zero-shot structured pruning of the dense masked LM (issue 13): Taylor scores on its own
+  // masked-LM loss over unlabelled lines, packed with a new SST-2 head: half of the 4 heads and
+  // of the 128 neurons go.
+  ASSERT_EQ(run({"compress", "--method", "taylor", "--model", tmp.str("mlm/final"), "--task", "sst2", "--text", tmp.str("corpus.txt"),
+                 "--examples", "64", "--target", "0.5", "--out", tmp.str("zero_shot"), "--progress", "off"},
+                "zero_shot.log"),
+            0)
+      << last_output;
+  const auto zs = nlohmann::json::parse(std::ifstream(tmp.str("zero_shot/compression.json")));
+  EXPECT_NE(zs["scores"].get<std::string>().find("of the masked-LM loss over"), std::string::npos) << zs.dump();
+  EXPECT_EQ(zs["data"], "the first 64 lines of " + tmp.str("corpus.txt") + ", 15% of the tokens masked (80/10/10)");
+  int heads = 0, neurons = 0;
+  for (const auto& h : zs["kept"]["heads"]) heads += h.get<int>();
+  for (const auto& f : zs["kept"]["ffn"]) neurons += f.get<int>();
+  EXPECT_EQ(heads, 2);
+  EXPECT_EQ(neurons, 64);
+  ASSERT_EQ(run({"eval", "--model", tmp.str("zero_shot"), "--task", "sst2", "--max-examples", "64", "--max-length", "48"}, "zs_eval.log"), 0)
+      << last_output;
 }
 
 }  // namespace

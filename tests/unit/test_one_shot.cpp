@@ -136,6 +136,54 @@ TEST(OneShot, TaylorScoresAreWeightTimesGradientOfThePlainModel) {
   EXPECT_NEAR(s.ffn[0][i].item<double>(), neuron, 1e-4 * neuron);
 }
 
+TEST(OneShot, TaylorOnAMaskedLmAveragesOverEveryMaskedToken) {
+  models::TransformerConfig c;
+  c.vocab_size = 50, c.hidden_size = 16, c.num_layers = 2, c.num_heads = 2, c.intermediate_size = 24, c.max_positions = 32;
+  c.head = models::HeadType::masked_lm, c.with_pooler = false;
+  c.hidden_dropout = c.attention_dropout = 0;
+  torch::manual_seed(3);
+  models::Bert mlm(c);
+  mlm->init_weights();
+  // Row 0 masks 1 token, row 1 masks 3: two one-row batches must score what one two-row batch
+  // (the mean over all 4 masked tokens) scores, not the mean of the two batches' means.
+  auto ids = torch::randint(5, 50, {2, 10});
+  auto row = [&](int64_t r, std::vector<int64_t> at, int64_t offset) {
+    models::Batch b;
+    b.input_ids = ids.narrow(0, r, 1).clone();
+    b.attention_mask = torch::ones({1, 10}, torch::kLong);
+    b.token_type_ids = torch::zeros({1, 10}, torch::kLong);
+    auto pos = torch::tensor(at);
+    b.labels = b.input_ids.reshape(-1).index_select(0, pos);
+    b.input_ids.view(-1).index_fill_(0, pos, 4);  // the mask id
+    b.masked_positions = pos + offset;
+    return b;
+  };
+  auto b0 = row(0, {2}, 0), b1 = row(1, {1, 5, 8}, 0);
+  models::Batch both;
+  both.input_ids = torch::cat({b0.input_ids, b1.input_ids});
+  both.attention_mask = torch::ones({2, 10}, torch::kLong);
+  both.token_type_ids = torch::zeros({2, 10}, torch::kLong);
+  both.labels = torch::cat({b0.labels, b1.labels});
+  both.masked_positions = torch::cat({b0.masked_positions, b1.masked_positions + 10});
+  const auto split = compress::taylor_mlm_scores(mlm, {b0, b1}), joint = compress::taylor_mlm_scores(mlm, {both});
+  EXPECT_TRUE(torch::allclose(split.head, joint.head, 1e-5, 1e-12)) << split.head << joint.head;
+  EXPECT_TRUE(torch::allclose(split.ffn, joint.ffn, 1e-5, 1e-12));
+  EXPECT_NE(split.source.find("masked-LM loss over 4 masked tokens of 2 examples"), std::string::npos) << split.source;
+  // The reference for one head: autograd of the joint loss on the model itself.
+  mlm->zero_grad();
+  mlm->forward(both).loss.backward();
+  auto* a = mlm->layers[1]->as<models::TransformerLayer>()->attn.get();
+  auto wg = [](const torch::Tensor& w) { return (w * w.grad()).abs(); };
+  double head = 0;
+  for (auto* lin : {&a->q, &a->k, &a->v})
+    head += wg((*lin)->weight).narrow(0, 8, 8).sum().item<double>() + wg((*lin)->bias).narrow(0, 8, 8).sum().item<double>();
+  head += wg(a->o->weight).narrow(1, 8, 8).sum().item<double>();
+  EXPECT_NEAR(joint.head[1][1].item<double>(), head, 1e-5 * head);
+  // A classifier has no masked-LM loss.
+  auto t = testing::tiny_teacher();
+  EXPECT_THROW(compress::taylor_mlm_scores(t, {both}), Error);
+}
+
 // The original model with the removed heads' value rows and the removed neurons' W_2 columns
 // zeroed computes what the packed model computes.
 models::Bert zeroed_as(models::Bert& t, const torch::Tensor& head, const torch::Tensor& ffn) {

@@ -6,10 +6,12 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "sculpt/compress/allocation.h"
+#include "sculpt/compress/structure_scores.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/packed_bert.h"
 
@@ -26,6 +28,7 @@ struct PruneOneShotOptions {
   CostModel cost;
   AllocationOptions allocation;
   std::string statistic = "mean_abs";  // activation: mean_abs | apoz
+  std::optional<StructureScores> scores;  // computed elsewhere (Taylor on a masked LM): used as they are
 };
 // `batches`: the inputs the activation scores read, or the labelled sample of the Taylor scores
 // (magnitude reads none).

@@ -35,8 +35,16 @@ StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batc
 // the task loss averaged over the labelled `batches` (eval mode, no dropout).
 StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches);
 
+// The same on a masked language model (a BertForMaskedLM, before any fine-tuning: zero-shot
+// structured pruning): the gradient that of the masked-LM loss, averaged over every masked token
+// of `masked` (batches naming their masked positions and labels, data/mlm_masking.h). Its
+// encoder's heads and neurons are the units of the classifier it becomes.
+StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::Batch>& masked);
+
 // Sums an elementwise quantity f(w) of every weight and bias into the unit it belongs to (the
 // grouping magnitude and Taylor scores share); the output biases of W_o and W_2 belong to none.
-StructureScores group_by_unit(Sp3Bert& model, const std::function<torch::Tensor(const torch::Tensor& w)>& f);
+using UnitQuantity = std::function<torch::Tensor(const torch::Tensor& w)>;
+StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f);
+StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f);
 
 }  // namespace sculpt::compress
