@@ -14,6 +14,8 @@
 #include "commands.h"
 #include "sculpt/compress/kmeans.h"
 #include "sculpt/compress/one_shot.h"
+#include "sculpt/compress/pack_decoder.h"
+#include "sculpt/compress/prune_report.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/compress/quantize.h"
 #include "sculpt/core/env.h"
@@ -249,6 +251,49 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
   return {{"method", "slice"}, {"family", family}, {"data", data_from}, {"achieved", achieved}};
 }
 
+// One-shot pruning of an OPT's heads and FFN neurons (or whole blocks): magnitude, or Taylor on
+// its causal-LM loss over unlabelled text (a classifier: on the task loss over labelled rows),
+// packed by the decoder packing of SP3 (compress/pack_decoder.h). The stream keeps its width.
+nlohmann::json compress_opt_units(const Args& args, const std::string& dir, const std::string& out, double target,
+                                  const std::string& method, const torch::Device& device) {
+  auto model = models::load_opt(dir);
+  model->to(device);
+  model->eval();
+  compress::StructureScores scores;
+  std::string data_from = "none";
+  if (method == "magnitude") {
+    scores = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
+    scores.source = "weights (squared L2 norm per head and per neuron)";
+  } else {
+    auto tokenizer = tokenizers::load_tokenizer(dir);
+    const bool lm = model->config.head == models::HeadType::causal_lm;
+    auto sample = read_sample(args, *tokenizer, model->config.max_positions, /*labelled=*/!lm);
+    data_from = sample.from;
+    scores = compress::taylor_opt_scores(model, batches_of(sample, 1, tokenizer->pad_id(), model->config.is_regression()));
+  }
+  const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
+  const auto masks = compress::allocate(scores, target, allocation);
+  torch::NoGradGuard no_grad;
+  auto packed = compress::pack_opt(model, compress::unit_masks(masks));
+  packed->to(torch::kCPU);
+  fs::create_directories(out);
+  models::save_opt(packed, out);
+  const auto before = compress::linear_map_weights(*model), after = compress::linear_map_weights(*packed);
+  return {{"method", method},
+          {"scores", scores.source},
+          {"target", target},
+          {"granularity", allocation.granularity},
+          {"scope", allocation.scope},
+          {"kept", compress::kept_sizes(masks)},
+          {"data", data_from},
+          {"achieved",
+           {{"map_weights_before", before},
+            {"map_weights_after", after},
+            {"map_weights_remaining", static_cast<double>(after) / static_cast<double>(before)},
+            {"parameters_before", parameters_of(*model)},
+            {"parameters_after", parameters_of(*packed)}}}};
+}
+
 }  // namespace
 
 int cmd_compress(int argc, char** argv) {
@@ -295,6 +340,22 @@ int cmd_compress(int argc, char** argv) {
                     : "");
     return 0;
   }
+  if (family == "opt" && (method == "magnitude" || method == "taylor")) {
+    auto report = compress_opt_units(args, dir, out, target, method, device);
+    train::copy_tokenizer_files(dir, out);
+    report["model"] = dir;
+    report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    io::write_file_atomic((fs::path(out) / "compression.json").string(), report.dump(2) + "\n");
+    const auto& a = report["achieved"];
+    std::printf("%s: %s to %s in %.1fs: attention and FFN maps %lld -> %lld weights (%.4f remaining), all %lld -> %lld parameters\n",
+                method.c_str(), dir.c_str(), out.c_str(), report["seconds"].get<double>(),
+                static_cast<long long>(a["map_weights_before"].get<int64_t>()), static_cast<long long>(a["map_weights_after"].get<int64_t>()),
+                a["map_weights_remaining"].get<double>(), static_cast<long long>(a["parameters_before"].get<int64_t>()),
+                static_cast<long long>(a["parameters_after"].get<int64_t>()));
+    return 0;
+  }
+  SCULPT_CHECK(family == "bert", "--method {}: {} is an {} model, which takes slice, kmeans{}", method, dir, family,
+               family == "opt" ? ", magnitude and taylor" : "");
   auto model = load_classifier(args, dir);
   model->eval();
   model->to(device);

@@ -52,6 +52,21 @@ Compressed prune_one_shot(models::Bert& model, const std::vector<models::Batch>&
   return out;
 }
 
+models::ModelMasks unit_masks(const Sp3Masks& m) {
+  models::ModelMasks out;
+  // Unit granularity sets heads and neurons, block granularity the blocks' gates.
+  const int64_t L = m.head.defined() ? m.head.size(0) : m.mha.size(0);
+  for (int64_t l = 0; l < L; ++l) {
+    models::LayerMasks lm;
+    if (m.head.defined()) lm.attn.head = m.head[l];
+    if (m.ffn.defined()) lm.neurons = m.ffn[l];
+    if (m.mha.defined()) lm.attn.gate = m.mha[l];
+    if (m.ffn_layer.defined()) lm.ffn = m.ffn_layer[l];
+    out.layers.push_back(lm);
+  }
+  return out;
+}
+
 Compressed slice_hidden(models::Bert& model, const std::vector<models::Batch>& examples, const SliceOptions& o) {
   SCULPT_CHECK(o.fraction >= 0 && o.fraction < 1, "slice fraction {} is not in [0, 1)", o.fraction);
   SCULPT_CHECK(o.round_to >= 1, "round_to {} must be at least 1", o.round_to);

@@ -51,6 +51,10 @@ StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f) {
   return group_layers<models::TransformerLayer>(model->config, *model->layers, f);
 }
 
+StructureScores group_by_unit(models::Opt& model, const UnitQuantity& f) {
+  return group_layers<models::TransformerLayer>(model->config, *model->layers, f);
+}
+
 StructureScores magnitude_scores(Sp3Bert& model) {
   auto s = group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
   s.source = "weights (squared L2 norm per head and per neuron)";
@@ -145,6 +149,41 @@ StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::B
   for (auto& p : mlm->parameters()) p.mutable_grad() = torch::Tensor();
   if (was_training) mlm->train();
   s.source = fmt::format("first-order Taylor |w * dL/dw| of the masked-LM loss over {} masked tokens of {} examples", tokens, examples);
+  return s;
+}
+
+StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::Batch>& examples) {
+  SCULPT_CHECK(!examples.empty(), "Taylor scores need at least one example");
+  const bool lm = model->config.head == models::HeadType::causal_lm;
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto device = model->parameters().front().device();
+  for (auto& p : model->parameters()) {
+    p.set_requires_grad(true);
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+  // The causal LM's loss is a mean over T - 1 predicted tokens; a classifier's over one label.
+  auto weight = [&](const models::Batch& b) { return lm ? b.input_ids.numel() - b.input_ids.size(0) : b.size(); };
+  int64_t total = 0;
+  for (const auto& b : examples) {
+    SCULPT_CHECK(lm || b.labels.defined(), "Taylor scores of a classifier need labelled examples");
+    total += weight(b);
+  }
+  SCULPT_CHECK(total > 0, "Taylor scores: no token to predict (one-token examples)");
+  for (const auto& b : examples) {
+    if (weight(b) == 0) continue;
+    auto d = b.to(device);
+    auto out = model->forward(d.input_ids, d.attention_mask, lm ? d.input_ids : d.labels);
+    (out.loss * static_cast<double>(weight(b)) / static_cast<double>(total)).backward();
+  }
+  auto s = group_by_unit(model, [](const torch::Tensor& w) {
+    SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient");
+    return (w * w.grad()).abs();
+  });
+  for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+  if (was_training) model->train();
+  s.source = fmt::format("first-order Taylor |w * dL/dw| of the {} over {} {} of {} examples", lm ? "causal-LM loss" : "task loss", total,
+                         lm ? "predicted tokens" : "labels", examples.size());
   return s;
 }
 

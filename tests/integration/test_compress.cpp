@@ -251,6 +251,43 @@ TEST(CompressFamilies, KMeansCodesT5AndOptDirectoriesThatForwardLoads) {
 // gives `sculpt forward` the original's logits (the rotation is exact and survives save/load);
 // at 37.5% removed d_model is 40 and the parameter count is the closed form of that width; the
 // post-LN fixture is refused with the reason.
+TEST(CompressFamilies, OptHeadsAndNeuronsPruneByMagnitudeAndTaylorAndForward) {
+  if (testing::shared_path("fixtures/hf/opt_causal_lm").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  const std::string dir = testing::shared_path("fixtures/hf/opt_causal_lm");
+  // Half of the 8 heads and of the 256 neurons (2 layers): half of the 65,536 attention and FFN
+  // map weights; the stream (64) stays, so embeddings and norms stay whole.
+  for (const std::string method : {"magnitude", "taylor"}) {
+    std::string log;
+    ASSERT_EQ(testing::run_cli({"compress", "--method", method, "--model", dir, "--out", tmp.str(method), "--target", "0.5", "--text",
+                                testing::shared_path("data/glue/SST-2/dev.tsv"), "--examples", "16", "--progress", "off"},
+                               tmp.str(method + ".log"), &log),
+              0)
+        << log;
+    const auto report = nlohmann::json::parse(std::ifstream(tmp.str(method + "/compression.json")));
+    EXPECT_EQ(report["achieved"]["map_weights_before"], 65536);
+    EXPECT_EQ(report["achieved"]["map_weights_after"], 32768);
+    // Less the removed heads' q, k, v biases (4 x 3 x 16) and the removed neurons' fc1 biases (128).
+    EXPECT_EQ(report["achieved"]["parameters_before"].get<int64_t>() - report["achieved"]["parameters_after"].get<int64_t>(),
+              32768 + 4 * 3 * 16 + 128)
+        << report.dump();
+    EXPECT_EQ(method == "taylor", report["scores"].get<std::string>().find("causal-LM loss") != std::string::npos) << report.dump();
+    EXPECT_EQ(testing::run_cli({"forward", "--model", tmp.str(method), "--inputs", dir + "/reference.safetensors", "--out",
+                                tmp.str(method + ".out.safetensors")},
+                               tmp.str(method + ".forward.log"), &log),
+              0)
+        << log;
+  }
+  // A family the method does not take is refused, naming both.
+  std::string log;
+  EXPECT_NE(testing::run_cli({"compress", "--method", "activation", "--model", dir, "--out", tmp.str("act"), "--target", "0.5"},
+                             tmp.str("act.log"), &log),
+            0);
+  EXPECT_NE(log.find("--method activation: " + dir + " is an opt model, which takes slice, kmeans, magnitude and taylor"), std::string::npos)
+      << log;
+}
+
 TEST(CompressFamilies, SliceRotatesPreLnOptAndT5ThatForwardLoads) {
   if (testing::shared_path("fixtures/hf/opt_causal_lm").empty() || testing::shared_path("data/glue/SST-2").empty())
     GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";

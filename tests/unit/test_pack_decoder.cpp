@@ -5,6 +5,7 @@
 // the same greedy generation as the packed models they become, which reload from their
 // directories; the map table's count at 0/1 masks is the packed model's exact weight count; an
 // unrotated OPT packs heads and neurons exactly and refuses stream masks with the reason.
+#include "sculpt/compress/one_shot.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
@@ -190,6 +191,65 @@ TEST(PackDecoder, AnUnrotatedOptPacksHeadsAndNeuronsAndRefusesStreamMasks) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("rotate it first"), std::string::npos) << e.what();
   }
+}
+
+TEST(PackDecoder, OneShotOptScoresByHandAndItsPackedBlocksEqualTheMaskedModel) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
+  auto model = models::load_opt(dir);
+  model->eval();
+  const auto& c = model->config;
+  const int64_t dh = c.head_dim();
+  auto* layer = model->layers[1]->as<models::TransformerLayer>();
+  auto* a = layer->attn.get();
+  // Magnitude: head 2 of layer 1 owns rows 2dh..3dh of q, k, v (and biases) and those columns of o.
+  const auto mag = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
+  double head = 0;
+  for (auto* lin : {&a->q, &a->k, &a->v})
+    head += (*lin)->weight.narrow(0, 2 * dh, dh).pow(2).sum().item<double>() + (*lin)->bias.narrow(0, 2 * dh, dh).pow(2).sum().item<double>();
+  head += a->o->weight.narrow(1, 2 * dh, dh).pow(2).sum().item<double>();
+  EXPECT_NEAR(mag.head[1][2].item<double>(), head, 1e-6 * head);  // float sums by hand, fp64 in the scores
+  // Taylor on the causal-LM loss of two prompts of 7 and 12 tokens: the mean over all 17
+  // predicted tokens, against autograd of the summed token losses over 17.
+  torch::manual_seed(9);
+  std::vector<models::Batch> examples(2);
+  for (int i = 0; i < 2; ++i) {
+    examples[static_cast<size_t>(i)].input_ids = torch::randint(4, 1000, {1, i == 0 ? 7 : 12});
+    examples[static_cast<size_t>(i)].attention_mask = torch::ones_like(examples[static_cast<size_t>(i)].input_ids);
+  }
+  const auto taylor = compress::taylor_opt_scores(model, examples);
+  EXPECT_NE(taylor.source.find("causal-LM loss over 17 predicted tokens of 2 examples"), std::string::npos) << taylor.source;
+  model->zero_grad();
+  torch::Tensor sum = torch::zeros({});
+  for (const auto& e : examples) {
+    auto logits = model->forward(e.input_ids, e.attention_mask, torch::Tensor()).logits;
+    const int64_t T = logits.size(1);
+    sum = sum + torch::nn::functional::cross_entropy(logits.narrow(1, 0, T - 1).reshape({T - 1, -1}), e.input_ids.narrow(1, 1, T - 1).reshape(-1),
+                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  }
+  (sum / 17.0).backward();
+  auto* f = layer->ffn.get();
+  const int64_t n = 5;
+  const double neuron = (f->fc1->weight[n] * f->fc1->weight.grad()[n]).abs().sum().item<double>() +
+                        (f->fc1->bias[n] * f->fc1->bias.grad()[n]).abs().item<double>() +
+                        (f->fc2->weight.select(1, n) * f->fc2->weight.grad().select(1, n)).abs().sum().item<double>();
+  EXPECT_NEAR(taylor.ffn[1][n].item<double>(), neuron, 1e-4 * neuron);
+  model->zero_grad();
+  // Whole blocks by score (one attention and one FFN block of two go): the packed model computes
+  // what the original computes under the same masks.
+  const auto masks = compress::allocate(mag, 0.5, {"blocks", "global"});
+  ASSERT_TRUE(masks.mha.defined());
+  EXPECT_EQ(masks.mha.sum().item<double>(), 1.0);
+  EXPECT_EQ(masks.ffn_layer.sum().item<double>(), 1.0);
+  torch::NoGradGuard no_grad;
+  const auto unit = compress::unit_masks(masks);
+  auto packed = compress::pack_opt(model, unit);
+  const auto b = prompts();
+  models::ForwardOptions o;
+  o.masks = &unit;
+  const auto expected = model->forward(b.input_ids, b.attention_mask, torch::Tensor(), o).logits;
+  const auto got = packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits;
+  EXPECT_TRUE(testing::all_close(got, expected, 1e-4, 1e-4));
+  EXPECT_EQ(compress::linear_map_weights(*packed), compress::linear_map_weights(*model) / 2);
 }
 
 }  // namespace

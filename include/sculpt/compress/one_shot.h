@@ -44,6 +44,10 @@ struct SliceOptions {
 // lowest-energy dims cut. `examples`: unpadded single-example batches; all their tokens count.
 Compressed slice_hidden(models::Bert& model, const std::vector<models::Batch>& examples, const SliceOptions& options);
 
+// Heads, neurons and (block granularity) whole blocks as the shared layers' masks, the stream
+// kept whole: what pack_opt (compress/pack_decoder.h) packs a one-shot pruned OPT from.
+models::ModelMasks unit_masks(const Sp3Masks& masks);
+
 // The packed model's size by both definitions (sparsity_report) and by `cost`.
 nlohmann::json achieved_size(const models::PackedBertConfig& packed, const EncoderShape& shape, const CostModel& cost);
 

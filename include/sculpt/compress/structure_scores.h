@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sculpt/compress/sp3_bert.h"
+#include "sculpt/models/opt.h"
 
 namespace sculpt::compress {
 
@@ -46,5 +47,11 @@ StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::B
 using UnitQuantity = std::function<torch::Tensor(const torch::Tensor& w)>;
 StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f);
 StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f);
+StructureScores group_by_unit(models::Opt& model, const UnitQuantity& f);
+
+// OPT's Taylor terms: the gradient that of its causal-LM loss (next token, every position after
+// the first) or, for a sequence classifier, of the task loss, averaged over the sample: single
+// unpadded examples, labelled for a classifier.
+StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::Batch>& examples);
 
 }  // namespace sculpt::compress
