@@ -251,34 +251,12 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
   return {{"method", "slice"}, {"family", family}, {"data", data_from}, {"achieved", achieved}};
 }
 
-// One-shot pruning of an OPT's heads and FFN neurons (or whole blocks): magnitude, or Taylor on
-// its causal-LM loss over unlabelled text (a classifier: on the task loss over labelled rows),
-// packed by the decoder packing of SP3 (compress/pack_decoder.h). The stream keeps its width.
-nlohmann::json compress_opt_units(const Args& args, const std::string& dir, const std::string& out, double target,
-                                  const std::string& method, const torch::Device& device) {
-  auto model = models::load_opt(dir);
-  model->to(device);
-  model->eval();
-  compress::StructureScores scores;
-  std::string data_from = "none";
-  if (method == "magnitude") {
-    scores = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
-    scores.source = "weights (squared L2 norm per head and per neuron)";
-  } else {
-    auto tokenizer = tokenizers::load_tokenizer(dir);
-    const bool lm = model->config.head == models::HeadType::causal_lm;
-    auto sample = read_sample(args, *tokenizer, model->config.max_positions, /*labelled=*/!lm);
-    data_from = sample.from;
-    scores = compress::taylor_opt_scores(model, batches_of(sample, 1, tokenizer->pad_id(), model->config.is_regression()));
-  }
-  const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
-  const auto masks = compress::allocate(scores, target, allocation);
-  torch::NoGradGuard no_grad;
-  auto packed = compress::pack_opt(model, compress::unit_masks(masks));
-  packed->to(torch::kCPU);
-  fs::create_directories(out);
-  models::save_opt(packed, out);
-  const auto before = compress::linear_map_weights(*model), after = compress::linear_map_weights(*packed);
+// The report of a one-shot pruned decoder: the scores, the allocation, and the attention and FFN
+// map weights before and after packing.
+nlohmann::json decoder_report(const std::string& method, double target, const compress::StructureScores& scores,
+                              const compress::AllocationOptions& allocation, const compress::Sp3Masks& masks, const std::string& data_from,
+                              torch::nn::Module& before, torch::nn::Module& after) {
+  const auto b = compress::linear_map_weights(before), a = compress::linear_map_weights(after);
   return {{"method", method},
           {"scores", scores.source},
           {"target", target},
@@ -287,11 +265,57 @@ nlohmann::json compress_opt_units(const Args& args, const std::string& dir, cons
           {"kept", compress::kept_sizes(masks)},
           {"data", data_from},
           {"achieved",
-           {{"map_weights_before", before},
-            {"map_weights_after", after},
-            {"map_weights_remaining", static_cast<double>(after) / static_cast<double>(before)},
-            {"parameters_before", parameters_of(*model)},
-            {"parameters_after", parameters_of(*packed)}}}};
+           {{"map_weights_before", b},
+            {"map_weights_after", a},
+            {"map_weights_remaining", static_cast<double>(a) / static_cast<double>(b)},
+            {"parameters_before", parameters_of(before)},
+            {"parameters_after", parameters_of(after)}}}};
+}
+
+// One-shot pruning of an OPT's or a T5's heads and FFN neurons (or whole blocks), packed by the
+// decoder packing of SP3 (compress/pack_decoder.h); the stream keeps its width. Magnitude for
+// both; Taylor for OPT on its causal-LM loss over unlabelled text (a classifier: on the task loss
+// over labelled rows). T5's units are its self-attention heads and FFN neurons.
+nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
+                                      const std::string& method, const std::string& family, const torch::Device& device) {
+  const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
+  auto squares = [](const torch::Tensor& w) { return w.pow(2); };
+  const std::string magnitude_source = "weights (squared L2 norm per head and per neuron)";
+  fs::create_directories(out);
+  if (family == "t5") {
+    auto model = models::load_t5(dir);
+    model->to(device);
+    model->eval();
+    auto scores = compress::group_by_unit(model, squares);
+    scores.source = magnitude_source;
+    const auto masks = compress::allocate(scores, target, allocation);
+    torch::NoGradGuard no_grad;
+    auto packed = compress::pack_t5(model, compress::unit_masks(masks));
+    packed->to(torch::kCPU);
+    models::save_t5(packed, out);
+    return decoder_report(method, target, scores, allocation, masks, "none", *model, *packed);
+  }
+  auto model = models::load_opt(dir);
+  model->to(device);
+  model->eval();
+  compress::StructureScores scores;
+  std::string data_from = "none";
+  if (method == "magnitude") {
+    scores = compress::group_by_unit(model, squares);
+    scores.source = magnitude_source;
+  } else {
+    auto tokenizer = tokenizers::load_tokenizer(dir);
+    const bool lm = model->config.head == models::HeadType::causal_lm;
+    auto sample = read_sample(args, *tokenizer, model->config.max_positions, /*labelled=*/!lm);
+    data_from = sample.from;
+    scores = compress::taylor_opt_scores(model, batches_of(sample, 1, tokenizer->pad_id(), model->config.is_regression()));
+  }
+  const auto masks = compress::allocate(scores, target, allocation);
+  torch::NoGradGuard no_grad;
+  auto packed = compress::pack_opt(model, compress::unit_masks(masks));
+  packed->to(torch::kCPU);
+  models::save_opt(packed, out);
+  return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
 }
 
 }  // namespace
@@ -340,8 +364,8 @@ int cmd_compress(int argc, char** argv) {
                     : "");
     return 0;
   }
-  if (family == "opt" && (method == "magnitude" || method == "taylor")) {
-    auto report = compress_opt_units(args, dir, out, target, method, device);
+  if ((family == "opt" && (method == "magnitude" || method == "taylor")) || (family == "t5" && method == "magnitude")) {
+    auto report = compress_decoder_units(args, dir, out, target, method, family, device);
     train::copy_tokenizer_files(dir, out);
     report["model"] = dir;
     report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -354,8 +378,8 @@ int cmd_compress(int argc, char** argv) {
                 static_cast<long long>(a["parameters_after"].get<int64_t>()));
     return 0;
   }
-  SCULPT_CHECK(family == "bert", "--method {}: {} is an {} model, which takes slice, kmeans{}", method, dir, family,
-               family == "opt" ? ", magnitude and taylor" : "");
+  SCULPT_CHECK(family == "bert", "--method {}: {} is an {} model, which takes slice, kmeans, magnitude{}", method, dir, family,
+               family == "opt" ? " and taylor" : "");
   auto model = load_classifier(args, dir);
   model->eval();
   model->to(device);

@@ -15,18 +15,25 @@ torch::Tensor cpu64(const torch::Tensor& t) { return t.detach().to(torch::kCPU, 
 torch::Tensor rows_per(const torch::Tensor& t, int64_t units) { return t.reshape({units, -1}).sum(1); }
 torch::Tensor cols_per(const torch::Tensor& t, int64_t units) { return t.reshape({t.size(0), units, -1}).sum(std::vector<int64_t>{0, 2}); }
 
-// Any stack of layers with the shared core's `attn` and `ffn` (the student's Sp3Layer, BERT's
-// TransformerLayer).
+// The shared core's attention and FFN of each layer, in order: the student's Sp3Layer, BERT's
+// and OPT's TransformerLayer, T5's self-attention and FFN (encoder blocks, then decoder blocks).
+using UnitLayers = std::vector<std::pair<models::AttentionImpl*, models::FeedForwardImpl*>>;
+
 template <typename Layer>
-StructureScores group_layers(const models::TransformerConfig& c, torch::nn::ModuleListImpl& layers, const UnitQuantity& f) {
-  const int64_t L = c.num_layers, H = c.num_heads;
+UnitLayers units_of(torch::nn::ModuleListImpl& layers) {
+  UnitLayers out;
+  for (const auto& m : layers) out.emplace_back(m->as<Layer>()->attn.get(), m->as<Layer>()->ffn.get());
+  return out;
+}
+
+StructureScores group_units(const UnitLayers& layers, int64_t H, int64_t F, const UnitQuantity& f) {
+  const auto L = static_cast<int64_t>(layers.size());
   StructureScores s;
   s.head = torch::zeros({L, H}, torch::kFloat64);
-  s.ffn = torch::zeros({L, c.intermediate_size}, torch::kFloat64);
+  s.ffn = torch::zeros({L, F}, torch::kFloat64);
   torch::NoGradGuard g;
   for (int64_t l = 0; l < L; ++l) {
-    auto* layer = layers[static_cast<size_t>(l)]->as<Layer>();
-    auto* a = layer->attn.get();
+    auto [a, ff] = layers[static_cast<size_t>(l)];
     auto head = torch::zeros({H}, torch::kFloat64);
     for (auto* lin : {&a->q, &a->k, &a->v}) {
       head += rows_per(cpu64(f((*lin)->weight)), H);
@@ -34,10 +41,13 @@ StructureScores group_layers(const models::TransformerConfig& c, torch::nn::Modu
     }
     head += cols_per(cpu64(f(a->o->weight)), H);
     s.head[l] = head;
-    auto* ff = layer->ffn.get();
-    SCULPT_CHECK(!ff->gate, "one-shot scores: gated FFNs are not supported");
-    auto neuron = rows_per(cpu64(f(ff->fc1->weight)), c.intermediate_size) + cols_per(cpu64(f(ff->fc2->weight)), c.intermediate_size);
+    // A gated FFN's neuron owns its row of both input maps (T5 v1.1's wi_0 and wi_1).
+    auto neuron = rows_per(cpu64(f(ff->fc1->weight)), F) + cols_per(cpu64(f(ff->fc2->weight)), F);
     if (ff->fc1->bias.defined()) neuron += cpu64(f(ff->fc1->bias));
+    if (ff->gate) {
+      neuron += rows_per(cpu64(f(ff->gate->weight)), F);
+      if (ff->gate->bias.defined()) neuron += cpu64(f(ff->gate->bias));
+    }
     s.ffn[l] = neuron;
   }
   return s;
@@ -45,14 +55,23 @@ StructureScores group_layers(const models::TransformerConfig& c, torch::nn::Modu
 
 }  // namespace
 
-StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f) { return group_layers<Sp3Layer>(model->config, *model->layers, f); }
+StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f) {
+  return group_units(units_of<Sp3Layer>(*model->layers), model->config.num_heads, model->config.intermediate_size, f);
+}
 
 StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f) {
-  return group_layers<models::TransformerLayer>(model->config, *model->layers, f);
+  return group_units(units_of<models::TransformerLayer>(*model->layers), model->config.num_heads, model->config.intermediate_size, f);
 }
 
 StructureScores group_by_unit(models::Opt& model, const UnitQuantity& f) {
-  return group_layers<models::TransformerLayer>(model->config, *model->layers, f);
+  return group_units(units_of<models::TransformerLayer>(*model->layers), model->config.num_heads, model->config.intermediate_size, f);
+}
+
+StructureScores group_by_unit(models::T5& model, const UnitQuantity& f) {
+  UnitLayers layers;
+  for (auto* stack : {&model->encoder, &model->decoder})
+    for (const auto& m : *(*stack)->blocks) layers.emplace_back(m->as<models::T5Block>()->self_attn.get(), m->as<models::T5Block>()->ffn.get());
+  return group_units(layers, model->config.num_heads, model->config.intermediate_size, f);
 }
 
 StructureScores magnitude_scores(Sp3Bert& model) {

@@ -251,7 +251,7 @@ TEST(CompressFamilies, KMeansCodesT5AndOptDirectoriesThatForwardLoads) {
 // gives `sculpt forward` the original's logits (the rotation is exact and survives save/load);
 // at 37.5% removed d_model is 40 and the parameter count is the closed form of that width; the
 // post-LN fixture is refused with the reason.
-TEST(CompressFamilies, OptHeadsAndNeuronsPruneByMagnitudeAndTaylorAndForward) {
+TEST(CompressFamilies, OptAndT5HeadsAndNeuronsPruneOneShotAndForward) {
   if (testing::shared_path("fixtures/hf/opt_causal_lm").empty() || testing::shared_path("data/glue/SST-2").empty())
     GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
   testing::TempDir tmp;
@@ -276,6 +276,25 @@ TEST(CompressFamilies, OptHeadsAndNeuronsPruneByMagnitudeAndTaylorAndForward) {
     EXPECT_EQ(testing::run_cli({"forward", "--model", tmp.str(method), "--inputs", dir + "/reference.safetensors", "--out",
                                 tmp.str(method + ".out.safetensors")},
                                tmp.str(method + ".forward.log"), &log),
+              0)
+        << log;
+  }
+  // T5 by magnitude: half of the 16 self-attention heads (4 x 64 x 16 weights each) and of the 512
+  // neurons (2 maps of 64, 3 when gated) of its 4 blocks; cross-attention stays.
+  for (const std::string fixture : {"t5_small", "t5_v1_1"}) {
+    const std::string t5 = testing::shared_path("fixtures/hf/" + fixture);
+    std::string log;
+    ASSERT_EQ(testing::run_cli({"compress", "--method", "magnitude", "--model", t5, "--out", tmp.str(fixture), "--target", "0.5",
+                                "--progress", "off"},
+                               tmp.str(fixture + ".log"), &log),
+              0)
+        << log;
+    const auto a = nlohmann::json::parse(std::ifstream(tmp.str(fixture + "/compression.json")))["achieved"];
+    const int64_t maps = fixture == "t5_v1_1" ? 3 : 2;
+    EXPECT_EQ(a["map_weights_before"].get<int64_t>() - a["map_weights_after"].get<int64_t>(), 8 * 4 * 64 * 16 + 256 * maps * 64) << a.dump();
+    EXPECT_EQ(testing::run_cli({"forward", "--model", tmp.str(fixture), "--inputs", t5 + "/reference.safetensors", "--out",
+                                tmp.str(fixture + ".out.safetensors")},
+                               tmp.str(fixture + ".forward.log"), &log),
               0)
         << log;
   }

@@ -252,5 +252,32 @@ TEST(PackDecoder, OneShotOptScoresByHandAndItsPackedBlocksEqualTheMaskedModel) {
   EXPECT_EQ(compress::linear_map_weights(*packed), compress::linear_map_weights(*model) / 2);
 }
 
+TEST(PackDecoder, OneShotT5GatedNeuronsScoreBothInputRowsAndPackAsMasked) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
+  auto model = models::load_t5(dir);
+  model->eval();
+  const auto mag = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
+  ASSERT_EQ(mag.head.size(0), 4);  // 2 encoder blocks, then 2 decoder blocks
+  // Neuron 7 of the first decoder block (row 2): its rows of wi_0 and wi_1 and its column of wo.
+  auto* ff = model->decoder->blocks[0]->as<models::T5Block>()->ffn.get();
+  ASSERT_TRUE(ff->gate);
+  const double neuron = ff->fc1->weight[7].pow(2).sum().item<double>() + ff->gate->weight[7].pow(2).sum().item<double>() +
+                        ff->fc2->weight.select(1, 7).pow(2).sum().item<double>();
+  EXPECT_NEAR(mag.ffn[2][7].item<double>(), neuron, 1e-6 * neuron);
+  // Half of the self-attention heads and neurons by score: the packed T5 computes what the
+  // original computes under the same masks (cross-attention untouched).
+  const auto masks = compress::unit_masks(compress::allocate(mag, 0.5, {"units", "global"}));
+  torch::NoGradGuard no_grad;
+  auto packed = compress::pack_t5(model, masks);
+  torch::manual_seed(3);
+  auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong), labels = torch::randint(3, 1000, {2, 5});
+  models::ForwardOptions o;
+  o.masks = &masks;
+  const auto expected = model->forward(ids, mask, {}, {}, labels, o).logits;
+  EXPECT_TRUE(testing::all_close(packed->forward(ids, mask, {}, {}, labels).logits, expected, 1e-4, 1e-4));
+  const auto& shapes = packed->config.layer_shapes;
+  for (size_t i = 0; i < shapes.size(); ++i) EXPECT_EQ(shapes[i].cross.present, i >= 2) << i;  // the decoder's, whole
+}
+
 }  // namespace
 }  // namespace sculpt

@@ -10,6 +10,7 @@
 
 #include "sculpt/compress/sp3_bert.h"
 #include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 
 namespace sculpt::compress {
 
@@ -48,6 +49,10 @@ using UnitQuantity = std::function<torch::Tensor(const torch::Tensor& w)>;
 StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f);
 StructureScores group_by_unit(models::Bert& model, const UnitQuantity& f);
 StructureScores group_by_unit(models::Opt& model, const UnitQuantity& f);
+// T5: the self-attention heads and FFN neurons (a gated FFN's neuron: its rows of wi_0 and wi_1
+// and its column of wo) of the encoder's blocks, then the decoder's; cross-attention heads and
+// the stack's relative bias are not units.
+StructureScores group_by_unit(models::T5& model, const UnitQuantity& f);
 
 // OPT's Taylor terms: the gradient that of its causal-LM loss (next token, every position after
 // the first) or, for a sequence classifier, of the task loss, averaged over the sample: single
