@@ -273,42 +273,54 @@ nlohmann::json decoder_report(const std::string& method, double target, const co
 }
 
 // One-shot pruning of an OPT's or a T5's heads and FFN neurons (or whole blocks), packed by the
-// decoder packing of SP3 (compress/pack_decoder.h); the stream keeps its width. Magnitude for
-// both; Taylor for OPT on its causal-LM loss over unlabelled text (a classifier: on the task loss
-// over labelled rows). T5's units are its self-attention heads and FFN neurons.
+// decoder packing of SP3 (compress/pack_decoder.h); the stream keeps its width. Magnitude and
+// activations for both; Taylor for OPT on its causal-LM loss over unlabelled text (a classifier:
+// on the task loss over labelled rows). T5's units are its self-attention heads and FFN neurons.
 nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
                                       const std::string& method, const std::string& family, const torch::Device& device) {
   const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
   auto squares = [](const torch::Tensor& w) { return w.pow(2); };
   const std::string magnitude_source = "weights (squared L2 norm per head and per neuron)";
   fs::create_directories(out);
+  std::string data_from = "none";
+  // Single unpadded examples of the sample (labelled where the method needs labels).
+  auto examples = [&](int64_t max_positions, bool labelled) {
+    auto tokenizer = tokenizers::load_tokenizer(dir);
+    auto sample = read_sample(args, *tokenizer, max_positions, labelled);
+    data_from = sample.from;
+    return batches_of(sample, 1, tokenizer->pad_id(), false);
+  };
+  const std::string statistic = args.get("statistic", "mean_abs");
   if (family == "t5") {
     auto model = models::load_t5(dir);
     model->to(device);
     model->eval();
-    auto scores = compress::group_by_unit(model, squares);
-    scores.source = magnitude_source;
+    compress::StructureScores scores;
+    if (method == "magnitude") {
+      scores = compress::group_by_unit(model, squares);
+      scores.source = magnitude_source;
+    } else {
+      scores = compress::activation_scores(model, examples(std::stoll(args.get("max-length", "128")), false), statistic);
+    }
     const auto masks = compress::allocate(scores, target, allocation);
     torch::NoGradGuard no_grad;
     auto packed = compress::pack_t5(model, compress::unit_masks(masks));
     packed->to(torch::kCPU);
     models::save_t5(packed, out);
-    return decoder_report(method, target, scores, allocation, masks, "none", *model, *packed);
+    return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
   }
   auto model = models::load_opt(dir);
   model->to(device);
   model->eval();
   compress::StructureScores scores;
-  std::string data_from = "none";
   if (method == "magnitude") {
     scores = compress::group_by_unit(model, squares);
     scores.source = magnitude_source;
+  } else if (method == "activation") {
+    scores = compress::activation_scores(model, examples(model->config.max_positions, false), statistic);
   } else {
-    auto tokenizer = tokenizers::load_tokenizer(dir);
     const bool lm = model->config.head == models::HeadType::causal_lm;
-    auto sample = read_sample(args, *tokenizer, model->config.max_positions, /*labelled=*/!lm);
-    data_from = sample.from;
-    scores = compress::taylor_opt_scores(model, batches_of(sample, 1, tokenizer->pad_id(), model->config.is_regression()));
+    scores = compress::taylor_opt_scores(model, examples(model->config.max_positions, /*labelled=*/!lm));
   }
   const auto masks = compress::allocate(scores, target, allocation);
   torch::NoGradGuard no_grad;
@@ -364,7 +376,7 @@ int cmd_compress(int argc, char** argv) {
                     : "");
     return 0;
   }
-  if ((family == "opt" && (method == "magnitude" || method == "taylor")) || (family == "t5" && method == "magnitude")) {
+  if ((family == "opt" && method != "slice") || (family == "t5" && (method == "magnitude" || method == "activation"))) {
     auto report = compress_decoder_units(args, dir, out, target, method, family, device);
     train::copy_tokenizer_files(dir, out);
     report["model"] = dir;
@@ -378,8 +390,7 @@ int cmd_compress(int argc, char** argv) {
                 static_cast<long long>(a["parameters_after"].get<int64_t>()));
     return 0;
   }
-  SCULPT_CHECK(family == "bert", "--method {}: {} is an {} model, which takes slice, kmeans, magnitude{}", method, dir, family,
-               family == "opt" ? " and taylor" : "");
+  SCULPT_CHECK(family == "bert", "--method {}: {} is a {} model, which takes slice, kmeans, magnitude and activation", method, dir, family);
   auto model = load_classifier(args, dir);
   model->eval();
   model->to(device);

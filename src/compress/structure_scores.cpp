@@ -53,7 +53,101 @@ StructureScores group_units(const UnitLayers& layers, int64_t H, int64_t F, cons
   return s;
 }
 
+// Records what an output map reads (a block's head contexts, an FFN's activations): the sum over
+// tokens of |x| per input coordinate (or of x > 0 for APoZ), then the product as usual.
+struct RecordingKernel : models::LinearKernel {
+  explicit RecordingKernel(bool positive) : positive(positive) {}
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) override {
+    auto v = positive ? (x > 0).to(torch::kFloat64) : x.to(torch::kFloat64).abs();
+    auto s = v.reshape({-1, x.size(-1)}).sum(0);
+    sum = sum.defined() ? sum + s : s;
+    return at::linear(x, weight, bias);
+  }
+  bool positive;
+  torch::Tensor sum;
+};
+
+// Activation scores of any family's layers, from kernels on each attention block's output map
+// and each FFN's output map while RUN feeds the sample (every token real: unpadded examples).
+StructureScores recorded_activation_scores(const UnitLayers& layers, int64_t H, int64_t F, const std::string& statistic,
+                                           const std::function<int64_t()>& run) {
+  SCULPT_CHECK(statistic == "mean_abs" || statistic == "apoz", "--statistic '{}': mean_abs or apoz", statistic);
+  std::vector<std::shared_ptr<RecordingKernel>> context, act;
+  for (auto [a, ff] : layers) {
+    context.push_back(std::make_shared<RecordingKernel>(false));
+    act.push_back(std::make_shared<RecordingKernel>(statistic == "apoz"));
+    a->o->kernel = context.back();
+    ff->fc2->kernel = act.back();
+  }
+  int64_t tokens = 0;
+  try {
+    torch::NoGradGuard g;
+    tokens = run();
+  } catch (...) {
+    for (auto [a, ff] : layers) a->o->kernel.reset(), ff->fc2->kernel.reset();
+    throw;
+  }
+  for (auto [a, ff] : layers) a->o->kernel.reset(), ff->fc2->kernel.reset();
+  const auto L = static_cast<int64_t>(layers.size());
+  StructureScores s;
+  s.head = torch::zeros({L, H}, torch::kFloat64);
+  s.ffn = torch::zeros({L, F}, torch::kFloat64);
+  for (int64_t l = 0; l < L; ++l) {
+    const auto& c = context[static_cast<size_t>(l)]->sum;
+    const auto& f = act[static_cast<size_t>(l)]->sum;
+    SCULPT_CHECK(c.defined() && f.defined(), "activation scores: layer {} saw no input", l);
+    s.head[l] = cpu64(c).view({H, -1}).mean(1) / static_cast<double>(tokens);
+    s.ffn[l] = cpu64(f) / static_cast<double>(tokens);
+  }
+  s.source = fmt::format("activations ({}) over {} tokens", statistic == "apoz" ? "1 - APoZ for neurons, mean |context| for heads" : "mean |output|",
+                         tokens);
+  return s;
+}
+
+UnitLayers units_of(models::T5& model) {
+  UnitLayers layers;
+  for (auto* stack : {&model->encoder, &model->decoder})
+    for (const auto& m : *(*stack)->blocks) layers.emplace_back(m->as<models::T5Block>()->self_attn.get(), m->as<models::T5Block>()->ffn.get());
+  return layers;
+}
+
 }  // namespace
+
+StructureScores activation_scores(models::Opt& model, const std::vector<models::Batch>& examples, const std::string& statistic) {
+  SCULPT_CHECK(!examples.empty(), "activation scores need at least one example");
+  model->eval();
+  const auto device = model->parameters().front().device();
+  auto s = recorded_activation_scores(units_of<models::TransformerLayer>(*model->layers), model->config.num_heads,
+                                      model->config.intermediate_size, statistic, [&] {
+                                        int64_t tokens = 0;
+                                        for (const auto& e : examples) {
+                                          model->forward(e.input_ids.to(device), e.attention_mask.to(device), torch::Tensor());
+                                          tokens += e.input_ids.numel();
+                                        }
+                                        return tokens;
+                                      });
+  s.source += fmt::format(" of {} examples", examples.size());
+  return s;
+}
+
+StructureScores activation_scores(models::T5& model, const std::vector<models::Batch>& examples, const std::string& statistic) {
+  SCULPT_CHECK(!examples.empty(), "activation scores need at least one example");
+  model->eval();
+  const auto device = model->parameters().front().device();
+  // The decoder reads the same text shifted right (teacher forcing on the input as its target),
+  // so each token is seen once by each stack: the count is that of one stack's.
+  auto s = recorded_activation_scores(units_of(model), model->config.num_heads, model->config.intermediate_size, statistic, [&] {
+    int64_t tokens = 0;
+    for (const auto& e : examples) {
+      auto ids = e.input_ids.to(device);
+      model->forward(ids, e.attention_mask.to(device), {}, {}, ids);
+      tokens += e.input_ids.numel();
+    }
+    return tokens;
+  });
+  s.source += fmt::format(" of {} examples (the decoder reading each example shifted right)", examples.size());
+  return s;
+}
 
 StructureScores group_by_unit(Sp3Bert& model, const UnitQuantity& f) {
   return group_units(units_of<Sp3Layer>(*model->layers), model->config.num_heads, model->config.intermediate_size, f);
@@ -68,10 +162,7 @@ StructureScores group_by_unit(models::Opt& model, const UnitQuantity& f) {
 }
 
 StructureScores group_by_unit(models::T5& model, const UnitQuantity& f) {
-  UnitLayers layers;
-  for (auto* stack : {&model->encoder, &model->decoder})
-    for (const auto& m : *(*stack)->blocks) layers.emplace_back(m->as<models::T5Block>()->self_attn.get(), m->as<models::T5Block>()->ffn.get());
-  return group_units(layers, model->config.num_heads, model->config.intermediate_size, f);
+  return group_units(units_of(model), model->config.num_heads, model->config.intermediate_size, f);
 }
 
 StructureScores magnitude_scores(Sp3Bert& model) {

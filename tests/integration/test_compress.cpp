@@ -298,12 +298,28 @@ TEST(CompressFamilies, OptAndT5HeadsAndNeuronsPruneOneShotAndForward) {
               0)
         << log;
   }
+  // Activations (APoZ) of 16 SST-2 dev lines through both stacks of the T5, through the OPT:
+  // the same halves go.
+  for (const auto& [model, out] : {std::pair{testing::shared_path("fixtures/hf/t5_v1_1"), std::string("t5_apoz")}, {dir, std::string("opt_apoz")}}) {
+    std::string log;
+    ASSERT_EQ(testing::run_cli({"compress", "--method", "activation", "--statistic", "apoz", "--model", model, "--out", tmp.str(out), "--target",
+                                "0.5", "--text", testing::shared_path("data/glue/SST-2/dev.tsv"), "--examples", "16", "--progress", "off"},
+                               tmp.str(out + ".log"), &log),
+              0)
+        << log;
+    const auto report = nlohmann::json::parse(std::ifstream(tmp.str(out + "/compression.json")));
+    EXPECT_NE(report["scores"].get<std::string>().find("1 - APoZ for neurons"), std::string::npos) << report.dump();
+    int heads = 0;
+    for (const auto& h : report["kept"]["heads"]) heads += h.get<int>();
+    EXPECT_EQ(heads, out == "t5_apoz" ? 8 : 4) << report.dump();
+  }
   // A family the method does not take is refused, naming both.
   std::string log;
-  EXPECT_NE(testing::run_cli({"compress", "--method", "activation", "--model", dir, "--out", tmp.str("act"), "--target", "0.5"},
-                             tmp.str("act.log"), &log),
+  const std::string t5 = testing::shared_path("fixtures/hf/t5_small");
+  EXPECT_NE(testing::run_cli({"compress", "--method", "taylor", "--model", t5, "--out", tmp.str("t5_taylor"), "--target", "0.5"},
+                             tmp.str("t5_taylor.log"), &log),
             0);
-  EXPECT_NE(log.find("--method activation: " + dir + " is an opt model, which takes slice, kmeans, magnitude and taylor"), std::string::npos)
+  EXPECT_NE(log.find("--method taylor: " + t5 + " is a t5 model, which takes slice, kmeans, magnitude and activation"), std::string::npos)
       << log;
 }
 

@@ -279,5 +279,55 @@ TEST(PackDecoder, OneShotT5GatedNeuronsScoreBothInputRowsAndPackAsMasked) {
   for (size_t i = 0; i < shapes.size(); ++i) EXPECT_EQ(shapes[i].cross.present, i >= 2) << i;  // the decoder's, whole
 }
 
+// Keeps every input its Linear reads.
+struct CaptureKernel : models::LinearKernel {
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) override {
+    seen.push_back(x.reshape({-1, x.size(-1)}).to(torch::kFloat64));
+    return at::linear(x, w, b);
+  }
+  std::vector<torch::Tensor> seen;
+};
+
+TEST(PackDecoder, ActivationScoresOfOptAndT5AreMeansOfWhatTheOutputMapsRead) {
+  SCULPT_REQUIRE_SHARED(opt_dir, "fixtures/hf/opt_causal_lm");
+  SCULPT_REQUIRE_SHARED(t5_dir, "fixtures/hf/t5_v1_1");
+  torch::manual_seed(4);
+  std::vector<models::Batch> examples(2);
+  for (int i = 0; i < 2; ++i) {
+    examples[static_cast<size_t>(i)].input_ids = torch::randint(4, 1000, {1, i == 0 ? 6 : 11});
+    examples[static_cast<size_t>(i)].attention_mask = torch::ones_like(examples[static_cast<size_t>(i)].input_ids);
+  }
+  torch::NoGradGuard no_grad;
+  // OPT, layer 1: a head's score is the mean |context| over its 16 dims and all 17 tokens; a
+  // neuron's (mean_abs) the mean |activation|.
+  auto opt = models::load_opt(opt_dir);
+  opt->eval();
+  auto* layer = opt->layers[1]->as<models::TransformerLayer>();
+  auto ctx = std::make_shared<CaptureKernel>(), act = std::make_shared<CaptureKernel>();
+  layer->attn->o->kernel = ctx, layer->ffn->fc2->kernel = act;
+  for (const auto& e : examples) opt->forward(e.input_ids, e.attention_mask, torch::Tensor());
+  layer->attn->o->kernel.reset(), layer->ffn->fc2->kernel.reset();
+  const auto s = compress::activation_scores(opt, examples, "mean_abs");
+  const auto c = torch::cat(ctx->seen).abs();  // [17, 64]
+  ASSERT_EQ(c.size(0), 17);
+  EXPECT_TRUE(torch::allclose(s.head[1], c.view({17, 4, 16}).mean(std::vector<int64_t>{0, 2}), 1e-12, 1e-12)) << s.head[1];
+  EXPECT_TRUE(torch::allclose(s.ffn[1], torch::cat(act->seen).abs().mean(0), 1e-12, 1e-12));
+  EXPECT_NE(s.source.find("over 17 tokens of 2 examples"), std::string::npos) << s.source;
+  // T5 v1.1, the first decoder block (row 2), APoZ: the share of positive gated activations.
+  auto t5 = models::load_t5(t5_dir);
+  t5->eval();
+  auto* block = t5->decoder->blocks[0]->as<models::T5Block>();
+  auto gated = std::make_shared<CaptureKernel>();
+  block->ffn->fc2->kernel = gated;
+  for (const auto& e : examples) t5->forward(e.input_ids, e.attention_mask, {}, {}, e.input_ids);
+  block->ffn->fc2->kernel.reset();
+  const auto t = compress::activation_scores(t5, examples, "apoz");
+  ASSERT_EQ(t.ffn.size(0), 4);
+  EXPECT_TRUE(torch::allclose(t.ffn[2], (torch::cat(gated->seen) > 0).to(torch::kFloat64).mean(0), 1e-12, 1e-12));
+  // The kernels are gone afterwards: the model computes what it computed.
+  EXPECT_FALSE(block->ffn->fc2->kernel);
+  EXPECT_FALSE(layer->attn->o->kernel);
+}
+
 }  // namespace
 }  // namespace sculpt

@@ -33,6 +33,12 @@ StructureScores magnitude_scores(Sp3Bert& model);
 //    context has no sign to speak of, keep mean |context|.
 StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batch>& batches, const std::string& statistic);
 
+// The same statistics for OPT and T5 (T5: its self-attention heads and FFN neurons, encoder then
+// decoder, the decoder reading each example shifted right), read by kernels on the output maps
+// of the shared layers. EXAMPLES: single unpadded examples (every token counts).
+StructureScores activation_scores(models::Opt& model, const std::vector<models::Batch>& examples, const std::string& statistic);
+StructureScores activation_scores(models::T5& model, const std::vector<models::Batch>& examples, const std::string& statistic);
+
 // First-order Taylor importance: sum over a unit's weights of |w * dL/dw|, the gradient that of
 // the task loss averaged over the labelled `batches` (eval mode, no dropout).
 StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches);
