@@ -279,9 +279,7 @@ nlohmann::json decoder_report(const std::string& method, double target, const co
 nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
                                       const std::string& method, const std::string& family, const torch::Device& device) {
   const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
-  auto squares = [](const torch::Tensor& w) { return w.pow(2); };
-  const std::string magnitude_source = "weights (squared L2 norm per head and per neuron)";
-  fs::create_directories(out);
+  const std::string statistic = args.get("statistic", "mean_abs");
   std::string data_from = "none";
   // Single unpadded examples of the sample (labelled where the method needs labels).
   auto examples = [&](int64_t max_positions, bool labelled) {
@@ -290,44 +288,38 @@ nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, 
     data_from = sample.from;
     return batches_of(sample, 1, tokenizer->pad_id(), false);
   };
-  const std::string statistic = args.get("statistic", "mean_abs");
+  auto magnitude = [](auto& model) {
+    auto s = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
+    s.source = "weights (squared L2 norm per head and per neuron)";
+    return s;
+  };
+  // Scores -> masks -> the packed model in OUT, and the report.
+  auto finish = [&](auto& model, const compress::StructureScores& scores, const auto& pack, const auto& save) {
+    const auto masks = compress::allocate(scores, target, allocation);
+    torch::NoGradGuard no_grad;
+    auto packed = pack(model, compress::unit_masks(masks));
+    packed->to(torch::kCPU);
+    fs::create_directories(out);
+    save(packed, out);
+    return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
+  };
   if (family == "t5") {
     auto model = models::load_t5(dir);
     model->to(device);
     model->eval();
-    compress::StructureScores scores;
-    if (method == "magnitude") {
-      scores = compress::group_by_unit(model, squares);
-      scores.source = magnitude_source;
-    } else {
-      scores = compress::activation_scores(model, examples(std::stoll(args.get("max-length", "128")), false), statistic);
-    }
-    const auto masks = compress::allocate(scores, target, allocation);
-    torch::NoGradGuard no_grad;
-    auto packed = compress::pack_t5(model, compress::unit_masks(masks));
-    packed->to(torch::kCPU);
-    models::save_t5(packed, out);
-    return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
+    const auto scores = method == "magnitude"
+                            ? magnitude(model)
+                            : compress::activation_scores(model, examples(std::stoll(args.get("max-length", "128")), false), statistic);
+    return finish(model, scores, compress::pack_t5, models::save_t5);
   }
   auto model = models::load_opt(dir);
   model->to(device);
   model->eval();
-  compress::StructureScores scores;
-  if (method == "magnitude") {
-    scores = compress::group_by_unit(model, squares);
-    scores.source = magnitude_source;
-  } else if (method == "activation") {
-    scores = compress::activation_scores(model, examples(model->config.max_positions, false), statistic);
-  } else {
-    const bool lm = model->config.head == models::HeadType::causal_lm;
-    scores = compress::taylor_opt_scores(model, examples(model->config.max_positions, /*labelled=*/!lm));
-  }
-  const auto masks = compress::allocate(scores, target, allocation);
-  torch::NoGradGuard no_grad;
-  auto packed = compress::pack_opt(model, compress::unit_masks(masks));
-  packed->to(torch::kCPU);
-  models::save_opt(packed, out);
-  return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
+  const bool lm = model->config.head == models::HeadType::causal_lm;
+  const auto scores = method == "magnitude"    ? magnitude(model)
+                      : method == "activation" ? compress::activation_scores(model, examples(model->config.max_positions, false), statistic)
+                                               : compress::taylor_opt_scores(model, examples(model->config.max_positions, /*labelled=*/!lm));
+  return finish(model, scores, compress::pack_opt, models::save_opt);
 }
 
 }  // namespace
