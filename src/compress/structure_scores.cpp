@@ -206,27 +206,43 @@ StructureScores activation_scores(Sp3Bert& model, const std::vector<models::Batc
   return s;
 }
 
-StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches) {
-  SCULPT_CHECK(!batches.empty(), "Taylor scores need at least one labelled batch");
+namespace {
+
+// |w * dL/dw| per unit once ACCUMULATE has put the sample's mean loss's gradient into the
+// weights (eval mode: no dropout); the gradients are cleared and the mode restored afterwards.
+// ENABLE: switch gradients on for every parameter (a freshly loaded model); the student keeps
+// its frozen compactors as they are.
+template <typename Model>
+StructureScores taylor_of(Model& model, bool enable, const std::function<void(const torch::Device&)>& accumulate) {
   const bool was_training = model->is_training();
   model->eval();
-  const auto device = model->parameters().front().device();
-  for (auto& p : model->parameters())
+  for (auto& p : model->parameters()) {
+    if (enable) p.set_requires_grad(true);
     if (p.grad().defined()) p.mutable_grad().zero_();
-  int64_t examples = 0;
-  for (const auto& b : batches) examples += b.size();
-  for (const auto& b : batches) {
-    SCULPT_CHECK(b.labels.defined(), "Taylor scores need labelled examples");
-    auto out = model->forward(b.to(device), {});
-    // The mean loss over the whole sample, whatever the batch sizes.
-    (out.loss * static_cast<double>(b.size()) / static_cast<double>(examples)).backward();
   }
+  accumulate(model->parameters().front().device());
   auto s = group_by_unit(model, [](const torch::Tensor& w) {
     SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient (frozen?)");
     return (w * w.grad()).abs();
   });
   for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
   if (was_training) model->train();
+  return s;
+}
+
+}  // namespace
+
+StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& batches) {
+  SCULPT_CHECK(!batches.empty(), "Taylor scores need at least one labelled batch");
+  int64_t examples = 0;
+  for (const auto& b : batches) {
+    SCULPT_CHECK(b.labels.defined(), "Taylor scores need labelled examples");
+    examples += b.size();
+  }
+  auto s = taylor_of(model, false, [&](const torch::Device& device) {
+    for (const auto& b : batches)  // the mean loss over the whole sample, whatever the batch sizes
+      (model->forward(b.to(device), {}).loss * static_cast<double>(b.size()) / static_cast<double>(examples)).backward();
+  });
   s.source = fmt::format("first-order Taylor |w * dL/dw| of the task loss over {} labelled examples", examples);
   return s;
 }
@@ -234,30 +250,16 @@ StructureScores taylor_scores(Sp3Bert& model, const std::vector<models::Batch>& 
 StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::Batch>& masked) {
   SCULPT_CHECK(mlm->config.head == models::HeadType::masked_lm, "Taylor scores on the masked-LM loss need a BertForMaskedLM");
   SCULPT_CHECK(!masked.empty(), "Taylor scores need at least one masked batch");
-  const bool was_training = mlm->is_training();
-  mlm->eval();
-  const auto device = mlm->parameters().front().device();
-  for (auto& p : mlm->parameters()) {
-    p.set_requires_grad(true);
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
   int64_t tokens = 0, examples = 0;
   for (const auto& b : masked) {
     SCULPT_CHECK(b.labels.defined() && b.masked_positions.defined(), "Taylor scores on the masked-LM loss need masked batches");
     tokens += b.masked_positions.numel();
     examples += b.size();
   }
-  for (const auto& b : masked) {
-    auto out = mlm->forward(b.to(device), {});
-    // The mean loss over every masked token of the sample, whatever each batch holds.
-    (out.loss * static_cast<double>(b.masked_positions.numel()) / static_cast<double>(tokens)).backward();
-  }
-  auto s = group_by_unit(mlm, [](const torch::Tensor& w) {
-    SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient");
-    return (w * w.grad()).abs();
+  auto s = taylor_of(mlm, true, [&](const torch::Device& device) {
+    for (const auto& b : masked)  // the mean loss over every masked token of the sample
+      (mlm->forward(b.to(device), {}).loss * static_cast<double>(b.masked_positions.numel()) / static_cast<double>(tokens)).backward();
   });
-  for (auto& p : mlm->parameters()) p.mutable_grad() = torch::Tensor();
-  if (was_training) mlm->train();
   s.source = fmt::format("first-order Taylor |w * dL/dw| of the masked-LM loss over {} masked tokens of {} examples", tokens, examples);
   return s;
 }
@@ -265,13 +267,6 @@ StructureScores taylor_mlm_scores(models::Bert& mlm, const std::vector<models::B
 StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::Batch>& examples) {
   SCULPT_CHECK(!examples.empty(), "Taylor scores need at least one example");
   const bool lm = model->config.head == models::HeadType::causal_lm;
-  const bool was_training = model->is_training();
-  model->eval();
-  const auto device = model->parameters().front().device();
-  for (auto& p : model->parameters()) {
-    p.set_requires_grad(true);
-    if (p.grad().defined()) p.mutable_grad().zero_();
-  }
   // The causal LM's loss is a mean over T - 1 predicted tokens; a classifier's over one label.
   auto weight = [&](const models::Batch& b) { return lm ? b.input_ids.numel() - b.input_ids.size(0) : b.size(); };
   int64_t total = 0;
@@ -280,18 +275,14 @@ StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::
     total += weight(b);
   }
   SCULPT_CHECK(total > 0, "Taylor scores: no token to predict (one-token examples)");
-  for (const auto& b : examples) {
-    if (weight(b) == 0) continue;
-    auto d = b.to(device);
-    auto out = model->forward(d.input_ids, d.attention_mask, lm ? d.input_ids : d.labels);
-    (out.loss * static_cast<double>(weight(b)) / static_cast<double>(total)).backward();
-  }
-  auto s = group_by_unit(model, [](const torch::Tensor& w) {
-    SCULPT_CHECK(w.grad().defined(), "Taylor scores: a weight got no gradient");
-    return (w * w.grad()).abs();
+  auto s = taylor_of(model, true, [&](const torch::Device& device) {
+    for (const auto& b : examples) {
+      if (weight(b) == 0) continue;
+      auto d = b.to(device);
+      auto out = model->forward(d.input_ids, d.attention_mask, lm ? d.input_ids : d.labels);
+      (out.loss * static_cast<double>(weight(b)) / static_cast<double>(total)).backward();
+    }
   });
-  for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-  if (was_training) model->train();
   s.source = fmt::format("first-order Taylor |w * dL/dw| of the {} over {} {} of {} examples", lm ? "causal-LM loss" : "task loss", total,
                          lm ? "predicted tokens" : "labels", examples.size());
   return s;
