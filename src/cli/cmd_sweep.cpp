@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "sculpt/core/signals.h"
 #include "sculpt/io/files.h"
+#include "sculpt/metrics/results_table.h"
 #include "sculpt/recipe/sweep.h"
 
 namespace fs = std::filesystem;
@@ -92,6 +93,19 @@ struct Running {
   Clock::time_point start;
 };
 
+// The cell's small record under sweep.records (metrics/results_table.h), so that the results a
+// session commits outlive runs/; `sculpt table` adds the speedups later.
+void record_cell(const recipe::Sweep& sweep, const recipe::SweepCell& c, bool overwrite) {
+  if (sweep.records.empty()) return;
+  const auto file = fs::path(sweep.records) / (fs::relative(c.dir, sweep.dir).generic_string() + ".json");
+  if (!overwrite && fs::exists(file)) return;
+  try {
+    if (auto r = metrics::read_cell(sweep.dir, c.dir)) metrics::write_record(*r, sweep.records);
+  } catch (const std::exception& e) {
+    std::printf("[sweep] no record for %s: %s\n", c.dir.c_str(), e.what());
+  }
+}
+
 // Run `todo` (cell indices); returns the number of failed cells. Upstream cells not in `todo`
 // must already be done.
 int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs) {
@@ -107,7 +121,7 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs
   int done = 0;
   for (int i : todo) {
     state[i] = recipe::cell_state(sweep.cells[i]);
-    if (state[i] == recipe::CellState::done) ++done;
+    if (state[i] == recipe::CellState::done) ++done, record_cell(sweep, sweep.cells[i], /*overwrite=*/false);
     else pending.push_back(i);
   }
   const int total = static_cast<int>(todo.size());
@@ -201,6 +215,7 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs
       ++finished_here;
       finished_seconds += secs;
       report(fmt::format("done {} in {}", cell_id(c), hms(secs)));
+      record_cell(sweep, c, /*overwrite=*/true);
     } else if (code == 143 && stopping()) {
       report(fmt::format("stopped {}", cell_id(c)));
     } else {

@@ -32,9 +32,7 @@ void write_records(const std::vector<metrics::CellResult>& cells, const metrics:
         if (c.key == key && row.speedup_of.count(c.task)) speedup[key] = row.speedup_of.at(c.task);
   for (auto c : cells) {
     if (auto it = speedup.find(c.key); it != speedup.end()) c.speedup = it->second;
-    const fs::path file = dir / (c.key + ".json");
-    fs::create_directories(file.parent_path());
-    io::write_file_atomic(file.string(), metrics::to_record(c).dump(2) + "\n");
+    metrics::write_record(c, dir.string());
   }
 }
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "sculpt/core/error.h"
+#include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
 
 namespace fs = std::filesystem;
@@ -66,17 +67,10 @@ double sample_std(const std::vector<double>& v) {
   return std::sqrt(ss / static_cast<double>(v.size() - 1));
 }
 
-std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished) {
-  SCULPT_CHECK(fs::is_directory(sweep_dir), "{}: no such sweep directory", sweep_dir);
-  std::vector<fs::path> cell_files;
-  for (const auto& e : fs::recursive_directory_iterator(sweep_dir))
-    if (e.path().filename() == "sweep_cell.json") cell_files.push_back(e.path());
-  std::sort(cell_files.begin(), cell_files.end());
-  std::vector<CellResult> out;
-  int missing = 0;
-  for (const auto& f : cell_files) try {
+std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::string& cell_dir) {
+  const fs::path dir = cell_dir, f = dir / "sweep_cell.json";
+  try {
     const auto cell = io::read_json(f.string());
-    const fs::path dir = f.parent_path();
     CellResult c;
     c.dir = dir.string();
     c.key = fs::relative(dir, sweep_dir).generic_string();
@@ -127,12 +121,25 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
         c.gate = "pruned";
       }
     } else {
-      ++missing;  // not finished (a pruning run writes results.json before its packed evaluation)
-      continue;
+      return std::nullopt;  // not finished (a pruning run writes results.json before its packed evaluation)
     }
-    out.push_back(std::move(c));
+    return c;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: unexpected contents beside it ({})", f.string(), e.what());
+  }
+}
+
+std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished) {
+  SCULPT_CHECK(fs::is_directory(sweep_dir), "{}: no such sweep directory", sweep_dir);
+  std::vector<fs::path> cell_files;
+  for (const auto& e : fs::recursive_directory_iterator(sweep_dir))
+    if (e.path().filename() == "sweep_cell.json") cell_files.push_back(e.path());
+  std::sort(cell_files.begin(), cell_files.end());
+  std::vector<CellResult> out;
+  int missing = 0;
+  for (const auto& f : cell_files) {
+    if (auto c = read_cell(sweep_dir, f.parent_path().string())) out.push_back(std::move(*c));
+    else ++missing;
   }
   if (unfinished) *unfinished = missing;
   return out;
@@ -183,6 +190,12 @@ std::vector<CellResult> read_records(const std::string& dir) {
   std::sort(files.begin(), files.end());
   for (const auto& f : files) out.push_back(from_record(io::read_json(f.string()), f.string()));
   return out;
+}
+
+void write_record(const CellResult& c, const std::string& dir) {
+  const fs::path file = fs::path(dir) / (c.key + ".json");
+  fs::create_directories(file.parent_path());
+  io::write_file_atomic(file.string(), to_record(c).dump(2) + "\n");
 }
 
 std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded) {

@@ -98,6 +98,7 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
   if (sweep.name.empty()) s.error("name", "a sweep needs a name (its directory under output_root)");
   const std::string output_root = s.get<std::string>("output_root", "runs/sweeps");
   sweep.dir = (fs::path(output_root) / sweep.name).string();
+  sweep.records = s.get<std::string>("records", "");
   sweep.tasks = s.get<std::vector<std::string>>("tasks", {});
   if (sweep.tasks.empty()) s.error("tasks", "name at least one task");
   std::map<std::string, std::vector<std::string>> task_overrides;

@@ -26,6 +26,7 @@ class Sweep : public testing::CliTest {
     io::write_file_atomic(path, "sweep:\n"
                                 "  name: tiny\n"
                                 "  output_root: " + tmp.str("sweeps") + "\n"
+                                "  records: " + tmp.str("records") + "\n"
                                 "  tasks: [sst2]\n"
                                 "  stages:\n"
                                 "    - name: teacher\n"
@@ -50,6 +51,11 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   // The prune cell started from the teacher cell's best/ and says so.
   EXPECT_EQ(json(cell + "/sweep_cell.json")["from"], tmp.str(teacher));
   const auto teacher_time = fs::last_write_time(tmp.str(teacher + "/results.json"));
+  // Each finished cell left its record where the sweep file says, with the cell's own score.
+  EXPECT_DOUBLE_EQ(json("records/prune/sst2/sp3_target-0.5_seed-7.json")["score"].get<double>(),
+                   json(cell + "/compression.json")["packed"]["accuracy"].get<double>());
+  EXPECT_DOUBLE_EQ(json("records/teacher/sst2/default.json")["score"].get<double>(),
+                   json(teacher + "/results.json")["best"]["value"].get<double>());
 
   // Finished: a second run runs nothing.
   ASSERT_EQ(run({"sweep", file}, "sweep2.log"), 0) << last_output;
@@ -119,6 +125,12 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   ASSERT_EQ(run({"table", tmp.str("sweeps/tiny"), "--out", tmp.str("committed")}, "table3.log"), 0) << last_output;
   EXPECT_NE(last_output.find("0 cells from " + tmp.str("sweeps/tiny") + ", 2 more from the records"), std::string::npos) << last_output;
   EXPECT_EQ(text_of(tmp.str("committed/table.md")), committed);
+  // The sweep's own records (no speedups yet) rebuild the same rows.
+  ASSERT_EQ(run({"table", tmp.str("sweeps/tiny"), "--no-speed", "--out", tmp.str("from_sweep"), "--records", tmp.str("records")}, "table4.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("0 cells from " + tmp.str("sweeps/tiny") + ", 2 more from the records"), std::string::npos) << last_output;
+  EXPECT_NE(text_of(tmp.str("from_sweep/table.md")).find("| sp3 | target=0.5 |"), std::string::npos);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #pragma once
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,8 @@ struct CellResult {
 
 // Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
 std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfinished = nullptr);
+// One cell directory of SWEEP_DIR (its sweep_cell.json beside its results); none while unfinished.
+std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::string& cell_dir);
 
 // A finished cell as a small JSON record (its result and the speedup last measured for it), so
 // that a committed table outlives its run directories: `sculpt table` writes one per cell under
@@ -34,6 +37,7 @@ std::vector<CellResult> collect_results(const std::string& sweep_dir, int* unfin
 nlohmann::json to_record(const CellResult& c);
 CellResult from_record(const nlohmann::json& j, const std::string& file);
 std::vector<CellResult> read_records(const std::string& dir);  // every *.json under DIR; none if DIR is absent
+void write_record(const CellResult& c, const std::string& dir);  // DIR/<key>.json
 // The live cells, plus each recorded cell whose key no live cell has.
 std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded);
 

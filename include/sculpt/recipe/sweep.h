@@ -7,6 +7,7 @@
 //   sweep:
 //     name: minilm_glue
 //     output_root: runs/sweeps
+//     records: results/minilm_glue/cells   # optional: every finished cell's small record, as it finishes
 //     tasks: [rte, mrpc]
 //     task_overrides: {cola: [data.max_seq_len=64]}
 //     stages:
@@ -51,6 +52,9 @@ struct SweepCell {
 struct Sweep {
   std::string source;  // the sweep file
   std::string name, dir;
+  // `records:` (optional): where each finished cell's record (metrics/results_table.h) is written
+  // as it finishes, e.g. results/<name>/cells, so that committed results outlive runs/.
+  std::string records;
   std::vector<std::string> tasks, stages;
   // Stage by stage (upstream cells first); within a stage the stage's grid slowest, then task,
   // variant and the variant's grid.
