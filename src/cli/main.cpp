@@ -26,13 +26,16 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
   bench data [--synthetic 400000 [--write-mnli DIR] | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run
   sweep SWEEP.yaml [--jobs N] [--status] [--slurm]   run (or resume) every cell of a sweep; --slurm: sbatch arrays
-  table SWEEP_DIR [--out DIR] [--no-speed]           the sweep's table (md/csv/tex), speedups, plots per task
+  table SWEEP_DIR [--out DIR] [--records DIR] [--no-speed]   the sweep's table (md/csv/tex), speedups, plots; cell records
   compress --method magnitude|activation|taylor|slice --model DIR --target X --out DIR [--task T | --text FILE]
            [--examples 256] [--cost params|flops] [--length 128] [--scope global|per_layer] [--granularity units|blocks]
-                                  one-shot pruning (heads, neurons, blocks) or PCA slicing to a packed model
+                                  one-shot pruning (heads, neurons, blocks) or PCA slicing to a packed model;
+                                  BERT (taylor on a BertForMaskedLM: its masked-LM loss); OPT (magnitude, activation,
+                                  taylor on its causal-LM loss, slice); T5 (magnitude, activation, slice)
   compress --method kmeans --model DIR --bits 4 --out DIR   k-means weight sharing (b-bit codebook per matrix)
   quantize --model DIR --out DIR [--mode static|dynamic] [--task T | --text FILE] [--examples 256]
-                                  post-training int8 (symmetric per-channel weights; static input ranges from calibration)
+                                  post-training int8 of a dense or packed BERT (symmetric per-channel weights;
+                                  static input ranges from calibration)
   env                             LibTorch, CUDA, cuDNN, NCCL, CPU units, threads, GPUs (for bug reports)
 )";
 
