@@ -2,7 +2,9 @@
 // the baselines beside SP3 and CoFi (issue 13). Structured pruning of heads, FFN neurons or
 // blocks from scores (structure_scores.h, allocation.h), and SliceGPT's training-free slicing
 // of the hidden dimension along each site's principal components. Both go through the packing
-// code of SP3 (pack.h), so their output is a PackedBert that every verb loads.
+// code of SP3 (pack.h), so their output is a PackedBert that every verb loads. OPT and T5 are
+// pruned the same way through the shared layers' masks (unit_masks) and SP3's decoder packing
+// (pack_decoder.h); `sculpt compress` (src/cli/cmd_compress.cpp) drives both.
 #pragma once
 #include <nlohmann/json.hpp>
 
