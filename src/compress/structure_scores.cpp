@@ -79,15 +79,19 @@ StructureScores recorded_activation_scores(const UnitLayers& layers, int64_t H, 
     a->o->kernel = context.back();
     ff->fc2->kernel = act.back();
   }
+  // The kernels come off whatever RUN does (an error included): the model computes as before.
+  struct Uninstall {
+    const UnitLayers& layers;
+    ~Uninstall() {
+      for (auto [a, ff] : layers) a->o->kernel.reset(), ff->fc2->kernel.reset();
+    }
+  };
   int64_t tokens = 0;
-  try {
+  {
+    Uninstall uninstall{layers};
     torch::NoGradGuard g;
     tokens = run();
-  } catch (...) {
-    for (auto [a, ff] : layers) a->o->kernel.reset(), ff->fc2->kernel.reset();
-    throw;
   }
-  for (auto [a, ff] : layers) a->o->kernel.reset(), ff->fc2->kernel.reset();
   const auto L = static_cast<int64_t>(layers.size());
   StructureScores s;
   s.head = torch::zeros({L, H}, torch::kFloat64);
