@@ -8,11 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 
 #include "args.h"
 #include "commands.h"
-#include "sculpt/compress/kmeans.h"
+#include "sculpt/compress/kmeans_model.h"
 #include "sculpt/compress/one_shot.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/prune_report.h"
@@ -23,7 +24,7 @@
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
 #include "sculpt/data/mlm_masking.h"
-#include "sculpt/io/codebook_weights.h"
+#include "sculpt/data/span_corruption.h"
 #include "sculpt/io/files.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/io/int8_weights.h"
@@ -131,56 +132,18 @@ models::Bert load_classifier(const Args& args, const std::string& dir) {
   return train::build_bert_classifier(r, task);
 }
 
-// Every floating tensor of two or more dims with more entries than centroids is coded; the
-// rest (biases, LayerNorms, a small classifier) is stored as it is. Any model directory works,
-// dense or packed, of any family: only its weight file changes.
 nlohmann::json compress_kmeans(const Args& args, const std::string& dir, const std::string& out, const torch::Device& device) {
   compress::KMeansOptions o;
   o.bits = std::stoi(args.get("bits", "4"));
   o.max_iterations = std::stoi(args.get("iterations", "30"));
   o.seed = std::stoull(args.get("seed", "0"));
-  const int64_t k = int64_t{1} << o.bits;
-  auto weights = io::load_hf_weights(dir);
-  io::TensorMap plain;
-  std::map<std::string, io::CodedTensor> coded;
-  double bytes_before = 0, bytes_after = 0, err2 = 0, norm2 = 0;
-  int64_t exact = 0, iterations = 0;
-  train::ProgressBar bar(args.get("progress", "auto"), static_cast<int64_t>(weights.size()));
-  int64_t done = 0;
-  for (const auto& [name, t] : weights) {
-    bar.update(done++, name);
-    bytes_before += static_cast<double>(t.numel() * t.element_size());
-    if (!t.is_floating_point() || t.dim() < 2 || t.numel() <= k) {
-      plain[name] = t;
-      bytes_after += static_cast<double>(t.numel() * t.element_size());
-      continue;
-    }
-    auto km = compress::kmeans_1d(t.to(device), o);
-    auto rebuilt = km.centroids.index_select(0, km.indices).to(torch::kFloat64);
-    auto x = t.reshape(-1).to(device, torch::kFloat64);
-    err2 += (rebuilt - x).pow(2).sum().item<double>();
-    norm2 += x.pow(2).sum().item<double>();
-    exact += km.exact ? 1 : 0;
-    iterations = std::max<int64_t>(iterations, km.iterations);
-    bytes_after += static_cast<double>((t.numel() * o.bits + 7) / 8 + km.centroids.numel() * 4);
-    coded[name] = {km.centroids.cpu(), km.indices.cpu(), o.bits, t.sizes().vec(), t.scalar_type()};
-  }
-  bar.finish();
-  fs::create_directories(out);
-  fs::copy_file(fs::path(dir) / "config.json", fs::path(out) / "config.json", fs::copy_options::overwrite_existing);
-  io::write_codebook_weights((fs::path(out) / io::kCodebookWeightsFile).string(), plain, coded, {{"format", "pt"}});
-  return {{"method", "kmeans"},
-          {"bits", o.bits},
-          {"scores", fmt::format("k-means++ seeds from {} entries per tensor, at most {} Lloyd iterations (most run: {})",
-                                 o.seed_sample, o.max_iterations, iterations)},
-          {"tensors_coded", coded.size()},
-          {"tensors_coded_exactly", exact},
-          {"tensors_plain", plain.size()},
-          {"achieved",
-           {{"bytes_before", bytes_before},
-            {"bytes_after", bytes_after},
-            {"compression_ratio", bytes_before / bytes_after},
-            {"relative_error", norm2 > 0 ? std::sqrt(err2 / norm2) : 0.0}}}};
+  std::unique_ptr<train::ProgressBar> bar;  // made at the first tensor, when the count is known
+  auto report = compress::code_model_kmeans(dir, out, o, device, [&](int64_t i, int64_t n, const std::string& name) {
+    if (!bar) bar = std::make_unique<train::ProgressBar>(args.get("progress", "auto"), n);
+    bar->update(i, name);
+  });
+  if (bar) bar->finish();
+  return report;
 }
 
 int64_t parameters_of(torch::nn::Module& m) {
@@ -272,10 +235,37 @@ nlohmann::json decoder_report(const std::string& method, double target, const co
             {"parameters_after", parameters_of(after)}}}};
 }
 
+// Zero-shot Taylor scores of a T5 read its pre-training objective: each sample text (--text
+// lines or --task's train inputs) span-corrupted, seeded per example from --seed.
+std::vector<models::Batch> span_corrupted(const Args& args, const std::string& dir, int64_t max_length, std::string& data_from) {
+  auto tokenizer = tokenizers::load_tokenizer(dir);
+  const int64_t eos = tokenizer->token_to_id("</s>"), first = tokenizer->token_to_id("<extra_id_0>");
+  SCULPT_CHECK(first > 0 && tokenizer->token_to_id("<extra_id_1>") == first - 1,
+               "--model {}: its tokenizer has no T5 sentinels (<extra_id_0>, <extra_id_1>, ... counting down) for span corruption", dir);
+  auto sample = read_sample(args, *tokenizer, max_length, false);
+  const uint64_t seed = std::stoull(args.get("seed", "0"));
+  std::vector<models::Batch> out;
+  for (size_t i = 0; i < sample.examples.size(); ++i) {
+    std::vector<int64_t> ids(sample.examples[i].ids.begin(), sample.examples[i].ids.end());
+    if (!ids.empty() && ids.back() == eos) ids.pop_back();
+    if (ids.size() < 2) continue;
+    auto c = data::span_corrupt(ids, first, eos, data::mix_seed(seed, i));
+    models::Batch b;
+    b.input_ids = torch::tensor(c.inputs, torch::kLong).view({1, -1});
+    b.attention_mask = torch::ones_like(b.input_ids);
+    b.labels = torch::tensor(c.targets, torch::kLong).view({1, -1});
+    out.push_back(std::move(b));
+  }
+  SCULPT_CHECK(!out.empty(), "span corruption: no example of {} has 2 tokens", sample.from);
+  data_from = sample.from + ", span-corrupted (15% of the tokens in spans of mean length 3, T5's objective)";
+  return out;
+}
+
 // One-shot pruning of an OPT's or a T5's heads and FFN neurons (or whole blocks), packed by the
 // decoder packing of SP3 (compress/pack_decoder.h); the stream keeps its width. Magnitude and
 // activations for both; Taylor for OPT on its causal-LM loss over unlabelled text (a classifier:
-// on the task loss over labelled rows). T5's units are its self-attention heads and FFN neurons.
+// on the task loss over labelled rows), for T5 on span corruption of unlabelled text. T5's units
+// are its self-attention heads and FFN neurons.
 nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
                                       const std::string& method, const std::string& family, const torch::Device& device) {
   const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
@@ -307,9 +297,10 @@ nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, 
     auto model = models::load_t5(dir);
     model->to(device);
     model->eval();
-    const auto scores = method == "magnitude"
-                            ? magnitude(model)
-                            : compress::activation_scores(model, examples(std::stoll(args.get("max-length", "128")), false), statistic);
+    const int64_t max_length = std::stoll(args.get("max-length", "128"));
+    const auto scores = method == "magnitude"    ? magnitude(model)
+                        : method == "activation" ? compress::activation_scores(model, examples(max_length, false), statistic)
+                                                 : compress::taylor_t5_scores(model, span_corrupted(args, dir, max_length, data_from));
     return finish(model, scores, compress::pack_t5, models::save_t5);
   }
   auto model = models::load_opt(dir);
@@ -368,7 +359,7 @@ int cmd_compress(int argc, char** argv) {
                     : "");
     return 0;
   }
-  if ((family == "opt" && method != "slice") || (family == "t5" && (method == "magnitude" || method == "activation"))) {
+  if ((family == "opt" || family == "t5") && method != "slice") {
     auto report = compress_decoder_units(args, dir, out, target, method, family, device);
     train::copy_tokenizer_files(dir, out);
     report["model"] = dir;
@@ -382,7 +373,7 @@ int cmd_compress(int argc, char** argv) {
                 static_cast<long long>(a["parameters_after"].get<int64_t>()));
     return 0;
   }
-  SCULPT_CHECK(family == "bert", "--method {}: {} is a {} model, which takes slice, kmeans, magnitude and activation", method, dir, family);
+  SCULPT_CHECK(family == "bert", "--method {}: {} is a {} model; sculpt compress takes bert, opt and t5", method, dir, family);
   auto model = load_classifier(args, dir);
   model->eval();
   model->to(device);

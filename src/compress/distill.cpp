@@ -15,6 +15,15 @@ torch::Tensor logits_kl(const torch::Tensor& student, const torch::Tensor& teach
   return times_t_squared ? kl * (T * T) : kl;
 }
 
+torch::Tensor masked_logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& mask, double T,
+                               bool times_t_squared) {
+  SCULPT_CHECK(student.dim() == 3 && mask.sizes() == student.sizes().slice(0, 2), "masked_logits_kl: logits [B, T, V] and a [B, T] mask");
+  auto s = torch::log_softmax(student / T, -1), t = torch::log_softmax(teacher.detach() / T, -1);
+  auto m = mask.to(s.scalar_type());
+  auto kl = ((t.exp() * (t - s)).sum(-1) * m).sum() / m.sum();
+  return times_t_squared ? kl * (T * T) : kl;
+}
+
 torch::Tensor prediction_distill(const torch::Tensor& student, const torch::Tensor& teacher, double T, bool times_t_squared) {
   if (student.size(-1) == 1) return torch::mse_loss(student, teacher.detach());
   return logits_kl(student, teacher, T, times_t_squared);

@@ -49,8 +49,9 @@ Tensor descending_eigenvectors(const Tensor& cov) { return std::get<1>(torch::li
 }  // namespace
 
 std::string rotation_problem(const models::TransformerConfig& c) {
-  if (c.model_type != "opt") return fmt::format("rotation is implemented for OPT (got {})", c.model_type);
+  if (c.model_type != "opt" && c.model_type != "t5") return fmt::format("rotation is implemented for OPT and T5 (got {})", c.model_type);
   if (c.rotated_norm_width > 0) return "the model is already rotated";
+  if (c.model_type == "t5") return {};  // RMS norms without a mean, v1.0 and v1.1 alike
   if (!c.pre_norm || !c.final_norm)
     return "post-LayerNorm OPT (do_layer_norm_before false, as opt-350m) normalises the residual stream itself: no orthogonal "
            "map commutes with its LayerNorms, so it cannot be rotated exactly";

@@ -292,4 +292,23 @@ StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::
   return s;
 }
 
+StructureScores taylor_t5_scores(models::T5& model, const std::vector<models::Batch>& corrupted) {
+  SCULPT_CHECK(!corrupted.empty(), "Taylor scores need at least one example");
+  int64_t total = 0;
+  for (const auto& b : corrupted) {
+    SCULPT_CHECK(b.labels.defined() && b.input_ids.size(0) == 1, "Taylor scores of a T5 read single examples with their targets");
+    total += b.labels.numel();
+  }
+  auto s = taylor_of(model, true, [&](const torch::Device& device) {
+    for (const auto& b : corrupted) {  // the decoder reads the targets shifted right; the loss is their mean
+      auto d = b.to(device);
+      auto out = model->forward(d.input_ids, d.attention_mask, {}, {}, d.labels);
+      (out.loss * static_cast<double>(b.labels.numel()) / static_cast<double>(total)).backward();
+    }
+  });
+  s.source = fmt::format("first-order Taylor |w * dL/dw| of the sequence-to-sequence loss over {} target tokens of {} examples", total,
+                         corrupted.size());
+  return s;
+}
+
 }  // namespace sculpt::compress

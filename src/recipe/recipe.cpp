@@ -90,6 +90,9 @@ void parse_distill(Node& d, DistillSection& out, bool cofi) {
   if (out.layer_map != "sp3" && out.layer_map != "cofi") d.error("layer_map", fmt::format("'{}' is not sp3 or cofi", out.layer_map));
   out.span_kl = d.get<std::string>("span_kl", cofi ? "mean" : "sum");
   if (out.span_kl != "mean" && out.span_kl != "sum") d.error("span_kl", fmt::format("'{}' is not mean or sum", out.span_kl));
+  out.lm_positions = d.get<std::string>("lm_positions", out.lm_positions);
+  if (out.lm_positions != "masked" && out.lm_positions != "all")
+    d.error("lm_positions", fmt::format("'{}' is not masked or all", out.lm_positions));
   if (out.temperature <= 0) d.error("temperature", "must be positive");
   d.close();
 }
@@ -212,7 +215,7 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     p.method = prune.get<std::string>("method", "sp3");
     const bool cofi = p.method == "cofi", one_shot = p.one_shot();
     if (p.method != "sp3" && !cofi && !one_shot)
-      prune.error("method", fmt::format("'{}' is not sp3, cofi, magnitude, activation, taylor or slice", p.method));
+      prune.error("method", fmt::format("'{}' is not sp3, cofi, magnitude, activation, taylor, slice or kmeans", p.method));
     p.target = prune.get<double>("target", cofi ? 0.95 : one_shot ? 0.5 : 0.06);
     if (one_shot) {
       p.sample_examples = prune.get<int64_t>("sample_examples", p.sample_examples);
@@ -227,6 +230,10 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
         prune.error("statistic", fmt::format("'{}' is not mean_abs or apoz", p.statistic));
       p.round_to = prune.get<int64_t>("round_to", p.round_to);
       if (p.round_to < 1) prune.error("round_to", "at least 1");
+    }
+    if (p.method == "kmeans") {
+      p.bits = prune.get<int64_t>("bits", p.bits);
+      if (p.bits < 1 || p.bits > 8) prune.error("bits", fmt::format("{} bits: codebooks of 2 to 256 centroids take 1 to 8", p.bits));
     }
     p.epsilon = prune.get<double>("epsilon", cofi ? 0.01 : 0.02);
     p.epsilon_below = prune.get<double>("epsilon_below", 1.0);
@@ -273,14 +280,13 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if (one_shot && (p.target < 0 || p.target >= 1)) prune.error("target", "a one-shot target is the share removed, in [0, 1)");
     if (cofi && (p.target < 0 || p.target >= 1)) prune.error("target", "CoFi's target is the pruned fraction, in [0, 1)");
     const bool opt = r.model.family == "opt" && !r.data.is_squad() && !r.data.is_mlm();
-    if ((r.model.family != "bert" && !opt) || r.data.is_mlm())
-      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, and for OPT on GLUE tasks and causal LM "
-                            "(data.task clm)");
-    if (opt && p.method != "sp3")
-      prune.error("method", "OPT is pruned with sp3 (masks in the rotated stream); cofi and one-shot methods read BERT");
-    if (opt && p.finetune.value > 0)
-      prune.error("finetune", "a fine-tune stage after OPT pruning is not implemented yet: fine-tune the packed model with its own "
-                              "recipe (model.path = the packed directory)");
+    const bool t5 = r.model.family == "t5" && !r.data.is_squad() && !r.data.is_text();
+    if ((r.model.family != "bert" && !opt && !t5) || r.data.is_mlm())
+      prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, for OPT on GLUE tasks and causal LM "
+                            "(data.task clm), and for T5 on GLUE tasks as text-to-text");
+    if ((opt || t5) && p.method != "sp3")
+      prune.error("method", fmt::format("{} is pruned with sp3 (masks in the rotated stream); cofi and one-shot methods read BERT "
+                                        "(sculpt compress prunes OPT and T5 in one shot)", opt ? "OPT" : "T5"));
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();

@@ -14,6 +14,8 @@ DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<
     pred = compress::prediction_distill(student.start_logits, teacher.start_logits, d.temperature, d.t_squared) +
            compress::prediction_distill(student.end_logits, teacher.end_logits, d.temperature, d.t_squared);
     if (d.span_kl == "mean") pred = pred / 2;
+  } else if (student.logits.dim() == 3) {
+    pred = compress::masked_logits_kl(student.logits, teacher.logits, attention_mask, d.temperature, d.t_squared);
   } else {
     pred = compress::prediction_distill(student.logits, teacher.logits, d.temperature, d.t_squared);
   }
@@ -26,6 +28,14 @@ DistillTerms distill_loss(const models::ModelOutput& student, const std::vector<
   }
   if (d.task_weight > 0) loss = loss + d.task_weight * student.loss;
   return {loss, pred.detach(), layer.loss.defined() ? layer.loss.detach() : layer.loss, layer.match};
+}
+
+models::Batch every_token_lm_batch(const models::Batch& batch) {
+  models::Batch b = batch;
+  b.masked_positions = torch::Tensor();
+  b.labels = torch::full({batch.input_ids.numel()}, -100, batch.labels.options());
+  b.labels.index_copy_(0, batch.masked_positions, batch.labels);
+  return b;
 }
 
 models::ModelOutput teacher_outputs(models::Bert& teacher, const models::Batch& batch, bool hidden_states) {

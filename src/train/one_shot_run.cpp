@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <numeric>
 
+#include "sculpt/compress/kmeans_model.h"
 #include "sculpt/compress/one_shot.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
@@ -18,6 +19,29 @@
 namespace fs = std::filesystem;
 
 namespace sculpt::train {
+namespace {
+
+// best/ is the teacher coded by k-means (a codebook directory of the same shapes, so every size
+// column reads "all kept"); pruning.json carries the coding report in place of the scores.
+void run_kmeans(const recipe::Recipe& r, const torch::Device& device, std::chrono::steady_clock::time_point t0) {
+  const fs::path run_dir = r.run_dir(), best = run_dir / "best", tmp = run_dir / "best.tmp";
+  fs::remove_all(tmp);
+  compress::KMeansOptions o;
+  o.bits = static_cast<int>(r.prune.bits);
+  o.seed = static_cast<uint64_t>(r.run.seed);
+  auto coded = compress::code_model_kmeans(r.model.path, tmp.string(), o, device);
+  copy_tokenizer_files(r.model.tokenizer, tmp.string());
+  coded["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const nlohmann::json report = {{"packed_sparsity", 0.0}, {"packed_remaining", 1.0}, {"one_shot", coded}};
+  io::write_file_atomic((tmp / "pruning.json").string(), report.dump(2) + "\n");
+  fs::rename(tmp, best);
+  const auto& a = coded["achieved"];
+  LOG_INFO("[prune] kmeans at {} bits: {} in {:.1f}s ({} tensors coded, {:.1f} MB -> {:.1f} MB, relative error {:.4f})", o.bits,
+           best.string(), coded["seconds"].get<double>(), coded["tensors_coded"].get<int64_t>(), a["bytes_before"].get<double>() / 1e6,
+           a["bytes_after"].get<double>() / 1e6, a["relative_error"].get<double>());
+}
+
+}  // namespace
 
 void run_one_shot(const recipe::Recipe& r) {
   const fs::path run_dir = r.run_dir(), best = run_dir / "best";
@@ -30,6 +54,7 @@ void run_one_shot(const recipe::Recipe& r) {
   fs::create_directories(run_dir);
   io::write_file_atomic((run_dir / "recipe.resolved.yaml").string(), r.resolved_yaml());
   const auto t0 = std::chrono::steady_clock::now();
+  if (r.prune.method == "kmeans") return run_kmeans(r, device, t0);
   auto teacher = models::load_bert(r.model.path, /*strict=*/true).model;
   teacher->to(device);
   teacher->eval();

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "sculpt/core/log.h"
@@ -12,13 +13,15 @@
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/opt.h"
-#include "sculpt/models/packed_bert.h"
+#include "sculpt/models/t5.h"
+#include "sculpt/models/any_bert.h"
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/clm_data.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/finetune.h"
 #include "sculpt/train/labeled_data.h"
 #include "sculpt/train/one_shot_run.h"
+#include "sculpt/train/t5_glue_data.h"
 
 namespace fs = std::filesystem;
 
@@ -36,6 +39,7 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   root["train"]["duration"] = r.prune.finetune.str();
   root["train"]["lr"] = r.prune.finetune_lr;
   root["train"]["warmup"] = 0;
+  if (r.prune.method == "kmeans") root["codebook"]["method"] = "finetune";  // the centroids train, the indices stay
   if (r.prune.finetune_as == "cofi") {
     // CoFi's stage: distillation kept on with the pruning run's weights, no LR schedule, the
     // embeddings frozen (method.md §5.4, §5.6).
@@ -50,6 +54,17 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   return recipe::parse_recipe(out.c_str(), r.source + " (fine-tune stage)");
 }
 
+nlohmann::json decoder_summary(const recipe::Recipe& r, const fs::path& packed, const std::string& metric, const std::map<std::string, double>& t,
+                               const std::map<std::string, double>& s, int64_t teacher_width, int64_t student_width) {
+  auto report = io::read_json((packed / "pruning.json").string());
+  LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f}; remaining {:.4f} of the linear maps, stream {} of {} dims",
+           packed.string(), metric, s.at(metric), t.at(metric), report["packed_remaining"].get<double>(), student_width, teacher_width);
+  const bool lower_better = metric == "perplexity" || metric == "loss";
+  const double retained = lower_better ? t.at(metric) / s.at(metric) : (t.at(metric) != 0 ? s.at(metric) / t.at(metric) : 0.0);
+  return {{"method", r.prune.method}, {"target", r.prune.target}, {"metric", metric}, {"teacher", t}, {"packed", s},
+          {"packed_model", packed.string()}, {"retained", retained}, {"sparsity", report}};
+}
+
 // The packed OPT's and its teacher's dev scores (perplexity on the recipe's text, or the GLUE
 // task's metrics), and the sizes.
 nlohmann::json evaluate_packed_opt(const recipe::Recipe& r, const fs::path& packed) {
@@ -62,17 +77,30 @@ nlohmann::json evaluate_packed_opt(const recipe::Recipe& r, const fs::path& pack
   const std::string metric = data->main_metric(r);
   auto t = data->evaluate([&](const models::Batch& b) { return models::opt_logits(teacher, b); }, r.data.eval_batch_size, device);
   auto s = data->evaluate([&](const models::Batch& b) { return models::opt_logits(student, b); }, r.data.eval_batch_size, device);
-  auto report = io::read_json((packed / "pruning.json").string());
-  LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f}; remaining {:.4f} of the linear maps, stream {} of {} dims",
-           packed.string(), metric, s[metric], t[metric], report["packed_remaining"].get<double>(), student->config.hidden_size,
-           teacher->config.hidden_size);
-  return {{"method", r.prune.method}, {"target", r.prune.target}, {"metric", metric}, {"teacher", t}, {"packed", s},
-          {"packed_model", packed.string()}, {"retained", metric == "perplexity" || metric == "loss" ? t[metric] / s[metric] : s[metric] / t[metric]}, {"sparsity", report}};
+  return decoder_summary(r, packed, metric, t, s, teacher->config.hidden_size, student->config.hidden_size);
+}
+
+// The packed T5's and its teacher's dev scores (GLUE as text-to-text, by greedy generation).
+nlohmann::json evaluate_packed_t5(const recipe::Recipe& r, const fs::path& packed) {
+  const torch::Device device = resolve_device(r.run.device);
+  torch::NoGradGuard no_grad;
+  auto teacher = models::load_t5(r.model.path), student = models::load_t5(packed.string());
+  for (auto* m : {&teacher, &student}) (*m)->to(device), (*m)->eval();
+  const T5GlueData data(r, teacher->config.pad_token_id, /*dev_only=*/true);
+  auto score = [&](models::T5& m) {
+    return data.evaluate(
+        [&m](const torch::Tensor& ids, const torch::Tensor& mask) { return m->generate(ids, mask, T5GlueData::kMaxNewTokens).first; },
+        [&m](const models::Batch& b) { return m->forward(b.input_ids, b.attention_mask, {}, b.decoder_attention_mask, b.labels).logits; },
+        r.data.eval_batch_size, device);
+  };
+  auto t = score(teacher), s = score(student);
+  return decoder_summary(r, packed, data.main_metric(r), t, s, teacher->config.hidden_size, student->config.hidden_size);
 }
 
 // compression.json's body: the packed model's and the teacher's dev scores and the sizes.
 nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) {
   if (r.model.family == "opt") return evaluate_packed_opt(r, packed);
+  if (r.model.family == "t5") return evaluate_packed_t5(r, packed);
   const torch::Device device = resolve_device(r.run.device);
   torch::NoGradGuard no_grad;
   auto teacher = models::load_bert(r.model.path, true).model;
@@ -80,11 +108,11 @@ nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) 
   const std::string metric = data->main_metric(r);
   teacher->to(device);
   teacher->eval();
-  auto student = models::load_packed_bert(packed.string());
-  student->to(device);
-  student->eval();
+  auto student = models::load_any_bert(packed.string());  // packed, or a codebook directory (kmeans)
+  student.to(device);
+  student.module->eval();
   auto t = data->evaluate([&](const models::Batch& b) { return teacher->forward(b); }, r.data.eval_batch_size, device);
-  auto s = data->evaluate([&](const models::Batch& b) { return student->forward(b); }, r.data.eval_batch_size, device);
+  auto s = data->evaluate([&](const models::Batch& b) { return student.forward(b, {}); }, r.data.eval_batch_size, device);
   auto report = io::read_json((packed / "pruning.json").string());
   nlohmann::json summary = {{"method", r.prune.method},
                             {"target", r.prune.target},

@@ -19,6 +19,7 @@
 #include "sculpt/metrics/glue_metrics.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/models/opt.h"
+#include "sculpt/models/t5.h"
 #include "sculpt/models/packed_bert.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/train/glue_data.h"
@@ -241,6 +242,11 @@ std::string teacher_problem(const recipe::Recipe& r) {
                          "first, e.g. recipes/opt-125m/{}_finetune.yaml)", r.model.path, task.name, task.num_labels(), task.name);
     return {};
   }
+  if (r.model.family == "t5") {
+    const auto c = models::t5_config_from_json(j, path.string());
+    if (!c.layer_shapes.empty()) return fmt::format("{} is a packed model; pruning starts from the dense teacher", r.model.path);
+    return {};  // any T5ForConditionalGeneration: its GLUE answers are words, not a head's labels
+  }
   if (models::is_packed_bert(j))
     return fmt::format("{} is a packed model; pruning starts from the dense fine-tuned teacher", r.model.path);
   const auto c = models::bert_config_from_json(j, path.string());
@@ -259,7 +265,7 @@ std::string teacher_problem(const recipe::Recipe& r) {
 }
 
 std::unique_ptr<Task> make_prune_task(const recipe::Recipe& r, const torch::Device& device, bool restoring) {
-  if (r.model.family == "opt") return make_decoder_prune_task(r, device, restoring);
+  if (r.model.family == "opt" || r.model.family == "t5") return make_decoder_prune_task(r, device, restoring);
   return std::make_unique<PruneTask>(r, device, restoring);
 }
 

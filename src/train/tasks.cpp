@@ -4,14 +4,12 @@
 
 #include <chrono>
 #include <filesystem>
-#include <numeric>
 #include <type_traits>
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/data/glue.h"
-#include "sculpt/data/glue_text.h"
 #include "sculpt/data/squad.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/metrics/glue_metrics.h"
@@ -20,12 +18,12 @@
 #include "sculpt/models/hf_model.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
-#include "sculpt/tokenizers/sentencepiece.h"
 #include "sculpt/tokenizers/wordpiece.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/squad_data.h"
+#include "sculpt/train/t5_glue_data.h"
 #include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/task.h"
 #include "sculpt/train/token_data.h"
@@ -46,7 +44,7 @@ std::string config_source(const recipe::Recipe& r) {
 // A parsed config, checked against the shapes the starting checkpoint's weights declare before
 // the model is allocated.
 models::TransformerConfig checked(models::TransformerConfig c, const recipe::Recipe& r) {
-  if (!r.model.path.empty()) models::check_config_against_weights(c, r.model.path, config_source(r));
+  if (!r.model.path.empty()) models::check_config_against_weights(c, r.model.path, config_source(r), /*packed=*/!c.layer_shapes.empty());
   return c;
 }
 
@@ -172,105 +170,40 @@ class GlueClassificationTask : public Task {
 class GlueT5Task : public Task {
  public:
   GlueT5Task(const recipe::Recipe& r, const torch::Device& device)
-      : r_(r), task_(data::glue_task(r.data.task)), model_(checked(models::t5_config_from_json(model_config(r), config_source(r)), r)), device_(device) {
-    tokenizer_ = tokenizers::SentencePieceTokenizer::from_dir(r.model.tokenizer);
+      : r_(r), model_(checked(models::t5_config_from_json(model_config(r), config_source(r)), r)), device_(device),
+        data_(r, model_->config.pad_token_id) {
     keys_ = models::t5_key_map(model_->config);
     load_or_init(*model_, keys_, r, 1.0 / std::sqrt(static_cast<double>(model_->config.hidden_size)));
     model_->to(device_);
-    const TokenSource source{*tokenizer_, r.model.tokenizer, r.logging.progress_bar};
-    train_ = load_text_pairs(source, task_, r.data.root, "train", r.data.max_seq_len, r.data.max_train_examples, true);
-    for (const auto& split : task_.dev_splits)
-      dev_.emplace_back(split, load_text_pairs(source, task_, r.data.root, split, r.data.max_seq_len, r.data.max_eval_examples, false));
-    for (const auto& p : train_) lengths_.push_back(static_cast<int64_t>(p.source.size()));
-    LOG_INFO("[data] {} as text-to-text: {} train, {} dev examples", task_.name, train_.size(), dev_.front().second.size());
   }
-  std::string describe() const override { return "t5 text-to-text on " + task_.name; }
+  std::string describe() const override { return "t5 text-to-text on " + data_.task().name; }
   torch::nn::Module& model() override { return *model_; }
   const models::KeyMap& keys() const override { return keys_; }
-  const std::vector<int64_t>& train_lengths() const override { return lengths_; }
-
-  models::Batch collate(const std::vector<size_t>& idx) const override {
-    models::Batch b;
-    std::tie(b.input_ids, b.attention_mask) = pad(idx, true, model_->config.pad_token_id);
-    std::tie(b.labels, b.decoder_attention_mask) = pad(idx, false, -100);
-    return b;
-  }
-  int64_t tokens_of(size_t i) const override { return static_cast<int64_t>(train_[i].source.size() + train_[i].target.size()); }
+  const std::vector<int64_t>& train_lengths() const override { return data_.train_lengths(); }
+  models::Batch collate(const std::vector<size_t>& idx) const override { return data_.collate_train(idx); }
+  int64_t tokens_of(size_t i) const override { return data_.tokens_of(i); }
   torch::Tensor loss(const models::Batch& b) override {
     return model_->forward(b.input_ids, b.attention_mask, {}, b.decoder_attention_mask, b.labels).loss;
   }
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     model_->eval();
-    std::map<std::string, double> all;
-    // Batches dealt to ranks in turn; each prediction is set on one rank and 0 on the others, so
-    // one all-reduce sum gathers them exactly.
-    Distributed& group = process_group(device_);
-    const size_t world = static_cast<size_t>(group.world_size()), rank = static_cast<size_t>(group.rank());
-    for (size_t s = 0; s < dev_.size(); ++s) {
-      const auto& ex = dev_[s].second;
-      std::vector<double> pred(ex.size(), 0.0), gold(ex.size()), unknown(ex.size(), 0.0);
-      size_t batch_no = 0;
-      for (const auto& idx : data::consecutive_batches(ex.size(), static_cast<size_t>(r_.data.eval_batch_size))) {
-        if (batch_no++ % world != rank) continue;
-        auto [ids, mask] = pad_rows(ex, idx, model_->config.pad_token_id);
-        auto generated = model_->generate(ids.to(device_), mask.to(device_), 6).first.to(torch::kCPU);
-        for (size_t i = 0; i < idx.size(); ++i) {
-          auto row = generated[static_cast<int64_t>(i)];
-          std::vector<int64_t> out(row.data_ptr<int64_t>() + 1, row.data_ptr<int64_t>() + row.numel());
-          auto label = data::t5_glue_parse(task_, tokenizer_->decode(out));
-          unknown[idx[i]] = label ? 0.0 : 1.0;
-          // An output that is no label word counts as wrong: a class no gold label has.
-          pred[idx[i]] = label ? *label : (task_.is_regression() ? 0.0 : -1.0);
-        }
-      }
-      if (world > 1) {
-        const int64_t n = static_cast<int64_t>(ex.size());
-        auto both = torch::cat({torch::tensor(pred, torch::kDouble), torch::tensor(unknown, torch::kDouble)});
-        auto all = group.all_reduce_sum(both).to(torch::kCPU).contiguous();
-        std::copy(all.data_ptr<double>(), all.data_ptr<double>() + n, pred.begin());
-        std::copy(all.data_ptr<double>() + n, all.data_ptr<double>() + 2 * n, unknown.begin());
-      }
-      for (size_t i = 0; i < ex.size(); ++i) gold[i] = ex[i].label;
-      const double unknown_count = std::accumulate(unknown.begin(), unknown.end(), 0.0);
-      for (const auto& [k, v] : metrics::glue_metrics(task_.name, pred, gold)) all[s == 0 ? k : "mm_" + k] = v;
-      all[s == 0 ? "unknown_outputs" : "mm_unknown_outputs"] = unknown_count;
-    }
-    return all;
+    return data_.evaluate(
+        [&](const torch::Tensor& ids, const torch::Tensor& mask) { return model_->generate(ids, mask, T5GlueData::kMaxNewTokens).first; },
+        [&](const models::Batch& b) { return model_->forward(b.input_ids, b.attention_mask, {}, b.decoder_attention_mask, b.labels).logits; },
+        r_.data.eval_batch_size, device_);
   }
-  std::string main_metric() const override { return r_.eval.metric.empty() ? metrics::glue_main_metric(task_.name) : r_.eval.metric; }
+  std::string main_metric() const override { return data_.main_metric(r_); }
   void export_to(const std::string& dir) override {
     models::save_hf(*model_, keys_, model_->config.raw, dir);
     copy_tokenizer_files(r_.model.tokenizer, dir);
   }
 
  private:
-  std::pair<torch::Tensor, torch::Tensor> pad_rows(const std::vector<data::TextPair>& rows, const std::vector<size_t>& idx, int64_t fill,
-                                                   bool source = true) const {
-    int64_t T = 1;
-    for (size_t i : idx) T = std::max<int64_t>(T, static_cast<int64_t>((source ? rows[i].source : rows[i].target).size()));
-    auto ids = torch::full({static_cast<int64_t>(idx.size()), T}, fill, torch::kLong);
-    auto mask = torch::zeros_like(ids);
-    auto a = ids.accessor<int64_t, 2>();
-    auto m = mask.accessor<int64_t, 2>();
-    for (size_t b = 0; b < idx.size(); ++b) {
-      const auto& seq = source ? rows[idx[b]].source : rows[idx[b]].target;
-      for (size_t t = 0; t < seq.size(); ++t) a[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = seq[t], m[static_cast<int64_t>(b)][static_cast<int64_t>(t)] = 1;
-    }
-    return {ids, mask};
-  }
-  std::pair<torch::Tensor, torch::Tensor> pad(const std::vector<size_t>& idx, bool source, int64_t fill) const {
-    return pad_rows(train_, idx, fill, source);
-  }
-
   const recipe::Recipe& r_;
-  const data::GlueTask& task_;
   models::T5 model_;
   torch::Device device_;
-  std::unique_ptr<tokenizers::SentencePieceTokenizer> tokenizer_;
-  std::vector<data::TextPair> train_;
-  std::vector<std::pair<std::string, std::vector<data::TextPair>>> dev_;
-  std::vector<int64_t> lengths_;
+  T5GlueData data_;
   models::KeyMap keys_;
 };
 

@@ -1,7 +1,7 @@
 // recipe.distill with a dense teacher on any BERT task (classification, SQuAD, masked LM): the
 // student's loss becomes train/distill_loss.h's, pred_weight x KL(teacher || student) of the
-// logits at the temperature (start and end logits for SQuAD; the masked tokens' vocabulary
-// logits for MLM) + task_weight x the task's own loss (+ layer_weight x the hidden-state loss,
+// logits at the temperature (start and end logits for SQuAD; for MLM the masked tokens'
+// vocabulary logits, or with distill.lm_positions all every real token's, as IntelLabs' code) + task_weight x the task's own loss (+ layer_weight x the hidden-state loss,
 // student and teacher of one shape). Prune Once for All: 0.5 KL at T = 2 with T^2, 0.5 task loss.
 #include <torch/torch.h>
 
@@ -27,14 +27,19 @@ class TeacherTask : public WrappedTask {
     teacher_->eval();
     for (auto& p : teacher_->parameters()) p.set_requires_grad(false);
     teacher_->to(device);
-    LOG_INFO("[distill] teacher {}: {:.2f} x KL (T {}{}) + {:.2f} x task loss + {:.2f} x layer loss", r.distill.teacher,
-             r.distill.pred_weight, r.distill.temperature, r.distill.t_squared ? ", x T^2" : "", r.distill.task_weight,
-             r.distill.layer_weight);
+    LOG_INFO("[distill] teacher {}: {:.2f} x KL (T {}{}{}) + {:.2f} x task loss + {:.2f} x layer loss", r.distill.teacher,
+             r.distill.pred_weight, r.distill.temperature, r.distill.t_squared ? ", x T^2" : "",
+             r.data.is_mlm() ? ", over " + std::string(r.distill.lm_positions == "all" ? "every token" : "the masked tokens") : "",
+             r.distill.task_weight, r.distill.layer_weight);
   }
   std::string describe() const override { return inner_->describe() + ", distilling from " + r_.distill.teacher; }
 
-  torch::Tensor loss(const models::Batch& batch) override {
+  torch::Tensor loss(const models::Batch& masked) override {
     const bool layers = r_.distill.layer_weight > 0;
+    // lm_positions all: the head runs on every position for both models, the task loss still
+    // reads only the masked tokens.
+    const bool every_token = masked.masked_positions.defined() && r_.distill.lm_positions == "all";
+    const models::Batch batch = every_token ? every_token_lm_batch(masked) : masked;
     const auto t = teacher_outputs(teacher_, batch, layers);
     auto s = inner_->outputs(batch, layers);
     check_shapes(s, t);

@@ -313,13 +313,25 @@ TEST(CompressFamilies, OptAndT5HeadsAndNeuronsPruneOneShotAndForward) {
     for (const auto& h : report["kept"]["heads"]) heads += h.get<int>();
     EXPECT_EQ(heads, out == "t5_apoz" ? 8 : 4) << report.dump();
   }
-  // A family the method does not take is refused, naming both.
+  // Zero-shot Taylor on a T5: span corruption of 16 SST-2 dev lines (no labels); the same halves go
+  // as by magnitude, and the result forwards.
   std::string log;
   const std::string t5 = testing::shared_path("fixtures/hf/t5_small");
-  EXPECT_NE(testing::run_cli({"compress", "--method", "taylor", "--model", t5, "--out", tmp.str("t5_taylor"), "--target", "0.5"},
+  ASSERT_EQ(testing::run_cli({"compress", "--method", "taylor", "--model", t5, "--out", tmp.str("t5_taylor"), "--target", "0.5", "--text",
+                              testing::shared_path("data/glue/SST-2/dev.tsv"), "--examples", "16", "--progress", "off"},
                              tmp.str("t5_taylor.log"), &log),
-            0);
-  EXPECT_NE(log.find("--method taylor: " + t5 + " is a t5 model, which takes slice, kmeans, magnitude and activation"), std::string::npos)
+            0)
+      << log;
+  const auto report = nlohmann::json::parse(std::ifstream(tmp.str("t5_taylor/compression.json")));
+  EXPECT_EQ(report["achieved"]["map_weights_before"].get<int64_t>() - report["achieved"]["map_weights_after"].get<int64_t>(),
+            8 * 4 * 64 * 16 + 256 * 2 * 64)
+      << report.dump();
+  EXPECT_NE(report["scores"].get<std::string>().find("sequence-to-sequence loss over"), std::string::npos) << report.dump();
+  EXPECT_NE(report["data"].get<std::string>().find("span-corrupted"), std::string::npos) << report.dump();
+  EXPECT_EQ(testing::run_cli({"forward", "--model", tmp.str("t5_taylor"), "--inputs", t5 + "/reference.safetensors", "--out",
+                              tmp.str("t5_taylor.out.safetensors")},
+                             tmp.str("t5_taylor.forward.log"), &log),
+            0)
       << log;
 }
 

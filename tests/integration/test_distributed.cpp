@@ -101,12 +101,15 @@ TEST_F(DataParallel, PruningAndItsFineTuneStageRunOnTwoProcesses) {
   EXPECT_TRUE(std::filesystem::exists(tmp.str("cofi/finetune/best/config.json")));
 }
 
-// T5's generated answers are evaluated a share of the batches per rank and gathered: the same
-// accuracy and unknown-output count, evaluation by evaluation, as one process.
+// T5's generated answers and teacher-forced loss are evaluated a share of the batches per rank and
+// gathered: the same accuracy, unknown-output count and loss, evaluation by evaluation, as one
+// process. The rate is so small that the weights stay what they were in fp32: two ranks average
+// their halves' gradients, which is not one process's mean over all target tokens, so a real
+// rate would give two (slightly) different models to compare.
 TEST_F(DataParallel, T5EvaluationShardedOverTwoProcessesMatchesOneProcess) {
   const std::vector<std::string> a = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_t5_glue.yaml",
                                       "run.output_root=" + tmp.str(), "model.config.dropout_rate=0.0", "data.eval_batch_size=4",
-                                      "eval.every=3u"};
+                                      "eval.every=3u", "train.lr=1e-12"};
   auto with_name = [&](const std::string& name) {
     auto out = a;
     out.push_back("run.name=" + name);
@@ -124,6 +127,8 @@ TEST_F(DataParallel, T5EvaluationShardedOverTwoProcessesMatchesOneProcess) {
     EXPECT_EQ(x["step"], y["step"]);
     EXPECT_EQ(x["accuracy"], y["accuracy"]) << one[i] << " vs " << two[i];
     EXPECT_EQ(x["unknown_outputs"], y["unknown_outputs"]) << one[i] << " vs " << two[i];
+    // The teacher-forced loss: the same batches' sums, added in another order across the ranks.
+    EXPECT_NEAR(x["loss"].get<double>(), y["loss"].get<double>(), 1e-9 * x["loss"].get<double>()) << one[i] << " vs " << two[i];
   }
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/safetensors.h"
 
 namespace sculpt {
@@ -290,6 +291,43 @@ TEST_F(Prune, OneShotRecipeCompressesEvaluatesAndFineTunes) {
   // Resuming a finished one-shot run compresses nothing again.
   ASSERT_EQ(run({"resume", tmp.str("taylor")}, "resume.log"), 0) << last_output;
   EXPECT_NE(last_output.find("holds the taylor model already"), std::string::npos) << last_output;
+
+  // kmeans: best/ holds the teacher's codes exactly as `sculpt compress --method kmeans` writes
+  // them at the run's seed, every size column at "all kept"; the fine-tune stage trains the
+  // centroids of the same indices.
+  ASSERT_EQ(run(prune_args("tiny_bert_one_shot.yaml", "kmeans", {"prune.method=kmeans", "prune.bits=2"}), "kmeans.log"), 0)
+      << last_output;
+  EXPECT_NE(last_output.find("[prune] kmeans at 2 bits"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("centroid fine-tuning of 17 shared matrices"), std::string::npos) << last_output;
+  ASSERT_EQ(run({"compress", "--method", "kmeans", "--bits", "2", "--seed", "7", "--model", tmp.str("teacher/final"), "--out",
+                 tmp.str("kmeans_cli"), "--progress", "off"},
+                "kmeans_cli.log"),
+            0)
+      << last_output;
+  const auto codes = io::read_codebook_contents(tmp.str("kmeans/best/model.codebook.safetensors"));
+  const auto cli = io::read_codebook_contents(tmp.str("kmeans_cli/model.codebook.safetensors"));
+  const auto tuned = io::read_codebook_contents(tmp.str("kmeans/finetune/final/model.codebook.safetensors"));
+  ASSERT_EQ(codes.coded.size(), 17u);
+  for (const auto& [name, c] : codes.coded) {
+    EXPECT_TRUE(torch::equal(c.codebook, cli.coded.at(name).codebook)) << name;
+    EXPECT_TRUE(torch::equal(c.indices, cli.coded.at(name).indices)) << name;
+    EXPECT_TRUE(torch::equal(c.indices, tuned.coded.at(name).indices)) << name << ": the fine-tune moved an index";
+    EXPECT_FALSE(torch::equal(c.codebook, tuned.coded.at(name).codebook)) << name << ": its centroids did not train";
+  }
+  auto ks = json("kmeans/compression.json");
+  EXPECT_EQ(ks["method"], "kmeans");
+  EXPECT_DOUBLE_EQ(ks["sparsity"]["packed_remaining"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(ks["sparsity"]["packed_sparsity"].get<double>(), 0.0);
+  EXPECT_EQ(ks["sparsity"]["one_shot"]["bits"], 2);
+  EXPECT_EQ(json("kmeans_cli/compression.json")["achieved"], ks["sparsity"]["one_shot"]["achieved"]);
+  ASSERT_EQ(run({"eval", "--model", tmp.str("kmeans/best"), "--task", "sst2", "--data", testing::shared_path("data/glue"), "--device",
+                 "cpu", "--max-examples", "64", "--max-length", "48"},
+                "kmeans_eval.log"),
+            0)
+      << last_output;
+  e = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+  EXPECT_DOUBLE_EQ(ks["packed"]["accuracy"].get<double>(), e["accuracy"].get<double>());
+  EXPECT_EQ(json("kmeans/finetune/results.json")["updates"], 10);
 }
 
 TEST_F(Prune, RecipeErrorsNameTheKey) {

@@ -3,9 +3,11 @@
 // perplexity within the target, scored beside the teacher at exactly the masked student's
 // perplexity, its size the map table's count, loaded by eval and bench; a run killed mid-pruning
 // resumes bitwise. As an SST-2 classifier (recipes/tests/tiny_opt_sst2_sp3.yaml): the best packed
-// classifier by accuracy, scored at exactly the masked student's accuracy. A packed T5 directory
-// (T5 has no pruning task yet: packed here from partial masks) runs in `sculpt forward`, logits and
-// greedy generation equal to the masked model's, and in `bench infer --generate`.
+// classifier by accuracy, scored at exactly the masked student's accuracy, then fine-tuned at its
+// packed shapes. T5 on SST-2 as text-to-text (recipes/tests/tiny_t5_glue_sp3.yaml): the best packed
+// T5 by generated answers, its size the map table's count, a killed run resumed bitwise. A packed
+// T5 directory from partial masks runs in `sculpt forward`, logits and greedy generation equal to
+// the masked model's, and in `bench infer --generate`.
 #include <cmath>
 #include <fstream>
 
@@ -123,7 +125,8 @@ TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) 
 }
 
 TEST_F(PruneOpt, Sp3PacksTheBestSst2ClassifierByAccuracyWithinTheTarget) {
-  ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str()},
+  ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str(),
+                 "prune.finetune=6u", "prune.finetune_lr=1e-3"},
                 "sst2.log"),
             0)
       << last_output;
@@ -141,6 +144,80 @@ TEST_F(PruneOpt, Sp3PacksTheBestSst2ClassifierByAccuracyWithinTheTarget) {
     if (e["step"] == best_step) student = e["accuracy"];
   EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), student);
   EXPECT_NEAR(summary["retained"].get<double>(), student / summary["teacher"]["accuracy"].get<double>(), 1e-12);
+
+  // The fine-tune stage trains the packed OPT as it is (same shapes) and reports its best evaluation.
+  EXPECT_EQ(json("tiny_opt_sst2_sp3/finetune/results.json")["updates"], 6);
+  const auto tuned_best = json("tiny_opt_sst2_sp3/finetune/results.json")["best"];
+  EXPECT_EQ(summary["finetuned_best"], tuned_best);
+  double tuned = -1;
+  for (const auto& e : jsonl("tiny_opt_sst2_sp3/finetune/eval.jsonl"))
+    if (e["step"] == tuned_best["step"]) tuned = e["accuracy"];
+  EXPECT_DOUBLE_EQ(tuned_best["value"].get<double>(), tuned);
+  auto finetuned = models::load_opt(tmp.str("tiny_opt_sst2_sp3/finetune/best"));
+  EXPECT_EQ(compress::linear_map_weights(*finetuned), compress::linear_map_weights(*packed));
+  EXPECT_EQ(finetuned->config.hidden_size, packed->config.hidden_size);
+}
+
+TEST(PruneT5, Sp3PacksTheBestTextToTextModelWithinTheTargetAndAKilledRunResumesBitwise) {
+  if (testing::shared_path("fixtures/hf/t5_small").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf/t5_small and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  const std::string recipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_t5_glue_sp3.yaml";
+  auto json = [&](const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); };
+  auto jsonl = [&](const std::string& rel) {
+    std::vector<nlohmann::json> out;
+    for (const auto& line : testing::read_lines(tmp.str(rel))) out.push_back(nlohmann::json::parse(line));
+    return out;
+  };
+  std::string log;
+  ASSERT_EQ(testing::run_cli({"run", recipe, "run.output_root=" + tmp.str(), "run.name=full", "prune.finetune=4u"}, tmp.str("full.log"), &log), 0)
+      << log;
+  EXPECT_NE(log.find("the student starts equal to the teacher"), std::string::npos) << log;
+  auto summary = json("full/compression.json");
+  EXPECT_EQ(summary["metric"], "accuracy");
+  EXPECT_NE(summary["packed_model"].get<std::string>().find("/best"), std::string::npos) << summary;
+  const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
+  EXPECT_LE(remaining, 0.5 + 0.05);
+  // The size is the map table's exact count: the packed T5's attention (self and cross) and FFN
+  // weights over the teacher's, 2 x 4 x 64 x 64 + 2 x 2 x 64 x 128 (encoder) + 2 x 8 x 64 x 64 +
+  // 2 x 2 x 64 x 128 (decoder) = 163,840.
+  auto packed = models::load_t5(tmp.str("full/best"));
+  EXPECT_EQ(summary["sparsity"]["dense_map_weights"].get<double>(), 163840.0);
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 163840.0);
+  EXPECT_EQ(packed->config.layer_shapes.size(), 4u);
+  // The packed model generates what the masked student generated at the chosen evaluation.
+  const int64_t best_step = json("full/results.json")["best"]["step"];
+  int found = 0;
+  for (const auto& e : jsonl("full/eval.jsonl"))
+    if (e["step"] == best_step) {
+      ++found;
+      EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), e["accuracy"].get<double>());
+      EXPECT_DOUBLE_EQ(summary["packed"]["unknown_outputs"].get<double>(), e["unknown_outputs"].get<double>());
+      // Teacher-forced target loss: the packed model's equals the masked student's (random weights
+      // answer no label word, so accuracy alone would not tell them apart).
+      const double loss = e["loss"].get<double>();
+      EXPECT_NEAR(summary["packed"]["loss"].get<double>(), loss, 1e-4 * loss);
+      EXPECT_NEAR(e["packed_remaining"].get<double>(), remaining, 1e-12);
+    }
+  EXPECT_EQ(found, 1);
+  EXPECT_EQ(json("full/finetune/results.json")["updates"], 4);
+  EXPECT_EQ(compress::linear_map_weights(*models::load_t5(tmp.str("full/finetune/final"))), compress::linear_map_weights(*packed));
+  // Killed after update 23 (both mask groups on, mid-ramp): resumed, every log line and export is the same.
+  EXPECT_EQ(testing::run_cli({"run", recipe, "run.output_root=" + tmp.str(), "run.name=cut", "debug.crash_after_step=23"}, tmp.str("cut.log"),
+                             &log),
+            128 + SIGKILL)
+      << log;
+  ASSERT_EQ(testing::run_cli({"resume", tmp.str("cut")}, tmp.str("resume.log"), &log), 0) << log;
+  auto strip = [](std::vector<nlohmann::json> rows) {
+    for (auto& r : rows) r.erase("samples_per_s"), r.erase("tokens_per_s"), r.erase("elapsed_s"), r.erase("eval_seconds");
+    return rows;
+  };
+  EXPECT_EQ(strip(jsonl("full/metrics.jsonl")), strip(jsonl("cut/metrics.jsonl")));
+  EXPECT_EQ(strip(jsonl("full/eval.jsonl")), strip(jsonl("cut/eval.jsonl")));
+  const auto a = io::read_safetensors(tmp.str("full/final/model.safetensors")).tensors;
+  const auto b = io::read_safetensors(tmp.str("cut/final/model.safetensors")).tensors;
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
 }
 
 TEST(PackedT5, ADirectoryForwardsAndGeneratesThroughTheCliAsTheMaskedModel) {

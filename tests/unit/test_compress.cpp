@@ -153,6 +153,26 @@ TEST(Distill, KlAtTemperatureAndRegressionMse) {
   EXPECT_NEAR(r.item<double>(), 0.5, 1e-6);  // one logit: MSE, not a KL that is always 0
 }
 
+TEST(Distill, TokenLogitsAverageTheKlOverRealTokensOnly) {
+  // [B 2, T 2, V 3] with the last token of row 1 padding: the mean of the three real tokens' KLs
+  // at T = 2, each by hand; what distill_loss takes for a masked LM's every-position logits.
+  auto s = torch::tensor({{{1.0, 2.0, 3.0}, {0.0, 0.0, 1.0}}, {{2.0, -1.0, 0.5}, {9.0, 9.0, -9.0}}}, torch::kDouble);
+  auto t = torch::tensor({{{3.0, 1.0, 0.0}, {1.0, 0.0, 0.0}}, {{0.0, 0.0, 0.0}, {-9.0, 9.0, 9.0}}}, torch::kDouble);
+  auto mask = torch::tensor({{1, 1}, {1, 0}}, torch::kLong);
+  auto kl = [&](int b, int i) {
+    auto ps = torch::softmax(s[b][i] / 2, -1), pt = torch::softmax(t[b][i] / 2, -1);
+    return (pt * (pt.log() - ps.log())).sum().item<double>();
+  };
+  const double expected = (kl(0, 0) + kl(0, 1) + kl(1, 0)) / 3;
+  EXPECT_NEAR(compress::masked_logits_kl(s, t, mask, 2.0, false).item<double>(), expected, 1e-12);
+  EXPECT_NEAR(compress::masked_logits_kl(s, t, mask, 2.0, true).item<double>(), 4 * expected, 1e-12);
+  models::ModelOutput so, to;
+  so.logits = s, to.logits = t;
+  recipe::DistillSection d;
+  d.pred_weight = 1, d.layer_weight = 0, d.temperature = 2;
+  EXPECT_NEAR(train::distill_loss(so, {}, to, mask, d).loss.item<double>(), expected, 1e-12);
+}
+
 TEST(Distill, SpanKlsAreSummedAsSp3OrAveragedAsCofi) {
   // SQuAD: SP3's code adds KL(start) and KL(end); CoFi's (and Intel's) halves the sum.
   models::ModelOutput s, t;

@@ -1,11 +1,18 @@
 // Masked-LM inputs (data/mlm_masking.h) on the WordPiece fixture: what is chosen, how chosen
-// tokens are replaced, whole words, and that a row's masks depend on its seed alone.
+// tokens are replaced, whole words, and that a row's masks depend on its seed alone; T5's span
+// corruption in closed form.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <numeric>
+#include <tuple>
+
 #include "sculpt/data/mlm_masking.h"
+#include "sculpt/data/span_corruption.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/tokenizers/tokenizer.h"
+#include "sculpt/train/distill_loss.h"
 #include "test_util.h"
 
 namespace sculpt {
@@ -141,8 +148,59 @@ TEST(MlmHead, MaskedRowsOnlyEqualTheFullLogitsAtThosePositions) {
   auto logp = torch::log_softmax(out.logits, -1);
   const double expected = -(logp[0][7] + logp[1][8] + logp[2][9]).item<double>() / 3;
   EXPECT_NEAR(out.loss.item<double>(), expected, 1e-5);
+  // distill.lm_positions all: the head on every position, the loss still over the three chosen
+  // tokens (labels -100 elsewhere, cross-entropy's ignored index): the same loss, the full logits.
+  auto every = train::every_token_lm_batch(some);
+  EXPECT_FALSE(every.masked_positions.defined());
+  auto expect_labels = torch::full({14}, -100, torch::kLong);
+  expect_labels[1] = 7, expect_labels[5] = 8, expect_labels[9] = 9;
+  EXPECT_TRUE(torch::equal(every.labels, expect_labels));
+  auto out_every = bert->forward(every);
+  EXPECT_TRUE(testing::all_close(out_every.logits, all, 1e-6, 1e-6));
+  EXPECT_NEAR(out_every.loss.item<double>(), expected, 1e-5);
   // The decoder is the word embedding matrix itself (tied).
   EXPECT_EQ(models::bert_key_map(c).back().internal, "mlm_bias");
+}
+
+TEST(SpanCorruption, NoiseCountsRoundHalfToEvenAndTheTargetsRebuildTheText) {
+  // L = 100: 15 noise tokens in round(15 / 3) = 5 spans. L = 30: 4.5 rounds to 4 (numpy's
+  // half to even), one span. L = 10: 1.5 rounds to 2. L = 2: 0.3 rounds to 0, raised to 1.
+  for (const auto& [length, noise, spans] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{100, 15, 5}, {30, 4, 1}, {10, 2, 1}, {2, 1, 1}}) {
+    for (uint64_t seed : {1ULL, 2ULL, 3ULL}) {
+      const auto mask = data::random_spans_noise_mask(length, 0.15, 3.0, seed);
+      ASSERT_EQ(static_cast<int64_t>(mask.size()), length);
+      EXPECT_EQ(std::count(mask.begin(), mask.end(), true), noise) << length;
+      int64_t starts = 0;
+      for (size_t i = 0; i < mask.size(); ++i) starts += mask[i] && (i == 0 || !mask[i - 1]);
+      EXPECT_EQ(starts, spans) << length << " seed " << seed;
+      EXPECT_FALSE(mask.front()) << "kept tokens come first";
+      EXPECT_TRUE(mask.back()) << "the interleaving ends on noise, as T5's";
+    }
+  }
+  // The input keeps the other tokens with sentinel k (<extra_id_k> = 1099 - k in the T5 fixtures'
+  // vocabulary) where span k was; the target is sentinel k then span k, for each k; both end in </s>.
+  std::vector<int64_t> ids(40);
+  std::iota(ids.begin(), ids.end(), 10);
+  const auto c = data::span_corrupt(ids, 1099, 2, 7);
+  const auto mask = data::random_spans_noise_mask(40, 0.15, 3.0, 7);  // 6 noise tokens, 2 spans
+  ASSERT_EQ(c.inputs.size(), 40u - 6u + 2u + 1u);
+  ASSERT_EQ(c.targets.size(), 6u + 2u + 1u);
+  EXPECT_EQ(c.inputs.back(), 2);
+  EXPECT_EQ(c.targets.back(), 2);
+  EXPECT_EQ(c.targets.front(), 1099);
+  std::vector<int64_t> rebuilt, expected_inputs, expected_targets;
+  size_t t = 0;
+  for (int64_t x : std::vector<int64_t>(c.inputs.begin(), c.inputs.end() - 1)) {
+    if (x < 1000) {
+      rebuilt.push_back(x);
+      continue;
+    }
+    EXPECT_EQ(c.targets[t++], x) << "sentinels in the same order";
+    while (t + 1 < c.targets.size() && c.targets[t] < 1000) rebuilt.push_back(c.targets[t++]);
+  }
+  EXPECT_EQ(rebuilt, ids);
+  for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(mask[i], std::find(c.targets.begin(), c.targets.end(), ids[i]) != c.targets.end()) << i;
+  EXPECT_NE(data::random_spans_noise_mask(100, 0.15, 3.0, 1), data::random_spans_noise_mask(100, 0.15, 3.0, 2));
 }
 
 }  // namespace

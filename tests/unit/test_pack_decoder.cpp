@@ -5,10 +5,13 @@
 // the same greedy generation as the packed models they become, which reload from their
 // directories; the map table's count at 0/1 masks is the packed model's exact weight count; an
 // unrotated OPT packs heads and neurons exactly and refuses stream masks with the reason.
+#include <numeric>
+
 #include "sculpt/compress/one_shot.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
+#include "sculpt/data/span_corruption.h"
 #include "decoder_masks.h"
 #include "test_util.h"
 
@@ -277,6 +280,48 @@ TEST(PackDecoder, OneShotT5GatedNeuronsScoreBothInputRowsAndPackAsMasked) {
   EXPECT_TRUE(testing::all_close(packed->forward(ids, mask, {}, {}, labels).logits, expected, 1e-4, 1e-4));
   const auto& shapes = packed->config.layer_shapes;
   for (size_t i = 0; i < shapes.size(); ++i) EXPECT_EQ(shapes[i].cross.present, i >= 2) << i;  // the decoder's, whole
+}
+
+TEST(PackDecoder, T5TaylorScoresAreWeightTimesGradientOfTheMeanTargetLoss) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
+  auto model = models::load_t5(dir);
+  model->eval();
+  // Two span-corrupted examples of 11 and 24 tokens: 2 + 1 + 1 and 4 + 1 + 1 targets (noise, sentinels, </s>).
+  std::vector<models::Batch> examples;
+  for (int64_t n : {11, 24}) {
+    std::vector<int64_t> ids(static_cast<size_t>(n));
+    std::iota(ids.begin(), ids.end(), 20);
+    const auto c = data::span_corrupt(ids, 1099, 2, static_cast<uint64_t>(n));
+    models::Batch b;
+    b.input_ids = torch::tensor(c.inputs, torch::kLong).view({1, -1});
+    b.attention_mask = torch::ones_like(b.input_ids);
+    b.labels = torch::tensor(c.targets, torch::kLong).view({1, -1});
+    examples.push_back(b);
+  }
+  ASSERT_EQ(examples[0].labels.numel() + examples[1].labels.numel(), 10);
+  const auto taylor = compress::taylor_t5_scores(model, examples);
+  EXPECT_NE(taylor.source.find("sequence-to-sequence loss over 10 target tokens of 2 examples"), std::string::npos) << taylor.source;
+  // By hand: the summed token losses over 10, backward, |w * g| over a unit's weights.
+  model->zero_grad();
+  torch::Tensor sum = torch::zeros({});
+  for (const auto& e : examples) {
+    auto logits = model->forward(e.input_ids, e.attention_mask, {}, {}, e.labels).logits;
+    sum = sum + torch::nn::functional::cross_entropy(logits.view({-1, logits.size(-1)}), e.labels.view(-1),
+                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  }
+  (sum / 10.0).backward();
+  auto wg = [](const torch::Tensor& w) { return (w * w.grad()).abs(); };
+  auto* dec = model->decoder->blocks[0]->as<models::T5Block>();
+  auto* ff = dec->ffn.get();
+  const double neuron = wg(ff->fc1->weight)[7].sum().item<double>() + wg(ff->gate->weight)[7].sum().item<double>() +
+                        wg(ff->fc2->weight).select(1, 7).sum().item<double>();
+  EXPECT_NEAR(taylor.ffn[2][7].item<double>(), neuron, 1e-4 * neuron);
+  // Head 1 of the first encoder block: its 16 rows of q, k and v and its 16 columns of o.
+  auto* att = model->encoder->blocks[0]->as<models::T5Block>()->self_attn.get();
+  const double head = wg(att->q->weight).narrow(0, 16, 16).sum().item<double>() + wg(att->k->weight).narrow(0, 16, 16).sum().item<double>() +
+                      wg(att->v->weight).narrow(0, 16, 16).sum().item<double>() + wg(att->o->weight).narrow(1, 16, 16).sum().item<double>();
+  EXPECT_NEAR(taylor.head[0][1].item<double>(), head, 1e-4 * head);
+  model->zero_grad();
 }
 
 // Keeps every input its Linear reads.

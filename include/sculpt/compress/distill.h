@@ -14,6 +14,10 @@ namespace sculpt::compress {
 
 // batchmean KL(teacher || student) of the softened distributions.
 torch::Tensor logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, double temperature, bool times_t_squared);
+// Per-token logits [B, T, V]: the KL of each real token (mask [B, T], 1 = real) averaged over
+// those tokens, each token an example (IntelLabs' masked-LM distillation; no host sync).
+torch::Tensor masked_logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& mask, double temperature,
+                               bool times_t_squared);
 // The prediction loss for a head: KL for classification, MSE for a single regression output.
 torch::Tensor prediction_distill(const torch::Tensor& student, const torch::Tensor& teacher, double temperature,
                                  bool times_t_squared);

@@ -65,4 +65,9 @@ StructureScores group_by_unit(models::T5& model, const UnitQuantity& f);
 // unpadded examples, labelled for a classifier.
 StructureScores taylor_opt_scores(models::Opt& model, const std::vector<models::Batch>& examples);
 
+// T5's: the gradient that of its sequence-to-sequence loss over the targets of `corrupted`
+// (input_ids and labels, one unpadded example a batch: span corruption, data/span_corruption.h,
+// for zero-shot scores), averaged over every target token of the sample.
+StructureScores taylor_t5_scores(models::T5& model, const std::vector<models::Batch>& corrupted);
+
 }  // namespace sculpt::compress

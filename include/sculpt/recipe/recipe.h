@@ -91,11 +91,16 @@ struct DistillSection {
   bool t_squared = false;                                         // CoFi multiplies the KL by T^2
   std::string layer_map = "sp3";                                  // sp3 (all states, j >= i) | cofi
   std::string span_kl = "mean";  // SQuAD's start and end KLs: mean (CoFi's and Intel's code) | sum (SP3's)
+  // Masked LM's KL over: masked (the tokens the loss reads, the head run on those rows only) |
+  // all (every real token, as IntelLabs' HFTeacherWrapper for Prune OFA: each token an example).
+  std::string lm_positions = "masked";
 };
 
 struct PruneSection {
   // "" | sp3 | cofi (masks learned under distillation) | magnitude | activation | taylor | slice
   // (one-shot, compress/one_shot.h: no training, then the same packed evaluation and fine-tune stage)
+  // | kmeans (one-shot too: Deep Compression's codebooks, compress/kmeans_model.h; its fine-tune
+  // stage trains the centroids)
   std::string method;
   double target = 0.06;        // sp3: remaining fraction (residual maps included); cofi, one-shot: pruned fraction
                                // (slice: of the hidden dims)
@@ -134,8 +139,11 @@ struct PruneSection {
   std::string granularity = "units";  // units (heads, neurons) | blocks
   std::string statistic = "mean_abs"; // activation: mean_abs | apoz
   int64_t round_to = 8;               // slice: kept dims a multiple of this
+  int64_t bits = 4;                   // kmeans: 2^bits centroids per matrix
   bool enabled() const { return !method.empty(); }
-  bool one_shot() const { return method == "magnitude" || method == "activation" || method == "taylor" || method == "slice"; }
+  bool one_shot() const {
+    return method == "magnitude" || method == "activation" || method == "taylor" || method == "slice" || method == "kmeans";
+  }
 };
 
 // Unstructured sparsity of the weight matrices (Prune Once for All, method.md §6.2).
