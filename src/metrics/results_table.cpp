@@ -89,6 +89,7 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
       if (j.contains("finetuned_best") && j["finetuned_best"].value("step", -1) >= 0) {
         c.score = j["finetuned_best"].value("value", 0.0);
         c.model = j.value("finetuned_model", "");
+        c.before_finetune = value_of(j.at("packed"), c.metric, file + " packed");
       } else {
         c.score = value_of(j.at("packed"), c.metric, file + " packed");
         c.model = j.value("packed_model", "");
@@ -153,6 +154,7 @@ nlohmann::json to_record(const CellResult& c) {
   j["remaining"] = std::isnan(c.remaining) ? nlohmann::json() : nlohmann::json(c.remaining);
   j["pruned"] = std::isnan(c.pruned) ? nlohmann::json() : nlohmann::json(c.pruned);
   if (c.speedup > 0) j["speedup"] = c.speedup;
+  if (!std::isnan(c.before_finetune)) j["score_before_finetune"] = c.before_finetune;
   return j;
 }
 
@@ -174,6 +176,7 @@ CellResult from_record(const nlohmann::json& j, const std::string& file) {
     c.remaining = j.at("remaining").is_null() ? kNaN : j["remaining"].get<double>();
     c.pruned = j.at("pruned").is_null() ? kNaN : j["pruned"].get<double>();
     c.speedup = j.value("speedup", -1.0);
+    c.before_finetune = j.value("score_before_finetune", kNaN);
     SCULPT_CHECK(!c.key.empty() && !c.task.empty() && !c.metric.empty(), "{}: a cell record needs key, task and metric", file);
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -223,11 +226,20 @@ Table build_table(const std::vector<CellResult>& cells) {
   std::set<std::string> seen_tasks;
   // (dense first, method, size) -> cells
   std::map<std::tuple<bool, std::string, std::string, std::string>, std::vector<const CellResult*>> groups;
-  for (const auto& c : cells) {
-    if (seen_tasks.insert(c.task).second) t.tasks.push_back(c.task);
-    t.metric_of[c.task] = c.metric;
-    groups[{!c.method.empty(), c.stage, row_method(c), size_point(c)}].push_back(&c);
-  }
+  std::vector<CellResult> before;  // the packed models before their fine-tune stage, as cells of their own rows
+  for (const auto& c : cells)
+    if (!std::isnan(c.before_finetune)) {
+      CellResult b = c;
+      b.variant = row_method(c) + " (before FT)";
+      b.score = c.before_finetune;
+      before.push_back(std::move(b));
+    }
+  for (const std::vector<CellResult>* list : {&cells, static_cast<const std::vector<CellResult>*>(&before)})
+    for (const auto& c : *list) {
+      if (seen_tasks.insert(c.task).second) t.tasks.push_back(c.task);
+      t.metric_of[c.task] = c.metric;
+      groups[{!c.method.empty(), c.stage, row_method(c), size_point(c)}].push_back(&c);
+    }
   // Columns in GLUE's order (as GLUE tables print them), then any other task by name.
   static const std::vector<std::string> kGlueOrder = {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli"};
   auto rank = [](const std::string& task) {

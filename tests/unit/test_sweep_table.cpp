@@ -169,7 +169,7 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_EQ(cells.size(), 2u + 5u + 1u);
   EXPECT_EQ(unfinished, 1);
   auto t = metrics::build_table(cells);
-  ASSERT_EQ(t.rows.size(), 3u);
+  ASSERT_EQ(t.rows.size(), 4u);
   const auto& dense = t.rows[0];
   EXPECT_EQ(dense.method, "dense");
   EXPECT_DOUBLE_EQ(dense.scores.at("rte").mean, 70);
@@ -182,7 +182,14 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_EQ(cofi.scores.count("stsb"), 0u);
   EXPECT_TRUE(std::isnan(metrics::mean({})));
   EXPECT_EQ(cofi.gate, "pruned");
-  const auto& sp3 = t.rows[2];
+  // The packed model before CoFi's fine-tune stage, as a row of its own beside it.
+  const auto& cofi_before = t.rows[2];
+  EXPECT_EQ(cofi_before.method, "cofi (before FT)");
+  EXPECT_EQ(cofi_before.size, "target=0.95");
+  EXPECT_DOUBLE_EQ(cofi_before.scores.at("rte").mean, 50);
+  EXPECT_NEAR(cofi_before.retention.at("rte").mean, 50 / 0.70, 1e-9);
+  EXPECT_DOUBLE_EQ(cofi_before.pruned.mean, 0.95);
+  const auto& sp3 = t.rows[3];
   EXPECT_EQ(sp3.method, "sp3");
   EXPECT_EQ(sp3.gate, "remaining");
   EXPECT_DOUBLE_EQ(sp3.scores.at("rte").mean, 67);
@@ -201,6 +208,7 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_EQ(t.tasks, (std::vector<std::string>{"stsb", "rte"}));
   EXPECT_NE(md.find("| sp3 | target=0.1 | 85.5 ± 0.7 (n=2) | 67.0 ± 1.0 (n=3) | 76."), std::string::npos) << md;
   EXPECT_NE(md.find("| cofi | target=0.95 | — | 64.0 (n=1) | — |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| cofi (before FT) | target=0.95 | — | 50.0 (n=1) | — |"), std::string::npos) << md;
   const std::string csv = metrics::to_csv(t);
   EXPECT_NE(csv.find("sp3,target=0.1,rte,accuracy,67.0000,1.0000,3,95.71,0.1060,"), std::string::npos) << csv;
   EXPECT_NE(metrics::to_latex(t).find("67.0 $\\pm$ 1.0 (n=3)"), std::string::npos);
@@ -254,9 +262,11 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   const fs::path root = tmp.path / "sweep";
   dense_cell(root, "rte", "accuracy", 0.70);
   pruned_cell(root, "rte", "sp3", "0.1", 1, "accuracy", 0.70, 0.66, 0.10, 0.92);
-  pruned_cell(root, "rte", "sp3", "0.1", 2, "accuracy", 0.70, 0.68, 0.11, 0.91);
+  pruned_cell(root, "rte", "sp3", "0.1", 2, "accuracy", 0.70, 0.68, 0.11, 0.91, 0.69);
   auto cells = metrics::collect_results(root.string());
   ASSERT_EQ(cells.size(), 3u);
+  EXPECT_TRUE(std::isnan(cells[0].before_finetune));  // no fine-tune stage
+  EXPECT_DOUBLE_EQ(cells[1].before_finetune, 0.68);
   EXPECT_EQ(cells[0].key, "prune/rte/sp3_target-0.1_seed-1");  // sorted: prune/ before teacher/
   const std::string before = metrics::to_markdown(metrics::build_table(cells));
 
@@ -275,6 +285,9 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   EXPECT_DOUBLE_EQ(back[0].teacher, 0.70);
   EXPECT_DOUBLE_EQ(back[0].remaining, 0.10);
   EXPECT_DOUBLE_EQ(back[0].speedup, 4.5);
+  EXPECT_TRUE(std::isnan(back[0].before_finetune));
+  EXPECT_DOUBLE_EQ(back[1].before_finetune, 0.68);
+  EXPECT_DOUBLE_EQ(back[1].score, 0.69);
 
   // One seed's run directory is gone: the merge takes it from its record, the rest live.
   fs::remove_all(root / "prune" / "rte" / "sp3_target-0.1_seed-2");

@@ -5,6 +5,7 @@
 // packed model's speedup. Metrics are shown ×100 (accuracy, F1, MCC, correlations alike), and
 // the average over tasks is the mean of the per-task means, as GLUE tables do.
 #pragma once
+#include <limits>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -24,6 +25,9 @@ struct CellResult {
   std::string model, teacher_model; // directories of the result and its teacher (for timing)
   std::string key;                  // the cell's directory relative to the sweep's, e.g. prune/rte/sp3_target-0.06_seed-1
   double speedup = -1;              // packed vs teacher as last measured by `sculpt table` (-1: never)
+  // The packed model's score before the fine-tune stage, when one ran (NaN: none); the table
+  // shows it as its own row, "<method> (before FT)".
+  double before_finetune = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
@@ -69,7 +73,8 @@ struct Table {
   std::vector<TableRow> rows;                     // dense rows first, then by method and size
 };
 
-// Group cells by (stage, method, grid point without run.seed).
+// Group cells by (stage, method, grid point without run.seed); a cell with a score before its
+// fine-tune stage adds it to the row "<method> (before FT)" of the same size.
 Table build_table(const std::vector<CellResult>& cells);
 std::string to_markdown(const Table& t);
 std::string to_csv(const Table& t);
