@@ -2,7 +2,8 @@
 // a dense masked LM, its upstream gradual magnitude pruning with distillation (killed and resumed
 // bitwise), pattern-locked transfer to SST-2 distilling from a dense fine-tuned teacher, 8-bit
 // quantization-aware training to an int8 directory that `sculpt eval` runs with int8 products,
-// and post-training quantization of the dense teacher.
+// post-training quantization of the dense teacher, and QAT of a packed (zero-shot pruned) model to
+// a packed int8 directory.
 #include <cmath>
 #include <fstream>
 #include <regex>
@@ -190,6 +191,26 @@ TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
   EXPECT_EQ(neurons, 64);
   ASSERT_EQ(run({"eval", "--model", tmp.str("zero_shot"), "--task", "sst2", "--max-examples", "64", "--max-length", "48"}, "zs_eval.log"), 0)
       << last_output;
+
+  // 7. QAT of that packed model: 12 packed maps fake-quantized while it trains, exported as a
+  // packed int8 directory whose int8 products score what the fake-quantized model scored.
+  ASSERT_EQ(run({"run", kRecipes + "tiny_bert_finetune.yaml", "run.output_root=" + tmp.str(), "run.name=packed_qat",
+                 "model.path=" + tmp.str("zero_shot"), "quantize.method=qat", "train.lr=1e-4", "train.duration=12u", "eval.every=12u"},
+                "packed_qat.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("8-bit quantization-aware training of 12 linear maps"), std::string::npos) << last_output;
+  const auto packed_config = nlohmann::json::parse(std::ifstream(tmp.str("packed_qat/final/config.json")));
+  EXPECT_EQ(packed_config["sculpt_packed"]["format"], 1);
+  EXPECT_EQ(packed_config["sculpt_quantization"]["bits"], 8);
+  const double packed_qat_accuracy = jsonl("packed_qat/eval.jsonl").back()["accuracy"].get<double>();
+  ASSERT_EQ(run({"eval", "--model", tmp.str("packed_qat/final"), "--task", "sst2", "--max-examples", "64", "--max-length", "48", "--batch",
+                 "32"},
+                "packed_qat_eval.log"),
+            0)
+      << last_output;
+  EXPECT_NE(last_output.find("12 linear maps run int8 products"), std::string::npos) << last_output;
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(last_output.substr(last_output.find('{')))["accuracy"].get<double>(), packed_qat_accuracy);
 }
 
 }  // namespace
