@@ -312,6 +312,11 @@ models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s) {
     if (m.qk.defined()) lm.attn.qk = m.qk[l].narrow(0, 0, s.head_dim);  // a d_head pattern tiled over the heads
     if (m.vo.defined()) lm.attn.vo = m.vo[l].narrow(0, 0, s.head_dim);
     lm.attn.head = m.head[l], lm.attn.gate = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l], lm.hidden = out.embed;
+    if (m.cross_head.defined() && l >= s.layers - m.cross_head.size(0)) {  // the last layers' cross-attention
+      const int64_t c = l - (s.layers - m.cross_head.size(0));
+      if (m.cross_qk.defined()) lm.cross.qk = m.cross_qk[c].narrow(0, 0, s.head_dim), lm.cross.vo = m.cross_vo[c].narrow(0, 0, s.head_dim);
+      lm.cross.head = m.cross_head[c], lm.cross.gate = m.cross_mha[c];
+    }
     out.layers.push_back(lm);
   }
   return out;
@@ -324,6 +329,10 @@ models::ModelMasks model_keep(const Sp3KeepProbs& p) {
     models::LayerMasks lm;
     lm.attn = {p.qk[l], p.vo[l], p.head[l], p.mha[l]};
     lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l], lm.hidden = out.embed;
+    if (p.cross_head.defined() && l >= p.head.size(0) - p.cross_head.size(0)) {
+      const int64_t c = l - (p.head.size(0) - p.cross_head.size(0));
+      lm.cross = {p.cross_qk[c], p.cross_vo[c], p.cross_head[c], p.cross_mha[c]};
+    }
     out.layers.push_back(lm);
   }
   return out;

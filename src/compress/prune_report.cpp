@@ -50,6 +50,11 @@ nlohmann::json kept_sizes(const Sp3Masks& m) {
   j["ffn"] = counts(m.ffn);
   j["mha"] = counts(m.mha.defined() ? m.mha.view({-1, 1}) : torch::Tensor());
   j["ffn_layer"] = counts(m.ffn_layer.defined() ? m.ffn_layer.view({-1, 1}) : torch::Tensor());
+  if (m.cross_head.defined()) {  // the last layers' cross-attention
+    j["cross_heads"] = counts(m.cross_head);
+    j["cross_mha"] = counts(m.cross_mha.view({-1, 1}));
+    if (m.cross_qk.defined()) j["cross_qk_dims"] = counts(m.cross_qk, m.cross_head.size(1)), j["cross_vo_dims"] = counts(m.cross_vo, m.cross_head.size(1));
+  }
   return j;
 }
 

@@ -182,20 +182,43 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOption
   head = register_module("head", HardConcrete(L, c.num_heads, o));
   mha = register_module("mha", HardConcrete(L, 1, o));
   ffn_layer = register_module("ffn_layer", HardConcrete(L, 1, o));
+  if (const int64_t C = mo.cross_layers; C > 0) {
+    SCULPT_CHECK(C <= L, "cross-attention masks for {} of {} layers", C, L);
+    if (mo.head_dims) {
+      HardConcreteOptions tiled = o;
+      tiled.repeat = c.num_heads;
+      cross_qk = register_module("cross_qk", HardConcrete(C, c.head_dim(), tiled));
+      cross_vo = register_module("cross_vo", HardConcrete(C, c.head_dim(), tiled));
+    }
+    cross_head = register_module("cross_head", HardConcrete(C, c.num_heads, o));
+    cross_mha = register_module("cross_mha", HardConcrete(C, 1, o));
+  }
 }
 
 Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
   auto h = hidden->forward();
   if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
-  return {h, qk ? qk->forward() : torch::Tensor(), vo ? vo->forward() : torch::Tensor(), head->forward(),
-          mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
+  Sp3Masks m{h, qk ? qk->forward() : torch::Tensor(), vo ? vo->forward() : torch::Tensor(), head->forward(),
+             mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
+  if (cross_head) {
+    if (cross_qk) m.cross_qk = cross_qk->forward(), m.cross_vo = cross_vo->forward();
+    m.cross_head = cross_head->forward(), m.cross_mha = cross_mha->forward().squeeze(1);
+  }
+  return m;
 }
 
 Sp3KeepProbs Sp3MaskSetImpl::keep_probs() const {
   auto h = hidden->keep_prob();
   if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
   auto dims = [&](const HardConcrete& m) { return m ? m->keep_prob() : torch::ones({shape.layers, shape.head_dim}, h.options()); };
-  return {h, dims(qk), dims(vo), head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+  Sp3KeepProbs p{h, dims(qk), dims(vo), head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
+  if (cross_head) {
+    const int64_t C = options.cross_layers;
+    auto cross_dims = [&](const HardConcrete& m) { return m ? m->keep_prob() : torch::ones({C, shape.head_dim}, h.options()); };
+    p.cross_qk = cross_dims(cross_qk), p.cross_vo = cross_dims(cross_vo);
+    p.cross_head = cross_head->keep_prob(), p.cross_mha = cross_mha->keep_prob().squeeze(1);
+  }
+  return p;
 }
 
 CofiKeepProbs Sp3MaskSetImpl::cofi_keep_probs() const {
@@ -206,10 +229,11 @@ CofiKeepProbs Sp3MaskSetImpl::cofi_keep_probs() const {
 std::vector<HardConcrete> Sp3MaskSetImpl::group(int g) const {
   std::vector<HardConcrete> out;
   if (g == 0) {
-    for (const auto* m : {&hidden, &qk, &vo, &ffn})
+    for (const auto* m : {&hidden, &qk, &vo, &ffn, &cross_qk, &cross_vo})
       if (*m) out.push_back(*m);
   } else {
-    out = {head, mha, ffn_layer};
+    for (const auto* m : {&head, &mha, &ffn_layer, &cross_head, &cross_mha})
+      if (*m) out.push_back(*m);
   }
   return out;
 }

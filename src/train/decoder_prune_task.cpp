@@ -5,7 +5,8 @@
 // computes; T5's one Q rotates both streams), masked through the shared layers (models/layers.h):
 // one stream mask in that basis, heads, query/key and value dims shared by a block's heads, FFN
 // neurons and whole blocks, as SP3's hard-concrete mask set in its shared-stream form (T5: over
-// the encoder's blocks, then the decoder's; cross-attention stays whole). The loss is the KL of
+// the encoder's blocks, then the decoder's, whose cross-attention has the same head, head-dim
+// and block masks). The loss is the KL of
 // the output distributions (OPT: next token at every position, or the class logits; T5: every
 // target token) plus the layer MSE between the student's stream at each block's input and the
 // teacher's rotated into the same basis (SP3's dynamic matching, or CoFi's; T5: per stream), and
@@ -183,6 +184,7 @@ struct DecoderPruneModule : torch::nn::Module {
     compress::MaskSetOptions mo;
     mo.shared_hidden = true;  // one stream, one basis: the stream mask is shared by every writer
     mo.head_dims = true;
+    mo.cross_layers = teacher->config.num_decoder_layers;  // T5's decoder blocks (OPT: 0)
     masks = register_module("masks", compress::Sp3MaskSet(F::block_config(teacher->config), mo));
     const double lead = p.controller == "anti_windup" ? 0.5 / (1.0 - beta1) : 0.0;
     lagrangian = register_module("lagrangian", compress::Lagrangian(p.absolute, lead));

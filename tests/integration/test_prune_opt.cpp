@@ -185,6 +185,7 @@ TEST(PruneT5, Sp3PacksTheBestTextToTextModelWithinTheTargetAndAKilledRunResumesB
   EXPECT_EQ(summary["sparsity"]["dense_map_weights"].get<double>(), 163840.0);
   EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 163840.0);
   EXPECT_EQ(packed->config.layer_shapes.size(), 4u);
+  EXPECT_EQ(summary["sparsity"]["kept"]["cross_heads"].size(), 2u) << summary.dump();  // the decoder's cross-attention is masked too
   // The packed model generates what the masked student generated at the chosen evaluation.
   const int64_t best_step = json("full/results.json")["best"]["step"];
   int found = 0;

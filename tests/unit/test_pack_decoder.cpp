@@ -9,6 +9,7 @@
 
 #include "sculpt/compress/one_shot.h"
 #include "sculpt/compress/pack_decoder.h"
+#include "sculpt/compress/prune_report.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
 #include "sculpt/data/span_corruption.h"
@@ -280,6 +281,54 @@ TEST(PackDecoder, OneShotT5GatedNeuronsScoreBothInputRowsAndPackAsMasked) {
   EXPECT_TRUE(testing::all_close(packed->forward(ids, mask, {}, {}, labels).logits, expected, 1e-4, 1e-4));
   const auto& shapes = packed->config.layer_shapes;
   for (size_t i = 0; i < shapes.size(); ++i) EXPECT_EQ(shapes[i].cross.present, i >= 2) << i;  // the decoder's, whole
+}
+
+TEST(PackDecoder, T5MaskSetCoversTheDecodersCrossAttentionAndPacksWhatItMasks) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_small");
+  auto model = models::load_t5(dir);
+  model->eval();
+  // The pruning task's mask set: the 2 + 2 blocks as one list, cross-attention on the last 2.
+  auto blocks = model->config;
+  blocks.num_layers += blocks.num_decoder_layers;
+  compress::MaskSetOptions mo;
+  mo.shared_hidden = true;
+  mo.cross_layers = model->config.num_decoder_layers;
+  compress::Sp3MaskSet set(blocks, mo);
+  set->eval();
+  ASSERT_TRUE(set->cross_head);
+  EXPECT_EQ(set->group(0).size(), 6u);  // hidden, qk, vo, ffn, cross qk, cross vo
+  EXPECT_EQ(set->group(1).size(), 5u);  // head, mha, ffn_layer, cross head, cross mha
+  {
+    torch::NoGradGuard g;
+    set->cross_head->log_alpha[0][1] = -10;  // cross head 1 of the first decoder block goes
+    set->cross_qk->log_alpha[1][3] = -10;    // a query/key dim of the second's cross-attention
+    set->cross_mha->log_alpha[1][0] = -10;   // ... and then its whole cross-attention block
+    set->head->log_alpha[1][2] = -10;        // self-attention head 2 of the second encoder block
+  }
+  const auto sp3 = set->sample_or_eval();
+  const auto masks = compress::model_masks(sp3, set->shape);
+  ASSERT_EQ(masks.layers.size(), 4u);
+  EXPECT_FALSE(masks.layers[1].cross.head.defined());  // an encoder block has none
+  EXPECT_EQ(masks.layers[2].cross.head.eq(0).sum().item<int64_t>(), 1);
+  EXPECT_EQ(masks.layers[3].cross.qk.eq(0).sum().item<int64_t>(), 1);
+  EXPECT_EQ(masks.layers[3].cross.gate.item<double>(), 0.0);
+  const auto kept = compress::kept_sizes(sp3);
+  EXPECT_EQ(kept["cross_heads"].get<std::vector<int64_t>>(), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(kept["cross_mha"].get<std::vector<int64_t>>(), (std::vector<int64_t>{1, 0}));
+  // The packed T5 has exactly the table's count: less one self head (4 x 64 x 16), one cross head
+  // of block 2 (4 x 64 x 16) and all of block 3's cross-attention (4 x 64 x 64).
+  torch::NoGradGuard no_grad;
+  auto packed = compress::pack_t5(model, masks);
+  const double table = compress::expected_weights(compress::t5_map_table(compress::binary_masks(masks), model->config)).item<double>();
+  EXPECT_EQ(static_cast<double>(compress::linear_map_weights(*packed)), table);
+  EXPECT_EQ(table, 163840.0 - 2 * 4 * 64 * 16 - 4 * 64 * 64);
+  // ... and computes what the masked model computes.
+  torch::manual_seed(5);
+  auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong), labels = torch::randint(3, 1000, {2, 5});
+  models::ForwardOptions o;
+  o.masks = &masks;
+  EXPECT_TRUE(testing::all_close(packed->forward(ids, mask, {}, {}, labels).logits, model->forward(ids, mask, {}, {}, labels, o).logits,
+                                 1e-4, 1e-4));
 }
 
 TEST(PackDecoder, T5TaylorScoresAreWeightTimesGradientOfTheMeanTargetLoss) {

@@ -23,6 +23,10 @@ struct Sp3Masks {
   torch::Tensor mha;        // [L]
   torch::Tensor ffn;        // [L, F]
   torch::Tensor ffn_layer;  // [L]
+  // Cross-attention of the last C layers (T5's decoder blocks; undefined: none, or kept whole).
+  torch::Tensor cross_qk, cross_vo;  // [C, H * d_head]
+  torch::Tensor cross_head;          // [C, H]
+  torch::Tensor cross_mha;           // [C]
 };
 
 // Activations gathered by forward when asked (no hooks in LibTorch): each LN site's input and
@@ -89,11 +93,13 @@ struct MaskSetOptions {
   bool head_dims = true;       // SP3's Q/K and V/O head-dim masks (CoFi prunes whole heads)
   HardConcreteOptions hard_concrete;
   std::optional<double> ffn_init_mean;  // FFN neuron masks' log alpha init mean (CoFi's code: 0)
+  int64_t cross_layers = 0;  // the last this many layers also mask a cross-attention (T5's decoder)
 };
 
 // Every SP3 mask of a BERT shape as hard-concrete variables (method.md §3.4): hidden per site,
 // Q/K and V/O head dims shared across heads, FFN neurons (group 0); heads, MHA, FFN layers
-// (group 1). CoFi mode: one shared hidden mask and no head-dim masks.
+// (group 1). CoFi mode: one shared hidden mask and no head-dim masks. With cross_layers, the same
+// head, head-dim and block masks for the cross-attention of the last layers.
 struct Sp3MaskSetImpl : torch::nn::Module {
   explicit Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOptions options = {});
   Sp3MaskSetImpl(const models::TransformerConfig& c, HardConcreteOptions hc) : Sp3MaskSetImpl(c, MaskSetOptions{false, true, hc, std::nullopt}) {}
@@ -105,6 +111,8 @@ struct Sp3MaskSetImpl : torch::nn::Module {
   EncoderShape shape;
   MaskSetOptions options;
   HardConcrete hidden{nullptr}, qk{nullptr}, vo{nullptr}, ffn{nullptr}, head{nullptr}, mha{nullptr}, ffn_layer{nullptr};
+  // Cross-attention (options.cross_layers > 0): head dims in group 0, heads and the block in group 1.
+  HardConcrete cross_qk{nullptr}, cross_vo{nullptr}, cross_head{nullptr}, cross_mha{nullptr};
 };
 TORCH_MODULE(Sp3MaskSet);
 

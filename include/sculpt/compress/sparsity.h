@@ -16,6 +16,7 @@ struct EncoderShape {
 // (shared by the heads of a layer); head: [L, H]; mha, ffn_layer: [L]; ffn: [L, F].
 struct Sp3KeepProbs {
   torch::Tensor hidden, qk, vo, head, mha, ffn, ffn_layer;
+  torch::Tensor cross_qk, cross_vo, cross_head, cross_mha;  // the last C layers' cross-attention (undefined: none)
 };
 
 // Expected number of remaining encoder weights (Q, K, V, O, W1, W2 and the two residual
