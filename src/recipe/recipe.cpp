@@ -244,6 +244,9 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
       p.pca_examples = prune.get<int64_t>("pca_examples", p.pca_examples);
       p.pca_tokens = prune.get<int64_t>("pca_tokens", p.pca_tokens);
       p.freeze_original = prune.get<bool>("freeze_original", true);
+    } else if (r.model.family == "opt" || r.model.family == "t5") {  // CoFi's masks on a rotated decoder stream
+      p.pca_examples = prune.get<int64_t>("pca_examples", p.pca_examples);
+      p.freeze_original = prune.get<bool>("freeze_original", false);
     } else {
       p.freeze_original = false;
     }
@@ -269,7 +272,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     parse_distill(d, p.distill, cofi);
     p.finetune = prune.get_duration("finetune", cofi ? "20e" : "0u");
     p.finetune_lr = prune.get<double>("finetune_lr", p.finetune_lr);
-    p.finetune_as = prune.get<std::string>("finetune_as", cofi && !r.data.is_squad() ? "cofi" : "plain");
+    const bool decoder = r.model.family == "opt" || r.model.family == "t5";
+    p.finetune_as = prune.get<std::string>("finetune_as", cofi && !r.data.is_squad() && !decoder ? "cofi" : "plain");
     if (p.finetune_as != "cofi" && p.finetune_as != "plain")
       prune.error("finetune_as", fmt::format("'{}' is not cofi or plain", p.finetune_as));
     if (p.finetune_as == "cofi" && !cofi)
@@ -284,9 +288,11 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if ((r.model.family != "bert" && !opt && !t5) || r.data.is_mlm())
       prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, for OPT on GLUE tasks and causal LM "
                             "(data.task clm), and for T5 on GLUE tasks as text-to-text");
-    if ((opt || t5) && p.method != "sp3")
-      prune.error("method", fmt::format("{} is pruned with sp3 (masks in the rotated stream); cofi and one-shot methods read BERT "
-                                        "(sculpt compress prunes OPT and T5 in one shot)", opt ? "OPT" : "T5"));
+    if ((opt || t5) && p.method != "sp3" && !cofi)
+      prune.error("method", fmt::format("{} is pruned with sp3 or cofi (masks in the rotated stream); the one-shot methods read BERT "
+                                        "in a recipe (sculpt compress prunes OPT and T5 in one shot)", opt ? "OPT" : "T5"));
+    if ((opt || t5) && p.finetune_as == "cofi")
+      prune.error("finetune_as", "the distilled fine-tune stage is BERT's; a packed OPT or T5 fine-tunes plain");
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");
     if (r.model.path.empty()) prune.error("method", "pruning distils from a fine-tuned teacher: set model.path");
     prune.close();

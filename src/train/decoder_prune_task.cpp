@@ -11,7 +11,11 @@
 // target token) plus the layer MSE between the student's stream at each block's input and the
 // teacher's rotated into the same basis (SP3's dynamic matching, or CoFi's; T5: per stream), and
 // the Lagrangian on the expected remaining fraction of the linear maps (compress/pack_decoder.h's
-// table, which also counts the packed model exactly). Exports are packed directories; the best is
+// table, which also counts the packed model exactly). prune.method cofi: CoFi's mask set on the
+// same rotated stream (whole heads, no head dims; FFN masks from intermediate_log_alpha), its
+// target the pruned share of the same maps; layer_map cofi matches its teacher layers among the
+// block inputs (the stream before each block: the last block's output is the final norm's input
+// and is left out, as for SP3's matching). Exports are packed directories; the best is
 // chosen by the task's dev metric (perplexity: lowest) within the target.
 //
 // One task for both families: each differs in the small, named places of its Family below.
@@ -181,9 +185,11 @@ struct DecoderPruneModule : torch::nn::Module {
       for (auto& t : student->parameters()) t.set_requires_grad(false);
     else  // as CoFi: the embeddings stay as they are, the maps learn
       for (auto& e : F::embeddings(student)) e.set_requires_grad(false);
+    const bool cofi = p.method == "cofi";
     compress::MaskSetOptions mo;
     mo.shared_hidden = true;  // one stream, one basis: the stream mask is shared by every writer
-    mo.head_dims = true;
+    mo.head_dims = !cofi;     // CoFi: whole heads, no head dims
+    if (cofi) mo.ffn_init_mean = p.intermediate_log_alpha;
     mo.cross_layers = teacher->config.num_decoder_layers;  // T5's decoder blocks (OPT: 0)
     masks = register_module("masks", compress::Sp3MaskSet(F::block_config(teacher->config), mo));
     const double lead = p.controller == "anti_windup" ? 0.5 / (1.0 - beta1) : 0.0;
@@ -211,21 +217,24 @@ template <class F>
 class DecoderPruneTask : public Task {
  public:
   DecoderPruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
-      : r_(r), p_(r.prune), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
     const auto Q = restoring ? torch::eye(teacher_->config.hidden_size, torch::kDouble) : stream_basis();
     if (restoring) LOG_INFO("[prune] resuming: the rotation comes from the checkpoint");
     module_ = std::make_shared<DecoderPruneModule<F>>(teacher_, Q, r.prune, r.train.betas[0]);
     for (const auto& p : module_->named_parameters()) keys_.push_back({p.key(), p.key()});
     dense_ = compress::expected_weights(F::map_table({}, teacher_->config)).template item<double>();
-    // All kept is exactly 1: a pre-norm stream has no residual maps to add.
-    control_ = std::make_unique<PruneControl>(p_, module_->masks, module_->lagrangian, 1.0, /*pruned=*/false,
-                                              [this] { return expected_remaining(); });
+    // All kept is exactly 1 (a pre-norm stream has no residual maps to add); CoFi's size is the
+    // pruned share of the same maps, from 0.
+    control_ = std::make_unique<PruneControl>(p_, module_->masks, module_->lagrangian, cofi_ ? 0.0 : 1.0, /*pruned=*/cofi_, [this] {
+      return cofi_ ? 1 - expected_remaining() : expected_remaining();
+    });
     teacher_->to(device_);
     module_->to(device_);
   }
 
   std::string describe() const override {
-    return fmt::format("{} pruning of {} on {} to {} remaining", p_.method, F::kName, F::task_name(r_, *data_), p_.target);
+    return fmt::format("{} pruning of {} on {} to {} {}", p_.method, F::kName, F::task_name(r_, *data_), p_.target,
+                       cofi_ ? "pruned" : "remaining");
   }
   torch::nn::Module& model() override { return *module_; }
   const models::KeyMap& keys() const override { return keys_; }
@@ -266,10 +275,11 @@ class DecoderPruneTask : public Task {
     auto all = F::evaluate(*data_, module_->student, masks, r_, device_);
     all["expected_remaining"] = expected_remaining().template item<double>();
     all["packed_remaining"] = packed_remaining(masks);
+    if (cofi_) all["expected_sparsity"] = 1 - all["expected_remaining"], all["packed_sparsity"] = 1 - all["packed_remaining"];
     return all;
   }
   bool eligible_for_best(const std::map<std::string, double>& m) const override {
-    return control_->within_target(m.at("packed_remaining"));
+    return control_->within_target(m.at(cofi_ ? "packed_sparsity" : "packed_remaining"));
   }
 
   void export_to(const std::string& dir) override {
@@ -284,6 +294,7 @@ class DecoderPruneTask : public Task {
     copy_tokenizer_files(r_.model.tokenizer, dir);
     const double weights = static_cast<double>(compress::linear_map_weights(*packed));
     nlohmann::json report = {{"packed_remaining", weights / dense_},
+                             {"packed_sparsity", 1 - weights / dense_},
                              {"packed_map_weights", weights},
                              {"dense_map_weights", dense_},
                              {"hidden_size", packed->config.hidden_size},
@@ -320,6 +331,7 @@ class DecoderPruneTask : public Task {
   }
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
+  bool cofi_;
   torch::Device device_;
   typename F::Model teacher_;
   std::unique_ptr<typename F::Data> data_;

@@ -221,6 +221,31 @@ TEST(PruneT5, Sp3PacksTheBestTextToTextModelWithinTheTargetAndAKilledRunResumesB
   for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
 }
 
+// CoFi's masks on the rotated decoders (whole heads, no head dims), its target the pruned share of
+// the attention and FFN maps: the packed OPT and T5 land in the window and count exactly.
+TEST(PruneDecoderCofi, OptAndT5PackTheBestWithinThePrunedTarget) {
+  if (testing::shared_path("fixtures/hf/opt_seqcls").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  for (const auto& [recipe, dense] : {std::pair{std::string("tiny_opt_sst2_sp3.yaml"), 65536.0}, {std::string("tiny_t5_glue_sp3.yaml"), 163840.0}}) {
+    std::string log;
+    ASSERT_EQ(testing::run_cli({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/" + recipe, "run.output_root=" + tmp.str(),
+                                "run.name=" + recipe, "prune.method=cofi", "prune.target=0.5", "prune.epsilon=0.05", "prune.mask_lr=1.0",
+                                "prune.lambda_lr=1.0", "prune.finetune=0u"},
+                               tmp.str(recipe + ".log"), &log),
+              0)
+        << log;
+    EXPECT_NE(log.find("cofi pruning of"), std::string::npos) << log;
+    const auto summary = nlohmann::json::parse(std::ifstream(tmp.str(recipe + "/compression.json")));
+    const auto& sp = summary["sparsity"];
+    const double pruned = sp["packed_sparsity"].get<double>();
+    EXPECT_GE(pruned, 0.5 - 0.05) << sp.dump();  // CoFi's window starts at target - epsilon
+    EXPECT_EQ(sp["dense_map_weights"].get<double>(), dense);
+    EXPECT_DOUBLE_EQ(pruned, 1 - sp["packed_map_weights"].get<double>() / dense);
+    EXPECT_FALSE(sp["kept"].contains("qk_dims")) << "CoFi prunes whole heads";
+  }
+}
+
 TEST(PackedT5, ADirectoryForwardsAndGeneratesThroughTheCliAsTheMaskedModel) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/t5_v1_1");
   testing::TempDir tmp;

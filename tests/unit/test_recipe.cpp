@@ -145,8 +145,12 @@ TEST(Recipe, PruningOnSquad) {
 TEST(Recipe, T5PruningIsSp3OnGlueAsText) {
   const std::string t5 = "model: {family: t5, path: /t}\n";
   EXPECT_EQ(recipe::parse_recipe(t5 + "data: {task: rte}\nprune: {method: sp3, target: 0.5}\n", "r.yaml").prune.method, "sp3");
-  EXPECT_NE(error_of(t5 + "data: {task: rte}\nprune: {method: cofi}\n").find("T5 is pruned with sp3"), std::string::npos)
-      << error_of(t5 + "data: {task: rte}\nprune: {method: cofi}\n");
+  const auto cofi = recipe::parse_recipe(t5 + "data: {task: rte}\nprune: {method: cofi}\n", "r.yaml");
+  EXPECT_EQ(cofi.prune.finetune_as, "plain");  // CoFi's distilled stage is BERT's
+  EXPECT_NE(error_of(t5 + "data: {task: rte}\nprune: {method: cofi, finetune_as: cofi}\n").find("a packed OPT or T5 fine-tunes plain"),
+            std::string::npos);
+  EXPECT_NE(error_of(t5 + "data: {task: rte}\nprune: {method: taylor}\n").find("T5 is pruned with sp3 or cofi"), std::string::npos)
+      << error_of(t5 + "data: {task: rte}\nprune: {method: taylor}\n");
   EXPECT_NE(error_of(t5 + "data: {task: squad}\nprune: {method: sp3}\n").find("for T5 on GLUE tasks as text-to-text"), std::string::npos);
 }
 
@@ -155,7 +159,7 @@ TEST(Recipe, OptPruningIsSp3OnCausalLm) {
   auto r = recipe::parse_recipe(clm + "prune: {method: sp3, target: 0.5}\n", "r.yaml");
   EXPECT_TRUE(r.data.is_clm());
   EXPECT_EQ(r.prune.target, 0.5);
-  EXPECT_NE(error_of(clm + "prune: {method: cofi}\n").find("OPT is pruned with sp3"), std::string::npos);
+  EXPECT_NE(error_of(clm + "prune: {method: magnitude}\n").find("OPT is pruned with sp3 or cofi"), std::string::npos);
   EXPECT_EQ(recipe::parse_recipe(clm + "prune: {method: sp3, finetune: 2e}\n", "r.yaml").prune.finetune.str(), "2e");
   EXPECT_EQ(recipe::parse_recipe("model: {family: opt, path: /t}\ndata: {task: sst2}\nprune: {method: sp3}\n", "r.yaml").data.task,
             "sst2");
