@@ -37,8 +37,10 @@ void write_records(const std::vector<metrics::CellResult>& cells, const metrics:
 }
 
 // Each row's packed model against its teacher, per task, on one random batch; the row's
-// speedup is the mean over tasks of teacher time / packed time.
+// speedup is the mean over tasks of teacher time / packed time. A (model, teacher) pair is timed
+// once: a "(before FT)" row shares its fine-tuned row's shapes and takes that row's figure.
 void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length, int steps, const torch::Device& device) {
+  std::map<std::pair<std::string, std::string>, double> measured;
   for (auto& row : table.rows) {
     std::vector<double> ratios;
     for (const auto& [task, model] : row.model_of) {
@@ -57,6 +59,10 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
         }
         continue;
       }
+      if (auto it = measured.find({model, teacher}); it != measured.end()) {
+        ratios.push_back(row.speedup_of[task] = it->second);
+        continue;
+      }
       std::vector<models::AnyBert> nets{models::load_any_bert(teacher), models::load_any_bert(model)};
       int64_t T = length, V = nets[0].config.vocab_size;
       for (auto& n : nets) {
@@ -68,7 +74,7 @@ void measure_speedups(metrics::Table& table, int64_t batch_size, int64_t length,
       models::Batch batch;
       batch.input_ids = torch::randint(5, V, {batch_size, T}, torch::kLong).to(device);
       const auto secs = train::median_forward_seconds(nets, batch, steps, 1, device);
-      ratios.push_back(row.speedup_of[task] = secs[0] / secs[1]);
+      ratios.push_back(row.speedup_of[task] = measured[{model, teacher}] = secs[0] / secs[1]);
       LOG_INFO("[table] {} {} {}: teacher {:.4f} s, packed {:.4f} s per {}x{} batch: {:.2f}x", row.method, row.size, task, secs[0],
                secs[1], batch_size, T, ratios.back());
     }
