@@ -97,7 +97,8 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
       const auto& s = j.at("sparsity");
       c.remaining = s.value("packed_remaining", -1.0);
       c.pruned = s.value("packed_sparsity", -1.0);
-      c.gate = c.method == "sp3" ? "remaining" : "pruned";  // CoFi and the one-shot methods name the pruned share
+      // CoFi and the one-shot pruners name the pruned share; k-means keeps every weight (no gate).
+      c.gate = c.method == "sp3" ? "remaining" : c.method == "kmeans" ? "" : "pruned";
       if (cell.contains("from")) c.teacher_model = (fs::path(cell["from"].get<std::string>()) / "best").string();
     } else if (!prunes && fs::exists(dir / "results.json")) {
       const std::string file = (dir / "results.json").string();

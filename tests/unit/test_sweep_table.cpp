@@ -159,6 +159,8 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   pruned_cell(root, "stsb", "sp3", "0.1", 2, "combined_score", 0.88, 0.86, 0.10, 0.92);
   // CoFi with a fine-tune stage: its result is the fine-tuned best (0.64), not the packed 0.50.
   pruned_cell(root, "rte", "cofi", "0.95", 1, "accuracy", 0.70, 0.50, 0.06, 0.95, 0.64);
+  // k-means keeps every weight: nothing gates its best checkpoint.
+  pruned_cell(root, "rte", "kmeans", "0", 1, "accuracy", 0.70, 0.60, 1.0, 0.0, 0.65);
   // An unfinished cell: no compression.json yet.
   write(root / "prune" / "rte" / "cofi_target-0.95_seed-2" / "sweep_cell.json",
         {{"stage", "prune"}, {"task", "rte"}, {"variant", "cofi"}, {"params", {{"prune.target", "0.95"}}}, {"prunes", true}});
@@ -166,10 +168,14 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
 
   int unfinished = 0;
   auto cells = metrics::collect_results(root.string(), &unfinished);
-  EXPECT_EQ(cells.size(), 2u + 5u + 1u);
+  EXPECT_EQ(cells.size(), 2u + 5u + 1u + 1u);
   EXPECT_EQ(unfinished, 1);
   auto t = metrics::build_table(cells);
-  ASSERT_EQ(t.rows.size(), 4u);
+  ASSERT_EQ(t.rows.size(), 6u);
+  EXPECT_EQ(t.rows[3].method, "kmeans");
+  EXPECT_EQ(t.rows[3].gate, "");
+  EXPECT_NE(metrics::to_markdown(t).find("| kmeans | target=0 | — | 65.0 (n=1) | — | — | 1.000 | 0.000 | — | — |"), std::string::npos)
+      << metrics::to_markdown(t);
   const auto& dense = t.rows[0];
   EXPECT_EQ(dense.method, "dense");
   EXPECT_DOUBLE_EQ(dense.scores.at("rte").mean, 70);
@@ -189,7 +195,7 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_DOUBLE_EQ(cofi_before.scores.at("rte").mean, 50);
   EXPECT_NEAR(cofi_before.retention.at("rte").mean, 50 / 0.70, 1e-9);
   EXPECT_DOUBLE_EQ(cofi_before.pruned.mean, 0.95);
-  const auto& sp3 = t.rows[3];
+  const auto& sp3 = t.rows[5];
   EXPECT_EQ(sp3.method, "sp3");
   EXPECT_EQ(sp3.gate, "remaining");
   EXPECT_DOUBLE_EQ(sp3.scores.at("rte").mean, 67);
