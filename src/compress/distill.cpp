@@ -9,18 +9,24 @@
 
 namespace sculpt::compress {
 
-torch::Tensor logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, double T, bool times_t_squared) {
+namespace {
+// KL(teacher || student) of each row's softened distributions (log_target), shape logits[:-1].
+torch::Tensor row_kl(const torch::Tensor& student, const torch::Tensor& teacher, double T) {
   auto s = torch::log_softmax(student / T, -1), t = torch::log_softmax(teacher.detach() / T, -1);
-  auto kl = (t.exp() * (t - s)).sum(-1).mean();  // batchmean, log_target
+  return (t.exp() * (t - s)).sum(-1);
+}
+}  // namespace
+
+torch::Tensor logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, double T, bool times_t_squared) {
+  auto kl = row_kl(student, teacher, T).mean();  // batchmean
   return times_t_squared ? kl * (T * T) : kl;
 }
 
 torch::Tensor masked_logits_kl(const torch::Tensor& student, const torch::Tensor& teacher, const torch::Tensor& mask, double T,
                                bool times_t_squared) {
   SCULPT_CHECK(student.dim() == 3 && mask.sizes() == student.sizes().slice(0, 2), "masked_logits_kl: logits [B, T, V] and a [B, T] mask");
-  auto s = torch::log_softmax(student / T, -1), t = torch::log_softmax(teacher.detach() / T, -1);
-  auto m = mask.to(s.scalar_type());
-  auto kl = ((t.exp() * (t - s)).sum(-1) * m).sum() / m.sum();
+  auto m = mask.to(student.scalar_type());
+  auto kl = (row_kl(student, teacher, T) * m).sum() / m.sum();
   return times_t_squared ? kl * (T * T) : kl;
 }
 
