@@ -82,24 +82,6 @@ Sample read_sample(const Args& args, const tokenizers::Tokenizer& tokenizer, int
   return s;
 }
 
-// Each example as its own batch with BERT's masking (data/mlm_masking.h), seeded per example.
-std::vector<models::Batch> mask_examples(const Sample& s, const tokenizers::Tokenizer& tokenizer, uint64_t seed) {
-  const auto masking = data::mlm_masking_for(tokenizer, 0.15, false);
-  std::vector<models::Batch> out;
-  for (size_t i = 0; i < s.examples.size(); ++i) {
-    const auto& e = s.examples[i];
-    auto m = data::mask_rows({e.ids.data()}, static_cast<int64_t>(e.ids.size()), masking, {data::mix_seed(seed, i)});
-    models::Batch b;
-    b.input_ids = m.input_ids;
-    b.attention_mask = torch::ones_like(m.input_ids);
-    b.token_type_ids = torch::tensor(std::vector<int64_t>(e.types.begin(), e.types.end()), torch::kLong).view({1, -1});
-    b.labels = m.labels;
-    b.masked_positions = m.positions;
-    out.push_back(std::move(b));
-  }
-  return out;
-}
-
 models::Bert masked_lm_model(const std::string& dir, const torch::Device& device) {
   auto m = models::load_bert(dir, /*strict=*/true).model;
   m->to(device);
@@ -404,7 +386,7 @@ int cmd_compress(int argc, char** argv) {
       auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
       data_from = sample.from + ", 15% of the tokens masked (80/10/10)";
       auto mlm = masked_lm_model(dir, device);
-      o.scores = compress::taylor_mlm_scores(mlm, mask_examples(sample, *tokenizer, std::stoull(args.get("seed", "0"))));
+      o.scores = compress::taylor_mlm_scores(mlm, data::mask_each_example(sample.examples, *tokenizer, std::stoull(args.get("seed", "0"))));
     } else if (method == "activation" || method == "taylor") {
       auto sample = read_sample(args, *tokenizer, model->config.max_positions, method == "taylor");
       data_from = sample.from;

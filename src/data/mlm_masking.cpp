@@ -7,6 +7,7 @@
 #include <random>
 
 #include "sculpt/core/error.h"
+#include "sculpt/data/batching.h"
 #include "sculpt/tokenizers/tokenizer.h"
 
 namespace sculpt::data {
@@ -114,6 +115,24 @@ MaskedRows mask_rows(const std::vector<const int32_t*>& rows, int64_t T, const M
         break;
       }
   return {ids, torch::tensor(positions, torch::kLong), torch::tensor(labels, torch::kLong)};
+}
+
+std::vector<models::Batch> mask_each_example(const std::vector<Example>& examples, const tokenizers::Tokenizer& tokenizer,
+                                             uint64_t seed) {
+  const auto masking = mlm_masking_for(tokenizer, 0.15, false);
+  std::vector<models::Batch> out;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const auto& e = examples[i];
+    auto m = mask_rows({e.ids.data()}, static_cast<int64_t>(e.ids.size()), masking, {mix_seed(seed, i)});
+    models::Batch b;
+    b.input_ids = m.input_ids;
+    b.attention_mask = torch::ones_like(m.input_ids);
+    b.token_type_ids = torch::tensor(std::vector<int64_t>(e.types.begin(), e.types.end()), torch::kLong).view({1, -1});
+    b.labels = m.labels;
+    b.masked_positions = m.positions;
+    out.push_back(std::move(b));
+  }
+  return out;
 }
 
 }  // namespace sculpt::data

@@ -25,6 +25,13 @@ double value_of(const nlohmann::json& j, const std::string& metric, const std::s
   return j[metric].get<double>();
 }
 
+// The best dev score of the dense cell in TEACHER_DIR, which the cell of FILE is measured against.
+double dense_best(const std::string& teacher_dir, const std::string& file) {
+  const std::string tfile = (fs::path(teacher_dir) / "results.json").string();
+  SCULPT_CHECK(fs::exists(tfile), "{}: its teacher {} has no results.json", file, teacher_dir);
+  return io::read_json(tfile).at("best").value("value", 0.0);
+}
+
 Stat stat_of(const std::vector<double>& v) { return {mean(v), sample_std(v), static_cast<int>(v.size())}; }
 
 std::string row_method(const CellResult& c) {
@@ -85,11 +92,20 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
       const auto j = io::read_json(file);
       c.method = j.value("method", "");
       c.metric = j.value("metric", "");
-      c.teacher = value_of(j.at("teacher"), c.metric, file + " teacher");
+      // A model compressed before the task fine-tune (no teacher in its report, an untrained new
+      // head) is measured against its stage's compare_to cell, with no "before FT" row.
+      const bool new_head = j.at("teacher").is_null();
+      if (new_head) {
+        SCULPT_CHECK(cell.contains("teacher"), "{}: compressed before fine-tuning, and its sweep stage names no compare_to cell", file);
+        c.teacher = dense_best(cell["teacher"].get<std::string>(), file);
+        c.teacher_model = (fs::path(cell["teacher"].get<std::string>()) / "best").string();
+      } else {
+        c.teacher = value_of(j.at("teacher"), c.metric, file + " teacher");
+      }
       if (j.contains("finetuned_best") && j["finetuned_best"].value("step", -1) >= 0) {
         c.score = j["finetuned_best"].value("value", 0.0);
         c.model = j.value("finetuned_model", "");
-        c.before_finetune = value_of(j.at("packed"), c.metric, file + " packed");
+        if (!new_head) c.before_finetune = value_of(j.at("packed"), c.metric, file + " packed");
       } else {
         c.score = value_of(j.at("packed"), c.metric, file + " packed");
         c.model = j.value("packed_model", "");
@@ -111,9 +127,7 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
       c.model = c.teacher_model = (dir / "best").string();
       if (cell.contains("teacher")) {  // a student distilled from a dense cell (Prune OFA's transfer, its QAT)
         const fs::path teacher = cell["teacher"].get<std::string>();
-        const std::string tfile = (teacher / "results.json").string();
-        SCULPT_CHECK(fs::exists(tfile), "{}: its teacher {} has no results.json", file, teacher.string());
-        c.teacher = io::read_json(tfile).at("best").value("value", 0.0);
+        c.teacher = dense_best(teacher.string(), file);
         c.teacher_model = (teacher / "best").string();
         c.method = c.variant.empty() ? c.stage : c.variant;
         // Unstructured sparsity (the share of the encoder's matrices at zero) stands in the pruned column.

@@ -124,6 +124,9 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
     const std::string distill_from = st.get<std::string>("distill_from", "");
     if (!distill_from.empty() && !cells_of.count(distill_from))
       st.error("distill_from", fmt::format("'{}' is not an earlier stage", distill_from));
+    const std::string compare_to = st.get<std::string>("compare_to", "");
+    if (!compare_to.empty() && !cells_of.count(compare_to)) st.error("compare_to", fmt::format("'{}' is not an earlier stage", compare_to));
+    if (!compare_to.empty() && !distill_from.empty()) st.error("compare_to", "distill_from already names the stage a cell is measured against");
     const std::string stage_recipe = st.get<std::string>("recipe", "");
     const auto stage_overrides = st.get<std::vector<std::string>>("overrides", {});
     const Grid stage_grid = read_grid(st, "grid");
@@ -152,11 +155,12 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
     // The stage's grid (seeds, typically) varies slowest, so that one seed of every task,
     // variant and size finishes before the second seed of any: a partial sweep is a table.
     std::map<std::string, int> upstream_of, teacher_of;
+    const std::string reference = distill_from.empty() ? compare_to : distill_from;
     for (const auto& task : sweep.tasks) {
-      if (distill_from.empty()) continue;
-      const auto& candidates = cells_of[distill_from][task];
-      SCULPT_CHECK(candidates.size() == 1, "{}: stage {} distils from stage {}, which has {} cells for {} (one is needed)", source,
-                   stage, distill_from, candidates.size(), task);
+      if (reference.empty()) continue;
+      const auto& candidates = cells_of[reference][task];
+      SCULPT_CHECK(candidates.size() == 1, "{}: stage {} {} stage {}, which has {} cells for {} (one is needed)", source, stage,
+                   distill_from.empty() ? "is compared to" : "distils from", reference, candidates.size(), task);
       teacher_of[task] = candidates.front();
     }
     for (const auto& task : sweep.tasks) {
@@ -197,7 +201,7 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
             cell.from = upstream_of.count(task) ? upstream_of[task] : -1;
             if (cell.from >= 0) cell.overrides.push_back("model.path=" + (fs::path(sweep.cells[cell.from].dir) / "best").string());
             cell.teacher = teacher_of.count(task) ? teacher_of[task] : -1;
-            if (cell.teacher >= 0)
+            if (cell.teacher >= 0 && !distill_from.empty())
               cell.overrides.push_back("distill.teacher=" + (fs::path(sweep.cells[cell.teacher].dir) / "best").string());
             try {
               cell.prunes = load_recipe(cell.recipe, cell.overrides).prune.enabled();

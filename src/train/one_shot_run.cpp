@@ -5,13 +5,16 @@
 #include <chrono>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 
 #include "sculpt/compress/kmeans_model.h"
 #include "sculpt/compress/one_shot.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
+#include "sculpt/data/mlm_masking.h"
 #include "sculpt/io/files.h"
 #include "sculpt/models/bert.h"
+#include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
@@ -54,20 +57,46 @@ void run_one_shot(const recipe::Recipe& r) {
   fs::create_directories(run_dir);
   io::write_file_atomic((run_dir / "recipe.resolved.yaml").string(), r.resolved_yaml());
   const auto t0 = std::chrono::steady_clock::now();
-  if (r.prune.method == "kmeans") return run_kmeans(r, device, t0);
-  auto teacher = models::load_bert(r.model.path, /*strict=*/true).model;
+  const auto& p = r.prune;
+  // A pretrained encoder (no classification head: compressed *before* the task fine-tune) gets a
+  // new, seeded head for the task, as `sculpt compress --task` gives it; its scores must then
+  // need no labels.
+  const auto head = models::bert_config_from_json(io::read_json((fs::path(r.model.path) / "config.json").string()), r.model.path).head;
+  const bool task_head = head == models::HeadType::sequence_classification;
+  SCULPT_CHECK(task_head || p.method != "kmeans",
+               "{}: model.path {} has no task head; k-means codes a trained model (Deep Compression quantizes after training): "
+               "fine-tune it first, or compress it with magnitude, activation, taylor or slice",
+               r.source, r.model.path);
+  SCULPT_CHECK(task_head || p.method != "taylor" || head == models::HeadType::masked_lm,
+               "{}: prune.method taylor on model.path {}, which has neither a task head (task-loss scores) nor a masked-LM head "
+               "(zero-shot scores on its own pre-training loss); magnitude, activation and slice need no head",
+               r.source, r.model.path);
+  if (p.method == "kmeans") return run_kmeans(r, device, t0);
+  GlueData data(r);
+  torch::manual_seed(static_cast<uint64_t>(r.run.seed));  // a new head is drawn from the run's seed
+  auto teacher = build_bert_classifier(r, data.task);
   teacher->to(device);
   teacher->eval();
-  for (auto& p : teacher->parameters()) p.set_requires_grad(false);
-  const auto& p = r.prune;
+  for (auto& param : teacher->parameters()) param.set_requires_grad(false);
   // A seeded sample of the train split: what the scores or the principal components read.
-  std::vector<models::Batch> batches;
-  GlueData data(r);
+  std::vector<size_t> order;
   if (p.method != "magnitude") {
-    std::vector<size_t> order(data.train.size());
+    order.resize(data.train.size());
     std::iota(order.begin(), order.end(), 0);
     data::shuffle_indices(order, static_cast<uint64_t>(r.run.seed));
     order.resize(std::min(order.size(), static_cast<size_t>(p.sample_examples)));
+  }
+  std::vector<models::Batch> batches;
+  std::optional<compress::StructureScores> zero_shot;
+  if (!task_head && p.method == "taylor") {
+    // Zero-shot structured pruning: Taylor scores on the masked LM's own loss over the sample's
+    // inputs (their labels unread), as `sculpt compress --method taylor` on a masked LM.
+    std::vector<data::Example> sample;
+    for (size_t i : order) sample.push_back(data.train[i]);
+    auto mlm = models::load_bert(r.model.path, /*strict=*/true).model;
+    mlm->to(device);
+    zero_shot = compress::taylor_mlm_scores(mlm, data::mask_each_example(sample, *data.tokenizer, static_cast<uint64_t>(r.run.seed)));
+  } else {
     const size_t per_batch = p.method == "slice" ? 1 : static_cast<size_t>(r.data.batch_size);  // slice: unpadded examples
     for (size_t i = 0; i < order.size(); i += per_batch)
       batches.push_back(data.collate_train({order.begin() + static_cast<std::ptrdiff_t>(i),
@@ -82,6 +111,7 @@ void run_one_shot(const recipe::Recipe& r) {
     o.target = p.target;
     o.allocation = {p.granularity, p.scope};
     o.statistic = p.statistic;
+    o.scores = zero_shot;
     out = compress::prune_one_shot(teacher, batches, o);
   }
   const fs::path tmp = run_dir / "best.tmp";

@@ -38,7 +38,10 @@ recipe::Recipe finetune_recipe(const recipe::Recipe& r, const std::string& packe
   root["run"]["dir"] = (fs::path(r.run_dir()) / "finetune").string();
   root["train"]["duration"] = r.prune.finetune.str();
   root["train"]["lr"] = r.prune.finetune_lr;
-  root["train"]["warmup"] = 0;
+  // After learned masks the stage recovers a trained model: no warmup. A one-shot method's recipe
+  // trains nothing else, so its train section (warmup included) is the stage's own, e.g. a
+  // whole task fine-tune after compressing a pretrained model.
+  if (!r.prune.one_shot()) root["train"]["warmup"] = 0;
   if (r.prune.method == "kmeans") root["codebook"]["method"] = "finetune";  // the centroids train, the indices stay
   if (r.prune.finetune_as == "cofi") {
     // CoFi's stage: distillation kept on with the pruning run's weights, no LR schedule, the
@@ -103,28 +106,34 @@ nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) 
   if (r.model.family == "t5") return evaluate_packed_t5(r, packed);
   const torch::Device device = resolve_device(r.run.device);
   torch::NoGradGuard no_grad;
-  auto teacher = models::load_bert(r.model.path, true).model;
-  const auto data = open_labeled_data(r, /*dev_only=*/true, teacher->config.max_positions);  // the report reads dev only
-  const std::string metric = data->main_metric(r);
-  teacher->to(device);
-  teacher->eval();
   auto student = models::load_any_bert(packed.string());  // packed, or a codebook directory (kmeans)
+  const auto data = open_labeled_data(r, /*dev_only=*/true, student.config.max_positions);  // the report reads dev only
+  const std::string metric = data->main_metric(r);
   student.to(device);
   student.module->eval();
-  auto t = data->evaluate([&](const models::Batch& b) { return teacher->forward(b); }, r.data.eval_batch_size, device);
   auto s = data->evaluate([&](const models::Batch& b) { return student.forward(b, {}); }, r.data.eval_batch_size, device);
   auto report = io::read_json((packed / "pruning.json").string());
-  nlohmann::json summary = {{"method", r.prune.method},
-                            {"target", r.prune.target},
-                            {"metric", metric},
-                            {"teacher", t},
-                            {"packed", s},
-                            {"packed_model", packed.string()},
-                            {"retained", t[metric] != 0 ? s[metric] / t[metric] : 0.0},
-                            {"sparsity", report}};
+  const char* size_key = r.prune.method == "sp3" ? "packed_remaining" : "packed_sparsity";
+  nlohmann::json summary = {{"method", r.prune.method}, {"target", r.prune.target},        {"metric", metric},
+                            {"packed", s},              {"packed_model", packed.string()}, {"sparsity", report}};
+  const auto config = io::read_json((fs::path(r.model.path) / "config.json").string());
+  if (models::bert_config_from_json(config, r.model.path).head != models::HeadType::sequence_classification) {
+    // Compressed before the task fine-tune: there is no dense model of the task here to compare
+    // with (a sweep's compare_to stage names it), and the packed model's new head is untrained.
+    summary["teacher"] = nullptr;
+    summary["new_head"] = true;
+    LOG_INFO("[prune] packed model {}: {} {:.4f} with its new, untrained head ({} has none for the task); {} {:.4f}", packed.string(),
+             metric, s[metric], r.model.path, size_key, report[size_key].get<double>());
+    return summary;
+  }
+  auto teacher = models::load_bert(r.model.path, true).model;
+  teacher->to(device);
+  teacher->eval();
+  auto t = data->evaluate([&](const models::Batch& b) { return teacher->forward(b); }, r.data.eval_batch_size, device);
+  summary["teacher"] = t;
+  summary["retained"] = t[metric] != 0 ? s[metric] / t[metric] : 0.0;
   LOG_INFO("[prune] packed model {}: {} {:.4f} vs teacher {:.4f} ({:.1f}% kept); {} {:.4f}", packed.string(), metric, s[metric],
-           t[metric], 100 * summary["retained"].get<double>(), r.prune.method == "sp3" ? "remaining" : "sparsity",
-           report[r.prune.method == "sp3" ? "packed_remaining" : "packed_sparsity"].get<double>());
+           t[metric], 100 * summary["retained"].get<double>(), size_key, report[size_key].get<double>());
 
   return summary;
 }

@@ -211,6 +211,50 @@ TEST_F(PruneOfa, UpstreamPruningResumesBitwiseAndTransferKeepsThePattern) {
       << last_output;
   EXPECT_NE(last_output.find("12 linear maps run int8 products"), std::string::npos) << last_output;
   EXPECT_DOUBLE_EQ(nlohmann::json::parse(last_output.substr(last_output.find('{')))["accuracy"].get<double>(), packed_qat_accuracy);
+
+  // 8. The same zero-shot pruning as a recipe stage before the task fine-tune (issue 13): the
+  // one-shot recipe on the masked LM draws its 32 RTE train rows at seed 7 exactly as
+  // `sculpt compress --task rte --examples 32 --seed 7` does, masks them alike, keeps the same
+  // heads and neurons and packs the same encoder; its new RTE head then trains in the fine-tune
+  // stage, and the report has no teacher to compare with (a sweep's compare_to cell is that).
+  ASSERT_EQ(run({"run", kRecipes + "tiny_bert_one_shot.yaml", "run.output_root=" + tmp.str(), "run.name=pretrained_taylor",
+                 "model.path=" + tmp.str("mlm/final"), "data.task=rte", "data.max_train_examples=0"},
+                "pretrained_taylor.log"),
+            0)
+      << last_output;
+  ASSERT_EQ(run({"compress", "--method", "taylor", "--model", tmp.str("mlm/final"), "--task", "rte", "--examples", "32", "--seed", "7",
+                 "--max-length", "48", "--target", "0.5", "--out", tmp.str("zero_shot_rte"), "--progress", "off"},
+                "zero_shot_rte.log"),
+            0)
+      << last_output;
+  const auto cli = nlohmann::json::parse(std::ifstream(tmp.str("zero_shot_rte/compression.json")));
+  const auto pre = nlohmann::json::parse(std::ifstream(tmp.str("pretrained_taylor/compression.json")));
+  EXPECT_TRUE(pre["teacher"].is_null());
+  EXPECT_EQ(pre["new_head"], true);
+  EXPECT_EQ(pre["sparsity"]["one_shot"]["scores"], cli["scores"]);
+  EXPECT_NE(cli["scores"].get<std::string>().find("masked tokens of 32 examples"), std::string::npos) << cli.dump();
+  EXPECT_EQ(pre["sparsity"]["kept"], cli["kept"]);
+  const auto recipe_packed = weights("pretrained_taylor/best"), cli_packed = weights("zero_shot_rte");
+  ASSERT_EQ(recipe_packed.size(), cli_packed.size());
+  int compared = 0;
+  for (const auto& [name, w] : recipe_packed) {
+    // The masked LM has neither pooler nor classifier: each side draws its own new ones.
+    if (name.find("classifier") != std::string::npos || name.find("pooler") != std::string::npos) continue;
+    ASSERT_TRUE(cli_packed.count(name)) << name;
+    EXPECT_TRUE(torch::equal(w, cli_packed.at(name))) << name;
+    ++compared;
+  }
+  EXPECT_GE(compared, 20);
+  const auto tuned = nlohmann::json::parse(std::ifstream(tmp.str("pretrained_taylor/finetune/results.json")));
+  EXPECT_EQ(tuned["updates"], 10);
+  EXPECT_EQ(pre["finetuned_best"], tuned["best"]);
+  // k-means codes trained models only: on a pretrained one the recipe says why and writes nothing.
+  EXPECT_NE(run({"run", kRecipes + "tiny_bert_one_shot.yaml", "run.output_root=" + tmp.str(), "run.name=pretrained_kmeans",
+                 "model.path=" + tmp.str("mlm/final"), "prune.method=kmeans", "prune.bits=2"},
+                "pretrained_kmeans.log"),
+            0);
+  EXPECT_NE(last_output.find("has no task head; k-means codes a trained model"), std::string::npos) << last_output;
+  EXPECT_FALSE(std::filesystem::exists(tmp.str("pretrained_kmeans/best")));
 }
 
 }  // namespace

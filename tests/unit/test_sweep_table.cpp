@@ -243,6 +243,53 @@ TEST(Sweep, DistillFromNamesTheTeacherCellAndWaitsForIt) {
   EXPECT_THROW(recipe::parse_sweep(two_stage_sweep(tmp.str(), "      distill_from: nowhere\n"), "t.yaml"), Error);
 }
 
+TEST(Sweep, CompareToNamesTheDenseCellWithoutDistillingFromIt) {
+  sculpt::testing::TempDir tmp;
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()) +
+                                   "    - name: pretrained\n"
+                                   "      compare_to: teacher\n"
+                                   "      recipe: " + recipe_path("tiny_bert_one_shot.yaml") + "\n",
+                               "t.yaml");
+  const auto& c = s.cells.back();
+  ASSERT_EQ(c.stage, "pretrained");
+  EXPECT_EQ(c.from, -1);
+  EXPECT_EQ(s.cells[static_cast<size_t>(c.teacher)].dir, tmp.str("s/teacher/rte/seed-5"));
+  EXPECT_EQ(c.upstream(), (std::vector<int>{c.teacher}));  // it waits for the teacher it is measured against
+  for (const auto& o : c.overrides) EXPECT_EQ(o.rfind("distill.", 0), std::string::npos) << o;
+  EXPECT_THROW(recipe::parse_sweep(two_stage_sweep(tmp.str(), "      compare_to: nowhere\n"), "t.yaml"), Error);
+  EXPECT_THROW(recipe::parse_sweep(two_stage_sweep(tmp.str(), "      compare_to: teacher\n      distill_from: teacher\n"), "t.yaml"),
+               Error);
+}
+
+TEST(ResultsTable, AModelCompressedBeforeFineTuningIsMeasuredAgainstItsCompareToCell) {
+  sculpt::testing::TempDir tmp;
+  const fs::path root = tmp.path;
+  dense_cell(root, "rte", "accuracy", 0.70);
+  const fs::path teacher = root / "teacher" / "rte" / "seed-42", d = root / "pretrained" / "rte" / "pretrained_taylor_target-0.3_seed-1";
+  write(d / "sweep_cell.json", {{"stage", "pretrained"}, {"task", "rte"}, {"variant", "pretrained_taylor"},
+                                {"params", {{"prune.target", "0.3"}, {"run.seed", "1"}}}, {"prunes", true}, {"teacher", teacher.string()}});
+  // Its report has no teacher (the pretrained model has no RTE head) and the packed score of an
+  // untrained head (0.47): the row is the fine-tuned 0.63 against the dense cell's 0.70.
+  write(d / "compression.json", {{"method", "taylor"}, {"metric", "accuracy"}, {"teacher", nullptr}, {"new_head", true},
+                                 {"packed", {{"accuracy", 0.47}}}, {"finetuned_best", {{"step", 30}, {"value", 0.63}}},
+                                 {"finetuned_model", (d / "finetune" / "best").string()},
+                                 {"sparsity", {{"packed_remaining", 0.8}, {"packed_sparsity", 0.3}}}});
+  auto cells = metrics::collect_results(root.string());
+  ASSERT_EQ(cells.size(), 2u);
+  EXPECT_DOUBLE_EQ(cells[0].teacher, 0.70);
+  EXPECT_EQ(cells[0].teacher_model, (teacher / "best").string());
+  EXPECT_TRUE(std::isnan(cells[0].before_finetune));  // no "(before FT)" row for an untrained head
+  auto t = metrics::build_table(cells);
+  ASSERT_EQ(t.rows.size(), 2u);
+  EXPECT_EQ(t.rows[1].method, "pretrained_taylor");
+  EXPECT_DOUBLE_EQ(t.rows[1].scores.at("rte").mean, 63);
+  EXPECT_DOUBLE_EQ(t.rows[1].retention.at("rte").mean, 90);
+  // Without a compare_to cell such a report cannot be placed, and says so.
+  write(d / "sweep_cell.json", {{"stage", "pretrained"}, {"task", "rte"}, {"variant", "pretrained_taylor"},
+                                {"params", {{"run.seed", "1"}}}, {"prunes", true}});
+  EXPECT_THROW(metrics::collect_results(root.string()), Error);
+}
+
 TEST(ResultsTable, DistilledStudentsCompareWithTheirTeacherAndShowTheirSparsity) {
   sculpt::testing::TempDir tmp;
   const fs::path root = tmp.path;

@@ -15,6 +15,9 @@
 namespace sculpt::tokenizers {
 class Tokenizer;
 }
+namespace sculpt::models {
+struct Batch;
+}
 
 namespace sculpt::data {
 
@@ -41,6 +44,14 @@ struct MaskedRows {
 // rows at a low p) gets one token of its first row that can be chosen, so that its loss is defined.
 MaskedRows mask_rows(const std::vector<const int32_t*>& rows, int64_t length, const MlmMasking& masking,
                      const std::vector<uint64_t>& seeds);
+
+struct Example;
+
+// Each example as its own unpadded batch with BERT's masking at 15% (80/10/10), example i seeded by
+// mix_seed(SEED, i): the masked-LM loss that zero-shot Taylor scores read (compress/one_shot.h),
+// the same whether `sculpt compress` or a recipe draws the examples.
+std::vector<models::Batch> mask_each_example(const std::vector<Example>& examples, const tokenizers::Tokenizer& tokenizer,
+                                             uint64_t seed);
 
 // splitmix64 of a and b: one seed from two (run seed, example index or batch hash).
 uint64_t mix_seed(uint64_t a, uint64_t b);

@@ -17,6 +17,8 @@
 //       - name: prune
 //         from: teacher              # model.path := <teacher cell of the same task>/best
 //         distill_from: teacher      # (optional) distill.teacher := <that stage's cell of the task>/best
+//         compare_to: teacher        # (optional, instead) the dense cell the table measures it against, when
+//                                    # model.path is not that cell (a pretrained model compressed before fine-tuning)
 //         grid: {run.seed: [1, 2, 3]}
 //         variants:
 //           sp3:  {recipe: recipes/minilm/sp3.yaml,  grid: {prune.target: [0.09, 0.25]}}
@@ -36,7 +38,7 @@ struct SweepCell {
   std::vector<std::string> overrides;         // everything passed to `sculpt run` after the recipe
   std::map<std::string, std::string> params;  // grid key -> value (as written in the sweep)
   int from = -1;       // index of the cell whose best/ it starts from (-1: none)
-  int teacher = -1;    // index of the cell whose best/ it distils from (distill_from; -1: none)
+  int teacher = -1;    // index of the cell it distils from (distill_from) or is compared to (compare_to); -1: none
   bool prunes = false;
   // The file the run writes last: compression.json for a pruning recipe, else results.json.
   std::string done_file() const;
