@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "sculpt/compress/kmeans_model.h"
 #include "sculpt/compress/one_shot.h"
+#include "sculpt/compress/one_shot_decoder.h"
 #include "sculpt/compress/pack_decoder.h"
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/compress/rotate.h"
@@ -128,27 +129,15 @@ nlohmann::json compress_kmeans(const Args& args, const std::string& dir, const s
   return report;
 }
 
-int64_t parameters_of(torch::nn::Module& m) {
-  int64_t n = 0;
-  for (const auto& p : m.parameters()) n += p.numel();
-  return n;
-}
-
-// SliceGPT on a pre-LN OPT or a T5 (compress/rotate.h): the principal directions of the residual
-// stream(s) over the calibration lines or examples, one exact rotation, the stream sliced to the
-// kept share of d_model (a multiple of --round-to). For an OPT causal LM the calibration
-// perplexity before and after is measured and reported.
+// SliceGPT on a pre-LN OPT or a T5 (compress/one_shot_decoder.h) over the calibration lines or
+// examples. For an OPT causal LM the calibration perplexity before and after is measured and
+// reported.
 nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, const std::string& out, double target,
                                      const std::string& family) {
   auto tokenizer = tokenizers::load_tokenizer(dir);
   const int64_t round = std::stoll(args.get("round-to", "8"));
-  SCULPT_CHECK(target >= 0 && target < 1 && round >= 1, "--target is the share of d_model removed, in [0, 1); --round-to >= 1");
-  auto kept_width = [&](int64_t D) {
-    return std::clamp<int64_t>(std::llround((1 - target) * static_cast<double>(D) / static_cast<double>(round)) * round,
-                               std::min(round, D), D);
-  };
   torch::NoGradGuard no_grad;
-  nlohmann::json achieved;
+  nlohmann::json report;
   std::string data_from;
   fs::create_directories(out);
   if (family == "t5") {
@@ -156,13 +145,9 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
     model->eval();
     auto sample = read_sample(args, *tokenizer, std::stoll(args.get("max-length", "128")), false);
     data_from = sample.from;
-    const int64_t D = model->config.hidden_size, keep = kept_width(D);
-    auto sliced = compress::rotate_t5(model, compress::stream_pca(model, batches_of(sample, 1, tokenizer->pad_id(), false)), keep);
-    models::save_t5(sliced, out);
-    achieved = {{"hidden_before", D}, {"hidden_after", keep}, {"parameters_before", parameters_of(*model)},
-                {"parameters_after", parameters_of(*sliced)},
-                {"block_parameters_before", parameters_of(*model->encoder->blocks) + parameters_of(*model->decoder->blocks)},
-                {"block_parameters_after", parameters_of(*sliced->encoder->blocks) + parameters_of(*sliced->decoder->blocks)}};
+    auto r = compress::slice_stream(model, batches_of(sample, 1, tokenizer->pad_id(), false), target, round);
+    models::save_t5(r.model, out);
+    report = r.report;
   } else {
     auto model = models::load_opt(dir);
     model->eval();
@@ -171,14 +156,9 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
     auto sample = read_sample(args, *tokenizer, model->config.max_positions, false);
     data_from = sample.from;
     const auto batches = batches_of(sample, 1, tokenizer->pad_id(), false);
-    const int64_t D = model->config.hidden_size, keep = kept_width(D);
-    auto sliced = compress::rotate_opt(model, compress::stream_pca(model, batches), keep);
-    models::save_opt(sliced, out);
-    // The blocks alone beside the whole: without a projection the folded head is no longer the
-    // tied embedding matrix, so a large vocabulary can outweigh the slicing.
-    achieved = {{"hidden_before", D}, {"hidden_after", keep}, {"parameters_before", parameters_of(*model)},
-                {"parameters_after", parameters_of(*sliced)}, {"block_parameters_before", parameters_of(*model->layers)},
-                {"block_parameters_after", parameters_of(*sliced->layers)}};
+    auto r = compress::slice_stream(model, batches, target, round);
+    models::save_opt(r.model, out);
+    report = r.report;
     if (model->config.head == models::HeadType::causal_lm) {
       auto perplexity = [&](models::Opt& m) {  // token-weighted mean next-token loss over the sample
         double nll = 0, tokens = 0;
@@ -189,32 +169,13 @@ nlohmann::json compress_stream_slice(const Args& args, const std::string& dir, c
         }
         return tokens > 0 ? std::exp(nll / tokens) : 0.0;
       };
-      achieved["calibration_perplexity_before"] = perplexity(model);
-      achieved["calibration_perplexity_after"] = perplexity(sliced);
+      report["achieved"]["calibration_perplexity_before"] = perplexity(model);
+      report["achieved"]["calibration_perplexity_after"] = perplexity(r.model);
     }
   }
-  return {{"method", "slice"}, {"family", family}, {"data", data_from}, {"achieved", achieved}};
-}
-
-// The report of a one-shot pruned decoder: the scores, the allocation, and the attention and FFN
-// map weights before and after packing.
-nlohmann::json decoder_report(const std::string& method, double target, const compress::StructureScores& scores,
-                              const compress::AllocationOptions& allocation, const compress::Sp3Masks& masks, const std::string& data_from,
-                              torch::nn::Module& before, torch::nn::Module& after) {
-  const auto b = compress::linear_map_weights(before), a = compress::linear_map_weights(after);
-  return {{"method", method},
-          {"scores", scores.source},
-          {"target", target},
-          {"granularity", allocation.granularity},
-          {"scope", allocation.scope},
-          {"kept", compress::kept_sizes(masks)},
-          {"data", data_from},
-          {"achieved",
-           {{"map_weights_before", b},
-            {"map_weights_after", a},
-            {"map_weights_remaining", static_cast<double>(a) / static_cast<double>(b)},
-            {"parameters_before", parameters_of(before)},
-            {"parameters_after", parameters_of(after)}}}};
+  report["family"] = family;
+  report["data"] = data_from;
+  return report;
 }
 
 // Zero-shot Taylor scores of a T5 read its pre-training objective: each sample text (--text
@@ -243,15 +204,17 @@ std::vector<models::Batch> span_corrupted(const Args& args, const std::string& d
   return out;
 }
 
-// One-shot pruning of an OPT's or a T5's heads and FFN neurons (or whole blocks), packed by the
-// decoder packing of SP3 (compress/pack_decoder.h); the stream keeps its width. Magnitude and
-// activations for both; Taylor for OPT on its causal-LM loss over unlabelled text (a classifier:
-// on the task loss over labelled rows), for T5 on span corruption of unlabelled text. T5's units
-// are its self-attention heads and FFN neurons.
+// One-shot pruning of an OPT's or a T5's heads and FFN neurons (or whole blocks)
+// (compress/one_shot_decoder.h); the stream keeps its width. Magnitude and activations for both;
+// Taylor for OPT on its causal-LM loss over unlabelled text (a classifier: on the task loss over
+// labelled rows), for T5 on span corruption of unlabelled text.
 nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
                                       const std::string& method, const std::string& family, const torch::Device& device) {
-  const compress::AllocationOptions allocation{args.get("granularity", "units"), args.get("scope", "global")};
-  const std::string statistic = args.get("statistic", "mean_abs");
+  compress::DecoderUnitOptions o;
+  o.method = method;
+  o.target = target;
+  o.allocation = {args.get("granularity", "units"), args.get("scope", "global")};
+  o.statistic = args.get("statistic", "mean_abs");
   std::string data_from = "none";
   // Single unpadded examples of the sample (labelled where the method needs labels).
   auto examples = [&](int64_t max_positions, bool labelled) {
@@ -260,39 +223,31 @@ nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, 
     data_from = sample.from;
     return batches_of(sample, 1, tokenizer->pad_id(), false);
   };
-  auto magnitude = [](auto& model) {
-    auto s = compress::group_by_unit(model, [](const torch::Tensor& w) { return w.pow(2); });
-    s.source = "weights (squared L2 norm per head and per neuron)";
-    return s;
-  };
-  // Scores -> masks -> the packed model in OUT, and the report.
-  auto finish = [&](auto& model, const compress::StructureScores& scores, const auto& pack, const auto& save) {
-    const auto masks = compress::allocate(scores, target, allocation);
-    torch::NoGradGuard no_grad;
-    auto packed = pack(model, compress::unit_masks(masks));
-    packed->to(torch::kCPU);
-    fs::create_directories(out);
-    save(packed, out);
-    return decoder_report(method, target, scores, allocation, masks, data_from, *model, *packed);
-  };
+  fs::create_directories(out);
+  nlohmann::json report;
   if (family == "t5") {
     auto model = models::load_t5(dir);
     model->to(device);
     model->eval();
     const int64_t max_length = std::stoll(args.get("max-length", "128"));
-    const auto scores = method == "magnitude"    ? magnitude(model)
-                        : method == "activation" ? compress::activation_scores(model, examples(max_length, false), statistic)
-                                                 : compress::taylor_t5_scores(model, span_corrupted(args, dir, max_length, data_from));
-    return finish(model, scores, compress::pack_t5, models::save_t5);
+    auto r = compress::prune_units(model, method == "magnitude"    ? std::vector<models::Batch>{}
+                                          : method == "activation" ? examples(max_length, false)
+                                                                   : span_corrupted(args, dir, max_length, data_from),
+                                   o);
+    models::save_t5(r.model, out);
+    report = r.report;
+  } else {
+    auto model = models::load_opt(dir);
+    model->to(device);
+    model->eval();
+    const bool lm = model->config.head == models::HeadType::causal_lm;
+    auto r = compress::prune_units(
+        model, method == "magnitude" ? std::vector<models::Batch>{} : examples(model->config.max_positions, method == "taylor" && !lm), o);
+    models::save_opt(r.model, out);
+    report = r.report;
   }
-  auto model = models::load_opt(dir);
-  model->to(device);
-  model->eval();
-  const bool lm = model->config.head == models::HeadType::causal_lm;
-  const auto scores = method == "magnitude"    ? magnitude(model)
-                      : method == "activation" ? compress::activation_scores(model, examples(model->config.max_positions, false), statistic)
-                                               : compress::taylor_opt_scores(model, examples(model->config.max_positions, /*labelled=*/!lm));
-  return finish(model, scores, compress::pack_opt, models::save_opt);
+  report["data"] = data_from;
+  return report;
 }
 
 }  // namespace

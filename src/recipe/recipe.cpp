@@ -288,9 +288,6 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if ((r.model.family != "bert" && !opt && !t5) || r.data.is_mlm())
       prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, for OPT on GLUE tasks and causal LM "
                             "(data.task clm), and for T5 on GLUE tasks as text-to-text");
-    if ((opt || t5) && p.method != "sp3" && !cofi)
-      prune.error("method", fmt::format("{} is pruned with sp3 or cofi (masks in the rotated stream); the one-shot methods read BERT "
-                                        "in a recipe (sculpt compress prunes OPT and T5 in one shot)", opt ? "OPT" : "T5"));
     if ((opt || t5) && p.finetune_as == "cofi")
       prune.error("finetune_as", "the distilled fine-tune stage is BERT's; a packed OPT or T5 fine-tunes plain");
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");

@@ -4,20 +4,25 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <numeric>
 #include <optional>
 
 #include "sculpt/compress/kmeans_model.h"
 #include "sculpt/compress/one_shot.h"
+#include "sculpt/compress/one_shot_decoder.h"
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
 #include "sculpt/data/mlm_masking.h"
 #include "sculpt/io/files.h"
 #include "sculpt/models/bert.h"
 #include "sculpt/train/bert_classifier.h"
+#include "sculpt/train/clm_data.h"
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/glue_data.h"
+#include "sculpt/train/labeled_data.h"
+#include "sculpt/train/t5_glue_data.h"
 
 namespace fs = std::filesystem;
 
@@ -44,6 +49,81 @@ void run_kmeans(const recipe::Recipe& r, const torch::Device& device, std::chron
            a["bytes_after"].get<double>() / 1e6, a["relative_error"].get<double>());
 }
 
+// A seeded sample of SIZE train indices (the run's seed), what the scores or the principal
+// components read.
+std::vector<size_t> sample_indices(size_t size, const recipe::Recipe& r) {
+  std::vector<size_t> order(size);
+  std::iota(order.begin(), order.end(), 0);
+  data::shuffle_indices(order, static_cast<uint64_t>(r.run.seed));
+  order.resize(std::min(order.size(), static_cast<size_t>(r.prune.sample_examples)));
+  return order;
+}
+
+// best/ from the compressed model: its weights, the tokenizer and pruning.json (the sizes as the
+// learned-mask runs write them, plus the method's report), renamed into place at once so that a
+// killed run leaves no half-written best/.
+void write_best(const recipe::Recipe& r, const std::function<void(const std::string&)>& save, nlohmann::json report,
+                std::chrono::steady_clock::time_point t0) {
+  const fs::path run_dir = r.run_dir(), best = run_dir / "best", tmp = run_dir / "best.tmp";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save(tmp.string());
+  copy_tokenizer_files(r.model.tokenizer, tmp.string());
+  report["one_shot"]["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  io::write_file_atomic((tmp / "pruning.json").string(), report.dump(2) + "\n");
+  fs::rename(tmp, best);
+  LOG_INFO("[prune] {} at {}: {} in {:.1f}s (pruned {:.4f}, remaining {:.4f})", r.prune.method, r.prune.target, best.string(),
+           report["one_shot"]["seconds"].get<double>(), report["packed_sparsity"].get<double>(), report["packed_remaining"].get<double>());
+}
+
+// OPT or T5 (compress/one_shot_decoder.h), from the task's teacher: the sample is single unpadded
+// train examples as the task reads them (OPT: its labelled rows or causal-LM windows; T5: its
+// text-to-text pairs, so Taylor scores read the task loss). Sizes are shares of the attention and
+// FFN maps, as the decoder SP3 runs report them.
+template <class Model, class Save>
+void run_decoder(const recipe::Recipe& r, Model& model, const std::vector<models::Batch>& examples, const Save& save,
+                 std::chrono::steady_clock::time_point t0) {
+  const auto& p = r.prune;
+  compress::DecoderCompressed<Model> out;
+  if (p.method == "slice") {
+    out = compress::slice_stream(model, examples, p.target, p.round_to);
+  } else {
+    compress::DecoderUnitOptions o;
+    o.method = p.method;
+    o.target = p.target;
+    o.allocation = {p.granularity, p.scope};
+    o.statistic = p.statistic;
+    out = compress::prune_units(model, examples, o);
+  }
+  const double remaining = out.report["achieved"]["map_weights_remaining"].template get<double>();
+  nlohmann::json report = {{"packed_remaining", remaining}, {"packed_sparsity", 1 - remaining}, {"one_shot", out.report}};
+  if (out.report.contains("kept")) report["kept"] = out.report["kept"];
+  write_best(r, [&](const std::string& dir) { save(out.model, dir); }, report, t0);
+}
+
+void run_decoder_one_shot(const recipe::Recipe& r, const torch::Device& device, std::chrono::steady_clock::time_point t0) {
+  std::vector<models::Batch> examples;
+  if (r.model.family == "t5") {
+    auto model = models::load_t5(r.model.path);
+    model->to(device);
+    model->eval();
+    if (r.prune.method != "magnitude") {
+      const T5GlueData data(r, model->config.pad_token_id);
+      for (size_t i : sample_indices(data.train_size(), r)) examples.push_back(data.collate_train({i}));
+    }
+    return run_decoder(r, model, examples, models::save_t5, t0);
+  }
+  auto model = models::load_opt(r.model.path);
+  model->to(device);
+  model->eval();
+  if (r.prune.method != "magnitude") {
+    const auto data = r.data.is_clm() ? open_clm_data(r, model->config.max_positions)
+                                      : open_labeled_data(r, /*dev_only=*/false, model->config.max_positions);
+    for (size_t i : sample_indices(data->train_size(), r)) examples.push_back(data->collate_train({i}));
+  }
+  run_decoder(r, model, examples, models::save_opt, t0);
+}
+
 }  // namespace
 
 void run_one_shot(const recipe::Recipe& r) {
@@ -58,6 +138,7 @@ void run_one_shot(const recipe::Recipe& r) {
   io::write_file_atomic((run_dir / "recipe.resolved.yaml").string(), r.resolved_yaml());
   const auto t0 = std::chrono::steady_clock::now();
   const auto& p = r.prune;
+  if (r.model.family != "bert") return p.method == "kmeans" ? run_kmeans(r, device, t0) : run_decoder_one_shot(r, device, t0);
   // A pretrained encoder (no classification head: compressed *before* the task fine-tune) gets a
   // new, seeded head for the task, as `sculpt compress --task` gives it; its scores must then
   // need no labels.
@@ -78,14 +159,7 @@ void run_one_shot(const recipe::Recipe& r) {
   teacher->to(device);
   teacher->eval();
   for (auto& param : teacher->parameters()) param.set_requires_grad(false);
-  // A seeded sample of the train split: what the scores or the principal components read.
-  std::vector<size_t> order;
-  if (p.method != "magnitude") {
-    order.resize(data.train.size());
-    std::iota(order.begin(), order.end(), 0);
-    data::shuffle_indices(order, static_cast<uint64_t>(r.run.seed));
-    order.resize(std::min(order.size(), static_cast<size_t>(p.sample_examples)));
-  }
+  const auto order = p.method == "magnitude" ? std::vector<size_t>{} : sample_indices(data.train.size(), r);
   std::vector<models::Batch> batches;
   std::optional<compress::StructureScores> zero_shot;
   if (!task_head && p.method == "taylor") {
@@ -114,21 +188,11 @@ void run_one_shot(const recipe::Recipe& r) {
     o.scores = zero_shot;
     out = compress::prune_one_shot(teacher, batches, o);
   }
-  const fs::path tmp = run_dir / "best.tmp";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  models::save_packed_bert(out.model, tmp.string());
-  copy_tokenizer_files(r.model.tokenizer, tmp.string());
   // pruning.json as a learned-mask run writes it (the sizes and what is kept), plus the method.
   nlohmann::json report = out.report["achieved"];
   report["kept"] = out.report["kept"];
   report["one_shot"] = out.report;
-  report["one_shot"]["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  io::write_file_atomic((tmp / "pruning.json").string(), report.dump(2) + "\n");
-  fs::rename(tmp, best);  // the whole directory at once: a killed run leaves no half-written best/
-  LOG_INFO("[prune] {} at {}: {} in {:.1f}s (pruned {:.4f} of the encoder's matrices, SP3 remaining {:.4f})", p.method, p.target,
-           best.string(), report["one_shot"]["seconds"].get<double>(), report["packed_sparsity"].get<double>(),
-           report["packed_remaining"].get<double>());
+  write_best(r, [&](const std::string& dir) { models::save_packed_bert(out.model, dir); }, report, t0);
 }
 
 }  // namespace sculpt::train

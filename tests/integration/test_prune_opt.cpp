@@ -16,6 +16,7 @@
 #include "cli_runner.h"
 #include "decoder_masks.h"
 #include "sculpt/compress/pack_decoder.h"
+#include "sculpt/io/codebook_weights.h"
 #include "sculpt/io/safetensors.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
@@ -282,6 +283,89 @@ TEST(PackedT5, ADirectoryForwardsAndGeneratesThroughTheCliAsTheMaskedModel) {
             0)
       << output;
   EXPECT_NE(output.find("2x8+4"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace sculpt
+
+namespace sculpt {
+namespace {
+
+// The one-shot methods as recipe methods for OPT and T5 (issues 11 and 13): best/ is the packed
+// (or sliced, or coded) teacher, its size the map table's exact count, evaluated beside the
+// teacher, then the plain fine-tune stage at its packed shapes.
+TEST(PruneDecoderOneShot, OptAndT5RecipesCompressAsSculptCompressDoesAndFineTune) {
+  if (testing::shared_path("fixtures/hf/t5_small").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  const std::string opt_recipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml",
+                    t5_recipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_t5_glue_sp3.yaml";
+  auto json = [&](const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); };
+  std::string log;
+  auto run = [&](const std::string& recipe, const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> a = {"run", recipe, "run.output_root=" + tmp.str(), "run.name=" + name, "prune.finetune=4u"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return testing::run_cli(a, tmp.str(name + ".log"), &log);
+  };
+  auto maps = [&](const std::string& rel, auto load) {
+    auto m = load(tmp.str(rel));
+    return static_cast<double>(compress::linear_map_weights(*m));
+  };
+
+  // OPT, magnitude: the recipe's packed classifier is `sculpt compress --method magnitude`'s, weight for weight.
+  ASSERT_EQ(run(opt_recipe, "opt_magnitude", {"prune.method=magnitude", "prune.target=0.5"}), 0) << log;
+  ASSERT_EQ(testing::run_cli({"compress", "--method", "magnitude", "--model", testing::shared_path("fixtures/hf/opt_seqcls"), "--target",
+                              "0.5", "--out", tmp.str("opt_magnitude_cli")},
+                             tmp.str("opt_cli.log"), &log),
+            0)
+      << log;
+  const auto recipe_weights = io::read_safetensors(tmp.str("opt_magnitude/best/model.safetensors")).tensors;
+  const auto cli_weights = io::read_safetensors(tmp.str("opt_magnitude_cli/model.safetensors")).tensors;
+  ASSERT_EQ(recipe_weights.size(), cli_weights.size());
+  for (const auto& [name, w] : recipe_weights) EXPECT_TRUE(torch::equal(w, cli_weights.at(name))) << name;
+  auto summary = json("opt_magnitude/compression.json");
+  EXPECT_EQ(summary["method"], "magnitude");
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_remaining"].get<double>(), maps("opt_magnitude/best", models::load_opt) / 65536.0);
+  EXPECT_EQ(summary["sparsity"]["kept"], json("opt_magnitude_cli/compression.json")["kept"]);
+  EXPECT_TRUE(summary["teacher"].contains("accuracy"));
+  EXPECT_EQ(json("opt_magnitude/finetune/results.json")["updates"], 4);
+  EXPECT_EQ(maps("opt_magnitude/finetune/best", models::load_opt), maps("opt_magnitude/best", models::load_opt));
+
+  // OPT, Taylor on the task loss over the sampled labelled rows; slicing the stream to 48 of 64 dims.
+  ASSERT_EQ(run(opt_recipe, "opt_taylor", {"prune.method=taylor", "prune.target=0.5", "prune.sample_examples=16"}), 0) << log;
+  summary = json("opt_taylor/compression.json");
+  EXPECT_EQ(summary["sparsity"]["one_shot"]["scores"].get<std::string>().rfind("first-order Taylor |w * dL/dw| of the task loss", 0), 0u)
+      << summary.dump();
+  EXPECT_NE(summary["sparsity"]["one_shot"]["scores"].get<std::string>().find("of 16 examples"), std::string::npos) << summary.dump();
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_remaining"].get<double>(), maps("opt_taylor/best", models::load_opt) / 65536.0);
+  ASSERT_EQ(run(opt_recipe, "opt_slice", {"prune.method=slice", "prune.target=0.25", "prune.sample_examples=16"}), 0) << log;
+  summary = json("opt_slice/compression.json");
+  EXPECT_EQ(models::load_opt(tmp.str("opt_slice/best"))->config.hidden_size, 48);
+  EXPECT_EQ(summary["sparsity"]["one_shot"]["achieved"]["hidden_after"], 48);
+  // Each attention and FFN map reads or writes the stream once (q, k, v: 64 x 48, o: 48 x 64, fc1:
+  // 128 x 48, fc2: 48 x 128): 48 / 64 of the weights remain.
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_remaining"].get<double>(), 0.75);
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_remaining"].get<double>(), maps("opt_slice/best", models::load_opt) / 65536.0);
+
+  // T5, activations over its text-to-text train pairs: half of the units, its size the map
+  // table's count over 163,840, the packed model scored beside the teacher and fine-tuned.
+  ASSERT_EQ(run(t5_recipe, "t5_activation", {"prune.method=activation", "prune.target=0.5", "prune.sample_examples=16"}), 0) << log;
+  summary = json("t5_activation/compression.json");
+  EXPECT_DOUBLE_EQ(summary["sparsity"]["packed_remaining"].get<double>(), maps("t5_activation/best", models::load_t5) / 163840.0);
+  EXPECT_TRUE(summary["teacher"].contains("accuracy"));
+  EXPECT_TRUE(summary["packed"].contains("loss"));
+  EXPECT_EQ(json("t5_activation/finetune/results.json")["updates"], 4);
+  EXPECT_EQ(maps("t5_activation/finetune/best", models::load_t5), maps("t5_activation/best", models::load_t5));
+
+  // T5, k-means at 2 bits: the codes of `sculpt compress --method kmeans`, every index kept by
+  // the centroid fine-tune.
+  ASSERT_EQ(run(t5_recipe, "t5_kmeans", {"prune.method=kmeans", "prune.bits=2"}), 0) << log;
+  EXPECT_NE(log.find("centroid fine-tuning of"), std::string::npos) << log;
+  const auto codes = io::read_codebook_contents(tmp.str("t5_kmeans/best/model.codebook.safetensors"));
+  const auto tuned = io::read_codebook_contents(tmp.str("t5_kmeans/finetune/final/model.codebook.safetensors"));
+  ASSERT_FALSE(codes.coded.empty());
+  for (const auto& [name, c] : codes.coded) EXPECT_TRUE(torch::equal(c.indices, tuned.coded.at(name).indices)) << name;
+  EXPECT_DOUBLE_EQ(json("t5_kmeans/compression.json")["sparsity"]["packed_remaining"].get<double>(), 1.0);
 }
 
 }  // namespace
