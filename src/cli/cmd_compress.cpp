@@ -210,7 +210,7 @@ std::vector<models::Batch> span_corrupted(const Args& args, const std::string& d
 // labelled rows), for T5 on span corruption of unlabelled text.
 nlohmann::json compress_decoder_units(const Args& args, const std::string& dir, const std::string& out, double target,
                                       const std::string& method, const std::string& family, const torch::Device& device) {
-  compress::DecoderUnitOptions o;
+  compress::PruneOneShotOptions o;
   o.method = method;
   o.target = target;
   o.allocation = {args.get("granularity", "units"), args.get("scope", "global")};

@@ -41,15 +41,15 @@ Compressed prune_one_shot(models::Bert& model, const std::vector<models::Batch>&
   student->eval();
   Compressed out{pack_student(student, masks), {}};
   const auto shape = shape_of(model->config);
-  out.report = {{"method", o.method},
-                {"scores", scores.source},
-                {"target", o.target},
-                {"granularity", o.allocation.granularity},
-                {"scope", o.allocation.scope},
-                {"kept", kept_sizes(masks)},
-                {"achieved", achieved_size(out.model->config, shape, o.cost)}};
+  out.report = unit_pruning_report(o, scores, masks);
+  out.report["achieved"] = achieved_size(out.model->config, shape, o.cost);
   if (o.method == "activation") out.report["statistic"] = o.statistic;
   return out;
+}
+
+nlohmann::json unit_pruning_report(const PruneOneShotOptions& o, const StructureScores& scores, const Sp3Masks& masks) {
+  return {{"method", o.method},       {"scores", scores.source},           {"target", o.target},
+          {"granularity", o.allocation.granularity}, {"scope", o.allocation.scope}, {"kept", kept_sizes(masks)}};
 }
 
 models::ModelMasks unit_masks(const Sp3Masks& m) {

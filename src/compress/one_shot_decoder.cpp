@@ -5,9 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "sculpt/compress/one_shot.h"
 #include "sculpt/compress/pack_decoder.h"
-#include "sculpt/compress/prune_report.h"
 #include "sculpt/compress/rotate.h"
 #include "sculpt/compress/structure_scores.h"
 #include "sculpt/core/error.h"
@@ -33,19 +31,14 @@ nlohmann::json sizes(torch::nn::Module& before, torch::nn::Module& after) {
 }
 
 template <class M, class Pack>
-DecoderCompressed<M> finish(M& model, const StructureScores& scores, const DecoderUnitOptions& o, const Pack& pack) {
+DecoderCompressed<M> finish(M& model, const StructureScores& scores, const PruneOneShotOptions& o, const Pack& pack) {
   const auto masks = allocate(scores, o.target, o.allocation);
   torch::NoGradGuard no_grad;
   DecoderCompressed<M> out;
   out.model = pack(model, unit_masks(masks));
   out.model->to(torch::kCPU);
-  out.report = {{"method", o.method},
-                {"scores", scores.source},
-                {"target", o.target},
-                {"granularity", o.allocation.granularity},
-                {"scope", o.allocation.scope},
-                {"kept", kept_sizes(masks)},
-                {"achieved", sizes(*model, *out.model)}};
+  out.report = unit_pruning_report(o, scores, masks);
+  out.report["achieved"] = sizes(*model, *out.model);
   return out;
 }
 
@@ -79,15 +72,17 @@ int64_t parameter_count(torch::nn::Module& m) {
   return n;
 }
 
-DecoderCompressed<models::Opt> prune_units(models::Opt& model, const std::vector<models::Batch>& examples, const DecoderUnitOptions& o) {
-  const auto scores = o.method == "magnitude"    ? magnitude(model)
+DecoderCompressed<models::Opt> prune_units(models::Opt& model, const std::vector<models::Batch>& examples, const PruneOneShotOptions& o) {
+  const auto scores = o.scores              ? *o.scores
+                      : o.method == "magnitude"    ? magnitude(model)
                       : o.method == "activation" ? activation_scores(model, examples, o.statistic)
                                                  : taylor_opt_scores(model, examples);
   return finish(model, scores, o, pack_opt);
 }
 
-DecoderCompressed<models::T5> prune_units(models::T5& model, const std::vector<models::Batch>& examples, const DecoderUnitOptions& o) {
-  const auto scores = o.method == "magnitude"    ? magnitude(model)
+DecoderCompressed<models::T5> prune_units(models::T5& model, const std::vector<models::Batch>& examples, const PruneOneShotOptions& o) {
+  const auto scores = o.scores              ? *o.scores
+                      : o.method == "magnitude"    ? magnitude(model)
                       : o.method == "activation" ? activation_scores(model, examples, o.statistic)
                                                  : taylor_t5_scores(model, examples);
   return finish(model, scores, o, pack_t5);

@@ -49,6 +49,16 @@ void run_kmeans(const recipe::Recipe& r, const torch::Device& device, std::chron
            a["bytes_after"].get<double>() / 1e6, a["relative_error"].get<double>());
 }
 
+// The recipe's unit pruning: method, target, allocation and statistic.
+compress::PruneOneShotOptions unit_options(const recipe::PruneSection& p) {
+  compress::PruneOneShotOptions o;
+  o.method = p.method;
+  o.target = p.target;
+  o.allocation = {p.granularity, p.scope};
+  o.statistic = p.statistic;
+  return o;
+}
+
 // A seeded sample of SIZE train indices (the run's seed), what the scores or the principal
 // components read.
 std::vector<size_t> sample_indices(size_t size, const recipe::Recipe& r) {
@@ -88,12 +98,7 @@ void run_decoder(const recipe::Recipe& r, Model& model, const std::vector<models
   if (p.method == "slice") {
     out = compress::slice_stream(model, examples, p.target, p.round_to);
   } else {
-    compress::DecoderUnitOptions o;
-    o.method = p.method;
-    o.target = p.target;
-    o.allocation = {p.granularity, p.scope};
-    o.statistic = p.statistic;
-    out = compress::prune_units(model, examples, o);
+    out = compress::prune_units(model, examples, unit_options(p));
   }
   const double remaining = out.report["achieved"]["map_weights_remaining"].template get<double>();
   nlohmann::json report = {{"packed_remaining", remaining}, {"packed_sparsity", 1 - remaining}, {"one_shot", out.report}};
@@ -180,11 +185,7 @@ void run_one_shot(const recipe::Recipe& r) {
   if (p.method == "slice") {
     out = compress::slice_hidden(teacher, batches, {p.target, p.round_to, {}});
   } else {
-    compress::PruneOneShotOptions o;
-    o.method = p.method;
-    o.target = p.target;
-    o.allocation = {p.granularity, p.scope};
-    o.statistic = p.statistic;
+    auto o = unit_options(p);
     o.scores = zero_shot;
     out = compress::prune_one_shot(teacher, batches, o);
   }

@@ -50,6 +50,10 @@ Compressed slice_hidden(models::Bert& model, const std::vector<models::Batch>& e
 // kept whole: what pack_opt (compress/pack_decoder.h) packs a one-shot pruned OPT from.
 models::ModelMasks unit_masks(const Sp3Masks& masks);
 
+// compression.json's part common to every unit pruning (BERT's and the decoders'): the method,
+// the scores' source, the target, the allocation and the kept sizes.
+nlohmann::json unit_pruning_report(const PruneOneShotOptions& o, const StructureScores& scores, const Sp3Masks& masks);
+
 // The packed model's size by both definitions (sparsity_report) and by `cost`.
 nlohmann::json achieved_size(const models::PackedBertConfig& packed, const EncoderShape& shape, const CostModel& cost);
 

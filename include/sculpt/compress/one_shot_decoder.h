@@ -9,18 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "sculpt/compress/allocation.h"
+#include "sculpt/compress/one_shot.h"
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
 
 namespace sculpt::compress {
-
-struct DecoderUnitOptions {
-  std::string method = "magnitude";  // magnitude | activation | taylor
-  double target = 0.5;               // the share of the units removed
-  AllocationOptions allocation;
-  std::string statistic = "mean_abs";  // activation: mean_abs | apoz
-};
 
 template <class M>
 struct DecoderCompressed {
@@ -28,11 +21,13 @@ struct DecoderCompressed {
   nlohmann::json report;  // method, scores, target, kept, achieved (map weights and parameters before/after)
 };
 
-// EXAMPLES: single unpadded batches, as the scores read them (magnitude: none; activation: any
+// O: the method (magnitude | activation | taylor), the share of the units removed, the allocation
+// and the statistic (its cost model is BERT's and unread here; o.scores, when set, are used as
+// they are). EXAMPLES: single unpadded batches, as the scores read them (magnitude: none; activation: any
 // inputs; taylor: OPT's causal-LM text or a classifier's labelled rows; T5's input and target
 // token ids, span-corrupted for zero-shot scores or a task's text-to-text pairs).
-DecoderCompressed<models::Opt> prune_units(models::Opt& model, const std::vector<models::Batch>& examples, const DecoderUnitOptions& o);
-DecoderCompressed<models::T5> prune_units(models::T5& model, const std::vector<models::Batch>& examples, const DecoderUnitOptions& o);
+DecoderCompressed<models::Opt> prune_units(models::Opt& model, const std::vector<models::Batch>& examples, const PruneOneShotOptions& o);
+DecoderCompressed<models::T5> prune_units(models::T5& model, const std::vector<models::Batch>& examples, const PruneOneShotOptions& o);
 
 // The stream(s) sliced to round((1 - TARGET) D / ROUND_TO) ROUND_TO dims (at least ROUND_TO, at most
 // D) along the principal directions over EXAMPLES (single unpadded batches). An OPT must be pre-LN.
