@@ -6,7 +6,8 @@
 #   results/packed_int8_minilm/<task>.md
 #
 #   scripts/packed_int8_minilm.sh [TASK]                 # default: rte
-#   PACKED=runs/sweeps/minilm_glue/prune/rte/sp3_target-0.3_seed-1/best scripts/packed_int8_minilm.sh rte
+#   PACKED=runs/sweeps/minilm_glue/prune/rte/sp3_target-0.06_seed-1/best PACKED_INT8_ROOT=runs/packed_int8_sp3 \
+#     OUT_NAME=rte_sp3_0.06 scripts/packed_int8_minilm.sh rte     # -> results/packed_int8_minilm/rte_sp3_0.06.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SCULPT_BIN:-build/sculpt}
@@ -24,7 +25,7 @@ for pair in "$TEACHER|$ROOT/teacher_int8" "$PACKED|$ROOT/packed_int8"; do
   from=${pair%%|*} to=${pair#*|}
   [[ -f "$to/config.json" ]] || "$BIN" quantize --model "$from" --out "$to" --mode static --task "$TASK" --examples 256
 done
-OUT=results/packed_int8_minilm/$TASK.md
+OUT=results/packed_int8_minilm/${OUT_NAME:-$TASK}.md
 mkdir -p "$(dirname "$OUT")"
 {
   echo "# MiniLM-L6 on $TASK: dense and packed, fp32 and int8 (scripts/packed_int8_minilm.sh)"
