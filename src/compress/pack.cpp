@@ -174,16 +174,16 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
       auto Wq = linear_w(a->q), Wk = linear_w(a->k), Wv = linear_w(a->v), Wo = linear_w(a->o);
       // q = z_qk (Cq (Wq x + bq) + bcq); k unmasked; v scaled by z_vo and its head's z_head.
       auto vscale = k.z_vo * k.z_head.repeat_interleave(dh);
-      set(out->q->weight, (k.z_qk.unsqueeze(1) * Cq.matmul(Wq).matmul(p.A)).index_select(0, qrows));
-      set(out->q->bias, (k.z_qk * (Cq.matmul(Wq.matmul(p.a) + linear_b(a->q)) + linear_b(layer->cq))).index_select(0, qrows));
-      set(out->k->weight, Ck.matmul(Wk).matmul(p.A).index_select(0, qrows));
-      set(out->k->bias, (Ck.matmul(Wk.matmul(p.a) + linear_b(a->k)) + linear_b(layer->ck)).index_select(0, qrows));
-      set(out->v->weight, (vscale.unsqueeze(1) * Cv.matmul(Wv).matmul(p.A)).index_select(0, vrows));
-      set(out->v->bias, (vscale * (Cv.matmul(Wv.matmul(p.a) + linear_b(a->v)) + linear_b(layer->cv))).index_select(0, vrows));
-      set(out->o->weight, k.z_mha * s1.B.matmul(Wo).matmul(Co.index_select(1, vrows)));
+      set(out->attn->q->weight, (k.z_qk.unsqueeze(1) * Cq.matmul(Wq).matmul(p.A)).index_select(0, qrows));
+      set(out->attn->q->bias, (k.z_qk * (Cq.matmul(Wq.matmul(p.a) + linear_b(a->q)) + linear_b(layer->cq))).index_select(0, qrows));
+      set(out->attn->k->weight, Ck.matmul(Wk).matmul(p.A).index_select(0, qrows));
+      set(out->attn->k->bias, (Ck.matmul(Wk.matmul(p.a) + linear_b(a->k)) + linear_b(layer->ck)).index_select(0, qrows));
+      set(out->attn->v->weight, (vscale.unsqueeze(1) * Cv.matmul(Wv).matmul(p.A)).index_select(0, vrows));
+      set(out->attn->v->bias, (vscale * (Cv.matmul(Wv.matmul(p.a) + linear_b(a->v)) + linear_b(layer->cv))).index_select(0, vrows));
+      set(out->attn->o->weight, k.z_mha * s1.B.matmul(Wo).matmul(Co.index_select(1, vrows)));
     }
     // The attention block's constant part: z_MHA (Wo b_co + b_o), mapped into site 1.
-    set(out->o->bias, k.z_mha * s1.B.matmul(linear_w(a->o).matmul(linear_b(layer->co)) + linear_b(a->o)));
+    set(out->attn->o->bias, k.z_mha * s1.B.matmul(linear_w(a->o).matmul(linear_b(layer->co)) + linear_b(a->o)));
     set(pc.diagonal_residual ? out->r1->weight : out->res1->weight, residual_map(s1.B.matmul(p.A), pc.diagonal_residual));
     set(pc.diagonal_residual ? out->r1->bias : out->res1->bias, s1.B.matmul(p.a) + s1.c);
     set(out->ln1->weight, s1.gamma);
@@ -191,11 +191,11 @@ models::PackedBert pack_student(Sp3Bert& student, const Sp3Masks& m) {
 
     auto* f = layer->ffn.get();
     if (k.ffn.size(0) > 0) {
-      set(out->fc1->weight, linear_w(f->fc1).matmul(s1.A).index_select(0, k.ffn));
-      set(out->fc1->bias, (linear_w(f->fc1).matmul(s1.a) + linear_b(f->fc1)).index_select(0, k.ffn));
-      set(out->fc2->weight, k.z_ffn * s2.B.matmul(linear_w(f->fc2).index_select(1, k.ffn)) * k.z_int.index_select(0, k.ffn).unsqueeze(0));
+      set(out->ffn->fc1->weight, linear_w(f->fc1).matmul(s1.A).index_select(0, k.ffn));
+      set(out->ffn->fc1->bias, (linear_w(f->fc1).matmul(s1.a) + linear_b(f->fc1)).index_select(0, k.ffn));
+      set(out->ffn->fc2->weight, k.z_ffn * s2.B.matmul(linear_w(f->fc2).index_select(1, k.ffn)) * k.z_int.index_select(0, k.ffn).unsqueeze(0));
     }
-    set(out->fc2->bias, k.z_ffn * s2.B.matmul(linear_b(f->fc2)));
+    set(out->ffn->fc2->bias, k.z_ffn * s2.B.matmul(linear_b(f->fc2)));
     set(pc.diagonal_residual ? out->r2->weight : out->res2->weight, residual_map(s2.B.matmul(s1.A), pc.diagonal_residual));
     set(pc.diagonal_residual ? out->r2->bias : out->res2->bias, s2.B.matmul(s1.a) + s2.c);
     set(out->ln2->weight, s2.gamma);

@@ -103,18 +103,18 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
   return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, /*is_causal=*/false, 1.0 / divisor);
 }
 
-static models::Linear linear(int64_t in, int64_t out, bool bias) {
-  return models::Linear(in, out, bias);
+static models::Linear linear(int64_t in, int64_t out, bool bias, bool random_init = true) {
+  return models::Linear(in, out, bias, random_init);
 }
 
-AttentionImpl::AttentionImpl(const TransformerConfig& c, const AttentionShape& shape)
+AttentionImpl::AttentionImpl(const TransformerConfig& c, const AttentionShape& shape, BlockIO io)
     : num_heads(shape.heads), qk_dim(shape.qk_dim), vo_dim(shape.vo_dim),
       score_divisor(c.scale_attention ? std::sqrt(static_cast<double>(c.head_dim())) : 1.0) {
-  const int64_t d = c.hidden_size;
-  q = register_module("q", linear(d, num_heads * qk_dim, c.bias));
-  k = register_module("k", linear(d, num_heads * qk_dim, c.bias));
-  v = register_module("v", linear(d, num_heads * vo_dim, c.bias));
-  o = register_module("o", linear(num_heads * vo_dim, d, c.bias));
+  const int64_t in = io.in < 0 ? c.hidden_size : io.in, out = io.out < 0 ? c.hidden_size : io.out;
+  q = register_module("q", linear(in, num_heads * qk_dim, c.bias, io.random_init));
+  k = register_module("k", linear(in, num_heads * qk_dim, c.bias, io.random_init));
+  v = register_module("v", linear(in, num_heads * vo_dim, c.bias, io.random_init));
+  o = register_module("o", linear(num_heads * vo_dim, out, c.bias, io.random_init));
   attn_dropout = register_module("attn_dropout", Dropout(c.attention_dropout));
 }
 
@@ -145,11 +145,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return o(ctx.transpose(1, 2).contiguous().view({B, T, num_heads * vo_dim}));
 }
 
-FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c, int64_t inner) : act(c.activation) {
+FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c, int64_t inner, BlockIO io) : act(c.activation) {
   const int64_t f = inner >= 0 ? inner : c.intermediate_size;
-  fc1 = register_module("fc1", linear(c.hidden_size, f, c.bias));
-  if (c.gated_ffn) gate = register_module("gate", linear(c.hidden_size, f, c.bias));
-  fc2 = register_module("fc2", linear(f, c.hidden_size, c.bias));
+  const int64_t in = io.in < 0 ? c.hidden_size : io.in, out = io.out < 0 ? c.hidden_size : io.out;
+  fc1 = register_module("fc1", linear(in, f, c.bias, io.random_init));
+  if (c.gated_ffn) gate = register_module("gate", linear(in, f, c.bias, io.random_init));
+  fc2 = register_module("fc2", linear(f, out, c.bias, io.random_init));
   inner_dropout = register_module("inner_dropout", Dropout(c.ffn_dropout));
 }
 

@@ -121,44 +121,32 @@ ElementwiseImpl::ElementwiseImpl(int64_t d) {
 
 PackedBertLayerImpl::PackedBertLayerImpl(int64_t in, const PackedLayerDims& d, const TransformerConfig& base, bool diagonal,
                                          bool norm_over_kept)
-    : dims(d), width(norm_over_kept ? 0 : base.hidden_size), head_dim_original(base.head_dim()), eps(base.norm_eps), act(base.activation),
-      diagonal_residual(diagonal) {
+    : dims(d), width(norm_over_kept ? 0 : base.hidden_size), eps(base.norm_eps), diagonal_residual(diagonal) {
   auto linear = [&](const char* name, int64_t in_dim, int64_t out_dim) {
     return register_module(name, Linear(in_dim, out_dim, /*with_bias=*/true, /*random_init=*/false));
   };
   auto elementwise = [&](const char* name, int64_t dim) { return register_module(name, Elementwise(dim)); };
-  const int64_t qk = d.heads * d.qk_dim, vo = d.heads * d.vo_dim;
-  q = linear("q", in, qk), k = linear("k", in, qk), v = linear("v", in, vo), o = linear("o", vo, d.attn_dim);
+  // Registered in the forward's order (attention, residual 1, norm 1, FFN, residual 2, norm 2):
+  // the order gradient-norm clipping sums the parameters in.
+  attn = register_module("attn", Attention(base, AttentionShape{d.heads, d.qk_dim, d.vo_dim}, BlockIO{in, d.attn_dim, /*random_init=*/false}));
   if (diagonal) r1 = elementwise("r1", d.attn_dim);
   else res1 = linear("res1", in, d.attn_dim);
   ln1 = elementwise("ln1", d.attn_dim);
-  fc1 = linear("fc1", d.attn_dim, d.ffn_dim), fc2 = linear("fc2", d.ffn_dim, d.out_dim);
+  ffn = register_module("ffn", FeedForward(base, d.ffn_dim, BlockIO{d.attn_dim, d.out_dim, /*random_init=*/false}));
   if (diagonal) r2 = elementwise("r2", d.out_dim);
   else res2 = linear("res2", d.attn_dim, d.out_dim);
   ln2 = elementwise("ln2", d.out_dim);
   dropout = register_module("dropout", Dropout(base.hidden_dropout));
-  attn_dropout = register_module("attn_dropout", Dropout(base.attention_dropout));
 }
 
 torch::Tensor PackedBertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms) {
-  const int64_t B = x.size(0), T = x.size(1), H = dims.heads;
-  torch::Tensor att;
-  if (H > 0) {
-    auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, T, H, w}).transpose(1, 2); };
-    auto qh = split(q(x), dims.qk_dim), kh = split(k(x), dims.qk_dim), vh = split(v(x), dims.vo_dim);
-    // The original scale: the kept q/k widths are a projection of the original head's.
-    const double p = is_training() ? attn_dropout->p : 0.0;
-    auto ctx = attend(qh, kh, vh, attention_bias, std::sqrt(static_cast<double>(head_dim_original)), p)
-                   .transpose(1, 2).contiguous().view({B, T, H * dims.vo_dim});
-    att = o(ctx);
-  } else {
-    att = o->bias.expand({B, T, dims.attn_dim});
-  }
+  // A block with no heads (or no neurons) left is its output bias.
+  const auto att = attn->forward(x, attention_bias, nullptr);
   // A skipped norm: the block is removed (att is 0) and the state passes through unchanged.
   auto h1 = dims.skip_attn_norm ? x
                                 : packed_norm(dropout(att) + (diagonal_residual ? torch::addcmul(r1->bias, x, r1->weight) : res1(x)),
                                               ln1->weight, ln1->bias, width, eps, rms);
-  auto f = dims.ffn_dim > 0 ? fc2(activation(act, fc1(h1))) : fc2->bias.expand({B, T, dims.out_dim});
+  const auto f = ffn->forward(h1);
   return dims.skip_ffn_norm ? h1
                             : packed_norm(dropout(f) + (diagonal_residual ? torch::addcmul(r2->bias, h1, r2->weight) : res2(h1)),
                                           ln2->weight, ln2->bias, width, eps, rms);
@@ -212,14 +200,14 @@ KeyMap packed_bert_key_map(const PackedBertConfig& c) {
     const std::string hf = fmt::format("bert.encoder.layer.{}.", i), in = fmt::format("layers.{}.", i);
     const std::string r1 = c.diagonal_residual ? "r1" : "res1", r2 = c.diagonal_residual ? "r2" : "res2";
     const std::vector<std::pair<std::string, std::string>> pairs = {
-        {"attention.self.query.weight", "q.weight"},   {"attention.self.query.bias", "q.bias"},
-        {"attention.self.key.weight", "k.weight"},     {"attention.self.key.bias", "k.bias"},
-        {"attention.self.value.weight", "v.weight"},   {"attention.self.value.bias", "v.bias"},
-        {"attention.output.dense.weight", "o.weight"}, {"attention.output.dense.bias", "o.bias"},
+        {"attention.self.query.weight", "attn.q.weight"},   {"attention.self.query.bias", "attn.q.bias"},
+        {"attention.self.key.weight", "attn.k.weight"},     {"attention.self.key.bias", "attn.k.bias"},
+        {"attention.self.value.weight", "attn.v.weight"},   {"attention.self.value.bias", "attn.v.bias"},
+        {"attention.output.dense.weight", "attn.o.weight"}, {"attention.output.dense.bias", "attn.o.bias"},
         {"attention.residual.weight", r1 + ".weight"}, {"attention.residual.bias", r1 + ".bias"},
         {"attention.output.LayerNorm.weight", "ln1.weight"}, {"attention.output.LayerNorm.bias", "ln1.bias"},
-        {"intermediate.dense.weight", "fc1.weight"},   {"intermediate.dense.bias", "fc1.bias"},
-        {"output.dense.weight", "fc2.weight"},         {"output.dense.bias", "fc2.bias"},
+        {"intermediate.dense.weight", "ffn.fc1.weight"},   {"intermediate.dense.bias", "ffn.fc1.bias"},
+        {"output.dense.weight", "ffn.fc2.weight"},         {"output.dense.bias", "ffn.fc2.bias"},
         {"output.residual.weight", r2 + ".weight"},    {"output.residual.bias", r2 + ".bias"},
         {"output.LayerNorm.weight", "ln2.weight"},     {"output.LayerNorm.bias", "ln2.bias"}};
     for (const auto& [h, n] : pairs) add(hf + h, in + n);

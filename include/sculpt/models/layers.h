@@ -101,10 +101,17 @@ struct ModelMasks {
 // stream coordinates the layer writes.
 torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, const LayerMasks* masks);
 
+// Where a block's maps read from and write to when that is not the config's stream (SP3's packed
+// BERT: every site its own width), and how they start.
+struct BlockIO {
+  int64_t in = -1, out = -1;  // < 0: the config's hidden size
+  bool random_init = true;    // false: zeros, drawing nothing (a packed model built mid-run, models/packed_bert.h)
+};
+
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const TransformerConfig& c) : AttentionImpl(c, c.layer_shape(0).attn) {}
   // SHAPE's heads and widths (a packed block); the scores keep c's head width's scaling.
-  AttentionImpl(const TransformerConfig& c, const AttentionShape& shape);
+  AttentionImpl(const TransformerConfig& c, const AttentionShape& shape, BlockIO io = {});
   // Returns the projected context; `probs` receives the attention probabilities if non-null.
   // `bias` is added to the scores ([B|1, H|1, Tq, Tk]: mask and/or position bias). `memory`
   // (cross-attention) supplies keys and values instead of x. `masks`: its qk, vo and head.
@@ -120,7 +127,7 @@ TORCH_MODULE(Attention);
 
 struct FeedForwardImpl : torch::nn::Module {
   // INNER neurons (< 0: the config's intermediate_size; 0: a packed block left with its bias).
-  explicit FeedForwardImpl(const TransformerConfig& c, int64_t inner = -1);
+  explicit FeedForwardImpl(const TransformerConfig& c, int64_t inner = -1, BlockIO io = {});
   // NEURONS [F], when defined, scales the activations (both halves of a gated FFN at once).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& neurons = {});
 

@@ -66,16 +66,18 @@ struct PackedBertLayerImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& attention_bias, bool rms);
 
   PackedLayerDims dims;
-  int64_t width, head_dim_original;  // width 0: LayerNorm over the kept dims
+  int64_t width;  // 0: LayerNorm over the kept dims
   double eps;
-  std::string act;
   bool diagonal_residual;
-  // The shared core's Linear, so that int8 kernels (quantization) reach every matrix.
-  Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr}, fc1{nullptr}, fc2{nullptr};
+  // The shared core's blocks at the packed sizes (the heads' own q/k and v widths, the scores at
+  // the original head width's scaling), reading and writing each site's own width; their Linears
+  // are what int8 kernels (quantization) reach.
+  Attention attn{nullptr};
+  FeedForward ffn{nullptr};
   Linear res1{nullptr}, res2{nullptr};     // dense residual maps (SP3)
   Elementwise r1{nullptr}, r2{nullptr};    // diagonal residual maps (CoFi): a scale and a bias per dim
   Elementwise ln1{nullptr}, ln2{nullptr};  // the norms' affines
-  Dropout dropout{nullptr}, attn_dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(PackedBertLayer);
 
