@@ -63,8 +63,8 @@ Sp3LayerImpl::Sp3LayerImpl(const models::TransformerConfig& c) {
   ck = register_module("ck", identity_linear(inner));
   cv = register_module("cv", identity_linear(inner));
   co = register_module("co", identity_linear(inner));
+  attn->compactors = {cq.ptr(), ck.ptr(), cv.ptr(), co.ptr()};
   dropout = register_module("dropout", models::Dropout(c.hidden_dropout));
-  attn_dropout = register_module("attn_dropout", models::Dropout(c.attention_dropout));
 }
 
 Sp3BertImpl::Sp3BertImpl(models::Bert& teacher, StudentOptions o) : config(teacher->config), options(o) {
@@ -128,32 +128,29 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
   if (hidden_states) out.hidden_states.push_back(x);
   auto bias = models::extended_attention_mask(mask, x.scalar_type());
   const int64_t H = config.num_heads, dh = config.head_dim();
+  // A row of a d_head pattern tiled over the heads, as the core's masks take it (one head's copy:
+  // it broadcasts over every head, and its gradient sums over them as the tiled one's does).
+  auto pattern = [&](const torch::Tensor& t, int64_t l) { return t.defined() ? t[l].view({H, dh})[0] : torch::Tensor(); };
   for (int64_t l = 0; l < config.num_layers; ++l) {
     auto* layer = layers[static_cast<size_t>(l)]->as<Sp3Layer>();
-    auto* a = layer->attn.get();
-    auto split = [&](const torch::Tensor& t) { return t.view({B, T, H, dh}).transpose(1, 2); };
-    auto q0 = a->q(x), k0 = a->k(x), v0 = a->v(x);
-    if (features) features->q.push_back(q0.detach()), features->k.push_back(k0.detach()), features->v.push_back(v0.detach());
-    auto q = split(masked(layer->cq(q0), row(m.qk, l)));
-    auto k = split(layer->ck(k0));  // q's mask already removes the product terms
-    auto v = split(masked(layer->cv(v0), row(m.vo, l)));
-    const double p = layer->is_training() ? layer->attn_dropout->p : 0.0;
-    auto per_head = models::attend(q, k, v, bias, std::sqrt(static_cast<double>(dh)), p);
-    // The head mask scales each head's probabilities, i.e. its context (dropout commutes with it).
-    if (m.head.defined()) per_head = per_head * m.head[l].view({1, H, 1, 1});
-    auto ctx = per_head.transpose(1, 2).contiguous().view({B, T, H * dh});
-    if (features) features->context.push_back(ctx.detach());
-    auto att = a->o(layer->co(ctx));
+    // q's dims mask (after its compactor) removes the score terms, so k's is not needed; the
+    // head mask scales each head's context (dropout commutes with it), vo its dims.
+    models::AttentionMasks am{pattern(m.qk, l), pattern(m.vo, l), row(m.head, l), {}};
+    models::AttentionTaps taps;
+    auto att = layer->attn->forward(x, bias, nullptr, {}, nullptr, &am, features ? &taps : nullptr);
+    if (features) {
+      features->q.push_back(taps.q), features->k.push_back(taps.k), features->v.push_back(taps.v);
+      features->context.push_back(taps.context);
+    }
     if (m.mha.defined()) att = att * m.mha[l];
     auto u1 = layer->dropout(att) + x;
     if (features) features->site_inputs.push_back(u1.detach());
     auto h1 = sites[static_cast<size_t>(2 * l + 1)]->as<LnSite>()->forward(u1, row(m.hidden, 2 * l + 1));
     // CoFi: a block whose layer mask is 0 adds nothing and skips its norm (no host sync).
     if (options.skip_empty_block_norm && m.mha.defined()) h1 = torch::where(m.mha[l] == 0, u1.to(h1.scalar_type()), h1);
-    auto* f = layer->ffn.get();
-    auto g = masked(models::activation(f->act, f->fc1(h1)), row(m.ffn, l));
-    if (features) features->ffn_act.push_back(g.detach());
-    auto ff = f->fc2(g);
+    torch::Tensor activations;
+    auto ff = layer->ffn->forward(h1, row(m.ffn, l), features ? &activations : nullptr);
+    if (features) features->ffn_act.push_back(activations);
     if (m.ffn_layer.defined()) ff = ff * m.ffn_layer[l];
     auto u2 = layer->dropout(ff) + h1;
     if (features) features->site_inputs.push_back(u2.detach());

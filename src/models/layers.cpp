@@ -119,18 +119,25 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c, const AttentionShape& s
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                                     const torch::Tensor& memory, KVCache* cache, const AttentionMasks* masks) {
+                                     const torch::Tensor& memory, KVCache* cache, const AttentionMasks* masks, AttentionTaps* taps) {
   const int64_t B = x.size(0), T = x.size(1);
   if (num_heads == 0) return o(x.new_zeros({B, T, 0}));  // a packed block left with its output bias
   auto split = [&](const torch::Tensor& t, int64_t w) { return t.view({B, t.size(1), num_heads, w}).transpose(1, 2); };
-  auto qh = split(q(x), qk_dim);
+  // A projection, handed out if asked, then through its compactor if there is one.
+  auto project = [&](Linear& map, const std::shared_ptr<LinearImpl>& compactor, const torch::Tensor& in, torch::Tensor* tap) {
+    auto y = map(in);
+    if (tap) *tap = y.detach();
+    return compactor ? compactor->forward(y) : y;
+  };
+  auto qh = split(project(q, compactors.q, x, taps ? &taps->q : nullptr), qk_dim);
   if (masks && masks->qk.defined()) qh = qh * masks->qk;  // removes the masked dims' score terms
   torch::Tensor kh, vh;
   if (memory.defined() && cache && cache->k.defined()) {  // cross-attention: memory projected once
     kh = cache->k, vh = cache->v;
   } else {
     const auto& src = memory.defined() ? memory : x;
-    kh = split(k(src), qk_dim), vh = split(v(src), vo_dim);
+    kh = split(project(k, compactors.k, src, taps ? &taps->k : nullptr), qk_dim);
+    vh = split(project(v, compactors.v, src, taps ? &taps->v : nullptr), vo_dim);
     if (cache && !memory.defined() && cache->k.defined()) {
       kh = torch::cat({cache->k, kh}, 2);
       vh = torch::cat({cache->v, vh}, 2);
@@ -142,7 +149,9 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   // Masks on the context rather than the values, so a key/value cache holds the plain values.
   if (masks && masks->head.defined()) ctx = ctx * masks->head.view({1, num_heads, 1, 1});
   if (masks && masks->vo.defined()) ctx = ctx * masks->vo;
-  return o(ctx.transpose(1, 2).contiguous().view({B, T, num_heads * vo_dim}));
+  auto flat = ctx.transpose(1, 2).contiguous().view({B, T, num_heads * vo_dim});
+  if (taps) taps->context = flat.detach();
+  return o(compactors.o ? compactors.o->forward(flat) : flat);
 }
 
 FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c, int64_t inner, BlockIO io) : act(c.activation) {
@@ -154,10 +163,11 @@ FeedForwardImpl::FeedForwardImpl(const TransformerConfig& c, int64_t inner, Bloc
   inner_dropout = register_module("inner_dropout", Dropout(c.ffn_dropout));
 }
 
-torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, const torch::Tensor& neurons) {
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x, const torch::Tensor& neurons, torch::Tensor* activations) {
   auto h = activation(act, fc1(x));
   if (gate) h = h * gate(x);
   if (neurons.defined()) h = h * neurons;
+  if (activations) *activations = h.detach();
   return fc2(inner_dropout(h));
 }
 

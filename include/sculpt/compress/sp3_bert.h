@@ -52,12 +52,14 @@ struct LnSiteImpl : torch::nn::Module {
 };
 TORCH_MODULE(LnSite);
 
+// The shared core's attention and FFN blocks, with SP3's compactors hooked into the attention
+// (models::Compactors; registered here, under the names checkpoints have always used).
 struct Sp3LayerImpl : torch::nn::Module {
   explicit Sp3LayerImpl(const models::TransformerConfig& c);
   models::Attention attn{nullptr};
   models::FeedForward ffn{nullptr};
   models::Linear cq{nullptr}, ck{nullptr}, cv{nullptr}, co{nullptr};
-  models::Dropout dropout{nullptr}, attn_dropout{nullptr};
+  models::Dropout dropout{nullptr};
 };
 TORCH_MODULE(Sp3Layer);
 

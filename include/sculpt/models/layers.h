@@ -97,6 +97,19 @@ struct ModelMasks {
   std::vector<LayerMasks> layers;
 };
 
+// SP3's compactors (method.md §3.2): square maps on the query, key and value projections'
+// outputs and before the output map (null: none). The student that owns them registers them.
+struct Compactors {
+  std::shared_ptr<LinearImpl> q, k, v, o;
+};
+
+// What a block's forward hands out when asked: the projections before any compactor, the heads'
+// context after the masks (what the output map reads), the FFN's masked activations. The PCA
+// initialisation and the one-shot activation scores read them.
+struct AttentionTaps {
+  torch::Tensor q, k, v, context;
+};
+
 // A block's output under MASKS (null: as it is): times the block's GATE, then (pre-norm) the
 // stream coordinates the layer writes.
 torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, const LayerMasks* masks);
@@ -115,10 +128,13 @@ struct AttentionImpl : torch::nn::Module {
   // Returns the projected context; `probs` receives the attention probabilities if non-null.
   // `bias` is added to the scores ([B|1, H|1, Tq, Tk]: mask and/or position bias). `memory`
   // (cross-attention) supplies keys and values instead of x. `masks`: its qk, vo and head.
+  // `taps`: filled with the block's intermediate values (detached).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias, torch::Tensor* probs,
-                        const torch::Tensor& memory = {}, KVCache* cache = nullptr, const AttentionMasks* masks = nullptr);
+                        const torch::Tensor& memory = {}, KVCache* cache = nullptr, const AttentionMasks* masks = nullptr,
+                        AttentionTaps* taps = nullptr);
 
   int64_t num_heads, qk_dim, vo_dim;
+  Compactors compactors;  // SP3's student sets them; not registered here
   double score_divisor;  // sqrt(d_head), or 1 where scores are not scaled (T5)
   models::Linear q{nullptr}, k{nullptr}, v{nullptr}, o{nullptr};
   Dropout attn_dropout{nullptr};
@@ -128,8 +144,9 @@ TORCH_MODULE(Attention);
 struct FeedForwardImpl : torch::nn::Module {
   // INNER neurons (< 0: the config's intermediate_size; 0: a packed block left with its bias).
   explicit FeedForwardImpl(const TransformerConfig& c, int64_t inner = -1, BlockIO io = {});
-  // NEURONS [F], when defined, scales the activations (both halves of a gated FFN at once).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& neurons = {});
+  // NEURONS [F], when defined, scales the activations (both halves of a gated FFN at once);
+  // `activations` receives them after that mask (detached).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& neurons = {}, torch::Tensor* activations = nullptr);
 
   std::string act;
   models::Linear fc1{nullptr}, gate{nullptr}, fc2{nullptr};  // gate: gated FFNs only
