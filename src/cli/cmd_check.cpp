@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "args.h"
 #include "sculpt/core/env.h"
@@ -181,20 +182,35 @@ int cmd_eval(int argc, char** argv) {
   const auto& task = data::glue_task(args.require("task"));
   const std::string root = expand_path(args.get("data", "${SCULPT_DATA}/glue"));
   auto tokenizer = tokenizers::load_tokenizer(dir);
-  auto model = models::load_any_bert(dir);  // dense or packed by pruning
-  SCULPT_CHECK(model.config.head == models::HeadType::sequence_classification,
-               "--model {}: no classification head (a pretrained encoder, not a model fine-tuned on a task); fine-tune "
-               "it first (e.g. build/sculpt run recipes/minilm/finetune.yaml data.task=rte)", dir);
   auto device = train::resolve_device(args.get("device", "auto"));
-  model.to(device);
+  // BERT (dense or packed by pruning) or an OPT classifier (dense or packed); both read GLUE as encode_glue writes it.
+  const bool opt = io::read_json(dir + "/config.json").value("model_type", "bert") == "opt";
+  std::optional<models::AnyBert> bert;
+  models::Opt decoder{nullptr};
+  if (opt) {
+    decoder = models::load_opt(dir);
+    SCULPT_CHECK(decoder->config.head == models::HeadType::sequence_classification,
+                 "--model {}: an OPT causal LM has no classification head; score it with --task clm", dir);
+    decoder->to(device);
+    decoder->eval();
+  } else {
+    bert = models::load_any_bert(dir);
+    SCULPT_CHECK(bert->config.head == models::HeadType::sequence_classification,
+                 "--model {}: no classification head (a pretrained encoder, not a model fine-tuned on a task); fine-tune "
+                 "it first (e.g. build/sculpt run recipes/minilm/finetune.yaml data.task=rte)", dir);
+    bert->to(device);
+    bert->module->eval();
+  }
+  const int64_t positions = opt ? decoder->config.max_positions : bert->config.max_positions;
   const std::string split = args.get("split", task.dev_splits.front());
   // Never longer than the model's positions (a small exported model may have fewer than 128).
-  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), model.config.max_positions);
+  const int64_t max_length = std::min<int64_t>(std::stoll(args.get("max-length", "128")), positions);
   const int64_t max_examples = std::stoll(args.get("max-examples", "0"));  // as a recipe's data.max_eval_examples
   auto examples = data::encode_glue(*tokenizer, train::first_rows(data::read_glue_split(task, root, split), max_examples), max_length);
-  model.module->eval();
-  auto m = train::evaluate_glue([&](const models::Batch& b) { return model.forward(b, {}).logits; }, task.name, examples,
-                                std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
+  auto logits = [&](const models::Batch& b) {
+    return opt ? decoder->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits : bert->forward(b, {}).logits;
+  };
+  auto m = train::evaluate_glue(logits, task.name, examples, std::stoll(args.get("batch", "128")), tokenizer->pad_id(), device);
   nlohmann::json j = {{"task", task.name}, {"split", split}, {"examples", examples.size()}};
   for (const auto& [k, v] : m) j[k] = v;
   std::printf("%s\n", j.dump(2).c_str());

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "sculpt/core/error.h"
 
 namespace sculpt::compress {
@@ -82,15 +84,16 @@ AttentionPlan plan_attention(const models::Attention& a, const models::Attention
 }
 
 // Queries carry the qk mask; values the head and vo masks (the context is linear in them, the
-// probabilities summing to 1); the output rows the block gate and the stream values Z_OUT of K.
-void pack_attention(models::Attention& to, const models::Attention& from, const AttentionPlan& p, const Tensor& K,
-                    const Tensor& z_out) {
+// probabilities summing to 1); the output rows the block gate and the stream values Z_OUT of
+// K_OUT. The maps read the stream's coordinates K_IN.
+void pack_attention(models::Attention& to, const models::Attention& from, const AttentionPlan& p, const Tensor& K_in,
+                    const Tensor& K_out, const Tensor& z_out) {
   const Tensor qk_rows = head_rows(p.heads, p.qk, from->qk_dim), vo_rows = head_rows(p.heads, p.vo, from->vo_dim);
-  copy_linear(to->q, from->q, qk_rows, p.z_qk.index_select(0, p.qk).repeat({p.heads.numel()}), K);
-  copy_linear(to->k, from->k, qk_rows, {}, K);
+  copy_linear(to->q, from->q, qk_rows, p.z_qk.index_select(0, p.qk).repeat({p.heads.numel()}), K_in);
+  copy_linear(to->k, from->k, qk_rows, {}, K_in);
   const Tensor v_scale = (p.z_head.index_select(0, p.heads).unsqueeze(1) * p.z_vo.index_select(0, p.vo).unsqueeze(0)).flatten();
-  copy_linear(to->v, from->v, vo_rows, v_scale, K);
-  copy_linear(to->o, from->o, K, z_out * p.gate, vo_rows);
+  copy_linear(to->v, from->v, vo_rows, v_scale, K_in);
+  copy_linear(to->o, from->o, K_out, z_out * p.gate, vo_rows);
 }
 
 struct FfnPlan {
@@ -105,34 +108,56 @@ FfnPlan plan_ffn(const models::FeedForward& f, const models::LayerMasks& m) {
   p.neurons = kept(p.z_neurons);
   return p;
 }
-void pack_ffn(models::FeedForward& to, const models::FeedForward& from, const FfnPlan& p, const Tensor& K, const Tensor& z_out) {
-  copy_linear(to->fc1, from->fc1, p.neurons, {}, K);
-  if (from->gate) copy_linear(to->gate, from->gate, p.neurons, {}, K);
-  copy_linear(to->fc2, from->fc2, K, z_out * p.gate, p.neurons, p.z_neurons.index_select(0, p.neurons));
+void pack_ffn(models::FeedForward& to, const models::FeedForward& from, const FfnPlan& p, const Tensor& K_in, const Tensor& K_out,
+              const Tensor& z_out) {
+  copy_linear(to->fc1, from->fc1, p.neurons, {}, K_in);
+  if (from->gate) copy_linear(to->gate, from->gate, p.neurons, {}, K_in);
+  copy_linear(to->fc2, from->fc2, K_out, z_out * p.gate, p.neurons, p.z_neurons.index_select(0, p.neurons));
 }
 
 void copy_layer_norm(torch::nn::LayerNorm& to, const torch::nn::LayerNorm& from) {
   if (from) put(to->weight, cpu(from->weight)), put(to->bias, cpu(from->bias));
 }
 
-// The table's terms of one attention block and one FFN reading and writing STREAM.
-void attention_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& stream, const models::AttentionMasks& m,
-                    const models::AttentionShape& s) {
+// The table's terms of one attention block and one FFN reading the stream's coordinates IN and
+// writing OUT.
+void attention_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& in, const Tensor& out,
+                    const models::AttentionMasks& m, const models::AttentionShape& s) {
   if (!s.present) return;
   auto or_ones = [](const Tensor& t, int64_t n) { return t.defined() ? t.reshape({-1}) : torch::ones({n}); };
   const Tensor head = or_ones(m.head, s.heads), qk = or_ones(m.qk, s.qk_dim), vo = or_ones(m.vo, s.vo_dim);
-  table.push_back({at + ".q", {stream}, {head, qk}, m.gate});
-  table.push_back({at + ".k", {stream}, {head, qk}, m.gate});
-  table.push_back({at + ".v", {stream}, {head, vo}, m.gate});
-  table.push_back({at + ".o", {head, vo}, {stream}, m.gate});
+  table.push_back({at + ".q", {in}, {head, qk}, m.gate});
+  table.push_back({at + ".k", {in}, {head, qk}, m.gate});
+  table.push_back({at + ".v", {in}, {head, vo}, m.gate});
+  table.push_back({at + ".o", {head, vo}, {out}, m.gate});
 }
-void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& stream, const models::LayerMasks& m,
+void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& in, const Tensor& out, const models::LayerMasks& m,
               const models::LayerShape& s, bool gated) {
   if (!s.ffn) return;
   const Tensor neurons = m.neurons.defined() ? m.neurons.reshape({-1}) : torch::ones({s.ffn_dim});
-  table.push_back({at + ".fc1", {stream}, {neurons}, m.ffn});
-  if (gated) table.push_back({at + ".gate", {stream}, {neurons}, m.ffn});
-  table.push_back({at + ".fc2", {neurons}, {stream}, m.ffn});
+  table.push_back({at + ".fc1", {in}, {neurons}, m.ffn});
+  if (gated) table.push_back({at + ".gate", {in}, {neurons}, m.ffn});
+  table.push_back({at + ".fc2", {neurons}, {out}, m.ffn});
+}
+
+// Per-site masks (LayerMasks::sites): site 0 is the embeddings' (ModelMasks::embed), sites 2l+1
+// and 2l+2 the stream after layer l's attention and FFN blocks.
+bool per_site(const models::ModelMasks& masks) {
+  const bool any = std::any_of(masks.layers.begin(), masks.layers.end(), [](const auto& l) { return l.sites.defined(); });
+  SCULPT_CHECK(!any || std::all_of(masks.layers.begin(), masks.layers.end(), [](const auto& l) { return l.sites.defined() && !l.hidden.defined(); }),
+               "pack: per-site stream masks need every layer's two sites and no writer masks");
+  return any;
+}
+Tensor site_mask(const models::ModelMasks& masks, size_t site, int64_t D) {
+  if (site == 0) return values(masks.embed, D);
+  return values(masks.layers[(site - 1) / 2].sites[static_cast<int64_t>((site - 1) % 2)], D);
+}
+// For each coordinate in TO (of D), its position in FROM; -1 where FROM lacks it.
+std::vector<int64_t> positions_in(const Tensor& to, const Tensor& from, int64_t D) {
+  std::vector<int64_t> at(static_cast<size_t>(D), -1), out;
+  for (int64_t j = 0; j < from.numel(); ++j) at[static_cast<size_t>(from[j].item<int64_t>())] = j;
+  for (int64_t j = 0; j < to.numel(); ++j) out.push_back(at[static_cast<size_t>(to[j].item<int64_t>())]);
+  return out;
 }
 
 void check_layer_count(const models::ModelMasks& masks, size_t layers) {
@@ -145,19 +170,35 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   torch::NoGradGuard no_grad;
   const auto& c = model->config;
   const int64_t D = c.hidden_size, L = c.num_layers;
+  const size_t sites = static_cast<size_t>(2 * L + 1);
   const bool rotated = c.rotated_norm_width > 0, projected = c.word_embed_proj_dim != D;
   SCULPT_CHECK(c.pre_norm, "pack: OPT with post-LayerNorm blocks cannot be packed");
   check_layer_count(masks, static_cast<size_t>(L));
+  const bool own_sites = per_site(masks);
   const StreamPlan stream = plan_stream(masks, D);
   SCULPT_CHECK(rotated || !stream.masked,
                "pack: the stream of an unrotated OPT cannot be sliced: its LayerNorms read every coordinate (mean and "
                "variance), so rotate it first (sculpt compress --method slice) and mask the rotated stream");
-  const Tensor& K = stream.K;
-  const int64_t d = K.numel();
+  // Each site's kept coordinates and the values its writers fold: one stream (the writers' union,
+  // each writer its own mask) or per-site (the site's mask, which the residual carries too).
+  std::vector<Tensor> Ks(sites), zs(sites);
+  for (size_t site = 0; site < sites; ++site) {
+    if (own_sites) {
+      const Tensor z = site_mask(masks, site, D);
+      Ks[site] = kept(z);
+      SCULPT_CHECK(Ks[site].numel() > 0, "pack: every coordinate of stream site {} is masked", site);
+      zs[site] = z.index_select(0, Ks[site]);
+    } else {
+      Ks[site] = stream.K;
+      zs[site] = site == 0 ? stream.z_embed : values(masks.layers[(site - 1) / 2].hidden, D).index_select(0, stream.K);
+    }
+  }
+  const Tensor& K = Ks[0];
+  const Tensor& K_last = Ks[sites - 1];
 
   models::TransformerConfig pc = c;
-  pc.hidden_size = d;
-  if (!projected) pc.word_embed_proj_dim = d;  // the token embeddings are the stream's own width
+  pc.hidden_size = K.numel();
+  if (!projected) pc.word_embed_proj_dim = pc.hidden_size;  // the token embeddings are the stream's own width
   if (rotated) pc.d_kv = c.head_dim();
   std::vector<AttentionPlan> attn;
   std::vector<FfnPlan> ffn;
@@ -172,32 +213,39 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
     s.cross = {0, 0, 0, false};
     s.ffn = ffn.back().gate != 0;
     s.ffn_dim = s.ffn ? ffn.back().neurons.numel() : 0;
+    if (own_sites) {
+      const size_t site = static_cast<size_t>(2 * l);
+      s.attn_from = positions_in(Ks[site + 1], Ks[site], D);
+      s.ffn_from = positions_in(Ks[site + 2], Ks[site + 1], D);
+    }
     pc.layer_shapes.push_back(s);
   }
 
   models::Opt packed(pc);
   packed->to(model->embed_tokens->weight.device(), model->embed_tokens->weight.scalar_type());
   // Embeddings: the stream's writers keep K, scaled by the embedding mask.
-  const Tensor& ze = stream.z_embed;
+  const Tensor& ze = zs[0];
   put(packed->embed_positions->weight, cpu(model->embed_positions->weight).index_select(1, K) * ze);
   if (projected) {
     put(packed->embed_tokens->weight, cpu(model->embed_tokens->weight));
     copy_linear(packed->project_in, model->project_in, K, ze, {});
-    copy_linear(packed->project_out, model->project_out, torch::arange(c.word_embed_proj_dim), {}, K);
+    copy_linear(packed->project_out, model->project_out, torch::arange(c.word_embed_proj_dim), {}, K_last);
   } else {
     put(packed->embed_tokens->weight, cpu(model->embed_tokens->weight).index_select(1, K) * ze);
   }
   copy_layer_norm(packed->final_norm, model->final_norm);
-  if (model->score) copy_linear(packed->score, model->score, torch::arange(c.num_labels), {}, projected ? Tensor() : K);
-  if (model->lm_head) copy_linear(packed->lm_head, model->lm_head, torch::arange(c.vocab_size), {}, K);
+  if (model->score) copy_linear(packed->score, model->score, torch::arange(c.num_labels), {}, projected ? Tensor() : K_last);
+  if (model->lm_head) copy_linear(packed->lm_head, model->lm_head, torch::arange(c.vocab_size), {}, K_last);
 
   for (int64_t l = 0; l < L; ++l) {
-    const size_t i = static_cast<size_t>(l);
+    const size_t i = static_cast<size_t>(l), site = static_cast<size_t>(2 * l);
     auto* from = model->layers[i]->as<models::TransformerLayer>();
     auto* to = packed->layers[i]->as<models::TransformerLayer>();
-    const Tensor z_out = values(masks.layers[i].hidden, D).index_select(0, K);
-    if (to->attn) copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], K, z_out);
-    if (to->ffn) copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, z_out);
+    if (to->attn)
+      copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], Ks[site], Ks[site + 1], zs[site + 1]);
+    if (to->ffn)
+      copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], Ks[site + 1], Ks[site + 2], zs[site + 2]);
+    if (own_sites) put(to->attn_shortcut, zs[site + 1]), put(to->ffn_shortcut, zs[site + 2]);
   }
   packed->eval();
   return packed;
@@ -208,6 +256,7 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   const auto& c = model->config;
   const int64_t D = c.hidden_size, Le = c.num_layers, Ld = c.num_decoder_layers;
   check_layer_count(masks, static_cast<size_t>(Le + Ld));
+  SCULPT_CHECK(!per_site(masks), "pack: T5's streams take one stream mask (per-site masks are OPT's so far)");
   const StreamPlan stream = plan_stream(masks, D);
   const Tensor& K = stream.K;
   const Tensor& ze = stream.z_embed;
@@ -267,9 +316,9 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   for (size_t i = 0; i < to_blocks.size(); ++i) {
     auto *to = to_blocks[i], *from = from_blocks[i];
     const Tensor z_out = values(masks.layers[i].hidden, D).index_select(0, K);
-    if (to->self_attn) norm(to->self_norm, from->self_norm), pack_attention(to->self_attn, from->self_attn, self[i], K, z_out);
-    if (to->cross_attn) norm(to->cross_norm, from->cross_norm), pack_attention(to->cross_attn, from->cross_attn, cross[i], K, z_out);
-    if (to->ffn) norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, z_out);
+    if (to->self_attn) norm(to->self_norm, from->self_norm), pack_attention(to->self_attn, from->self_attn, self[i], K, K, z_out);
+    if (to->cross_attn) norm(to->cross_norm, from->cross_norm), pack_attention(to->cross_attn, from->cross_attn, cross[i], K, K, z_out);
+    if (to->ffn) norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, K, z_out);
   }
   packed->eval();
   return packed;
@@ -277,13 +326,17 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
 
 std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c) {
   const Tensor stream = keep.embed.defined() ? keep.embed.reshape({-1}) : torch::ones({c.hidden_size});
+  const bool own_sites = per_site(keep);
   std::vector<MaskedMap> table;
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const size_t i = static_cast<size_t>(l);
     const models::LayerMasks m = i < keep.layers.size() ? keep.layers[i] : models::LayerMasks{};
     const auto s = c.layer_shape(i);
-    attention_maps(table, fmt::format("layers.{}.attn", l), stream, m.attn, s.attn);
-    ffn_maps(table, fmt::format("layers.{}.ffn", l), stream, m, s, c.gated_ffn);
+    // Per-site: a block reads the site before it and writes the one after it (differentiable in both).
+    const Tensor in = own_sites ? (l == 0 ? stream : keep.layers[i - 1].sites[1].reshape({-1})) : stream;
+    const Tensor mid = own_sites ? m.sites[0].reshape({-1}) : stream, out = own_sites ? m.sites[1].reshape({-1}) : stream;
+    attention_maps(table, fmt::format("layers.{}.attn", l), in, mid, m.attn, s.attn);
+    ffn_maps(table, fmt::format("layers.{}.ffn", l), mid, out, m, s, c.gated_ffn);
   }
   return table;
 }
@@ -297,21 +350,23 @@ std::vector<MaskedMap> t5_map_table(const models::ModelMasks& keep, const models
     const std::string at = fmt::format("{}.blocks.{}.", decoder ? "decoder" : "encoder", decoder ? l - c.num_layers : l);
     const models::LayerMasks m = i < keep.layers.size() ? keep.layers[i] : models::LayerMasks{};
     const auto s = c.layer_shape(i);
-    attention_maps(table, at + "self_attn", stream, m.attn, s.attn);
-    if (decoder) attention_maps(table, at + "cross_attn", stream, m.cross, s.cross);
-    ffn_maps(table, at + "ffn", stream, m, s, c.gated_ffn);
+    attention_maps(table, at + "self_attn", stream, stream, m.attn, s.attn);
+    if (decoder) attention_maps(table, at + "cross_attn", stream, stream, m.cross, s.cross);
+    ffn_maps(table, at + "ffn", stream, stream, m, s, c.gated_ffn);
   }
   return table;
 }
 
-models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s) {
+models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s, bool own_sites) {
   models::ModelMasks out;
-  out.embed = m.hidden[0];  // shared: every row is the same mask
+  out.embed = m.hidden[0];  // shared: every row is the same mask; per-site: site 0's
   for (int64_t l = 0; l < s.layers; ++l) {
     models::LayerMasks lm;
     if (m.qk.defined()) lm.attn.qk = m.qk[l].narrow(0, 0, s.head_dim);  // a d_head pattern tiled over the heads
     if (m.vo.defined()) lm.attn.vo = m.vo[l].narrow(0, 0, s.head_dim);
-    lm.attn.head = m.head[l], lm.attn.gate = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l], lm.hidden = out.embed;
+    lm.attn.head = m.head[l], lm.attn.gate = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l];
+    if (own_sites) lm.sites = m.hidden.narrow(0, 2 * l + 1, 2);
+    else lm.hidden = out.embed;
     if (m.cross_head.defined() && l >= s.layers - m.cross_head.size(0)) {  // the last layers' cross-attention
       const int64_t c = l - (s.layers - m.cross_head.size(0));
       if (m.cross_qk.defined()) lm.cross.qk = m.cross_qk[c].narrow(0, 0, s.head_dim), lm.cross.vo = m.cross_vo[c].narrow(0, 0, s.head_dim);
@@ -322,13 +377,15 @@ models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s) {
   return out;
 }
 
-models::ModelMasks model_keep(const Sp3KeepProbs& p) {
+models::ModelMasks model_keep(const Sp3KeepProbs& p, bool own_sites) {
   models::ModelMasks out;
   out.embed = p.hidden[0];
   for (int64_t l = 0; l < p.head.size(0); ++l) {
     models::LayerMasks lm;
     lm.attn = {p.qk[l], p.vo[l], p.head[l], p.mha[l]};
-    lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l], lm.hidden = out.embed;
+    lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l];
+    if (own_sites) lm.sites = p.hidden.narrow(0, 2 * l + 1, 2);
+    else lm.hidden = out.embed;
     if (p.cross_head.defined() && l >= p.head.size(0) - p.cross_head.size(0)) {
       const int64_t c = l - (p.head.size(0) - p.cross_head.size(0));
       lm.cross = {p.cross_qk[c], p.cross_vo[c], p.cross_head[c], p.cross_mha[c]};
@@ -345,7 +402,7 @@ models::ModelMasks binary_masks(models::ModelMasks m) {
   b(m.embed);
   for (auto& l : m.layers) {
     for (auto* a : {&l.attn, &l.cross}) b(a->qk), b(a->vo), b(a->head), b(a->gate);
-    b(l.ffn), b(l.neurons), b(l.hidden);
+    b(l.ffn), b(l.neurons), b(l.hidden), b(l.sites);
   }
   return m;
 }

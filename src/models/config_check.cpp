@@ -120,6 +120,24 @@ std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const Transform
         s.bias_heads.push_back(h.get<int64_t>());
       }
     }
+    for (auto [key, list] : {std::pair{"attn_from", &s.attn_from}, std::pair{"ffn_from", &s.ffn_from}}) {
+      if (!l.contains(key)) continue;
+      SCULPT_CHECK(l[key].is_array() && !l[key].empty(), "{}: {} must list the stream's coordinates after the block", at, key);
+      for (const auto& f : l[key]) {
+        SCULPT_CHECK(f.is_number_integer(), "{}: {} holds {}; expected coordinates", at, key, f.dump());
+        list->push_back(f.get<int64_t>());
+      }
+    }
+    SCULPT_CHECK(s.attn_from.empty() == s.ffn_from.empty(), "{}: attn_from and ffn_from come together", at);
+    SCULPT_CHECK(s.attn_from.empty() || c.pre_norm, "{}: per-site streams need pre-norm blocks", at);
+    // Each list indexes the stream before its block: the previous list's length.
+    int64_t before = i == 0 || shapes.back().ffn_from.empty() ? c.hidden_size : static_cast<int64_t>(shapes.back().ffn_from.size());
+    for (auto [key, list] : {std::pair{"attn_from", &s.attn_from}, std::pair{"ffn_from", &s.ffn_from}}) {
+      for (const int64_t f : *list)
+        SCULPT_CHECK(f >= -1 && f < before, "{}: {} holds {}; expected -1 or a coordinate in [0, {}) of the stream before the block",
+                     at, key, f, before);
+      if (!list->empty()) before = static_cast<int64_t>(list->size());
+    }
     shapes.push_back(s);
   }
   return shapes;
@@ -135,6 +153,7 @@ void write_layer_shapes(nlohmann::json& j, const std::vector<LayerShape>& shapes
     l["ffn"] = s.ffn;
     if (s.cross.present || s.cross.heads > 0) l["cross"] = attention_json(s.cross, "present");
     if (!s.bias_heads.empty()) l["bias_heads"] = s.bias_heads;
+    if (!s.attn_from.empty()) l["attn_from"] = s.attn_from, l["ffn_from"] = s.ffn_from;
     layers.push_back(l);
   }
   j["sculpt_packed"] = {{"format", 1}, {"layers", layers}};

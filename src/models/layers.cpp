@@ -192,12 +192,29 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
   SCULPT_CHECK(rotated_width == 0 || pre_norm, "a rotated residual stream needs pre-norm blocks");
   const LayerShape shape = c.layer_shape(i);
   SCULPT_CHECK(pre_norm || (shape.attn.present && shape.ffn), "a post-norm layer cannot drop a block (its norm stays)");
+  // Per-site widths: the stream before the layer, between its blocks, after it.
+  const int64_t in = c.stream_width(i);
+  const bool per_site = !shape.attn_from.empty();
+  const int64_t mid = per_site ? static_cast<int64_t>(shape.attn_from.size()) : in;
+  const int64_t out = per_site ? static_cast<int64_t>(shape.ffn_from.size()) : mid;
+  if (per_site) {
+    SCULPT_CHECK(rotated_width > 0, "per-site stream widths need a rotated stream (its norms read any width)");
+    auto index = [](const std::vector<int64_t>& from, int64_t width) {  // -1: the zero column appended at WIDTH
+      auto t = torch::tensor(from, torch::kLong);
+      return torch::where(t < 0, torch::full_like(t, width), t);
+    };
+    // Not buffers: Module::to(dtype) would make them floats. forward moves them to the input's device.
+    attn_from_index = index(shape.attn_from, in);
+    ffn_from_index = index(shape.ffn_from, mid);
+    attn_shortcut = register_parameter("attn_shortcut", torch::ones({mid}));
+    ffn_shortcut = register_parameter("ffn_shortcut", torch::ones({out}));
+  }
   if (shape.attn.present) {
-    attn = register_module("attn", Attention(c, shape.attn));
+    attn = register_module("attn", Attention(c, shape.attn, BlockIO{in, mid}));
     if (rotated_width == 0) attn_norm = register_module("attn_norm", make_norm(c));
   }
   if (shape.ffn) {
-    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim));
+    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim, BlockIO{mid, out}));
     if (rotated_width == 0) ffn_norm = register_module("ffn_norm", make_norm(c));
   }
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
@@ -221,10 +238,22 @@ torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch:
   auto ffn_out = [&](const torch::Tensor& in) { return masked_block_output(ffn(in, neurons), masks ? masks->ffn : none, masks); };
   if (pre_norm) {
     auto norm = [&](torch::nn::LayerNorm& n, const torch::Tensor& t) { return n ? n(t) : rotated_rms_norm(t, rotated_width, eps); };
-    auto h = attn ? x + dropout(attn_out(norm(attn_norm, x))) : x;
-    return ffn ? h + dropout(ffn_out(norm(ffn_norm, h))) : h;
+    const torch::Tensor& sites = masks ? masks->sites : none;
+    // The residual into the next site: carried through the packed shortcut, or masked whole.
+    auto carry = [&](const torch::Tensor& t, torch::Tensor& index, const torch::Tensor& scale) {
+      if (!scale.defined()) return t;
+      if (index.device() != t.device()) index = index.to(t.device());
+      auto padded = torch::cat({t, torch::zeros_like(t.narrow(-1, 0, 1))}, -1);
+      return padded.index_select(-1, index) * scale;
+    };
+    auto site = [&](torch::Tensor t, int64_t row) { return sites.defined() ? t * sites[row] : t; };
+    auto h = carry(x, attn_from_index, attn_shortcut);
+    h = site(attn ? h + dropout(attn_out(norm(attn_norm, x))) : h, 0);
+    auto y = carry(h, ffn_from_index, ffn_shortcut);
+    return site(ffn ? y + dropout(ffn_out(norm(ffn_norm, h))) : y, 1);
   }
-  SCULPT_CHECK(!masks || !masks->hidden.defined(), "a post-norm layer's stream masks belong to its norm sites (compress/sp3_bert.h)");
+  SCULPT_CHECK(!masks || (!masks->hidden.defined() && !masks->sites.defined()),
+               "a post-norm layer's stream masks belong to its norm sites (compress/sp3_bert.h)");
   auto h = attn_norm(x + dropout(attn_out(x)));
   return ffn_norm(h + dropout(ffn_out(h)));
 }

@@ -5,6 +5,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/io/hf_dir.h"
 #include "sculpt/models/config_check.h"
+#include "sculpt/models/encoder_head.h"
 #include "sculpt/models/hf_model.h"
 
 namespace sculpt::models {
@@ -96,8 +97,9 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(torch::nn::EmbeddingOptions(config.vocab_size, wep)
                                                                           .padding_idx(config.pad_token_id)));
   embed_positions = register_module("embed_positions", torch::nn::Embedding(config.max_positions + kPositionOffset, d));
+  const int64_t last = config.stream_width(static_cast<size_t>(config.num_layers));  // the final site (per-site packed: its own)
   if (wep != d) {
-    project_out = register_module("project_out", models::Linear(d, wep, rotated));
+    project_out = register_module("project_out", models::Linear(last, wep, rotated));
     project_in = register_module("project_in", models::Linear(wep, d, false));
   }
   if (config.final_norm && !rotated)
@@ -107,9 +109,9 @@ OptImpl::OptImpl(TransformerConfig c) : config(std::move(c)) {
   dropout = register_module("dropout", Dropout(config.hidden_dropout));
   const bool head_reads_stream = rotated && !project_out;  // then it carries the final norm's bias
   if (config.head == HeadType::sequence_classification)
-    score = register_module("score", models::Linear(wep, config.num_labels, head_reads_stream));
+    score = register_module("score", models::Linear(project_out ? wep : last, config.num_labels, head_reads_stream));
   else if (head_reads_stream)
-    lm_head = register_module("lm_head", models::Linear(d, config.vocab_size, true));
+    lm_head = register_module("lm_head", models::Linear(last, config.vocab_size, true));
 }
 
 torch::Tensor OptImpl::decode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
@@ -162,10 +164,7 @@ OptImpl::Output OptImpl::forward(const torch::Tensor& input_ids, const torch::Te
     auto last = (input_ids == config.pad_token_id).to(torch::kLong).argmax(-1) - 1;
     last = (last + T) % T;
     out.logits = logits.index({torch::arange(input_ids.size(0), last.options()), last});
-    if (labels.defined()) {
-      if (config.is_regression()) out.loss = torch::mse_loss(out.logits.squeeze(), labels.squeeze().to(out.logits.scalar_type()));
-      else out.loss = F::cross_entropy(out.logits.view({-1, config.num_labels}), labels.view(-1).to(torch::kLong));
-    }
+    if (labels.defined()) out.loss = classification_loss(config, out.logits, labels);
     return out;
   }
   out.logits = lm_logits(h);
@@ -248,6 +247,10 @@ KeyMap opt_key_map(const TransformerConfig& c) {
       add(hf + "fc1", in + "ffn.fc1", c.bias);
       add(hf + "fc2", in + "ffn.fc2", c.bias);
       if (!rotated) add(hf + "final_layer_norm", in + "ffn_norm", true);
+    }
+    if (!shape.attn_from.empty()) {  // per-site packed (sculpt's own names: HF has no such tensors)
+      map.push_back({hf + "sculpt_attn_shortcut", in + "attn_shortcut"});
+      map.push_back({hf + "sculpt_ffn_shortcut", in + "ffn_shortcut"});
     }
   }
   if (c.head == HeadType::sequence_classification) add("score", "score", rotated && !projected);

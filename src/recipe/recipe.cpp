@@ -288,6 +288,14 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
     if ((r.model.family != "bert" && !opt && !t5) || r.data.is_mlm())
       prune.error("method", "pruning is implemented for BERT on GLUE tasks and SQuAD, for OPT on GLUE tasks and causal LM "
                             "(data.task clm), and for T5 on GLUE tasks as text-to-text");
+    if (prune.has("stream_masks")) {
+      p.stream_masks = prune.get<std::string>("stream_masks", p.stream_masks);
+      if (p.stream_masks != "shared" && p.stream_masks != "per_site")
+        prune.error("stream_masks", fmt::format("'{}' is not shared or per_site", p.stream_masks));
+      if (p.stream_masks == "per_site" && !(opt && p.method == "sp3"))
+        prune.error("stream_masks", "per-site stream masks are for SP3 on OPT (BERT's SP3 has them always, CoFi one shared mask; "
+                                    "T5's two streams take one mask so far)");
+    }
     if ((opt || t5) && p.finetune_as == "cofi")
       prune.error("finetune_as", "the distilled fine-tune stage is BERT's; a packed OPT or T5 fine-tunes plain");
     if (one_shot && r.data.is_squad()) prune.error("method", "one-shot compression reads GLUE tasks; on SQuAD use sp3 or cofi");

@@ -3,10 +3,10 @@
 // GLUE as text-to-text. The student is the teacher with its residual stream rotated exactly onto
 // its principal directions (compress/rotate.h: the initialised student computes what the teacher
 // computes; T5's one Q rotates both streams), masked through the shared layers (models/layers.h):
-// one stream mask in that basis, heads, query/key and value dims shared by a block's heads, FFN
-// neurons and whole blocks, as SP3's hard-concrete mask set in its shared-stream form (T5: over
-// the encoder's blocks, then the decoder's, whose cross-attention has the same head, head-dim
-// and block masks). The loss is the KL of
+// one stream mask in that basis (OPT with prune.stream_masks per_site: one per residual site),
+// heads, query/key and value dims shared by a block's heads, FFN neurons and whole blocks, as
+// SP3's hard-concrete mask set in its shared-stream form (T5: over the encoder's blocks, then the
+// decoder's, whose cross-attention has the same head, head-dim and block masks). The loss is the KL of
 // the output distributions (OPT: next token at every position, or the class logits; T5: every
 // target token) plus the layer MSE between the student's stream at each block's input and the
 // teacher's rotated into the same basis (SP3's dynamic matching, or CoFi's; T5: per stream), and
@@ -187,7 +187,8 @@ struct DecoderPruneModule : torch::nn::Module {
       for (auto& e : F::embeddings(student)) e.set_requires_grad(false);
     const bool cofi = p.method == "cofi";
     compress::MaskSetOptions mo;
-    mo.shared_hidden = true;  // one stream, one basis: the stream mask is shared by every writer
+    // One stream, one basis: one stream mask shared by every writer, or (per_site) one per site.
+    mo.shared_hidden = p.stream_masks != "per_site";
     mo.head_dims = !cofi;     // CoFi: whole heads, no head dims
     if (cofi) mo.ffn_init_mean = p.intermediate_log_alpha;
     mo.cross_layers = teacher->config.num_decoder_layers;  // T5's decoder blocks (OPT: 0)
@@ -217,7 +218,7 @@ template <class F>
 class DecoderPruneTask : public Task {
  public:
   DecoderPruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
-      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), per_site_(r.prune.stream_masks == "per_site"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
     const auto Q = restoring ? torch::eye(teacher_->config.hidden_size, torch::kDouble) : stream_basis();
     if (restoring) LOG_INFO("[prune] resuming: the rotation comes from the checkpoint");
     module_ = std::make_shared<DecoderPruneModule<F>>(teacher_, Q, r.prune, r.train.betas[0]);
@@ -259,7 +260,7 @@ class DecoderPruneTask : public Task {
   models::Batch collate(const std::vector<size_t>& idx) const override { return data_->collate_train(idx); }
 
   torch::Tensor loss(const models::Batch& batch) override {
-    const auto masks = compress::model_masks(module_->masks->sample_or_eval(), module_->masks->shape);
+    const auto masks = compress::model_masks(module_->masks->sample_or_eval(), module_->masks->shape, per_site_);
     auto terms = F::distill(module_->student, teacher_, batch, masks, module_->rotation, r_);
     return control_->constrained(terms.loss, terms);
   }
@@ -271,7 +272,7 @@ class DecoderPruneTask : public Task {
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     module_->eval();
-    const auto masks = compress::model_masks(control_->eval_masks(), module_->masks->shape);
+    const auto masks = compress::model_masks(control_->eval_masks(), module_->masks->shape, per_site_);
     auto all = F::evaluate(*data_, module_->student, masks, r_, device_);
     all["expected_remaining"] = expected_remaining().template item<double>();
     all["packed_remaining"] = packed_remaining(masks);
@@ -286,7 +287,7 @@ class DecoderPruneTask : public Task {
     const bool was_training = module_->is_training();
     module_->eval();
     const auto sp3 = control_->eval_masks();
-    const auto masks = compress::model_masks(sp3, module_->masks->shape);
+    const auto masks = compress::model_masks(sp3, module_->masks->shape, per_site_);
     auto packed = F::pack(module_->student, masks);
     if (was_training) module_->train();
     packed->to(torch::kCPU);
@@ -298,6 +299,7 @@ class DecoderPruneTask : public Task {
                              {"packed_map_weights", weights},
                              {"dense_map_weights", dense_},
                              {"hidden_size", packed->config.hidden_size},
+                             {"stream_masks", p_.stream_masks},
                              {"kept", compress::kept_sizes(sp3)}};
     io::write_file_atomic((fs::path(dir) / "pruning.json").string(), report.dump(2) + "\n");
   }
@@ -322,7 +324,7 @@ class DecoderPruneTask : public Task {
     return Q;
   }
   torch::Tensor expected_remaining() const {
-    return (compress::expected_weights(F::map_table(compress::model_keep(module_->masks->keep_probs()), teacher_->config)) / dense_)
+    return (compress::expected_weights(F::map_table(compress::model_keep(module_->masks->keep_probs(), per_site_), teacher_->config)) / dense_)
         .to(torch::kFloat);
   }
   // The packed model's exact share, from the masks alone (the table at 0/1 masks).
@@ -331,7 +333,7 @@ class DecoderPruneTask : public Task {
   }
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
-  bool cofi_;
+  bool cofi_, per_site_;
   torch::Device device_;
   typename F::Model teacher_;
   std::unique_ptr<typename F::Data> data_;

@@ -125,6 +125,45 @@ TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) 
   }
 }
 
+// prune.stream_masks per_site: a hidden mask per residual site (5 for 2 layers); the best packed
+// classifier has each site at the width its mask keeps, counts exactly as the table, and scores
+// what the masked student scored.
+TEST_F(PruneOpt, PerSiteStreamMasksPackEachSiteAtItsOwnWidth) {
+  ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str(),
+                 "run.name=per_site", "prune.stream_masks=per_site"},
+                "per_site.log"),
+            0)
+      << last_output;
+  auto summary = json("per_site/compression.json");
+  const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
+  EXPECT_LE(remaining, 0.5 + 0.05);
+  auto packed = models::load_opt(tmp.str("per_site/best"));
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 65536.0);
+  const auto report = json("per_site/best/pruning.json");
+  EXPECT_EQ(report["stream_masks"], "per_site");
+  const auto hidden = report["kept"]["hidden"].get<std::vector<int64_t>>();
+  ASSERT_EQ(hidden.size(), 5u);
+  EXPECT_EQ(packed->config.hidden_size, hidden[0]);
+  for (size_t l = 0; l < 2; ++l) {
+    EXPECT_EQ(static_cast<int64_t>(packed->config.layer_shapes[l].attn_from.size()), hidden[2 * l + 1]) << l;
+    EXPECT_EQ(static_cast<int64_t>(packed->config.layer_shapes[l].ffn_from.size()), hidden[2 * l + 2]) << l;
+  }
+  const int64_t best_step = json("per_site/results.json")["best"]["step"];
+  double student = -1;
+  for (const auto& e : jsonl("per_site/eval.jsonl"))
+    if (e["step"] == best_step) student = e["accuracy"];
+  EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), student);
+  // `sculpt eval` loads the packed classifier and scores the same dev rows the run scored.
+  ASSERT_EQ(run({"eval", "--model", tmp.str("per_site/best"), "--task", "sst2", "--max-length", "48", "--max-examples", "128",
+                 "--device", "cpu"},
+                "per_site_eval.log"),
+            0)
+      << last_output;
+  const auto printed = nlohmann::json::parse(last_output.substr(last_output.find('{')));
+  EXPECT_EQ(printed["examples"], 128);
+  EXPECT_DOUBLE_EQ(printed["accuracy"].get<double>(), summary["packed"]["accuracy"].get<double>());
+}
+
 TEST_F(PruneOpt, Sp3PacksTheBestSst2ClassifierByAccuracyWithinTheTarget) {
   ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str(),
                  "prune.finetune=6u", "prune.finetune_lr=1e-3"},

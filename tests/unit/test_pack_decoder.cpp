@@ -5,6 +5,7 @@
 // the same greedy generation as the packed models they become, which reload from their
 // directories; the map table's count at 0/1 masks is the packed model's exact weight count; an
 // unrotated OPT packs heads and neurons exactly and refuses stream masks with the reason.
+#include <algorithm>
 #include <numeric>
 
 #include "sculpt/compress/one_shot.h"
@@ -13,6 +14,8 @@
 #include "sculpt/compress/rotate.h"
 #include "sculpt/core/error.h"
 #include "sculpt/data/span_corruption.h"
+#include "sculpt/io/files.h"
+#include "sculpt/io/hf_dir.h"
 #include "decoder_masks.h"
 #include "test_util.h"
 
@@ -54,6 +57,21 @@ models::ModelMasks partial_masks(const models::TransformerConfig& c, bool stream
   return m;
 }
 
+// PACKED computes what ROTATED computes under MASKS on the prompts (logits, loss) and greedy
+// generation gives the same ids and scores; returns the masked logits.
+torch::Tensor expect_packed_opt_equals_masked(models::Opt& rotated, models::Opt& packed, const models::ModelMasks& masks) {
+  auto b = prompts();
+  auto masked = rotated->forward(b.input_ids, b.attention_mask, b.input_ids, {.masks = &masks});
+  auto got = packed->forward(b.input_ids, b.attention_mask, b.input_ids);
+  EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4));
+  EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4);
+  auto [ids, scores] = rotated->generate(b.input_ids, b.attention_mask, 6, &masks);
+  auto [pids, pscores] = packed->generate(b.input_ids, b.attention_mask, 6);
+  EXPECT_TRUE(torch::equal(pids, ids)) << pids << "\n" << ids;
+  EXPECT_TRUE(testing::all_close(pscores, scores, 1e-4, 1e-4));
+  return masked.logits;
+}
+
 TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
   auto model = models::load_opt(dir);
@@ -66,28 +84,18 @@ TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
   EXPECT_EQ(packed->config.hidden_size, c.hidden_size - c.hidden_size / 4);
   const models::AttentionShape none{0, 0, 0, false};
   const models::LayerShape s0{{2, c.head_dim() / 2, c.head_dim() - c.head_dim() / 4, true}, none,
-                              c.intermediate_size - c.intermediate_size / 3, true, {}};
-  const models::LayerShape s1{{0, c.head_dim(), c.head_dim(), true}, none, 0, false, {}};
+                              c.intermediate_size - c.intermediate_size / 3, true, {}, {}, {}};
+  const models::LayerShape s1{{0, c.head_dim(), c.head_dim(), true}, none, 0, false, {}, {}, {}};
   ASSERT_EQ(packed->config.layer_shapes.size(), 2u);
   EXPECT_EQ(packed->config.layer_shapes[0], s0);
   EXPECT_EQ(packed->config.layer_shapes[1], s1);
   EXPECT_FALSE(packed->layers[1]->as<models::TransformerLayer>()->ffn);
 
-  auto b = prompts();
-  models::ForwardOptions masked_options;
-  masked_options.masks = &masks;
-  auto masked = rotated->forward(b.input_ids, b.attention_mask, b.input_ids, masked_options);
-  auto got = packed->forward(b.input_ids, b.attention_mask, b.input_ids);
-  EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4));
-  EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4);
+  const auto masked = expect_packed_opt_equals_masked(rotated, packed, masks);
   // The masks change the function (the test is not passing on an unmasked model).
+  auto b = prompts();
   auto plain = rotated->forward(b.input_ids, b.attention_mask, b.input_ids);
-  EXPECT_GT((plain.logits - masked.logits).abs().max().item<double>(), 1e-2);
-
-  auto [ids, scores] = rotated->generate(b.input_ids, b.attention_mask, 6, &masks);
-  auto [pids, pscores] = packed->generate(b.input_ids, b.attention_mask, 6);
-  EXPECT_TRUE(torch::equal(pids, ids)) << pids << "\n" << ids;
-  EXPECT_TRUE(testing::all_close(pscores, scores, 1e-4, 1e-4));
+  EXPECT_GT((plain.logits - masked).abs().max().item<double>(), 1e-2);
 
   // The directory carries the layer shapes and reloads strictly as the same model.
   testing::TempDir tmp;
@@ -113,6 +121,81 @@ TEST(PackDecoder, TheMapTableCountsThePackedWeightsExactlyAtBinaryMasks) {
   const int64_t by_hand = 2 * 48 * 16 + 2 * 48 * 24 + 2 * 48 * 86;
   EXPECT_EQ(compress::linear_map_weights(*packed), by_hand);
   EXPECT_EQ(compress::expected_weights(compress::opt_map_table(masks, c)).item<double>(), static_cast<double>(by_hand));
+}
+
+// Per-site stream masks (LayerMasks::sites) on the rotated OPT: each of the 2L+1 = 5 sites keeps
+// its own coordinates (widths 48, 48, 40, 56, 32 of 64; soft values where kept), on top of the
+// partial head/dim/neuron/block masks above. The packed model's blocks read and write their sites'
+// widths, the residual gathers from site to site, and it computes, generates and reloads as the
+// masked model does; the table counts its weights exactly.
+TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
+  SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
+  auto model = models::load_opt(dir);
+  model->eval();
+  auto rotated = compress::rotate_opt(model, compress::stream_pca(model, {prompts()}));
+  const auto& c = rotated->config;
+  const int64_t D = c.hidden_size;
+  auto masks = partial_masks(c, /*stream=*/false);
+  torch::manual_seed(11);
+  auto site = [&](int64_t zeros) {
+    auto v = torch::rand({D}) * 0.5 + 0.5;
+    v.index_fill_(0, torch::randperm(D).narrow(0, 0, zeros), 0.0);
+    return v;
+  };
+  masks.embed = site(16);
+  masks.layers[0].hidden = masks.layers[1].hidden = torch::Tensor();
+  masks.layers[0].sites = torch::stack({site(16), site(24)});
+  masks.layers[1].sites = torch::stack({site(8), site(32)});
+  auto packed = compress::pack_opt(rotated, masks);
+
+  EXPECT_EQ(packed->config.hidden_size, 48);
+  ASSERT_EQ(packed->config.layer_shapes.size(), 2u);
+  const auto& s0 = packed->config.layer_shapes[0];
+  const auto& s1 = packed->config.layer_shapes[1];
+  EXPECT_EQ(s0.attn_from.size(), 48u);
+  EXPECT_EQ(s0.ffn_from.size(), 40u);
+  EXPECT_EQ(s1.attn_from.size(), 56u);
+  EXPECT_EQ(s1.ffn_from.size(), 32u);
+  EXPECT_EQ(packed->config.stream_width(2), 32);
+  // A coordinate of site 1 that site 0 dropped starts from zero (-1); count them from the masks.
+  const auto fresh = ((masks.layers[0].sites[0] != 0) & (masks.embed == 0)).sum().item<int64_t>();
+  EXPECT_GT(fresh, 0);
+  EXPECT_EQ(std::count(s0.attn_from.begin(), s0.attn_from.end(), -1), fresh);
+  EXPECT_EQ(packed->lm_head->weight.size(1), 32);
+
+  const auto masked = expect_packed_opt_equals_masked(rotated, packed, masks);
+  // The sites change the function: the same masks with one shared stream mask differ.
+  auto b = prompts();
+  auto shared = partial_masks(c, /*stream=*/true);
+  auto shared_out = rotated->forward(b.input_ids, b.attention_mask, b.input_ids, {.masks = &shared});
+  EXPECT_GT((shared_out.logits - masked).abs().max().item<double>(), 1e-2);
+
+  // Sites w0..w4 = 48, 48, 40, 56, 32. Layer 0: q, k 48 x (2 x 8), v 48 x (2 x 12), o (2 x 12) x 48,
+  // fc1 48 x 86, fc2 86 x 40; layer 1: an attention block with no head (o: 0 x 56), no FFN.
+  const int64_t by_hand = 2 * 48 * 16 + 48 * 24 + 24 * 48 + 48 * 86 + 86 * 40;
+  EXPECT_EQ(compress::linear_map_weights(*packed), by_hand);
+  EXPECT_EQ(compress::expected_weights(compress::opt_map_table(compress::binary_masks(masks), c)).item<double>(),
+            static_cast<double>(by_hand));
+
+  // The directory carries the sites (sculpt_packed attn_from/ffn_from, the shortcut scales) and
+  // reloads strictly as the same model; a coordinate past its site's width is refused by name.
+  testing::TempDir tmp;
+  models::save_opt(packed, tmp.str());
+  auto loaded = models::load_opt(tmp.str());
+  loaded->eval();
+  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
+  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits,
+                           packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits));
+  auto config = io::read_json(tmp.str("config.json"));
+  config["sculpt_packed"]["layers"][1]["ffn_from"][0] = 56;
+  io::write_file_atomic(tmp.str("config.json"), config.dump());
+  try {
+    models::load_opt(tmp.str());
+    FAIL() << "a coordinate past its site loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("config.json sculpt_packed layers[1]: ffn_from holds 56; expected -1 or a coordinate in [0, 56)"),
+              std::string::npos) << e.what();
+  }
 }
 
 TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {

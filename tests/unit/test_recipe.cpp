@@ -180,6 +180,14 @@ TEST(Recipe, OptPruningIsSp3OnCausalLm) {
             std::string::npos)
       << error_of("model: {path: /t}\ndata: {task: clm, train_file: /x.txt}\n");
   EXPECT_NE(error_of("model: {family: opt, path: /t}\ndata: {task: clm}\n").find("set data.train_file"), std::string::npos);
+  // Stream masks: shared by default, per_site for SP3 on OPT only; anything else refused with the reason.
+  EXPECT_EQ(r.prune.stream_masks, "shared");
+  EXPECT_EQ(recipe::parse_recipe(clm + "prune: {method: sp3, stream_masks: per_site}\n", "r.yaml").prune.stream_masks, "per_site");
+  EXPECT_NE(error_of(clm + "prune: {method: sp3, stream_masks: each}\n").find("'each' is not shared or per_site"), std::string::npos);
+  EXPECT_NE(error_of(clm + "prune: {method: cofi, stream_masks: per_site}\n").find("CoFi one shared mask"), std::string::npos);
+  EXPECT_NE(error_of("model: {family: t5, path: /t}\ndata: {task: rte}\nprune: {method: sp3, stream_masks: per_site}\n")
+                .find("T5's two streams take one mask so far"),
+            std::string::npos);
 }
 
 TEST(Recipe, SparsityControllerAndCofisSwitches) {

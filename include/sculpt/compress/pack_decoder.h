@@ -19,6 +19,9 @@ namespace sculpt::compress {
 
 // The packed OPT (eval mode, same dtype and device); MODEL is left unchanged. Its config carries
 // one LayerShape per layer (saved as the `sculpt_packed` block), hidden_size the kept width.
+// Per-site masks (LayerMasks::sites) give each site its own kept coordinates: the blocks read
+// and write those, and the residual between sites is a gather with the site's values as scale
+// (LayerShape::attn_from/ffn_from, the layers' shortcut tensors).
 models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks);
 // The packed T5: MASKS has the encoder's blocks, then the decoder's (cross-attention masks in
 // theirs); one stream mask for both streams, which share the embedding (as compress/rotate.h
@@ -39,12 +42,15 @@ struct MaskedMap {
 
 // OPT's table: q, k, v, o, fc1, fc2 per layer. KEEP holds the masks (or keep probabilities) in
 // the shapes of ModelMasks; the stream that the readers see is KEEP.embed's (the student shares
-// one stream mask); undefined members are all ones of C's sizes.
+// one stream mask), or with per-site masks each block reads the site before it and writes the one
+// after it; undefined members are all ones of C's sizes.
 std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c);
-// SP3's mask set in its shared-stream form (Sp3MaskSet with shared_hidden: one stream mask, head
-// dims tiled over heads) as the shared layers' masks, or its keep probabilities in the same shapes.
-models::ModelMasks model_masks(const Sp3Masks& masks, const EncoderShape& shape);
-models::ModelMasks model_keep(const Sp3KeepProbs& keep);
+// SP3's mask set as the shared layers' masks (head dims tiled over heads), or its keep
+// probabilities in the same shapes: in its shared-stream form (Sp3MaskSet with shared_hidden:
+// one stream mask for every writer), or with OWN_SITES its 2L+1 hidden masks as the embeddings'
+// site and each layer's two (LayerMasks::sites; OPT only).
+models::ModelMasks model_masks(const Sp3Masks& masks, const EncoderShape& shape, bool own_sites = false);
+models::ModelMasks model_keep(const Sp3KeepProbs& keep, bool own_sites = false);
 // The same masks with every non-zero value 1: what the packed model's sizes follow.
 models::ModelMasks binary_masks(models::ModelMasks masks);
 

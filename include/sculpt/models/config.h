@@ -22,12 +22,16 @@ struct AttentionShape {
 
 // One layer of a model packed from pruning masks: self-attention, cross-attention (T5's decoder
 // blocks), the FFN's neurons; T5: the stack's relative-position bias heads that the kept
-// self-attention heads read (empty: all, in order).
+// self-attention heads read (empty: all, in order). A pre-norm layer packed from per-site stream
+// masks (compress/pack_decoder.h) has a stream of its own width after each block: for each of
+// its coordinates, the coordinate of the stream before the block that the residual carries over
+// (-1: none; the block alone writes it). Empty: the stream keeps the config's width.
 struct LayerShape {
   AttentionShape attn, cross;
   int64_t ffn_dim = 0;
   bool ffn = true;
   std::vector<int64_t> bias_heads;
+  std::vector<int64_t> attn_from, ffn_from;
   bool operator==(const LayerShape&) const = default;
 };
 
@@ -85,7 +89,15 @@ struct TransformerConfig {
   LayerShape layer_shape(size_t i) const {
     if (i < layer_shapes.size()) return layer_shapes[i];
     const AttentionShape full{num_heads, head_dim(), head_dim(), true};
-    return {full, full, intermediate_size, true, {}};
+    return {full, full, intermediate_size, true, {}, {}, {}};
+  }
+  // The stream's width entering layer I (I = num_layers: after the last layer): per-site packed
+  // layers set their own; hidden_size everywhere else.
+  int64_t stream_width(size_t i) const {
+    int64_t w = hidden_size;
+    for (size_t j = 0; j < i && j < layer_shapes.size(); ++j)
+      if (!layer_shapes[j].ffn_from.empty()) w = static_cast<int64_t>(layer_shapes[j].ffn_from.size());
+    return w;
   }
   bool is_regression() const {
     return problem_type == "regression" || (problem_type.empty() && num_labels == 1);

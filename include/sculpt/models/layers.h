@@ -88,6 +88,10 @@ struct LayerMasks {
   torch::Tensor ffn;           // scalar: the FFN block's output
   torch::Tensor neurons;       // [F]: the FFN's activations (a gated FFN's product)
   torch::Tensor hidden;        // [D]: the stream coordinates each block writes (pre-norm only)
+  // [2, D] (pre-norm only): per-site stream masks. The stream after the attention block (row 0)
+  // and after the FFN block (row 1), residual included, is multiplied by its row: what a site
+  // drops, no later block reads (SliceGPT's per-layer slicing in one rotated basis).
+  torch::Tensor sites;
 };
 
 // A model's masks: the stream coordinates its embeddings write, and one LayerMasks per layer
@@ -167,6 +171,11 @@ struct TransformerLayerImpl : torch::nn::Module {
   bool pre_norm;
   int64_t rotated_width = 0;
   double eps = 0;
+  // A per-site packed layer (LayerShape::attn_from): the residual carries the stream before
+  // each block into the one after it through a gather (FROM_INDEX, -1 mapped to a zero column)
+  // and a scale (the site's soft mask values). Undefined otherwise.
+  torch::Tensor attn_shortcut, ffn_shortcut;
+  torch::Tensor attn_from_index, ffn_from_index;
   Attention attn{nullptr};
   torch::nn::LayerNorm attn_norm{nullptr};
   FeedForward ffn{nullptr};
