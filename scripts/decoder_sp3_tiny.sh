@@ -26,18 +26,22 @@ stage t5_teacher recipes/tests/tiny_t5_glue.yaml train.duration=2000u train.lr=2
 stage t5_sp3 recipes/tests/tiny_t5_glue_sp3.yaml model.path=$OUT/t5_teacher/best "${PRUNE[@]}"
 stage opt_teacher recipes/tests/tiny_opt_glue.yaml train.duration=2000u train.lr=2e-3 eval.every=500u checkpoint.every=500u
 stage opt_sp3 recipes/tests/tiny_opt_sst2_sp3.yaml model.path=$OUT/opt_teacher/best "${PRUNE[@]}"
+stage opt_sp3_per_site recipes/tests/tiny_opt_sst2_sp3.yaml model.path=$OUT/opt_teacher/best "${PRUNE[@]}" prune.stream_masks=per_site
 "$SCULPT" bench infer --model $OUT/t5_teacher/best --model $OUT/t5_sp3/best --shape 32x48 --shape 1x48 --generate 6 --device cpu > $OUT/t5_bench.txt
-"$SCULPT" bench infer --model $OUT/opt_teacher/best --model $OUT/opt_sp3/best --shape 32x48 --shape 1x48 --device cpu > $OUT/opt_bench.txt
+"$SCULPT" bench infer --model $OUT/opt_teacher/best --model $OUT/opt_sp3/best --model $OUT/opt_sp3_per_site/best --shape 32x48 --shape 1x48 \
+  --device cpu > $OUT/opt_bench.txt
 python3 - "$OUT" "$RES" <<'PY'
 import json, sys
 out, res = sys.argv[1], sys.argv[2]
 rows = []
-for fam in ("t5", "opt"):
-    c = json.load(open(f"{out}/{fam}_sp3/compression.json"))
+for fam, run in (("t5", "t5_sp3"), ("opt", "opt_sp3"), ("opt, per-site stream masks", "opt_sp3_per_site")):
+    c = json.load(open(f"{out}/{run}/compression.json"))
     s = c["sparsity"]
+    # Per-site: each residual site's width (embeddings, then after each block).
+    sites = json.load(open(f"{out}/{run}/best/pruning.json"))["kept"]["hidden"] if "per_site" in run else [s["hidden_size"]]
     rows.append(f"| {fam} | {100 * c['teacher']['accuracy']:.1f} | {100 * c['packed']['accuracy']:.1f} | "
                 f"{100 * c['finetuned_best']['value']:.1f} | {s['packed_remaining']:.4f} | {int(s['packed_map_weights'])} / {int(s['dense_map_weights'])} | "
-                f"{s['hidden_size']} |")
+                f"{'/'.join(str(w) for w in sites)} |")
 bench = {fam: open(f"{out}/{fam}_bench.txt").read() for fam in ("t5", "opt")}
 with open(f"{res}/README.md", "w") as f:
     f.write("# SP3 of T5 and OPT, quickstart-sized (tiny fixtures fine-tuned on SST-2)\n\n")
@@ -46,6 +50,8 @@ with open(f"{res}/README.md", "w") as f:
             "SP3 to 0.5 of the attention and FFN maps (epsilon 0.01), 800 updates; then 500 updates of plain\n"
             "fine-tuning of the packed model. SST-2 dev accuracy on all 872 rows. The models are tiny (64 dims), so\n"
             "per-call overhead dominates the times below; they show the packed models load and run, not a speedup to expect.\n\n")
+    f.write("Per-site stream masks (`prune.stream_masks=per_site`) give each residual site its own width; the\n"
+            "stream-dims column lists them (embeddings, then after each attention and FFN block).\n\n")
     f.write("| family | teacher | packed (SP3 best) | packed + fine-tune (best) | remaining | map weights | stream dims (of 64) |\n")
     f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
     f.write("\n".join(rows) + "\n\n")
