@@ -24,17 +24,20 @@ PRUNE=(prune.start=50u prune.structural_start=100u prune.target_warmup=300u prun
        train.duration=800u eval.every=50u checkpoint.every=200u logging.every=50u prune.finetune=500u prune.finetune_lr=1e-3)
 stage t5_teacher recipes/tests/tiny_t5_glue.yaml train.duration=2000u train.lr=2e-3 eval.every=500u checkpoint.every=500u
 stage t5_sp3 recipes/tests/tiny_t5_glue_sp3.yaml model.path=$OUT/t5_teacher/best "${PRUNE[@]}"
+stage t5_sp3_per_site recipes/tests/tiny_t5_glue_sp3.yaml model.path=$OUT/t5_teacher/best "${PRUNE[@]}" prune.stream_masks=per_site
 stage opt_teacher recipes/tests/tiny_opt_glue.yaml train.duration=2000u train.lr=2e-3 eval.every=500u checkpoint.every=500u
 stage opt_sp3 recipes/tests/tiny_opt_sst2_sp3.yaml model.path=$OUT/opt_teacher/best "${PRUNE[@]}"
 stage opt_sp3_per_site recipes/tests/tiny_opt_sst2_sp3.yaml model.path=$OUT/opt_teacher/best "${PRUNE[@]}" prune.stream_masks=per_site
-"$SCULPT" bench infer --model $OUT/t5_teacher/best --model $OUT/t5_sp3/best --shape 32x48 --shape 1x48 --generate 6 --device cpu > $OUT/t5_bench.txt
+"$SCULPT" bench infer --model $OUT/t5_teacher/best --model $OUT/t5_sp3/best --model $OUT/t5_sp3_per_site/best --shape 32x48 --shape 1x48 \
+  --generate 6 --device cpu > $OUT/t5_bench.txt
 "$SCULPT" bench infer --model $OUT/opt_teacher/best --model $OUT/opt_sp3/best --model $OUT/opt_sp3_per_site/best --shape 32x48 --shape 1x48 \
   --device cpu > $OUT/opt_bench.txt
 python3 - "$OUT" "$RES" <<'PY'
 import json, sys
 out, res = sys.argv[1], sys.argv[2]
 rows = []
-for fam, run in (("t5", "t5_sp3"), ("opt", "opt_sp3"), ("opt, per-site stream masks", "opt_sp3_per_site")):
+for fam, run in (("t5", "t5_sp3"), ("t5, per-site stream masks", "t5_sp3_per_site"), ("opt", "opt_sp3"),
+                 ("opt, per-site stream masks", "opt_sp3_per_site")):
     c = json.load(open(f"{out}/{run}/compression.json"))
     s = c["sparsity"]
     # Per-site: each residual site's width (embeddings, then after each block).
@@ -51,7 +54,8 @@ with open(f"{res}/README.md", "w") as f:
             "fine-tuning of the packed model. SST-2 dev accuracy on all 872 rows. The models are tiny (64 dims), so\n"
             "per-call overhead dominates the times below; they show the packed models load and run, not a speedup to expect.\n\n")
     f.write("Per-site stream masks (`prune.stream_masks=per_site`) give each residual site its own width; the\n"
-            "stream-dims column lists them (embeddings, then after each attention and FFN block).\n\n")
+            "stream-dims column lists them (embeddings, then after each block in stream order: T5's encoder\n"
+            "blocks self-attention and FFN, its decoder blocks self-attention, cross-attention and FFN).\n\n")
     f.write("| family | teacher | packed (SP3 best) | packed + fine-tune (best) | remaining | map weights | stream dims (of 64) |\n")
     f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
     f.write("\n".join(rows) + "\n\n")

@@ -85,14 +85,15 @@ AttentionPlan plan_attention(const models::Attention& a, const models::Attention
 
 // Queries carry the qk mask; values the head and vo masks (the context is linear in them, the
 // probabilities summing to 1); the output rows the block gate and the stream values Z_OUT of
-// K_OUT. The maps read the stream's coordinates K_IN.
+// K_OUT. The maps read the stream's coordinates K_IN (keys and values: K_MEMORY when given).
 void pack_attention(models::Attention& to, const models::Attention& from, const AttentionPlan& p, const Tensor& K_in,
-                    const Tensor& K_out, const Tensor& z_out) {
+                    const Tensor& K_out, const Tensor& z_out, const Tensor& K_memory = {}) {
   const Tensor qk_rows = head_rows(p.heads, p.qk, from->qk_dim), vo_rows = head_rows(p.heads, p.vo, from->vo_dim);
+  const Tensor& K_kv = K_memory.defined() ? K_memory : K_in;  // cross-attention: keys and values read the encoder's output
   copy_linear(to->q, from->q, qk_rows, p.z_qk.index_select(0, p.qk).repeat({p.heads.numel()}), K_in);
-  copy_linear(to->k, from->k, qk_rows, {}, K_in);
+  copy_linear(to->k, from->k, qk_rows, {}, K_kv);
   const Tensor v_scale = (p.z_head.index_select(0, p.heads).unsqueeze(1) * p.z_vo.index_select(0, p.vo).unsqueeze(0)).flatten();
-  copy_linear(to->v, from->v, vo_rows, v_scale, K_in);
+  copy_linear(to->v, from->v, vo_rows, v_scale, K_kv);
   copy_linear(to->o, from->o, K_out, z_out * p.gate, vo_rows);
 }
 
@@ -120,15 +121,16 @@ void copy_layer_norm(torch::nn::LayerNorm& to, const torch::nn::LayerNorm& from)
 }
 
 // The table's terms of one attention block and one FFN reading the stream's coordinates IN and
-// writing OUT.
+// writing OUT (a cross-attention's keys and values read MEMORY's).
 void attention_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& in, const Tensor& out,
-                    const models::AttentionMasks& m, const models::AttentionShape& s) {
+                    const models::AttentionMasks& m, const models::AttentionShape& s, const Tensor& memory = {}) {
   if (!s.present) return;
   auto or_ones = [](const Tensor& t, int64_t n) { return t.defined() ? t.reshape({-1}) : torch::ones({n}); };
   const Tensor head = or_ones(m.head, s.heads), qk = or_ones(m.qk, s.qk_dim), vo = or_ones(m.vo, s.vo_dim);
+  const Tensor& kv_in = memory.defined() ? memory : in;  // cross-attention: the encoder's output
   table.push_back({at + ".q", {in}, {head, qk}, m.gate});
-  table.push_back({at + ".k", {in}, {head, qk}, m.gate});
-  table.push_back({at + ".v", {in}, {head, vo}, m.gate});
+  table.push_back({at + ".k", {kv_in}, {head, qk}, m.gate});
+  table.push_back({at + ".v", {kv_in}, {head, vo}, m.gate});
   table.push_back({at + ".o", {head, vo}, {out}, m.gate});
 }
 void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor& in, const Tensor& out, const models::LayerMasks& m,
@@ -245,7 +247,7 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
       copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], Ks[site], Ks[site + 1], zs[site + 1]);
     if (to->ffn)
       copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], Ks[site + 1], Ks[site + 2], zs[site + 2]);
-    if (own_sites) put(to->attn_shortcut, zs[site + 1]), put(to->ffn_shortcut, zs[site + 2]);
+    if (own_sites) put(to->attn_site.scale, zs[site + 1]), put(to->ffn_site.scale, zs[site + 2]);
   }
   packed->eval();
   return packed;
@@ -256,19 +258,45 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   const auto& c = model->config;
   const int64_t D = c.hidden_size, Le = c.num_layers, Ld = c.num_decoder_layers;
   check_layer_count(masks, static_cast<size_t>(Le + Ld));
-  SCULPT_CHECK(!per_site(masks), "pack: T5's streams take one stream mask (per-site masks are OPT's so far)");
+  const bool own_sites = per_site(masks);
   const StreamPlan stream = plan_stream(masks, D);
-  const Tensor& K = stream.K;
-  const Tensor& ze = stream.z_embed;
+  // The kept coordinates and values of every site: the embeddings' (site 0 of both streams,
+  // which share the embedding), then each block's sites in stream order. One stream: the writers'
+  // union everywhere, each writer its own values.
+  struct Site {
+    Tensor K, z;
+  };
+  auto site_of = [&](const Tensor& mask, const Tensor& writer) -> Site {
+    if (!own_sites) return {stream.K, values(writer, D).index_select(0, stream.K)};
+    const Tensor v = values(mask, D), K = kept(v);
+    SCULPT_CHECK(K.numel() > 0, "pack: every coordinate of a stream site is masked");
+    return {K, v.index_select(0, K)};
+  };
+  const Site embed = own_sites ? site_of(masks.embed, {}) : Site{stream.K, stream.z_embed};
+  std::vector<Site> before;               // each block's input site
+  std::vector<std::vector<Site>> after;   // its sites after self-attention, (cross-attention,) FFN
+  Site encoder_out = embed, decoder_out = embed;
+  for (int64_t i = 0; i < Le + Ld; ++i) {
+    const auto& m = masks.layers[static_cast<size_t>(i)];
+    const bool decoder = i >= Le;
+    if (i == 0 || i == Le) before.push_back(embed);
+    else before.push_back(after.back().back());
+    std::vector<Site> sites;
+    for (int64_t r = 0; r < (decoder ? 3 : 2); ++r) sites.push_back(site_of(own_sites ? m.sites[r] : Tensor(), m.hidden));
+    after.push_back(sites);
+    (decoder ? decoder_out : encoder_out) = sites.back();
+  }
+  const Tensor& K = embed.K;
+  const Tensor& ze = embed.z;
 
   models::TransformerConfig pc = c;
   pc.hidden_size = K.numel();
   // RMS norms commute with a coordinate mask once they divide by the original width.
-  if (stream.masked && pc.rotated_norm_width == 0) pc.rotated_norm_width = D;
-  // The shared embedding writes both streams scaled by the stream mask; a tied LM head reads it
-  // unscaled, so soft values untie them.
+  if ((stream.masked || own_sites) && pc.rotated_norm_width == 0) pc.rotated_norm_width = D;
+  // The shared embedding writes both streams scaled by the stream mask; a tied LM head reads the
+  // decoder's last site unscaled, so soft values (or a last site of its own) untie them.
   const bool binary = ze.eq(1).all().item<bool>();
-  if (c.tie_word_embeddings && !binary) pc.tie_word_embeddings = false;
+  if (c.tie_word_embeddings && (!binary || own_sites)) pc.tie_word_embeddings = false;
   std::vector<AttentionPlan> self, cross;
   std::vector<FfnPlan> ffn;
   std::vector<models::T5BlockImpl*> from_blocks;  // the encoder's, then the decoder's
@@ -292,6 +320,12 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
         const int64_t h = self.back().heads[j].item<int64_t>();
         s.bias_heads.push_back(b->bias_heads.empty() ? h : b->bias_heads[static_cast<size_t>(h)]);
       }
+    if (own_sites) {
+      const auto& a = after[i];
+      s.attn_from = positions_in(a[0].K, before[i].K, D);
+      if (a.size() == 3) s.cross_from = positions_in(a[1].K, a[0].K, D);
+      s.ffn_from = positions_in(a.back().K, a[a.size() - 2].K, D);
+    }
     pc.layer_shapes.push_back(s);
   }
 
@@ -299,26 +333,35 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   packed->to(model->shared->weight.device(), model->shared->weight.scalar_type());
   put(packed->shared->weight, cpu(model->shared->weight).index_select(1, K) * ze);
   if (packed->lm_head) {
-    // An untied head reads the decoder's final norm output: its columns K, unscaled.
+    // An untied head reads the decoder's final norm output: its columns, unscaled.
     const Tensor W = model->lm_head ? cpu(model->lm_head->weight) : cpu(model->shared->weight);
-    put(packed->lm_head->weight, W.index_select(1, K));
+    put(packed->lm_head->weight, W.index_select(1, decoder_out.K));
   }
-  for (auto [to, from] : {std::pair{packed->encoder, model->encoder}, {packed->decoder, model->decoder}}) {
+  for (auto [to, from, out] : {std::tuple{packed->encoder, model->encoder, &encoder_out}, {packed->decoder, model->decoder, &decoder_out}}) {
     put(to->rel_bias->weight, cpu(from->rel_bias->weight));
-    put(to->final_norm->weight, cpu(from->final_norm->weight).index_select(0, K));
+    put(to->final_norm->weight, cpu(from->final_norm->weight).index_select(0, out->K));
   }
   std::vector<models::T5BlockImpl*> to_blocks;
   for (auto* stack : {&packed->encoder, &packed->decoder})
     for (const auto& b : *(*stack)->blocks) to_blocks.push_back(b->as<models::T5Block>());
-  auto norm = [&](models::RMSNorm& to, const models::RMSNorm& from) {
-    if (to) put(to->weight, cpu(from->weight).index_select(0, K));
+  auto norm = [&](models::RMSNorm& to, const models::RMSNorm& from, const Tensor& K_in) {
+    if (to) put(to->weight, cpu(from->weight).index_select(0, K_in));
   };
   for (size_t i = 0; i < to_blocks.size(); ++i) {
     auto *to = to_blocks[i], *from = from_blocks[i];
-    const Tensor z_out = values(masks.layers[i].hidden, D).index_select(0, K);
-    if (to->self_attn) norm(to->self_norm, from->self_norm), pack_attention(to->self_attn, from->self_attn, self[i], K, K, z_out);
-    if (to->cross_attn) norm(to->cross_norm, from->cross_norm), pack_attention(to->cross_attn, from->cross_attn, cross[i], K, K, z_out);
-    if (to->ffn) norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], K, K, z_out);
+    const auto& a = after[i];
+    const Site& pre_ffn = a[a.size() - 2];
+    if (to->self_attn)
+      norm(to->self_norm, from->self_norm, before[i].K), pack_attention(to->self_attn, from->self_attn, self[i], before[i].K, a[0].K, a[0].z);
+    if (to->cross_attn)
+      norm(to->cross_norm, from->cross_norm, a[0].K),
+          pack_attention(to->cross_attn, from->cross_attn, cross[i], a[0].K, a[1].K, a[1].z, encoder_out.K);
+    if (to->ffn) norm(to->ffn_norm, from->ffn_norm, pre_ffn.K), pack_ffn(to->ffn, from->ffn, ffn[i], pre_ffn.K, a.back().K, a.back().z);
+    if (own_sites) {
+      put(to->self_site.scale, a[0].z);
+      if (a.size() == 3) put(to->cross_site.scale, a[1].z);
+      put(to->ffn_site.scale, a.back().z);
+    }
   }
   packed->eval();
   return packed;
@@ -343,16 +386,25 @@ std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const model
 
 std::vector<MaskedMap> t5_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c) {
   const Tensor stream = keep.embed.defined() ? keep.embed.reshape({-1}) : torch::ones({c.hidden_size});
+  const bool own_sites = per_site(keep);
+  const int64_t Le = c.num_layers, L = Le + c.num_decoder_layers;
+  // Per-site: each block reads the site before it and writes its own (both streams start at the
+  // embeddings' site); cross-attention's keys and values read the encoder's last site.
+  auto row = [&](int64_t l, int64_t r) { return keep.layers[static_cast<size_t>(l)].sites[r].reshape({-1}); };
+  const Tensor memory = own_sites && Le > 0 ? row(Le - 1, 1) : stream;
   std::vector<MaskedMap> table;
-  for (int64_t l = 0; l < c.num_layers + c.num_decoder_layers; ++l) {
+  for (int64_t l = 0; l < L; ++l) {
     const size_t i = static_cast<size_t>(l);
-    const bool decoder = l >= c.num_layers;
-    const std::string at = fmt::format("{}.blocks.{}.", decoder ? "decoder" : "encoder", decoder ? l - c.num_layers : l);
+    const bool decoder = l >= Le;
+    const std::string at = fmt::format("{}.blocks.{}.", decoder ? "decoder" : "encoder", decoder ? l - Le : l);
     const models::LayerMasks m = i < keep.layers.size() ? keep.layers[i] : models::LayerMasks{};
     const auto s = c.layer_shape(i);
-    attention_maps(table, at + "self_attn", stream, stream, m.attn, s.attn);
-    if (decoder) attention_maps(table, at + "cross_attn", stream, stream, m.cross, s.cross);
-    ffn_maps(table, at + "ffn", stream, stream, m, s, c.gated_ffn);
+    const Tensor in = !own_sites || l == 0 || l == Le ? stream : row(l - 1, l - 1 >= Le ? 2 : 1);
+    const Tensor self_out = own_sites ? row(l, 0) : stream, cross_out = own_sites && decoder ? row(l, 1) : self_out;
+    const Tensor out = own_sites ? row(l, decoder ? 2 : 1) : stream;
+    attention_maps(table, at + "self_attn", in, self_out, m.attn, s.attn);
+    if (decoder) attention_maps(table, at + "cross_attn", self_out, cross_out, m.cross, s.cross, memory);
+    ffn_maps(table, at + "ffn", cross_out, out, m, s, c.gated_ffn);
   }
   return table;
 }
@@ -360,14 +412,16 @@ std::vector<MaskedMap> t5_map_table(const models::ModelMasks& keep, const models
 models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s, bool own_sites) {
   models::ModelMasks out;
   out.embed = m.hidden[0];  // shared: every row is the same mask; per-site: site 0's
+  int64_t site = 1;          // per-site: each layer's rows follow in stream order (3 with cross-attention)
   for (int64_t l = 0; l < s.layers; ++l) {
     models::LayerMasks lm;
     if (m.qk.defined()) lm.attn.qk = m.qk[l].narrow(0, 0, s.head_dim);  // a d_head pattern tiled over the heads
     if (m.vo.defined()) lm.attn.vo = m.vo[l].narrow(0, 0, s.head_dim);
     lm.attn.head = m.head[l], lm.attn.gate = m.mha[l], lm.ffn = m.ffn_layer[l], lm.neurons = m.ffn[l];
-    if (own_sites) lm.sites = m.hidden.narrow(0, 2 * l + 1, 2);
+    const bool cross = m.cross_head.defined() && l >= s.layers - m.cross_head.size(0);
+    if (own_sites) lm.sites = m.hidden.narrow(0, site, cross ? 3 : 2), site += cross ? 3 : 2;
     else lm.hidden = out.embed;
-    if (m.cross_head.defined() && l >= s.layers - m.cross_head.size(0)) {  // the last layers' cross-attention
+    if (cross) {  // the last layers' cross-attention
       const int64_t c = l - (s.layers - m.cross_head.size(0));
       if (m.cross_qk.defined()) lm.cross.qk = m.cross_qk[c].narrow(0, 0, s.head_dim), lm.cross.vo = m.cross_vo[c].narrow(0, 0, s.head_dim);
       lm.cross.head = m.cross_head[c], lm.cross.gate = m.cross_mha[c];
@@ -380,13 +434,15 @@ models::ModelMasks model_masks(const Sp3Masks& m, const EncoderShape& s, bool ow
 models::ModelMasks model_keep(const Sp3KeepProbs& p, bool own_sites) {
   models::ModelMasks out;
   out.embed = p.hidden[0];
+  int64_t site = 1;
   for (int64_t l = 0; l < p.head.size(0); ++l) {
     models::LayerMasks lm;
     lm.attn = {p.qk[l], p.vo[l], p.head[l], p.mha[l]};
     lm.ffn = p.ffn_layer[l], lm.neurons = p.ffn[l];
-    if (own_sites) lm.sites = p.hidden.narrow(0, 2 * l + 1, 2);
+    const bool cross = p.cross_head.defined() && l >= p.head.size(0) - p.cross_head.size(0);
+    if (own_sites) lm.sites = p.hidden.narrow(0, site, cross ? 3 : 2), site += cross ? 3 : 2;
     else lm.hidden = out.embed;
-    if (p.cross_head.defined() && l >= p.head.size(0) - p.cross_head.size(0)) {
+    if (cross) {
       const int64_t c = l - (p.head.size(0) - p.cross_head.size(0));
       lm.cross = {p.cross_qk[c], p.cross_vo[c], p.cross_head[c], p.cross_mha[c]};
     }

@@ -166,7 +166,9 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOption
   shape = {c.num_layers, c.hidden_size, c.num_heads, c.head_dim(), c.intermediate_size};
   const int64_t L = c.num_layers;
   const HardConcreteOptions& o = mo.hard_concrete;
-  hidden = register_module("hidden", HardConcrete(mo.shared_hidden ? 1 : 2 * L + 1, c.hidden_size, o));
+  // A site per residual stream position: the embeddings', then after each block (a layer with
+  // cross-attention has three).
+  hidden = register_module("hidden", HardConcrete(mo.shared_hidden ? 1 : 2 * L + 1 + mo.cross_layers, c.hidden_size, o));
   if (mo.head_dims) {
     HardConcreteOptions tiled = o;
     tiled.repeat = c.num_heads;
@@ -194,7 +196,7 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOption
 
 Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
   auto h = hidden->forward();
-  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
+  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1 + options.cross_layers, shape.hidden});
   Sp3Masks m{h, qk ? qk->forward() : torch::Tensor(), vo ? vo->forward() : torch::Tensor(), head->forward(),
              mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
   if (cross_head) {
@@ -206,7 +208,7 @@ Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
 
 Sp3KeepProbs Sp3MaskSetImpl::keep_probs() const {
   auto h = hidden->keep_prob();
-  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1, shape.hidden});
+  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1 + options.cross_layers, shape.hidden});
   auto dims = [&](const HardConcrete& m) { return m ? m->keep_prob() : torch::ones({shape.layers, shape.head_dim}, h.options()); };
   Sp3KeepProbs p{h, dims(qk), dims(vo), head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
   if (cross_head) {

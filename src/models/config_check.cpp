@@ -120,7 +120,10 @@ std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const Transform
         s.bias_heads.push_back(h.get<int64_t>());
       }
     }
-    for (auto [key, list] : {std::pair{"attn_from", &s.attn_from}, std::pair{"ffn_from", &s.ffn_from}}) {
+    // In order along the stream: attention, cross-attention (T5's decoder), FFN.
+    const std::vector<std::pair<const char*, std::vector<int64_t>*>> lists = {
+        {"attn_from", &s.attn_from}, {"cross_from", &s.cross_from}, {"ffn_from", &s.ffn_from}};
+    for (auto [key, list] : lists) {
       if (!l.contains(key)) continue;
       SCULPT_CHECK(l[key].is_array() && !l[key].empty(), "{}: {} must list the stream's coordinates after the block", at, key);
       for (const auto& f : l[key]) {
@@ -128,11 +131,15 @@ std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const Transform
         list->push_back(f.get<int64_t>());
       }
     }
-    SCULPT_CHECK(s.attn_from.empty() == s.ffn_from.empty(), "{}: attn_from and ffn_from come together", at);
+    const bool decoder_block = c.model_type == "t5" && static_cast<int64_t>(i) >= c.num_layers;
+    SCULPT_CHECK(s.attn_from.empty() == s.ffn_from.empty() && s.cross_from.empty() == (s.attn_from.empty() || !decoder_block),
+                 "{}: attn_from{} and ffn_from come together", at, decoder_block ? ", cross_from" : "");
     SCULPT_CHECK(s.attn_from.empty() || c.pre_norm, "{}: per-site streams need pre-norm blocks", at);
-    // Each list indexes the stream before its block: the previous list's length.
-    int64_t before = i == 0 || shapes.back().ffn_from.empty() ? c.hidden_size : static_cast<int64_t>(shapes.back().ffn_from.size());
-    for (auto [key, list] : {std::pair{"attn_from", &s.attn_from}, std::pair{"ffn_from", &s.ffn_from}}) {
+    // Each list indexes the stream before its block: the previous list's length (a stack's first
+    // block reads the embeddings' site, hidden_size wide).
+    const bool first_of_stack = i == 0 || (c.model_type == "t5" && static_cast<int64_t>(i) == c.num_layers);
+    int64_t before = first_of_stack || shapes.back().ffn_from.empty() ? c.hidden_size : static_cast<int64_t>(shapes.back().ffn_from.size());
+    for (auto [key, list] : lists) {
       for (const int64_t f : *list)
         SCULPT_CHECK(f >= -1 && f < before, "{}: {} holds {}; expected -1 or a coordinate in [0, {}) of the stream before the block",
                      at, key, f, before);
@@ -154,6 +161,7 @@ void write_layer_shapes(nlohmann::json& j, const std::vector<LayerShape>& shapes
     if (s.cross.present || s.cross.heads > 0) l["cross"] = attention_json(s.cross, "present");
     if (!s.bias_heads.empty()) l["bias_heads"] = s.bias_heads;
     if (!s.attn_from.empty()) l["attn_from"] = s.attn_from, l["ffn_from"] = s.ffn_from;
+    if (!s.cross_from.empty()) l["cross_from"] = s.cross_from;
     layers.push_back(l);
   }
   j["sculpt_packed"] = {{"format", 1}, {"layers", layers}};

@@ -111,9 +111,10 @@ AttentionImpl::AttentionImpl(const TransformerConfig& c, const AttentionShape& s
     : num_heads(shape.heads), qk_dim(shape.qk_dim), vo_dim(shape.vo_dim),
       score_divisor(c.scale_attention ? std::sqrt(static_cast<double>(c.head_dim())) : 1.0) {
   const int64_t in = io.in < 0 ? c.hidden_size : io.in, out = io.out < 0 ? c.hidden_size : io.out;
+  const int64_t memory = io.memory_in < 0 ? in : io.memory_in;
   q = register_module("q", linear(in, num_heads * qk_dim, c.bias, io.random_init));
-  k = register_module("k", linear(in, num_heads * qk_dim, c.bias, io.random_init));
-  v = register_module("v", linear(in, num_heads * vo_dim, c.bias, io.random_init));
+  k = register_module("k", linear(memory, num_heads * qk_dim, c.bias, io.random_init));
+  v = register_module("v", linear(memory, num_heads * vo_dim, c.bias, io.random_init));
   o = register_module("o", linear(num_heads * vo_dim, out, c.bias, io.random_init));
   attn_dropout = register_module("attn_dropout", Dropout(c.attention_dropout));
 }
@@ -199,15 +200,8 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
   const int64_t out = per_site ? static_cast<int64_t>(shape.ffn_from.size()) : mid;
   if (per_site) {
     SCULPT_CHECK(rotated_width > 0, "per-site stream widths need a rotated stream (its norms read any width)");
-    auto index = [](const std::vector<int64_t>& from, int64_t width) {  // -1: the zero column appended at WIDTH
-      auto t = torch::tensor(from, torch::kLong);
-      return torch::where(t < 0, torch::full_like(t, width), t);
-    };
-    // Not buffers: Module::to(dtype) would make them floats. forward moves them to the input's device.
-    attn_from_index = index(shape.attn_from, in);
-    ffn_from_index = index(shape.ffn_from, mid);
-    attn_shortcut = register_parameter("attn_shortcut", torch::ones({mid}));
-    ffn_shortcut = register_parameter("ffn_shortcut", torch::ones({out}));
+    attn_site.build(*this, "attn_shortcut", shape.attn_from, in);
+    ffn_site.build(*this, "ffn_shortcut", shape.ffn_from, mid);
   }
   if (shape.attn.present) {
     attn = register_module("attn", Attention(c, shape.attn, BlockIO{in, mid}));
@@ -218,6 +212,29 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
     if (rotated_width == 0) ffn_norm = register_module("ffn_norm", make_norm(c));
   }
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
+}
+
+void SiteShortcut::build(torch::nn::Module& owner, const std::string& name, const std::vector<int64_t>& from, int64_t in) {
+  // Not a buffer: Module::to(dtype) would make it float. forward moves it to the input's device.
+  index = torch::tensor(from, torch::kLong);
+  index = torch::where(index < 0, torch::full_like(index, in), index);
+  scale = owner.register_parameter(name, torch::ones({static_cast<int64_t>(from.size())}));
+}
+
+torch::Tensor SiteShortcut::forward(const torch::Tensor& x) {
+  if (!scale.defined()) return x;
+  if (index.device() != x.device()) index = index.to(x.device());
+  // A zero column appended, then one gather over rows of the flattened tokens: ~3x faster on the
+  // CPU than a gather along the last dim of the 3-D tensor (measured at 32x128x700).
+  const int64_t w = x.size(-1);
+  auto sizes = x.sizes().vec();
+  sizes.back() = index.size(0);
+  auto rows = torch::constant_pad_nd(x, {0, 1}).reshape({-1, w + 1}).index_select(1, index);
+  return (rows * scale).view(sizes);
+}
+
+torch::Tensor at_site(const torch::Tensor& t, const LayerMasks* masks, int64_t row) {
+  return masks && masks->sites.defined() ? t * masks->sites[row] : t;
 }
 
 torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, const LayerMasks* masks) {
@@ -238,24 +255,11 @@ torch::Tensor TransformerLayerImpl::forward(const torch::Tensor& x, const torch:
   auto ffn_out = [&](const torch::Tensor& in) { return masked_block_output(ffn(in, neurons), masks ? masks->ffn : none, masks); };
   if (pre_norm) {
     auto norm = [&](torch::nn::LayerNorm& n, const torch::Tensor& t) { return n ? n(t) : rotated_rms_norm(t, rotated_width, eps); };
-    const torch::Tensor& sites = masks ? masks->sites : none;
-    // The residual into the next site: carried through the packed shortcut, or masked whole.
-    auto carry = [&](const torch::Tensor& t, torch::Tensor& index, const torch::Tensor& scale) {
-      if (!scale.defined()) return t;
-      if (index.device() != t.device()) index = index.to(t.device());
-      // A zero column appended, then one gather over rows of the flattened tokens: ~3x faster on
-      // the CPU than a gather along the last dim of the 3-D tensor (measured 32x128x700).
-      const int64_t w = t.size(-1);
-      auto sizes = t.sizes().vec();
-      sizes.back() = index.size(0);
-      auto rows = torch::constant_pad_nd(t, {0, 1}).reshape({-1, w + 1}).index_select(1, index);
-      return (rows * scale).view(sizes);
-    };
-    auto site = [&](torch::Tensor t, int64_t row) { return sites.defined() ? t * sites[row] : t; };
-    auto h = carry(x, attn_from_index, attn_shortcut);
-    h = site(attn ? h + dropout(attn_out(norm(attn_norm, x))) : h, 0);
-    auto y = carry(h, ffn_from_index, ffn_shortcut);
-    return site(ffn ? y + dropout(ffn_out(norm(ffn_norm, h))) : y, 1);
+    // The residual into each next site: through the packed shortcut, or masked whole (a student).
+    auto h = attn_site.forward(x);
+    h = at_site(attn ? h + dropout(attn_out(norm(attn_norm, x))) : h, masks, 0);
+    auto y = ffn_site.forward(h);
+    return at_site(ffn ? y + dropout(ffn_out(norm(ffn_norm, h))) : y, masks, 1);
   }
   SCULPT_CHECK(!masks || (!masks->hidden.defined() && !masks->sites.defined()),
                "a post-norm layer's stream masks belong to its norm sites (compress/sp3_bert.h)");

@@ -72,19 +72,33 @@ T5 load_t5(const std::string& dir) {
 
 void save_t5(T5& model, const std::string& dir) { save_hf(*model, t5_key_map(model->config), t5_config_to_json(model->config), dir); }
 
-T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape) : bias_heads(shape.bias_heads) {
-  auto norm = [&] { return RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width); };
+T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape, int64_t in, int64_t memory)
+    : bias_heads(shape.bias_heads) {
+  // The widths along the stream: before the block, after self-attention, after cross-attention, after the FFN.
+  if (in < 0) in = c.hidden_size;
+  if (memory < 0) memory = c.hidden_size;
+  const bool per_site = !shape.attn_from.empty();
+  auto after = [&](const std::vector<int64_t>& from, int64_t before) { return from.empty() ? before : static_cast<int64_t>(from.size()); };
+  const int64_t w_self = after(shape.attn_from, in), w_cross = decoder ? after(shape.cross_from, w_self) : w_self;
+  const int64_t w_out = after(shape.ffn_from, w_cross);
+  SCULPT_CHECK(!per_site || c.rotated_norm_width > 0, "per-site stream widths need norms over the original width (a rotated or sliced T5)");
+  if (per_site) {
+    self_site.build(*this, "self_shortcut", shape.attn_from, in);
+    if (decoder) cross_site.build(*this, "cross_shortcut", shape.cross_from, w_self);
+    ffn_site.build(*this, "ffn_shortcut", shape.ffn_from, w_cross);
+  }
+  auto norm = [&](int64_t width) { return RMSNorm(width, c.norm_eps, c.rotated_norm_width); };
   if (shape.attn.present) {
-    self_attn = register_module("self_attn", Attention(c, shape.attn));
-    self_norm = register_module("self_norm", norm());
+    self_attn = register_module("self_attn", Attention(c, shape.attn, BlockIO{in, w_self}));
+    self_norm = register_module("self_norm", norm(in));
   }
   if (decoder && shape.cross.present) {
-    cross_attn = register_module("cross_attn", Attention(c, shape.cross));
-    cross_norm = register_module("cross_norm", norm());
+    cross_attn = register_module("cross_attn", Attention(c, shape.cross, BlockIO{w_self, w_cross, true, memory}));
+    cross_norm = register_module("cross_norm", norm(w_self));
   }
   if (shape.ffn) {
-    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim));
-    ffn_norm = register_module("ffn_norm", norm());
+    ffn = register_module("ffn", FeedForward(c, shape.ffn_dim, BlockIO{w_cross, w_out}));
+    ffn_norm = register_module("ffn_norm", norm(w_cross));
   }
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
@@ -93,21 +107,30 @@ torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& 
                                    const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
                                    KVCache* self_cache, KVCache* cross_cache, const LayerMasks* masks) {
   const torch::Tensor none;
-  auto h = x;
+  // Per-site (models/layers.h): each block's output joins the residual carried into the next
+  // site (a packed shortcut), and a student's site mask scales the sum; rows in stream order.
+  const bool decoder = memory.defined();
+  auto h = self_site.forward(x);
   if (self_attn) {
     // A packed block's heads read their own rows of the relative bias.
     if (!bias_heads.empty() && (!bias_index.defined() || bias_index.device() != self_bias.device()))
       bias_index = torch::tensor(bias_heads, torch::kLong).to(self_bias.device());
     const auto bias = bias_heads.empty() ? self_bias : self_bias.index_select(1, bias_index);
-    auto out = self_attn(self_norm(h), bias, self_probs, none, self_cache, masks ? &masks->attn : nullptr);
+    auto out = self_attn(self_norm(x), bias, self_probs, none, self_cache, masks ? &masks->attn : nullptr);
     h = h + dropout(masked_block_output(out, masks ? masks->attn.gate : none, masks));
   }
-  if (cross_attn) {
-    auto out = cross_attn(cross_norm(h), cross_bias, cross_probs, memory, cross_cache, masks ? &masks->cross : nullptr);
-    h = h + dropout(masked_block_output(out, masks ? masks->cross.gate : none, masks));
+  h = at_site(h, masks, 0);
+  if (decoder) {
+    auto c = cross_site.forward(h);
+    if (cross_attn) {
+      auto out = cross_attn(cross_norm(h), cross_bias, cross_probs, memory, cross_cache, masks ? &masks->cross : nullptr);
+      c = c + dropout(masked_block_output(out, masks ? masks->cross.gate : none, masks));
+    }
+    h = at_site(c, masks, 1);
   }
-  if (ffn) h = h + dropout(masked_block_output(ffn(ffn_norm(h), masks ? masks->neurons : none), masks ? masks->ffn : none, masks));
-  return h;
+  auto y = ffn_site.forward(h);
+  if (ffn) y = y + dropout(masked_block_output(ffn(ffn_norm(h), masks ? masks->neurons : none), masks ? masks->ffn : none, masks));
+  return at_site(y, masks, decoder ? 2 : 1);
 }
 
 T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
@@ -116,8 +139,14 @@ T5StackImpl::T5StackImpl(const TransformerConfig& c, bool decoder_)
   blocks = register_module("blocks", torch::nn::ModuleList());
   const int64_t n = decoder ? c.num_decoder_layers : c.num_layers;
   const size_t first = decoder ? static_cast<size_t>(c.num_layers) : 0;  // a packed config lists the encoder's blocks first
-  for (int64_t i = 0; i < n; ++i) blocks->push_back(T5Block(c, decoder, c.layer_shape(first + static_cast<size_t>(i))));
-  final_norm = register_module("final_norm", RMSNorm(c.hidden_size, c.norm_eps, c.rotated_norm_width));
+  // Per-site packed: each block starts at the width the one before it ends with; cross-attention
+  // reads the encoder's output, at its last block's width.
+  const int64_t memory = c.stream_width(static_cast<size_t>(c.num_layers));
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t at = first + static_cast<size_t>(i);
+    blocks->push_back(T5Block(c, decoder, c.layer_shape(at), c.stream_width(at, first), memory));
+  }
+  final_norm = register_module("final_norm", RMSNorm(c.stream_width(first + static_cast<size_t>(n), first), c.norm_eps, c.rotated_norm_width));
   dropout = register_module("dropout", Dropout(c.hidden_dropout));
 }
 
@@ -151,7 +180,9 @@ T5Impl::T5Impl(TransformerConfig c) : config(std::move(c)) {
   encoder = register_module("encoder", T5Stack(config, false));
   decoder = register_module("decoder", T5Stack(config, true));
   if (!config.tie_word_embeddings)
-    lm_head = register_module("lm_head", models::Linear(config.hidden_size, config.vocab_size, false));
+    lm_head = register_module("lm_head", models::Linear(config.stream_width(static_cast<size_t>(config.num_layers + config.num_decoder_layers),
+                                                                             static_cast<size_t>(config.num_layers)),
+                                                         config.vocab_size, false));
 }
 
 torch::Tensor T5Impl::encode(const torch::Tensor& input_ids, const torch::Tensor& attention_mask, Output* out,
@@ -319,6 +350,11 @@ KeyMap t5_key_map(const TransformerConfig& c) {
       if (shape.ffn) {
         ffn(hf + f + ".DenseReluDense", in + "ffn");
         w(hf + f + ".layer_norm", in + "ffn_norm");
+      }
+      if (!shape.attn_from.empty()) {  // per-site packed (sculpt's own names: HF has no such tensors)
+        map.push_back({hf + "0.sculpt_shortcut", in + "self_shortcut"});
+        if (dec) map.push_back({hf + "1.sculpt_shortcut", in + "cross_shortcut"});
+        map.push_back({hf + f + ".sculpt_shortcut", in + "ffn_shortcut"});
       }
     }
     w(stack + ".final_layer_norm", stack + ".final_norm");

@@ -292,9 +292,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
       p.stream_masks = prune.get<std::string>("stream_masks", p.stream_masks);
       if (p.stream_masks != "shared" && p.stream_masks != "per_site")
         prune.error("stream_masks", fmt::format("'{}' is not shared or per_site", p.stream_masks));
-      if (p.stream_masks == "per_site" && !(opt && p.method == "sp3"))
-        prune.error("stream_masks", "per-site stream masks are for SP3 on OPT (BERT's SP3 has them always, CoFi one shared mask; "
-                                    "T5's two streams take one mask so far)");
+      if (p.stream_masks == "per_site" && !((opt || t5) && p.method == "sp3"))
+        prune.error("stream_masks", "per-site stream masks are for SP3 on OPT and T5 (BERT's SP3 has them always, CoFi one shared mask)");
     }
     if ((opt || t5) && p.finetune_as == "cofi")
       prune.error("finetune_as", "the distilled fine-tune stage is BERT's; a packed OPT or T5 fine-tunes plain");

@@ -3,7 +3,7 @@
 // GLUE as text-to-text. The student is the teacher with its residual stream rotated exactly onto
 // its principal directions (compress/rotate.h: the initialised student computes what the teacher
 // computes; T5's one Q rotates both streams), masked through the shared layers (models/layers.h):
-// one stream mask in that basis (OPT with prune.stream_masks per_site: one per residual site),
+// one stream mask in that basis (prune.stream_masks per_site: one per residual site),
 // heads, query/key and value dims shared by a block's heads, FFN neurons and whole blocks, as
 // SP3's hard-concrete mask set in its shared-stream form (T5: over the encoder's blocks, then the
 // decoder's, whose cross-attention has the same head, head-dim and block masks). The loss is the KL of

@@ -261,6 +261,47 @@ TEST(PruneT5, Sp3PacksTheBestTextToTextModelWithinTheTargetAndAKilledRunResumesB
   for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
 }
 
+// prune.stream_masks per_site on T5: 2 x 2 + 2 x 3 + 1 = 11 sites (the embeddings', then after
+// each encoder block's self-attention and FFN and each decoder block's self-attention,
+// cross-attention and FFN); the packed T5 has each at the width its mask keeps, counts as the
+// table, and scores what the masked student scored.
+TEST(PruneT5, PerSiteStreamMasksPackEachSiteAtItsOwnWidth) {
+  if (testing::shared_path("fixtures/hf/t5_small").empty() || testing::shared_path("data/glue/SST-2").empty())
+    GTEST_SKIP() << "needs ../shared/fixtures/hf/t5_small and data/glue (SCULPT_SHARED)";
+  testing::TempDir tmp;
+  const std::string recipe = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_t5_glue_sp3.yaml";
+  auto json = [&](const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); };
+  std::string log;
+  ASSERT_EQ(testing::run_cli({"run", recipe, "run.output_root=" + tmp.str(), "run.name=per_site", "prune.stream_masks=per_site"},
+                             tmp.str("per_site.log"), &log),
+            0)
+      << log;
+  auto summary = json("per_site/compression.json");
+  const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
+  EXPECT_LE(remaining, 0.5 + 0.05);
+  auto packed = models::load_t5(tmp.str("per_site/best"));
+  EXPECT_DOUBLE_EQ(remaining, static_cast<double>(compress::linear_map_weights(*packed)) / 163840.0);
+  const auto hidden = json("per_site/best/pruning.json")["kept"]["hidden"].get<std::vector<int64_t>>();
+  ASSERT_EQ(hidden.size(), 11u);
+  const auto& s = packed->config.layer_shapes;
+  EXPECT_EQ(packed->config.hidden_size, hidden[0]);
+  const std::vector<size_t> sizes = {s[0].attn_from.size(), s[0].ffn_from.size(), s[1].attn_from.size(), s[1].ffn_from.size(),
+                                     s[2].attn_from.size(), s[2].cross_from.size(), s[2].ffn_from.size(),
+                                     s[3].attn_from.size(), s[3].cross_from.size(), s[3].ffn_from.size()};
+  for (size_t k = 0; k < sizes.size(); ++k) EXPECT_EQ(static_cast<int64_t>(sizes[k]), hidden[k + 1]) << "site " << k + 1;
+  const int64_t best_step = json("per_site/results.json")["best"]["step"];
+  int found = 0;
+  for (const auto& line : testing::read_lines(tmp.str("per_site/eval.jsonl"))) {
+    const auto e = nlohmann::json::parse(line);
+    if (e["step"] != best_step) continue;
+    ++found;
+    const double loss = e["loss"].get<double>();
+    EXPECT_NEAR(summary["packed"]["loss"].get<double>(), loss, 1e-4 * loss);
+    EXPECT_DOUBLE_EQ(summary["packed"]["accuracy"].get<double>(), e["accuracy"].get<double>());
+  }
+  EXPECT_EQ(found, 1);
+}
+
 // CoFi's masks on the rotated decoders (whole heads, no head dims), its target the pruned share of
 // the attention and FFN maps: the packed OPT and T5 land in the window and count exactly.
 TEST(PruneDecoderCofi, OptAndT5PackTheBestWithinThePrunedTarget) {

@@ -84,8 +84,8 @@ TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
   EXPECT_EQ(packed->config.hidden_size, c.hidden_size - c.hidden_size / 4);
   const models::AttentionShape none{0, 0, 0, false};
   const models::LayerShape s0{{2, c.head_dim() / 2, c.head_dim() - c.head_dim() / 4, true}, none,
-                              c.intermediate_size - c.intermediate_size / 3, true, {}, {}, {}};
-  const models::LayerShape s1{{0, c.head_dim(), c.head_dim(), true}, none, 0, false, {}, {}, {}};
+                              c.intermediate_size - c.intermediate_size / 3, true, {}, {}, {}, {}};
+  const models::LayerShape s1{{0, c.head_dim(), c.head_dim(), true}, none, 0, false, {}, {}, {}, {}};
   ASSERT_EQ(packed->config.layer_shapes.size(), 2u);
   EXPECT_EQ(packed->config.layer_shapes[0], s0);
   EXPECT_EQ(packed->config.layer_shapes[1], s1);
@@ -249,6 +249,84 @@ TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {
           << what;
       EXPECT_EQ(compress::expected_weights(compress::t5_map_table({}, c)).item<double>(),
                 static_cast<double>(compress::linear_map_weights(*model)))
+          << what;
+
+      testing::TempDir tmp;
+      models::save_t5(packed, tmp.str());
+      auto loaded = models::load_t5(tmp.str());
+      loaded->eval();
+      EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
+      EXPECT_TRUE(torch::equal(loaded->forward(ids, mask, {}, {}, labels).logits, got.logits)) << what;
+    }
+}
+
+// Per-site masks on T5, both fixtures, in their own basis and rotated: the partial masks above
+// with a mask per site instead of the one stream mask. Site widths (of 64): embeddings 48 (both
+// streams); encoder blocks 48, 40 | 56, 32 (the encoder's output, which cross-attention reads);
+// decoder blocks 48, 56, 40 | 32, 48, 64 (self, cross, FFN).
+TEST(PackDecoder, PerSiteT5MasksPackToSitesOfTheirOwnWidths) {
+  for (const char* fixture : {"t5_small", "t5_v1_1"})
+    for (bool rotate : {false, true}) {
+      SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
+      const std::string what = std::string(fixture) + (rotate ? " rotated" : "");
+      auto original = models::load_t5(dir);
+      original->eval();
+      torch::manual_seed(3);
+      auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong);
+      mask[1].narrow(0, 6, 3).fill_(0);
+      auto labels = torch::randint(3, 1000, {2, 5});
+      models::Batch calibration;
+      calibration.input_ids = ids, calibration.attention_mask = mask;
+      auto model = rotate ? compress::rotate_t5(original, compress::stream_pca(original, {calibration})) : original;
+      model->eval();
+      const auto& c = model->config;
+      const int64_t D = c.hidden_size;
+      const auto shared = testing::partial_t5_masks(c);
+      auto masks = shared;
+      torch::manual_seed(13);
+      auto site = [&](int64_t zeros) {
+        auto v = torch::rand({D}) * 0.5 + 0.5;
+        v.index_fill_(0, torch::randperm(D).narrow(0, 0, zeros), 0.0);
+        return v;
+      };
+      const std::vector<std::vector<int64_t>> zeros = {{16, 24}, {8, 32}, {16, 8, 24}, {32, 16, 0}};
+      for (size_t i = 0; i < 4; ++i) {
+        std::vector<torch::Tensor> rows;
+        for (int64_t z : zeros[i]) rows.push_back(site(z));
+        masks.layers[i].sites = torch::stack(rows);
+        masks.layers[i].hidden = torch::Tensor();
+      }
+      auto packed = compress::pack_t5(model, masks);
+      EXPECT_EQ(packed->config.hidden_size, 48) << what;
+      const auto& s = packed->config.layer_shapes;
+      ASSERT_EQ(s.size(), 4u);
+      const std::vector<std::vector<size_t>> widths = {{48, 40}, {56, 32}, {48, 56, 40}, {32, 48, 64}};
+      for (size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(s[i].attn_from.size(), widths[i][0]) << what << " block " << i;
+        if (i >= 2) EXPECT_EQ(s[i].cross_from.size(), widths[i][1]) << what << " block " << i;
+        EXPECT_EQ(s[i].ffn_from.size(), widths[i].back()) << what << " block " << i;
+      }
+      EXPECT_EQ(packed->encoder->final_norm->weight.size(0), 32);
+      EXPECT_EQ(packed->decoder->final_norm->weight.size(0), 64);
+      EXPECT_EQ(packed->decoder->blocks[0]->as<models::T5Block>()->cross_attn->k->weight.size(1), 32);  // the encoder's output
+      EXPECT_EQ(packed->decoder->blocks[0]->as<models::T5Block>()->cross_attn->q->weight.size(1), 48);
+      EXPECT_FALSE(packed->config.tie_word_embeddings) << what;
+      EXPECT_EQ(packed->lm_head->weight.size(1), 64);
+
+      models::ForwardOptions o;
+      o.masks = &masks;
+      auto masked = model->forward(ids, mask, {}, {}, labels, o);
+      auto got = packed->forward(ids, mask, {}, {}, labels);
+      EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4)) << what;
+      EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4) << what;
+      o.masks = &shared;  // the sites change the function
+      EXPECT_GT((model->forward(ids, mask, {}, {}, labels, o).logits - masked.logits).abs().max().item<double>(), 1e-2) << what;
+      auto [gids, gscores] = model->generate(ids, mask, 6, &masks);
+      auto [pids, pscores] = packed->generate(ids, mask, 6);
+      EXPECT_TRUE(torch::equal(pids, gids)) << what << "\n" << pids << "\n" << gids;
+      EXPECT_TRUE(testing::all_close(pscores, gscores, 1e-4, 1e-4)) << what;
+      EXPECT_EQ(compress::expected_weights(compress::t5_map_table(compress::binary_masks(masks), c)).item<double>(),
+                static_cast<double>(compress::linear_map_weights(*packed)))
           << what;
 
       testing::TempDir tmp;

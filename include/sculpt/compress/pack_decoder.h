@@ -25,9 +25,11 @@ namespace sculpt::compress {
 models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks);
 // The packed T5: MASKS has the encoder's blocks, then the decoder's (cross-attention masks in
 // theirs); one stream mask for both streams, which share the embedding (as compress/rotate.h
-// rotates them by one Q). T5's RMS norms need no rotation for a sliced stream: they divide by
-// the original width. The kept self-attention heads read their own rows of the stack's relative
-// bias (LayerShape::bias_heads); soft stream values untie a tied LM head.
+// rotates them by one Q), or per-site masks (both streams start at the embeddings' site; the
+// cross-attention's keys and values read the encoder's last). T5's RMS norms need no rotation
+// for a sliced stream: they divide by the original width. The kept self-attention heads read
+// their own rows of the stack's relative bias (LayerShape::bias_heads); soft stream values (or
+// per-site masks) untie a tied LM head.
 models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks);
 
 // One linear map of a family in mask terms. Each side is a product of factors (heads x head
@@ -47,8 +49,8 @@ struct MaskedMap {
 std::vector<MaskedMap> opt_map_table(const models::ModelMasks& keep, const models::TransformerConfig& c);
 // SP3's mask set as the shared layers' masks (head dims tiled over heads), or its keep
 // probabilities in the same shapes: in its shared-stream form (Sp3MaskSet with shared_hidden:
-// one stream mask for every writer), or with OWN_SITES its 2L+1 hidden masks as the embeddings'
-// site and each layer's two (LayerMasks::sites; OPT only).
+// one stream mask for every writer), or with OWN_SITES its hidden masks as the embeddings' site
+// and each layer's sites in stream order (LayerMasks::sites: two, three with cross-attention).
 models::ModelMasks model_masks(const Sp3Masks& masks, const EncoderShape& shape, bool own_sites = false);
 models::ModelMasks model_keep(const Sp3KeepProbs& keep, bool own_sites = false);
 // The same masks with every non-zero value 1: what the packed model's sizes follow.

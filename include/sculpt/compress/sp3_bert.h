@@ -95,7 +95,7 @@ struct MaskSetOptions {
   bool head_dims = true;       // SP3's Q/K and V/O head-dim masks (CoFi prunes whole heads)
   HardConcreteOptions hard_concrete;
   std::optional<double> ffn_init_mean;  // FFN neuron masks' log alpha init mean (CoFi's code: 0)
-  int64_t cross_layers = 0;  // the last this many layers also mask a cross-attention (T5's decoder)
+  int64_t cross_layers = 0;  // the last this many layers also mask a cross-attention (T5's decoder), and have a third site
 };
 
 // Every SP3 mask of a BERT shape as hard-concrete variables (method.md §3.4): hidden per site,

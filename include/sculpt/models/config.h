@@ -25,13 +25,14 @@ struct AttentionShape {
 // self-attention heads read (empty: all, in order). A pre-norm layer packed from per-site stream
 // masks (compress/pack_decoder.h) has a stream of its own width after each block: for each of
 // its coordinates, the coordinate of the stream before the block that the residual carries over
-// (-1: none; the block alone writes it). Empty: the stream keeps the config's width.
+// (-1: none; the block alone writes it); cross_from after a T5 decoder block's cross-attention.
+// Empty: the stream keeps the config's width.
 struct LayerShape {
   AttentionShape attn, cross;
   int64_t ffn_dim = 0;
   bool ffn = true;
   std::vector<int64_t> bias_heads;
-  std::vector<int64_t> attn_from, ffn_from;
+  std::vector<int64_t> attn_from, ffn_from, cross_from;
   bool operator==(const LayerShape&) const = default;
 };
 
@@ -89,13 +90,14 @@ struct TransformerConfig {
   LayerShape layer_shape(size_t i) const {
     if (i < layer_shapes.size()) return layer_shapes[i];
     const AttentionShape full{num_heads, head_dim(), head_dim(), true};
-    return {full, full, intermediate_size, true, {}, {}, {}};
+    return {full, full, intermediate_size, true, {}, {}, {}, {}};
   }
-  // The stream's width entering layer I (I = num_layers: after the last layer): per-site packed
-  // layers set their own; hidden_size everywhere else.
-  int64_t stream_width(size_t i) const {
+  // The stream's width entering layer I of the stack whose layers start at FIRST (I = the end:
+  // after its last layer): per-site packed layers set their own; hidden_size everywhere else.
+  // Every stack starts at hidden_size (T5's encoder and decoder share the embedding's site).
+  int64_t stream_width(size_t i, size_t first = 0) const {
     int64_t w = hidden_size;
-    for (size_t j = 0; j < i && j < layer_shapes.size(); ++j)
+    for (size_t j = first; j < i && j < layer_shapes.size(); ++j)
       if (!layer_shapes[j].ffn_from.empty()) w = static_cast<int64_t>(layer_shapes[j].ffn_from.size());
     return w;
   }

@@ -88,9 +88,10 @@ struct LayerMasks {
   torch::Tensor ffn;           // scalar: the FFN block's output
   torch::Tensor neurons;       // [F]: the FFN's activations (a gated FFN's product)
   torch::Tensor hidden;        // [D]: the stream coordinates each block writes (pre-norm only)
-  // [2, D] (pre-norm only): per-site stream masks. The stream after the attention block (row 0)
-  // and after the FFN block (row 1), residual included, is multiplied by its row: what a site
-  // drops, no later block reads (SliceGPT's per-layer slicing in one rotated basis).
+  // [2, D] (pre-norm only; T5's decoder blocks [3, D]): per-site stream masks. The stream after
+  // each block (attention, cross-attention, FFN, in order), residual included, is multiplied by
+  // its row: what a site drops, no later block reads (SliceGPT's per-layer slicing in one
+  // rotated basis).
   torch::Tensor sites;
 };
 
@@ -123,7 +124,20 @@ torch::Tensor masked_block_output(torch::Tensor out, const torch::Tensor& gate, 
 struct BlockIO {
   int64_t in = -1, out = -1;  // < 0: the config's hidden size
   bool random_init = true;    // false: zeros, drawing nothing (a packed model built mid-run, models/packed_bert.h)
+  int64_t memory_in = -1;     // cross-attention: the width keys and values read (< 0: in)
 };
+
+// The residual from one stream site to the next in a per-site packed pre-norm model
+// (LayerShape::attn_from): a gather of the coordinates the next site keeps (-1: none, zero) times
+// the site's soft mask values. The owner registers `scale` as its parameter.
+struct SiteShortcut {
+  // FROM indexes the stream of width IN; registers NAME [from.size()] on OWNER.
+  void build(torch::nn::Module& owner, const std::string& name, const std::vector<int64_t>& from, int64_t in);
+  torch::Tensor forward(const torch::Tensor& x);  // x itself when not built
+  torch::Tensor scale, index;  // index: -1 mapped to a zero column at IN; moved to x's device on use
+};
+// T * MASKS->sites[ROW] when MASKS has per-site masks; T otherwise.
+torch::Tensor at_site(const torch::Tensor& t, const LayerMasks* masks, int64_t row);
 
 struct AttentionImpl : torch::nn::Module {
   explicit AttentionImpl(const TransformerConfig& c) : AttentionImpl(c, c.layer_shape(0).attn) {}
@@ -171,11 +185,9 @@ struct TransformerLayerImpl : torch::nn::Module {
   bool pre_norm;
   int64_t rotated_width = 0;
   double eps = 0;
-  // A per-site packed layer (LayerShape::attn_from): the residual carries the stream before
-  // each block into the one after it through a gather (FROM_INDEX, -1 mapped to a zero column)
-  // and a scale (the site's soft mask values). Undefined otherwise.
-  torch::Tensor attn_shortcut, ffn_shortcut;
-  torch::Tensor attn_from_index, ffn_from_index;
+  // A per-site packed layer (LayerShape::attn_from): the residuals into the sites after its
+  // blocks (parameters attn_shortcut, ffn_shortcut). Not built otherwise.
+  SiteShortcut attn_site, ffn_site;
   Attention attn{nullptr};
   torch::nn::LayerNorm attn_norm{nullptr};
   FeedForward ffn{nullptr};

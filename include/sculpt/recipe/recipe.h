@@ -121,8 +121,8 @@ struct PruneSection {
   // loss sees the predicted size, lambda1 is projected to 0 where it would push that size past
   // the target); compress/lagrangian.h says how far and why.
   std::string controller = "anti_windup";
-  // OPT sp3: shared (one stream mask in the rotated basis, every writer) | per_site (a mask per
-  // residual site, 2L+1 as SP3's BERT: each block reads and writes its own coordinates;
+  // OPT/T5 sp3: shared (one stream mask in the rotated basis, every writer) | per_site (a mask
+  // per residual site, as SP3's BERT: each block reads and writes its own coordinates;
   // compress/pack_decoder.h). BERT's SP3 is always per-site, CoFi always shared.
   std::string stream_masks = "shared";
   double intermediate_log_alpha = 10;  // cofi: FFN neuron masks' log alpha init mean (CoFi's code: 0, its ISSUE #51)
