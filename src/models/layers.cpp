@@ -215,14 +215,19 @@ TransformerLayerImpl::TransformerLayerImpl(const TransformerConfig& c, size_t i)
 }
 
 void SiteShortcut::build(torch::nn::Module& owner, const std::string& name, const std::vector<int64_t>& from, int64_t in) {
+  scale = owner.register_parameter(name, torch::ones({static_cast<int64_t>(from.size())}));
+  // A site that keeps exactly the coordinates before it needs no gather: the index stays undefined.
+  bool identity = static_cast<int64_t>(from.size()) == in;
+  for (size_t j = 0; identity && j < from.size(); ++j) identity = from[j] == static_cast<int64_t>(j);
+  if (identity) return;
   // Not a buffer: Module::to(dtype) would make it float. forward moves it to the input's device.
   index = torch::tensor(from, torch::kLong);
   index = torch::where(index < 0, torch::full_like(index, in), index);
-  scale = owner.register_parameter(name, torch::ones({static_cast<int64_t>(from.size())}));
 }
 
 torch::Tensor SiteShortcut::forward(const torch::Tensor& x) {
   if (!scale.defined()) return x;
+  if (!index.defined()) return x * scale;
   if (index.device() != x.device()) index = index.to(x.device());
   // A zero column appended, then one gather over rows of the flattened tokens: ~3x faster on the
   // CPU than a gather along the last dim of the 3-D tensor (measured at 32x128x700).

@@ -124,7 +124,8 @@ TEST(PackDecoder, TheMapTableCountsThePackedWeightsExactlyAtBinaryMasks) {
 }
 
 // Per-site stream masks (LayerMasks::sites) on the rotated OPT: each of the 2L+1 = 5 sites keeps
-// its own coordinates (widths 48, 48, 40, 56, 32 of 64; soft values where kept), on top of the
+// its own coordinates (widths 48, 48, 40, 56, 56 of 64; soft values where kept; the last site
+// keeps exactly the coordinates of the one before it, a gather-free shortcut), on top of the
 // partial head/dim/neuron/block masks above. The packed model's blocks read and write their sites'
 // widths, the residual gathers from site to site, and it computes, generates and reloads as the
 // masked model does; the table counts its weights exactly.
@@ -145,7 +146,8 @@ TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
   masks.embed = site(16);
   masks.layers[0].hidden = masks.layers[1].hidden = torch::Tensor();
   masks.layers[0].sites = torch::stack({site(16), site(24)});
-  masks.layers[1].sites = torch::stack({site(8), site(32)});
+  const auto w3 = site(8);
+  masks.layers[1].sites = torch::stack({w3, w3 * 0.9});
   auto packed = compress::pack_opt(rotated, masks);
 
   EXPECT_EQ(packed->config.hidden_size, 48);
@@ -155,13 +157,16 @@ TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
   EXPECT_EQ(s0.attn_from.size(), 48u);
   EXPECT_EQ(s0.ffn_from.size(), 40u);
   EXPECT_EQ(s1.attn_from.size(), 56u);
-  EXPECT_EQ(s1.ffn_from.size(), 32u);
-  EXPECT_EQ(packed->config.stream_width(2), 32);
+  EXPECT_EQ(s1.ffn_from.size(), 56u);
+  std::vector<int64_t> same(56);
+  std::iota(same.begin(), same.end(), 0);
+  EXPECT_EQ(s1.ffn_from, same);
+  EXPECT_EQ(packed->config.stream_width(2), 56);
   // A coordinate of site 1 that site 0 dropped starts from zero (-1); count them from the masks.
   const auto fresh = ((masks.layers[0].sites[0] != 0) & (masks.embed == 0)).sum().item<int64_t>();
   EXPECT_GT(fresh, 0);
   EXPECT_EQ(std::count(s0.attn_from.begin(), s0.attn_from.end(), -1), fresh);
-  EXPECT_EQ(packed->lm_head->weight.size(1), 32);
+  EXPECT_EQ(packed->lm_head->weight.size(1), 56);
 
   const auto masked = expect_packed_opt_equals_masked(rotated, packed, masks);
   // The sites change the function: the same masks with one shared stream mask differ.
@@ -170,7 +175,7 @@ TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
   auto shared_out = rotated->forward(b.input_ids, b.attention_mask, b.input_ids, {.masks = &shared});
   EXPECT_GT((shared_out.logits - masked).abs().max().item<double>(), 1e-2);
 
-  // Sites w0..w4 = 48, 48, 40, 56, 32. Layer 0: q, k 48 x (2 x 8), v 48 x (2 x 12), o (2 x 12) x 48,
+  // Sites w0..w4 = 48, 48, 40, 56, 56. Layer 0: q, k 48 x (2 x 8), v 48 x (2 x 12), o (2 x 12) x 48,
   // fc1 48 x 86, fc2 86 x 40; layer 1: an attention block with no head (o: 0 x 56), no FFN.
   const int64_t by_hand = 2 * 48 * 16 + 48 * 24 + 24 * 48 + 48 * 86 + 86 * 40;
   EXPECT_EQ(compress::linear_map_weights(*packed), by_hand);
