@@ -203,21 +203,56 @@ TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
   }
 }
 
+// A T5 fixture (rotated onto its stream's principal directions when ROTATE) and a batch: two
+// prompts (the second padded), five labels each.
+struct T5Case {
+  models::T5 model{nullptr};
+  torch::Tensor ids, mask, labels;
+};
+T5Case t5_case(const std::string& dir, bool rotate) {
+  auto original = models::load_t5(dir);
+  original->eval();
+  torch::manual_seed(3);
+  auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong);
+  mask[1].narrow(0, 6, 3).fill_(0);
+  auto labels = torch::randint(3, 1000, {2, 5});
+  models::Batch calibration;
+  calibration.input_ids = ids, calibration.attention_mask = mask;
+  auto model = rotate ? compress::rotate_t5(original, compress::stream_pca(original, {calibration})) : original;
+  model->eval();
+  return {model, ids, mask, labels};
+}
+// PACKED computes what MODEL computes under MASKS (logits, loss) and generates the same ids and
+// scores; returns the masked logits.
+torch::Tensor expect_packed_t5_equals_masked(models::T5& model, models::T5& packed, const models::ModelMasks& masks, const torch::Tensor& ids,
+                                             const torch::Tensor& mask, const torch::Tensor& labels, const std::string& what) {
+  auto masked = model->forward(ids, mask, {}, {}, labels, {.masks = &masks});
+  auto got = packed->forward(ids, mask, {}, {}, labels);
+  EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4)) << what;
+  EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4) << what;
+  auto [gids, gscores] = model->generate(ids, mask, 6, &masks);
+  auto [pids, pscores] = packed->generate(ids, mask, 6);
+  EXPECT_TRUE(torch::equal(pids, gids)) << what << "\n" << pids << "\n" << gids;
+  EXPECT_TRUE(testing::all_close(pscores, gscores, 1e-4, 1e-4)) << what;
+  return masked.logits;
+}
+// PACKED's directory carries its shapes and reloads strictly as the same model.
+void expect_t5_reloads(models::T5& packed, const torch::Tensor& ids, const torch::Tensor& mask, const torch::Tensor& labels,
+                       const std::string& what) {
+  testing::TempDir tmp;
+  models::save_t5(packed, tmp.str());
+  auto loaded = models::load_t5(tmp.str());
+  loaded->eval();
+  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes) << what;
+  EXPECT_TRUE(torch::equal(loaded->forward(ids, mask, {}, {}, labels).logits, packed->forward(ids, mask, {}, {}, labels).logits)) << what;
+}
+
 TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {
   for (const char* fixture : {"t5_small", "t5_v1_1"})
     for (bool rotate : {false, true}) {
       SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
       const std::string what = std::string(fixture) + (rotate ? " rotated" : "");
-      auto original = models::load_t5(dir);
-      original->eval();
-      torch::manual_seed(3);
-      auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong);
-      mask[1].narrow(0, 6, 3).fill_(0);
-      auto labels = torch::randint(3, 1000, {2, 5});
-      models::Batch calibration;
-      calibration.input_ids = ids, calibration.attention_mask = mask;
-      auto model = rotate ? compress::rotate_t5(original, compress::stream_pca(original, {calibration})) : original;
-      model->eval();
+      auto [model, ids, mask, labels] = t5_case(dir, rotate);
       const auto masks = testing::partial_t5_masks(model->config);
       auto packed = compress::pack_t5(model, masks);
       const auto& c = model->config;
@@ -236,18 +271,9 @@ TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {
       // Soft stream values untie v1.0's LM head from the (scaled) input embedding.
       EXPECT_FALSE(packed->config.tie_word_embeddings) << what;
 
-      models::ForwardOptions o;
-      o.masks = &masks;
-      auto masked = model->forward(ids, mask, {}, {}, labels, o);
-      auto got = packed->forward(ids, mask, {}, {}, labels);
-      EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4)) << what;
-      EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4) << what;
+      const auto masked = expect_packed_t5_equals_masked(model, packed, masks, ids, mask, labels, what);
       auto plain = model->forward(ids, mask, {}, {}, labels);
-      EXPECT_GT((plain.logits - masked.logits).abs().max().item<double>(), 1e-2) << what;
-      auto [gids, gscores] = model->generate(ids, mask, 6, &masks);
-      auto [pids, pscores] = packed->generate(ids, mask, 6);
-      EXPECT_TRUE(torch::equal(pids, gids)) << what << "\n" << pids << "\n" << gids;
-      EXPECT_TRUE(testing::all_close(pscores, gscores, 1e-4, 1e-4)) << what;
+      EXPECT_GT((plain.logits - masked).abs().max().item<double>(), 1e-2) << what;
       // The map table at 0/1 masks counts the packed maps exactly.
       EXPECT_EQ(compress::expected_weights(compress::t5_map_table(compress::binary_masks(masks), c)).item<double>(),
                 static_cast<double>(compress::linear_map_weights(*packed)))
@@ -256,12 +282,7 @@ TEST(PackDecoder, MaskedT5EqualsItsPackedModelAndGeneratesTheSame) {
                 static_cast<double>(compress::linear_map_weights(*model)))
           << what;
 
-      testing::TempDir tmp;
-      models::save_t5(packed, tmp.str());
-      auto loaded = models::load_t5(tmp.str());
-      loaded->eval();
-      EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
-      EXPECT_TRUE(torch::equal(loaded->forward(ids, mask, {}, {}, labels).logits, got.logits)) << what;
+      expect_t5_reloads(packed, ids, mask, labels, what);
     }
 }
 
@@ -274,16 +295,7 @@ TEST(PackDecoder, PerSiteT5MasksPackToSitesOfTheirOwnWidths) {
     for (bool rotate : {false, true}) {
       SCULPT_REQUIRE_SHARED(dir, std::string("fixtures/hf/") + fixture);
       const std::string what = std::string(fixture) + (rotate ? " rotated" : "");
-      auto original = models::load_t5(dir);
-      original->eval();
-      torch::manual_seed(3);
-      auto ids = torch::randint(3, 1000, {2, 9}), mask = torch::ones({2, 9}, torch::kLong);
-      mask[1].narrow(0, 6, 3).fill_(0);
-      auto labels = torch::randint(3, 1000, {2, 5});
-      models::Batch calibration;
-      calibration.input_ids = ids, calibration.attention_mask = mask;
-      auto model = rotate ? compress::rotate_t5(original, compress::stream_pca(original, {calibration})) : original;
-      model->eval();
+      auto [model, ids, mask, labels] = t5_case(dir, rotate);
       const auto& c = model->config;
       const int64_t D = c.hidden_size;
       const auto shared = testing::partial_t5_masks(c);
@@ -318,28 +330,14 @@ TEST(PackDecoder, PerSiteT5MasksPackToSitesOfTheirOwnWidths) {
       EXPECT_FALSE(packed->config.tie_word_embeddings) << what;
       EXPECT_EQ(packed->lm_head->weight.size(1), 64);
 
-      models::ForwardOptions o;
-      o.masks = &masks;
-      auto masked = model->forward(ids, mask, {}, {}, labels, o);
-      auto got = packed->forward(ids, mask, {}, {}, labels);
-      EXPECT_TRUE(testing::all_close(got.logits, masked.logits, 1e-4, 1e-4)) << what;
-      EXPECT_NEAR(got.loss.item<double>(), masked.loss.item<double>(), 1e-4) << what;
-      o.masks = &shared;  // the sites change the function
-      EXPECT_GT((model->forward(ids, mask, {}, {}, labels, o).logits - masked.logits).abs().max().item<double>(), 1e-2) << what;
-      auto [gids, gscores] = model->generate(ids, mask, 6, &masks);
-      auto [pids, pscores] = packed->generate(ids, mask, 6);
-      EXPECT_TRUE(torch::equal(pids, gids)) << what << "\n" << pids << "\n" << gids;
-      EXPECT_TRUE(testing::all_close(pscores, gscores, 1e-4, 1e-4)) << what;
+      const auto masked = expect_packed_t5_equals_masked(model, packed, masks, ids, mask, labels, what);
+      // The sites change the function: the one-stream masks give other logits.
+      EXPECT_GT((model->forward(ids, mask, {}, {}, labels, {.masks = &shared}).logits - masked).abs().max().item<double>(), 1e-2) << what;
       EXPECT_EQ(compress::expected_weights(compress::t5_map_table(compress::binary_masks(masks), c)).item<double>(),
                 static_cast<double>(compress::linear_map_weights(*packed)))
           << what;
 
-      testing::TempDir tmp;
-      models::save_t5(packed, tmp.str());
-      auto loaded = models::load_t5(tmp.str());
-      loaded->eval();
-      EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
-      EXPECT_TRUE(torch::equal(loaded->forward(ids, mask, {}, {}, labels).logits, got.logits)) << what;
+      expect_t5_reloads(packed, ids, mask, labels, what);
     }
 }
 
