@@ -72,6 +72,17 @@ torch::Tensor expect_packed_opt_equals_masked(models::Opt& rotated, models::Opt&
   return masked.logits;
 }
 
+// PACKED saved to DIR reloads strictly as the same model (shapes and logits on the prompts).
+void expect_opt_reloads(models::Opt& packed, const std::string& dir) {
+  auto b = prompts();
+  models::save_opt(packed, dir);
+  auto loaded = models::load_opt(dir);
+  loaded->eval();
+  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
+  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits,
+                           packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits));
+}
+
 TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
   SCULPT_REQUIRE_SHARED(dir, "fixtures/hf/opt_causal_lm");
   auto model = models::load_opt(dir);
@@ -99,12 +110,7 @@ TEST(PackDecoder, MaskedRotatedOptEqualsItsPackedModelAndGeneratesTheSame) {
 
   // The directory carries the layer shapes and reloads strictly as the same model.
   testing::TempDir tmp;
-  models::save_opt(packed, tmp.str());
-  auto loaded = models::load_opt(tmp.str());
-  loaded->eval();
-  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
-  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits,
-                           packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits));
+  expect_opt_reloads(packed, tmp.str());
 }
 
 TEST(PackDecoder, TheMapTableCountsThePackedWeightsExactlyAtBinaryMasks) {
@@ -185,12 +191,7 @@ TEST(PackDecoder, PerSiteStreamMasksPackToSitesOfTheirOwnWidths) {
   // The directory carries the sites (sculpt_packed attn_from/ffn_from, the shortcut scales) and
   // reloads strictly as the same model; a coordinate past its site's width is refused by name.
   testing::TempDir tmp;
-  models::save_opt(packed, tmp.str());
-  auto loaded = models::load_opt(tmp.str());
-  loaded->eval();
-  EXPECT_EQ(loaded->config.layer_shapes, packed->config.layer_shapes);
-  EXPECT_TRUE(torch::equal(loaded->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits,
-                           packed->forward(b.input_ids, b.attention_mask, torch::Tensor()).logits));
+  expect_opt_reloads(packed, tmp.str());
   auto config = io::read_json(tmp.str("config.json"));
   config["sculpt_packed"]["layers"][1]["ffn_from"][0] = 56;
   io::write_file_atomic(tmp.str("config.json"), config.dump());
