@@ -46,6 +46,22 @@ class PruneOpt : public testing::CliTest {
     return a;
   }
   nlohmann::json json(const std::string& rel) { return nlohmann::json::parse(std::ifstream(tmp.str(rel))); }
+  // Runs A and B logged the same metrics and evaluations (timings aside) and wrote the same
+  // weights in each of DIRS.
+  void expect_same_run(const std::string& a, const std::string& b, const std::vector<std::string>& dirs) {
+    auto strip = [](std::vector<nlohmann::json> rows) {
+      for (auto& r : rows) r.erase("samples_per_s"), r.erase("tokens_per_s"), r.erase("elapsed_s"), r.erase("eval_seconds");
+      return rows;
+    };
+    EXPECT_EQ(strip(jsonl(a + "/metrics.jsonl")), strip(jsonl(b + "/metrics.jsonl")));
+    EXPECT_EQ(strip(jsonl(a + "/eval.jsonl")), strip(jsonl(b + "/eval.jsonl")));
+    for (const auto& dir : dirs) {
+      auto wa = io::read_safetensors(tmp.str(a + "/" + dir + "/model.safetensors")).tensors;
+      auto wb = io::read_safetensors(tmp.str(b + "/" + dir + "/model.safetensors")).tensors;
+      ASSERT_EQ(wa.size(), wb.size()) << dir;
+      for (const auto& [k, v] : wa) EXPECT_TRUE(torch::equal(v, wb.at(k))) << dir << " " << k;
+    }
+  }
   std::vector<nlohmann::json> jsonl(const std::string& rel) {
     std::vector<nlohmann::json> out;
     for (const auto& line : testing::read_lines(tmp.str(rel))) out.push_back(nlohmann::json::parse(line));
@@ -111,29 +127,21 @@ TEST_F(PruneOpt, Sp3PacksTheBestDecoderByPerplexityAndAKilledRunResumesBitwise) 
   EXPECT_EQ(run(args("cut", {"debug.crash_after_step=23"}), "cut.log"), 128 + SIGKILL) << last_output;
   ASSERT_EQ(run({"resume", tmp.str("cut")}, "resume.log"), 0) << last_output;
   EXPECT_NE(last_output.find("resumed from"), std::string::npos) << last_output;
-  auto strip = [](std::vector<nlohmann::json> rows) {
-    for (auto& r : rows) r.erase("samples_per_s"), r.erase("tokens_per_s"), r.erase("elapsed_s"), r.erase("eval_seconds");
-    return rows;
-  };
-  EXPECT_EQ(strip(jsonl("full/metrics.jsonl")), strip(jsonl("cut/metrics.jsonl")));
-  EXPECT_EQ(strip(jsonl("full/eval.jsonl")), strip(jsonl("cut/eval.jsonl")));
-  for (const char* dir : {"final", "best"}) {
-    auto a = io::read_safetensors(tmp.str(std::string("full/") + dir + "/model.safetensors")).tensors;
-    auto b = io::read_safetensors(tmp.str(std::string("cut/") + dir + "/model.safetensors")).tensors;
-    ASSERT_EQ(a.size(), b.size());
-    for (const auto& [k, v] : a) EXPECT_TRUE(torch::equal(v, b.at(k))) << dir << " " << k;
-  }
+  expect_same_run("full", "cut", {"final", "best"});
 }
 
 // prune.stream_masks per_site: a hidden mask per residual site (5 for 2 layers); the best packed
 // classifier has each site at the width its mask keeps, counts exactly as the table, and scores
 // what the masked student scored.
 TEST_F(PruneOpt, PerSiteStreamMasksPackEachSiteAtItsOwnWidth) {
-  ASSERT_EQ(run({"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml", "run.output_root=" + tmp.str(),
-                 "run.name=per_site", "prune.stream_masks=per_site"},
-                "per_site.log"),
-            0)
-      << last_output;
+  const std::vector<std::string> per_site = {"run", std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/tiny_opt_sst2_sp3.yaml",
+                                             "run.output_root=" + tmp.str(), "prune.stream_masks=per_site", "prune.finetune=6u",
+                                             "prune.finetune_lr=1e-3"};
+  auto with = [&](std::vector<std::string> a, const std::vector<std::string>& extra) {
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  ASSERT_EQ(run(with(per_site, {"run.name=per_site"}), "per_site.log"), 0) << last_output;
   auto summary = json("per_site/compression.json");
   const double remaining = summary["sparsity"]["packed_remaining"].get<double>();
   EXPECT_LE(remaining, 0.5 + 0.05);
@@ -162,6 +170,13 @@ TEST_F(PruneOpt, PerSiteStreamMasksPackEachSiteAtItsOwnWidth) {
   const auto printed = nlohmann::json::parse(last_output.substr(last_output.find('{')));
   EXPECT_EQ(printed["examples"], 128);
   EXPECT_DOUBLE_EQ(printed["accuracy"].get<double>(), summary["packed"]["accuracy"].get<double>());
+  // The fine-tune stage trains the packed model with its shortcut scales; killed mid-pruning, the
+  // run resumes to the same logs, packed model (shortcuts included) and fine-tuned weights.
+  EXPECT_EQ(json("per_site/finetune/results.json")["updates"], 6);
+  EXPECT_EQ(run(with(per_site, {"run.name=cut", "debug.crash_after_step=23"}), "cut.log"), 128 + SIGKILL) << last_output;
+  ASSERT_EQ(run({"resume", tmp.str("cut")}, "resume.log"), 0) << last_output;
+  expect_same_run("per_site", "cut", {"best", "finetune/final"});
+  EXPECT_TRUE(io::read_safetensors(tmp.str("cut/best/model.safetensors")).tensors.count("model.decoder.layers.0.sculpt_attn_shortcut"));
 }
 
 TEST_F(PruneOpt, Sp3PacksTheBestSst2ClassifierByAccuracyWithinTheTarget) {
