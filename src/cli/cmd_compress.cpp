@@ -109,7 +109,7 @@ models::Bert load_classifier(const Args& args, const std::string& dir) {
     return m;
   }
   const auto& task = data::glue_task(args.get("task"));
-  if (!train::has_classification_head(dir))
+  if (models::bert_config_from_json(config, dir).head != models::HeadType::sequence_classification)
     LOG_INFO("[compress] {} has no classification head: a new {}-label head is initialised for {} (fine-tune the result)", dir,
              task.num_labels(), task.name);
   return train::build_bert_classifier(r, task);

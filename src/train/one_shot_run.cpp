@@ -148,7 +148,7 @@ void run_one_shot(const recipe::Recipe& r) {
   // new, seeded head for the task, as `sculpt compress --task` gives it; its scores must then
   // need no labels.
   const auto head = models::bert_config_from_json(io::read_json((fs::path(r.model.path) / "config.json").string()), r.model.path).head;
-  const bool task_head = has_classification_head(r.model.path);
+  const bool task_head = head == models::HeadType::sequence_classification;
   SCULPT_CHECK(task_head || p.method != "kmeans",
                "{}: model.path {} has no task head; k-means codes a trained model (Deep Compression quantizes after training): "
                "fine-tune it first, or compress it with magnitude, activation, taylor or slice",

@@ -15,7 +15,6 @@
 #include "sculpt/models/opt.h"
 #include "sculpt/models/t5.h"
 #include "sculpt/models/any_bert.h"
-#include "sculpt/train/bert_classifier.h"
 #include "sculpt/train/checkpoint.h"
 #include "sculpt/train/clm_data.h"
 #include "sculpt/train/distributed.h"
@@ -117,7 +116,8 @@ nlohmann::json evaluate_packed(const recipe::Recipe& r, const fs::path& packed) 
   const char* size_key = r.prune.method == "sp3" ? "packed_remaining" : "packed_sparsity";
   nlohmann::json summary = {{"method", r.prune.method}, {"target", r.prune.target},        {"metric", metric},
                             {"packed", s},              {"packed_model", packed.string()}, {"sparsity", report}};
-  if (!has_classification_head(r.model.path)) {
+  const auto config = io::read_json((fs::path(r.model.path) / "config.json").string());
+  if (models::bert_config_from_json(config, r.model.path).head != models::HeadType::sequence_classification) {
     // Compressed before the task fine-tune: there is no dense model of the task here to compare
     // with (a sweep's compare_to stage names it), and the packed model's new head is untrained.
     summary["teacher"] = nullptr;

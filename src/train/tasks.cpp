@@ -75,11 +75,6 @@ nlohmann::json label_maps(nlohmann::json j, int64_t n) {
 
 }  // namespace
 
-bool has_classification_head(const std::string& dir) {
-  const std::string path = (std::filesystem::path(dir) / "config.json").string();
-  return models::bert_config_from_json(io::read_json(path), path).head == models::HeadType::sequence_classification;
-}
-
 models::Bert build_bert_classifier(const recipe::Recipe& r, const data::GlueTask& task) {
   return build_bert_with_head(r, [&task](models::TransformerConfig& c) {
     c.head = models::HeadType::sequence_classification;

@@ -14,8 +14,5 @@ models::Bert build_bert_classifier(const recipe::Recipe& recipe, const data::Glu
 // The same with any head: HEAD sets the config's head fields (checkpoint weights for another head
 // are reported unused; a missing head is initialised and reported).
 models::Bert build_bert_with_head(const recipe::Recipe& recipe, const std::function<void(models::TransformerConfig&)>& head);
-// Whether the BERT directory DIR has a task's classification head (its config.json's
-// architectures), or is a pretrained encoder (masked LM, bare) that a task needs a new head for.
-bool has_classification_head(const std::string& dir);
 
 }  // namespace sculpt::train
