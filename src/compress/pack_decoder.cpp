@@ -142,24 +142,73 @@ void ffn_maps(std::vector<MaskedMap>& table, const std::string& at, const Tensor
   table.push_back({at + ".fc2", {neurons}, {out}, m.ffn});
 }
 
-// Per-site masks (LayerMasks::sites): site 0 is the embeddings' (ModelMasks::embed), sites 2l+1
-// and 2l+2 the stream after layer l's attention and FFN blocks.
+// Per-site masks (LayerMasks::sites) on every layer, and no writer masks; or none.
 bool per_site(const models::ModelMasks& masks) {
   const bool any = std::any_of(masks.layers.begin(), masks.layers.end(), [](const auto& l) { return l.sites.defined(); });
   SCULPT_CHECK(!any || std::all_of(masks.layers.begin(), masks.layers.end(), [](const auto& l) { return l.sites.defined() && !l.hidden.defined(); }),
-               "pack: per-site stream masks need every layer's two sites and no writer masks");
+               "pack: per-site stream masks need every layer's sites and no writer masks");
   return any;
 }
-Tensor site_mask(const models::ModelMasks& masks, size_t site, int64_t D) {
-  if (site == 0) return values(masks.embed, D);
-  return values(masks.layers[(site - 1) / 2].sites[static_cast<int64_t>((site - 1) % 2)], D);
-}
+
 // For each coordinate in TO (of D), its position in FROM; -1 where FROM lacks it.
 std::vector<int64_t> positions_in(const Tensor& to, const Tensor& from, int64_t D) {
   std::vector<int64_t> at(static_cast<size_t>(D), -1), out;
-  for (int64_t j = 0; j < from.numel(); ++j) at[static_cast<size_t>(from[j].item<int64_t>())] = j;
-  for (int64_t j = 0; j < to.numel(); ++j) out.push_back(at[static_cast<size_t>(to[j].item<int64_t>())]);
+  const auto f = from.accessor<int64_t, 1>();
+  const auto t = to.accessor<int64_t, 1>();
+  for (int64_t j = 0; j < f.size(0); ++j) at[static_cast<size_t>(f[j])] = j;
+  for (int64_t j = 0; j < t.size(0); ++j) out.push_back(at[static_cast<size_t>(t[j])]);
   return out;
+}
+
+// Every stream site's kept coordinates K and the values z its writers fold (over K). One stream
+// mask: the writers' union everywhere, each writer its own values; per-site: each site's own.
+struct Site {
+  Tensor K, z;
+};
+struct SitePlan {
+  Site embed;                            // both streams start here (T5's share the embedding)
+  std::vector<Site> before;              // each layer's input site
+  std::vector<std::vector<Site>> after;  // its sites after each block, in stream order
+  bool own = false;                      // per-site masks
+  bool masked = false;                   // some stream coordinate is masked at all
+};
+// Layers from SECOND_STACK on start a second stream at the embeddings' site and have three
+// blocks (T5's decoder; OPT: none).
+SitePlan plan_sites(const models::ModelMasks& masks, int64_t D, size_t second_stack) {
+  SitePlan p;
+  p.own = per_site(masks);
+  const StreamPlan stream = plan_stream(masks, D);
+  p.masked = stream.masked || p.own;
+  auto site_of = [&](const Tensor& mask) -> Site {
+    const Tensor v = values(mask, D), K = kept(v);
+    SCULPT_CHECK(K.numel() > 0, "pack: every coordinate of a stream site is masked");
+    return {K, v.index_select(0, K)};
+  };
+  p.embed = p.own ? site_of(masks.embed) : Site{stream.K, stream.z_embed};
+  for (size_t i = 0; i < masks.layers.size(); ++i) {
+    const auto& m = masks.layers[i];
+    p.before.push_back(i == 0 || i == second_stack ? p.embed : p.after.back().back());
+    std::vector<Site> sites;
+    const int64_t blocks = i >= second_stack ? 3 : 2;
+    for (int64_t r = 0; r < blocks; ++r)
+      sites.push_back(p.own ? site_of(m.sites[r]) : Site{stream.K, values(m.hidden, D).index_select(0, stream.K)});
+    p.after.push_back(sites);
+  }
+  return p;
+}
+
+// A packed layer's residual maps from its sites (LayerShape::attn_from, cross_from, ffn_from).
+void set_site_lists(models::LayerShape& s, const SitePlan& p, size_t i, int64_t D) {
+  if (!p.own) return;
+  const auto& a = p.after[i];
+  s.attn_from = positions_in(a[0].K, p.before[i].K, D);
+  if (a.size() == 3) s.cross_from = positions_in(a[1].K, a[0].K, D);
+  s.ffn_from = positions_in(a.back().K, a[a.size() - 2].K, D);
+}
+// The packed layer's shortcut scales: each site's values, in stream order.
+void put_site_scales(const std::vector<models::SiteShortcut*>& shortcuts, const SitePlan& p, size_t i) {
+  if (!p.own) return;
+  for (size_t r = 0; r < shortcuts.size(); ++r) put(shortcuts[r]->scale, p.after[i][r].z);
 }
 
 void check_layer_count(const models::ModelMasks& masks, size_t layers) {
@@ -172,31 +221,15 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   torch::NoGradGuard no_grad;
   const auto& c = model->config;
   const int64_t D = c.hidden_size, L = c.num_layers;
-  const size_t sites = static_cast<size_t>(2 * L + 1);
   const bool rotated = c.rotated_norm_width > 0, projected = c.word_embed_proj_dim != D;
   SCULPT_CHECK(c.pre_norm, "pack: OPT with post-LayerNorm blocks cannot be packed");
   check_layer_count(masks, static_cast<size_t>(L));
-  const bool own_sites = per_site(masks);
-  const StreamPlan stream = plan_stream(masks, D);
-  SCULPT_CHECK(rotated || !stream.masked,
+  const SitePlan sites = plan_sites(masks, D, static_cast<size_t>(L));
+  SCULPT_CHECK(rotated || !sites.masked,
                "pack: the stream of an unrotated OPT cannot be sliced: its LayerNorms read every coordinate (mean and "
                "variance), so rotate it first (sculpt compress --method slice) and mask the rotated stream");
-  // Each site's kept coordinates and the values its writers fold: one stream (the writers' union,
-  // each writer its own mask) or per-site (the site's mask, which the residual carries too).
-  std::vector<Tensor> Ks(sites), zs(sites);
-  for (size_t site = 0; site < sites; ++site) {
-    if (own_sites) {
-      const Tensor z = site_mask(masks, site, D);
-      Ks[site] = kept(z);
-      SCULPT_CHECK(Ks[site].numel() > 0, "pack: every coordinate of stream site {} is masked", site);
-      zs[site] = z.index_select(0, Ks[site]);
-    } else {
-      Ks[site] = stream.K;
-      zs[site] = site == 0 ? stream.z_embed : values(masks.layers[(site - 1) / 2].hidden, D).index_select(0, stream.K);
-    }
-  }
-  const Tensor& K = Ks[0];
-  const Tensor& K_last = Ks[sites - 1];
+  const Tensor& K = sites.embed.K;
+  const Tensor& K_last = sites.after.back().back().K;
 
   models::TransformerConfig pc = c;
   pc.hidden_size = K.numel();
@@ -215,18 +248,14 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
     s.cross = {0, 0, 0, false};
     s.ffn = ffn.back().gate != 0;
     s.ffn_dim = s.ffn ? ffn.back().neurons.numel() : 0;
-    if (own_sites) {
-      const size_t site = static_cast<size_t>(2 * l);
-      s.attn_from = positions_in(Ks[site + 1], Ks[site], D);
-      s.ffn_from = positions_in(Ks[site + 2], Ks[site + 1], D);
-    }
+    set_site_lists(s, sites, static_cast<size_t>(l), D);
     pc.layer_shapes.push_back(s);
   }
 
   models::Opt packed(pc);
   packed->to(model->embed_tokens->weight.device(), model->embed_tokens->weight.scalar_type());
   // Embeddings: the stream's writers keep K, scaled by the embedding mask.
-  const Tensor& ze = zs[0];
+  const Tensor& ze = sites.embed.z;
   put(packed->embed_positions->weight, cpu(model->embed_positions->weight).index_select(1, K) * ze);
   if (projected) {
     put(packed->embed_tokens->weight, cpu(model->embed_tokens->weight));
@@ -239,15 +268,13 @@ models::Opt pack_opt(models::Opt& model, const models::ModelMasks& masks) {
   if (model->score) copy_linear(packed->score, model->score, torch::arange(c.num_labels), {}, projected ? Tensor() : K_last);
   if (model->lm_head) copy_linear(packed->lm_head, model->lm_head, torch::arange(c.vocab_size), {}, K_last);
 
-  for (int64_t l = 0; l < L; ++l) {
-    const size_t i = static_cast<size_t>(l), site = static_cast<size_t>(2 * l);
+  for (size_t i = 0; i < static_cast<size_t>(L); ++i) {
     auto* from = model->layers[i]->as<models::TransformerLayer>();
     auto* to = packed->layers[i]->as<models::TransformerLayer>();
-    if (to->attn)
-      copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], Ks[site], Ks[site + 1], zs[site + 1]);
-    if (to->ffn)
-      copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], Ks[site + 1], Ks[site + 2], zs[site + 2]);
-    if (own_sites) put(to->attn_site.scale, zs[site + 1]), put(to->ffn_site.scale, zs[site + 2]);
+    const Site &in = sites.before[i], &mid = sites.after[i][0], &out = sites.after[i][1];
+    if (to->attn) copy_layer_norm(to->attn_norm, from->attn_norm), pack_attention(to->attn, from->attn, attn[i], in.K, mid.K, mid.z);
+    if (to->ffn) copy_layer_norm(to->ffn_norm, from->ffn_norm), pack_ffn(to->ffn, from->ffn, ffn[i], mid.K, out.K, out.z);
+    put_site_scales({&to->attn_site, &to->ffn_site}, sites, i);
   }
   packed->eval();
   return packed;
@@ -258,45 +285,20 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   const auto& c = model->config;
   const int64_t D = c.hidden_size, Le = c.num_layers, Ld = c.num_decoder_layers;
   check_layer_count(masks, static_cast<size_t>(Le + Ld));
-  const bool own_sites = per_site(masks);
-  const StreamPlan stream = plan_stream(masks, D);
-  // The kept coordinates and values of every site: the embeddings' (site 0 of both streams,
-  // which share the embedding), then each block's sites in stream order. One stream: the writers'
-  // union everywhere, each writer its own values.
-  struct Site {
-    Tensor K, z;
-  };
-  auto site_of = [&](const Tensor& mask, const Tensor& writer) -> Site {
-    if (!own_sites) return {stream.K, values(writer, D).index_select(0, stream.K)};
-    const Tensor v = values(mask, D), K = kept(v);
-    SCULPT_CHECK(K.numel() > 0, "pack: every coordinate of a stream site is masked");
-    return {K, v.index_select(0, K)};
-  };
-  const Site embed = own_sites ? site_of(masks.embed, {}) : Site{stream.K, stream.z_embed};
-  std::vector<Site> before;               // each block's input site
-  std::vector<std::vector<Site>> after;   // its sites after self-attention, (cross-attention,) FFN
-  Site encoder_out = embed, decoder_out = embed;
-  for (int64_t i = 0; i < Le + Ld; ++i) {
-    const auto& m = masks.layers[static_cast<size_t>(i)];
-    const bool decoder = i >= Le;
-    if (i == 0 || i == Le) before.push_back(embed);
-    else before.push_back(after.back().back());
-    std::vector<Site> sites;
-    for (int64_t r = 0; r < (decoder ? 3 : 2); ++r) sites.push_back(site_of(own_sites ? m.sites[r] : Tensor(), m.hidden));
-    after.push_back(sites);
-    (decoder ? decoder_out : encoder_out) = sites.back();
-  }
+  const SitePlan sites = plan_sites(masks, D, static_cast<size_t>(Le));
+  const Site& embed = sites.embed;
+  const Site &encoder_out = Le > 0 ? sites.after[static_cast<size_t>(Le) - 1].back() : embed, &decoder_out = sites.after.back().back();
   const Tensor& K = embed.K;
   const Tensor& ze = embed.z;
 
   models::TransformerConfig pc = c;
   pc.hidden_size = K.numel();
   // RMS norms commute with a coordinate mask once they divide by the original width.
-  if ((stream.masked || own_sites) && pc.rotated_norm_width == 0) pc.rotated_norm_width = D;
+  if (sites.masked && pc.rotated_norm_width == 0) pc.rotated_norm_width = D;
   // The shared embedding writes both streams scaled by the stream mask; a tied LM head reads the
   // decoder's last site unscaled, so soft values (or a last site of its own) untie them.
   const bool binary = ze.eq(1).all().item<bool>();
-  if (c.tie_word_embeddings && (!binary || own_sites)) pc.tie_word_embeddings = false;
+  if (c.tie_word_embeddings && (!binary || sites.own)) pc.tie_word_embeddings = false;
   std::vector<AttentionPlan> self, cross;
   std::vector<FfnPlan> ffn;
   std::vector<models::T5BlockImpl*> from_blocks;  // the encoder's, then the decoder's
@@ -320,12 +322,7 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
         const int64_t h = self.back().heads[j].item<int64_t>();
         s.bias_heads.push_back(b->bias_heads.empty() ? h : b->bias_heads[static_cast<size_t>(h)]);
       }
-    if (own_sites) {
-      const auto& a = after[i];
-      s.attn_from = positions_in(a[0].K, before[i].K, D);
-      if (a.size() == 3) s.cross_from = positions_in(a[1].K, a[0].K, D);
-      s.ffn_from = positions_in(a.back().K, a[a.size() - 2].K, D);
-    }
+    set_site_lists(s, sites, i, D);
     pc.layer_shapes.push_back(s);
   }
 
@@ -349,19 +346,17 @@ models::T5 pack_t5(models::T5& model, const models::ModelMasks& masks) {
   };
   for (size_t i = 0; i < to_blocks.size(); ++i) {
     auto *to = to_blocks[i], *from = from_blocks[i];
-    const auto& a = after[i];
+    const Site& in = sites.before[i];
+    const auto& a = sites.after[i];
     const Site& pre_ffn = a[a.size() - 2];
     if (to->self_attn)
-      norm(to->self_norm, from->self_norm, before[i].K), pack_attention(to->self_attn, from->self_attn, self[i], before[i].K, a[0].K, a[0].z);
+      norm(to->self_norm, from->self_norm, in.K), pack_attention(to->self_attn, from->self_attn, self[i], in.K, a[0].K, a[0].z);
     if (to->cross_attn)
       norm(to->cross_norm, from->cross_norm, a[0].K),
           pack_attention(to->cross_attn, from->cross_attn, cross[i], a[0].K, a[1].K, a[1].z, encoder_out.K);
     if (to->ffn) norm(to->ffn_norm, from->ffn_norm, pre_ffn.K), pack_ffn(to->ffn, from->ffn, ffn[i], pre_ffn.K, a.back().K, a.back().z);
-    if (own_sites) {
-      put(to->self_site.scale, a[0].z);
-      if (a.size() == 3) put(to->cross_site.scale, a[1].z);
-      put(to->ffn_site.scale, a.back().z);
-    }
+    if (a.size() == 3) put_site_scales({&to->self_site, &to->cross_site, &to->ffn_site}, sites, i);
+    else put_site_scales({&to->self_site, &to->ffn_site}, sites, i);
   }
   packed->eval();
   return packed;

@@ -117,7 +117,7 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
   models::ModelOutput out;
   auto mask = batch.attention_mask.defined() ? batch.attention_mask : torch::ones_like(batch.input_ids);
   // Embeddings without their LayerNorm (site 0 replaces it).
-  const int64_t T = batch.input_ids.size(1), B = batch.input_ids.size(0);
+  const int64_t T = batch.input_ids.size(1);
   auto positions = torch::arange(T, batch.input_ids.options()).unsqueeze(0);
   auto types = batch.token_type_ids.defined() ? batch.token_type_ids : torch::zeros_like(batch.input_ids);
   auto e = embed->tok(batch.input_ids) + embed->type(types);
@@ -162,13 +162,17 @@ models::ModelOutput Sp3BertImpl::forward(const models::Batch& batch, const Sp3Ma
   return out;
 }
 
+namespace {
+// A site per residual stream position: the embeddings', then after each block (a layer with
+// cross-attention has three).
+int64_t hidden_sites(int64_t layers, const MaskSetOptions& mo) { return 2 * layers + 1 + mo.cross_layers; }
+}  // namespace
+
 Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOptions mo) : options(mo) {
   shape = {c.num_layers, c.hidden_size, c.num_heads, c.head_dim(), c.intermediate_size};
   const int64_t L = c.num_layers;
   const HardConcreteOptions& o = mo.hard_concrete;
-  // A site per residual stream position: the embeddings', then after each block (a layer with
-  // cross-attention has three).
-  hidden = register_module("hidden", HardConcrete(mo.shared_hidden ? 1 : 2 * L + 1 + mo.cross_layers, c.hidden_size, o));
+  hidden = register_module("hidden", HardConcrete(mo.shared_hidden ? 1 : hidden_sites(L, mo), c.hidden_size, o));
   if (mo.head_dims) {
     HardConcreteOptions tiled = o;
     tiled.repeat = c.num_heads;
@@ -196,7 +200,7 @@ Sp3MaskSetImpl::Sp3MaskSetImpl(const models::TransformerConfig& c, MaskSetOption
 
 Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
   auto h = hidden->forward();
-  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1 + options.cross_layers, shape.hidden});
+  if (options.shared_hidden) h = h.expand({hidden_sites(shape.layers, options), shape.hidden});
   Sp3Masks m{h, qk ? qk->forward() : torch::Tensor(), vo ? vo->forward() : torch::Tensor(), head->forward(),
              mha->forward().squeeze(1), ffn->forward(), ffn_layer->forward().squeeze(1)};
   if (cross_head) {
@@ -208,7 +212,7 @@ Sp3Masks Sp3MaskSetImpl::sample_or_eval() {
 
 Sp3KeepProbs Sp3MaskSetImpl::keep_probs() const {
   auto h = hidden->keep_prob();
-  if (options.shared_hidden) h = h.expand({2 * shape.layers + 1 + options.cross_layers, shape.hidden});
+  if (options.shared_hidden) h = h.expand({hidden_sites(shape.layers, options), shape.hidden});
   auto dims = [&](const HardConcrete& m) { return m ? m->keep_prob() : torch::ones({shape.layers, shape.head_dim}, h.options()); };
   Sp3KeepProbs p{h, dims(qk), dims(vo), head->keep_prob(), mha->keep_prob().squeeze(1), ffn->keep_prob(), ffn_layer->keep_prob().squeeze(1)};
   if (cross_head) {

@@ -135,17 +135,22 @@ std::vector<LayerShape> layer_shapes_of(const nlohmann::json& j, const Transform
     SCULPT_CHECK(s.attn_from.empty() == s.ffn_from.empty() && s.cross_from.empty() == (s.attn_from.empty() || !decoder_block),
                  "{}: attn_from{} and ffn_from come together", at, decoder_block ? ", cross_from" : "");
     SCULPT_CHECK(s.attn_from.empty() || c.pre_norm, "{}: per-site streams need pre-norm blocks", at);
-    // Each list indexes the stream before its block: the previous list's length (a stack's first
-    // block reads the embeddings' site, hidden_size wide).
-    const bool first_of_stack = i == 0 || (c.model_type == "t5" && static_cast<int64_t>(i) == c.num_layers);
-    int64_t before = first_of_stack || shapes.back().ffn_from.empty() ? c.hidden_size : static_cast<int64_t>(shapes.back().ffn_from.size());
-    for (auto [key, list] : lists) {
+    shapes.push_back(s);
+  }
+  // Each list indexes the stream before its block: the layer's input site (the model's own
+  // stream_width), then the previous list's length.
+  TransformerConfig packed = c;
+  packed.layer_shapes = shapes;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const size_t first = c.model_type == "t5" && static_cast<int64_t>(i) >= c.num_layers ? static_cast<size_t>(c.num_layers) : 0;
+    int64_t before = packed.stream_width(i, first);
+    auto& s = shapes[i];
+    for (auto [key, list] : {std::pair{"attn_from", &s.attn_from}, std::pair{"cross_from", &s.cross_from}, std::pair{"ffn_from", &s.ffn_from}}) {
       for (const int64_t f : *list)
-        SCULPT_CHECK(f >= -1 && f < before, "{}: {} holds {}; expected -1 or a coordinate in [0, {}) of the stream before the block",
-                     at, key, f, before);
+        SCULPT_CHECK(f >= -1 && f < before, "{} layers[{}]: {} holds {}; expected -1 or a coordinate in [0, {}) of the stream before the block",
+                     where, i, key, f, before);
       if (!list->empty()) before = static_cast<int64_t>(list->size());
     }
-    shapes.push_back(s);
   }
   return shapes;
 }

@@ -72,11 +72,9 @@ T5 load_t5(const std::string& dir) {
 
 void save_t5(T5& model, const std::string& dir) { save_hf(*model, t5_key_map(model->config), t5_config_to_json(model->config), dir); }
 
-T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape, int64_t in, int64_t memory)
-    : bias_heads(shape.bias_heads) {
+T5BlockImpl::T5BlockImpl(const TransformerConfig& c, bool decoder_, const LayerShape& shape, int64_t in, int64_t memory)
+    : decoder(decoder_), bias_heads(shape.bias_heads) {
   // The widths along the stream: before the block, after self-attention, after cross-attention, after the FFN.
-  if (in < 0) in = c.hidden_size;
-  if (memory < 0) memory = c.hidden_size;
   const bool per_site = !shape.attn_from.empty();
   auto after = [&](const std::vector<int64_t>& from, int64_t before) { return from.empty() ? before : static_cast<int64_t>(from.size()); };
   const int64_t w_self = after(shape.attn_from, in), w_cross = decoder ? after(shape.cross_from, w_self) : w_self;
@@ -109,7 +107,6 @@ torch::Tensor T5BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& 
   const torch::Tensor none;
   // Per-site (models/layers.h): each block's output joins the residual carried into the next
   // site (a packed shortcut), and a student's site mask scales the sum; rows in stream order.
-  const bool decoder = memory.defined();
   auto h = self_site.forward(x);
   if (self_attn) {
     // A packed block's heads read their own rows of the relative bias.

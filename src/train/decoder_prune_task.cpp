@@ -218,7 +218,7 @@ template <class F>
 class DecoderPruneTask : public Task {
  public:
   DecoderPruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
-      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), per_site_(r.prune.stream_masks == "per_site"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
+      : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
     const auto Q = restoring ? torch::eye(teacher_->config.hidden_size, torch::kDouble) : stream_basis();
     if (restoring) LOG_INFO("[prune] resuming: the rotation comes from the checkpoint");
     module_ = std::make_shared<DecoderPruneModule<F>>(teacher_, Q, r.prune, r.train.betas[0]);
@@ -260,7 +260,7 @@ class DecoderPruneTask : public Task {
   models::Batch collate(const std::vector<size_t>& idx) const override { return data_->collate_train(idx); }
 
   torch::Tensor loss(const models::Batch& batch) override {
-    const auto masks = compress::model_masks(module_->masks->sample_or_eval(), module_->masks->shape, per_site_);
+    const auto masks = compress::model_masks(module_->masks->sample_or_eval(), module_->masks->shape, per_site());
     auto terms = F::distill(module_->student, teacher_, batch, masks, module_->rotation, r_);
     return control_->constrained(terms.loss, terms);
   }
@@ -272,7 +272,7 @@ class DecoderPruneTask : public Task {
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
     module_->eval();
-    const auto masks = compress::model_masks(control_->eval_masks(), module_->masks->shape, per_site_);
+    const auto masks = compress::model_masks(control_->eval_masks(), module_->masks->shape, per_site());
     auto all = F::evaluate(*data_, module_->student, masks, r_, device_);
     all["expected_remaining"] = expected_remaining().template item<double>();
     all["packed_remaining"] = packed_remaining(masks);
@@ -287,7 +287,7 @@ class DecoderPruneTask : public Task {
     const bool was_training = module_->is_training();
     module_->eval();
     const auto sp3 = control_->eval_masks();
-    const auto masks = compress::model_masks(sp3, module_->masks->shape, per_site_);
+    const auto masks = compress::model_masks(sp3, module_->masks->shape, per_site());
     auto packed = F::pack(module_->student, masks);
     if (was_training) module_->train();
     packed->to(torch::kCPU);
@@ -323,8 +323,10 @@ class DecoderPruneTask : public Task {
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     return Q;
   }
+  // The mask set's own say: a hidden mask per site, or one shared (prune.stream_masks).
+  bool per_site() const { return !module_->masks->options.shared_hidden; }
   torch::Tensor expected_remaining() const {
-    return (compress::expected_weights(F::map_table(compress::model_keep(module_->masks->keep_probs(), per_site_), teacher_->config)) / dense_)
+    return (compress::expected_weights(F::map_table(compress::model_keep(module_->masks->keep_probs(), per_site()), teacher_->config)) / dense_)
         .to(torch::kFloat);
   }
   // The packed model's exact share, from the masks alone (the table at 0/1 masks).
@@ -333,7 +335,7 @@ class DecoderPruneTask : public Task {
   }
   const recipe::Recipe& r_;
   const recipe::PruneSection& p_;
-  bool cofi_, per_site_;
+  bool cofi_;
   torch::Device device_;
   typename F::Model teacher_;
   std::unique_ptr<typename F::Data> data_;

@@ -20,7 +20,7 @@ TransformerConfig t5_config_from_json(const nlohmann::json& j, const std::string
 struct T5BlockImpl : torch::nn::Module {
   // IN: the stream's width before the block; MEMORY: the encoder output's (both hidden_size
   // unless per-site packed: SHAPE's attn_from/cross_from/ffn_from give the widths after each block).
-  T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape, int64_t in = -1, int64_t memory = -1);
+  T5BlockImpl(const TransformerConfig& c, bool decoder, const LayerShape& shape, int64_t in, int64_t memory);
   // self/cross: per-block caches during generation (may be null); MASKS: a masked student's.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& self_bias, const torch::Tensor& memory,
                         const torch::Tensor& cross_bias, torch::Tensor* self_probs, torch::Tensor* cross_probs,
@@ -30,6 +30,7 @@ struct T5BlockImpl : torch::nn::Module {
   FeedForward ffn{nullptr};
   Dropout dropout{nullptr};
   SiteShortcut self_site, cross_site, ffn_site;  // per-site packed only (models/layers.h)
+  bool decoder;  // a decoder block: its sites follow self-attention, cross-attention and the FFN
   std::vector<int64_t> bias_heads;  // empty: every head of the bias, in order
   // bias_heads as an index, moved to the bias's device on first use (not at every step).
   torch::Tensor bias_index;
