@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "args.h"
@@ -286,14 +287,25 @@ wait $PID
 }  // namespace
 
 int cmd_sweep(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index"}, {"slurm", "status"});
+  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index", "tasks"}, {"slurm", "status"});
   SCULPT_CHECK(args.positional.size() == 1 && args.overrides.empty(),
-               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S --index I]");
+               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2]");
   const std::string file = args.positional[0];
   const auto sweep = recipe::load_sweep(file);
+  std::vector<std::string> tasks;
+  for (std::stringstream list(args.get("tasks", "")); list.good();) {
+    std::string t;
+    std::getline(list, t, ',');
+    if (!t.empty()) tasks.push_back(t);
+  }
+  const bool one_cell = args.has("index");
+  SCULPT_CHECK(!one_cell || (args.has("stage") && tasks.empty()), "--index I names the I-th cell of --stage S (and no --tasks)");
+  std::vector<int> todo = one_cell ? std::vector<int>{} : recipe::select_cells(sweep, args.get("stage", ""), tasks);
   if (args.has("status")) {
-    for (const auto& c : sweep.cells)
+    for (int i : todo) {
+      const auto& c = sweep.cells[i];
       std::printf("%-12s %s\n", recipe::to_string(recipe::cell_state(c)), c.dir.c_str());
+    }
     return 0;
   }
   fs::create_directories(sweep.dir);
@@ -302,8 +314,7 @@ int cmd_sweep(int argc, char** argv) {
     write_slurm(sweep, file);
     return 0;
   }
-  std::vector<int> todo;
-  if (args.has("stage")) {
+  if (one_cell) {
     const auto cells = stage_cells(sweep, args.require("stage"));
     SCULPT_CHECK(!cells.empty(), "{}: no stage '{}'", file, args.require("stage"));
     const int index = std::stoi(args.require("index"));
@@ -314,8 +325,6 @@ int cmd_sweep(int argc, char** argv) {
       SCULPT_CHECK(recipe::cell_state(sweep.cells[f]) == recipe::CellState::done, "{}: starts from {}, which is not done", c.dir,
                    sweep.cells[f].dir);
     todo.push_back(cells[index]);
-  } else {
-    for (int i = 0; i < static_cast<int>(sweep.cells.size()); ++i) todo.push_back(i);
   }
   const int failed = run_cells(sweep, todo, std::max(1, std::stoi(args.get("jobs", "1"))));
   if (failed < 0) return 143;

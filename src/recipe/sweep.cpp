@@ -1,8 +1,10 @@
 #include "sculpt/recipe/sweep.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -216,6 +218,26 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
 }
 
 Sweep load_sweep(const std::string& path) { return parse_sweep(io::read_file(path), path); }
+
+std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks) {
+  auto has = [](const std::vector<std::string>& list, const std::string& x) { return std::find(list.begin(), list.end(), x) != list.end(); };
+  SCULPT_CHECK(stage.empty() || has(sweep.stages, stage), "{}: no stage '{}' (it has {})", sweep.source, stage,
+               fmt::join(sweep.stages, ", "));
+  for (const auto& t : tasks)
+    SCULPT_CHECK(has(sweep.tasks, t), "{}: no task '{}' (it has {})", sweep.source, t, fmt::join(sweep.tasks, ", "));
+  std::vector<bool> wanted(sweep.cells.size(), false);
+  // Upstream cells come earlier in the list, so one backward pass closes the set.
+  for (size_t i = sweep.cells.size(); i-- > 0;) {
+    const auto& c = sweep.cells[i];
+    if ((stage.empty() || c.stage == stage) && (tasks.empty() || has(tasks, c.task))) wanted[i] = true;
+    if (wanted[i])
+      for (int u : c.upstream()) wanted[u] = true;
+  }
+  std::vector<int> out;
+  for (size_t i = 0; i < wanted.size(); ++i)
+    if (wanted[i]) out.push_back(static_cast<int>(i));
+  return out;
+}
 
 CellState cell_state(const SweepCell& cell) {
   if (fs::exists(cell.done_file())) return CellState::done;

@@ -105,6 +105,28 @@ TEST(Sweep, ExpandsStagesTasksVariantsAndGridIntoNamedCells) {
   EXPECT_EQ(recipe::cell_state(r), recipe::CellState::done);
 }
 
+TEST(Sweep, SelectsAStagesOrTasksCellsWithTheCellsTheyStartFrom) {
+  sculpt::testing::TempDir tmp;
+  // Cells: 0 teacher/sst2, 1 teacher/rte, then prune seed 1: 2-3 sst2, 4-5 rte; seed 2: 6-7 sst2, 8-9 rte.
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()), "t.yaml");
+  EXPECT_EQ(recipe::select_cells(s, "", {}), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(recipe::select_cells(s, "", {"rte"}), (std::vector<int>{1, 4, 5, 8, 9}));
+  EXPECT_EQ(recipe::select_cells(s, "prune", {"sst2"}), (std::vector<int>{0, 2, 3, 6, 7}));
+  EXPECT_EQ(recipe::select_cells(s, "teacher", {}), (std::vector<int>{0, 1}));
+  try {
+    recipe::select_cells(s, "", {"rte", "mrpc"});
+    FAIL() << "an unknown task passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t.yaml: no task 'mrpc' (it has sst2, rte)"), std::string::npos) << e.what();
+  }
+  try {
+    recipe::select_cells(s, "prnue", {});
+    FAIL() << "an unknown stage passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t.yaml: no stage 'prnue' (it has teacher, prune)"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Sweep, RefusesTyposUnknownStagesAndAmbiguousUpstreamWithFileAndLine) {
   sculpt::testing::TempDir tmp;
   try {

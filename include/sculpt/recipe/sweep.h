@@ -68,6 +68,12 @@ struct Sweep {
 Sweep parse_sweep(const std::string& yaml_text, const std::string& source);
 Sweep load_sweep(const std::string& path);
 
+// The cells of `stage` (all stages when empty) and `tasks` (all when empty), in sweep order,
+// with the upstream cells they start from or are measured against, so that `sculpt sweep
+// --tasks rte,mrpc` runs the small tasks' extra seeds first. An unknown stage or task is
+// refused, naming the sweep file and what it has.
+std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks);
+
 enum class CellState { fresh, interrupted, done };
 // done: its done_file exists; interrupted: it has started (recipe.resolved.yaml); else fresh.
 CellState cell_state(const SweepCell& cell);
