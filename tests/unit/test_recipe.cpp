@@ -58,8 +58,9 @@ TEST(Recipe, EveryShippedSweepParses) {
     return sweep;
   }();
   // 4 teachers; 4 tasks x 5 one-shot methods x 2 sizes x 1 seed; 4 tasks x (2 SP3 + 2 CoFi sizes) x 3 seeds;
-  // 4 tasks x (Prune OFA transfer + its QAT) x 1 seed; 4 tasks x 4 pruners of the pretrained model x 2 sizes x 1 seed.
-  EXPECT_EQ(s.cells.size(), 4u + 4u * 5u * 2u + 4u * 4u * 3u + 4u * 2u + 4u * 4u * 2u);
+  // 4 tasks x (Prune OFA transfer, its dense control, the transfer's QAT) x 1 seed; 4 tasks x 4 pruners of the
+  // pretrained model x 2 sizes x 1 seed.
+  EXPECT_EQ(s.cells.size(), 4u + 4u * 5u * 2u + 4u * 4u * 3u + 4u * 3u + 4u * 4u * 2u);
   const auto kmeans = std::find_if(s.cells.begin(), s.cells.end(), [](const auto& c) { return c.name == "kmeans_bits-2_seed-1"; });
   ASSERT_NE(kmeans, s.cells.end());
   EXPECT_EQ(kmeans->params.at("prune.bits"), "2");
@@ -83,6 +84,7 @@ TEST(Recipe, EveryShippedSweepParses) {
   const auto& qat = *std::find_if(s.cells.rbegin(), s.cells.rend(), [](const auto& c) { return c.stage == "prune_ofa_qat"; });
   EXPECT_EQ(qat.stage, "prune_ofa_qat");
   EXPECT_EQ(s.cells[static_cast<size_t>(qat.from)].stage, "prune_ofa");
+  EXPECT_EQ(s.cells[static_cast<size_t>(qat.from)].name, "ofa85_seed-1");  // not the dense control
   EXPECT_EQ(s.cells[static_cast<size_t>(qat.from)].task, qat.task);
   EXPECT_EQ(s.cells[static_cast<size_t>(qat.teacher)].stage, "teacher");
   EXPECT_EQ(s.cells[static_cast<size_t>(qat.teacher)].task, qat.task);
