@@ -10,8 +10,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <stdexcept>
 
+#include "sculpt/core/error.h"
 #include "sculpt/io/safetensors.h"
 #include "sculpt/models/key_map.h"
 #include "sculpt/models/outputs.h"
@@ -70,7 +70,7 @@ class Task {
   // The model's outputs on a batch already on the device (logits; hidden states when asked),
   // for distillation from a teacher; tasks that cannot be distilled refuse.
   virtual models::ModelOutput outputs(const models::Batch& /*batch*/, bool /*hidden_states*/) {
-    throw std::logic_error(describe() + ": no distillation from a teacher for this task");
+    fail("{}: no distillation from a teacher for this task", describe());
   }
 };
 
