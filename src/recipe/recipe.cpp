@@ -188,6 +188,8 @@ Recipe parse_recipe(const std::string& yaml_text, const std::string& source, con
   if (r.train.lr_schedule != "linear" && r.train.lr_schedule != "constant")
     train.error("lr_schedule", fmt::format("'{}' is not linear or constant", r.train.lr_schedule));
   r.train.freeze_embeddings = train.get<bool>("freeze_embeddings", false);
+  r.train.grad_bucket_mb = train.get<double>("grad_bucket_mb", r.train.grad_bucket_mb);
+  if (!(r.train.grad_bucket_mb > 0)) train.error("grad_bucket_mb", "must be positive");
   if (r.train.betas.size() != 2) train.error("betas", "expected two numbers [beta1, beta2]");
   if (r.train.grad_accum < 1) train.error("grad_accum", "must be at least 1");
   if (r.train.lr <= 0) train.error("lr", "must be positive");

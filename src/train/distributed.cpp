@@ -5,7 +5,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <functional>
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
@@ -54,55 +59,105 @@ Distributed& process_group(const torch::Device& device) {
   return group;
 }
 
-void Distributed::all_reduce_gradients(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& extras,
-                                       double bucket_mb) {
-  if (!impl_) return;
-  torch::NoGradGuard no_grad;
-  const int64_t bucket_bytes = static_cast<int64_t>(bucket_mb * 1024 * 1024);
-  struct Bucket {
-    std::vector<torch::Tensor> grads;
-    torch::Tensor flat;
-    c10::intrusive_ptr<c10d::Work> work;
-  };
-  std::vector<Bucket> buckets(1);
+struct GradReducer::Bucket {
+  std::vector<size_t> params;  // indices into params_
+  size_t pending = 0;          // gradients still to come in the armed backward
+  std::vector<torch::Tensor> sent;  // what the flat sum is written back to
+  torch::Tensor flat;
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+namespace {
+struct ReadyHook final : torch::autograd::PostAccumulateGradHook {
+  explicit ReadyHook(std::function<void()> f) : on_ready(std::move(f)) {}
+  void operator()(const torch::autograd::Variable& /*param*/) override { on_ready(); }
+  std::function<void()> on_ready;
+};
+}  // namespace
+
+GradReducer::GradReducer(Distributed& dist, std::vector<torch::Tensor> params, double bucket_mb)
+    : dist_(dist) {
+  if (!dist_.impl_) return;
+  for (auto& p : params)  // a tied weight reached through two modules is summed once
+    if (std::none_of(params_.begin(), params_.end(), [&](const torch::Tensor& q) { return q.is_same(p); })) params_.push_back(p);
+  const auto cap = static_cast<int64_t>(bucket_mb * 1024 * 1024);
   int64_t bytes = 0;
-  // Every bucket is launched before any is waited on, so transfers queue back to back.
-  auto launch = [&](Bucket& b) {
-    std::vector<torch::Tensor> flat_views;
-    for (auto& g : b.grads) flat_views.push_back(g.reshape(-1));
-    std::vector<torch::Tensor> flat = {torch::cat(flat_views)};
-    b.work = impl_->group->allreduce(flat);
-    b.flat = flat[0];
-  };
-  for (const auto& p : params) {
-    // A rank whose slice did not touch a parameter still takes part, with zeros.
-    if (!p.grad().defined()) const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
-    // One dtype per bucket (cat needs it; bf16 gradients travel as bf16).
-    if (!buckets.back().grads.empty() && (bytes >= bucket_bytes || buckets.back().grads[0].scalar_type() != p.grad().scalar_type())) {
-      launch(buckets.back());
-      buckets.emplace_back();
+  for (size_t i = params_.size(); i-- > 0;) {
+    const auto& p = params_[i];
+    const bool new_dtype = !buckets_.empty() && params_[buckets_.back()->params.front()].scalar_type() != p.scalar_type();
+    if (buckets_.empty() || bytes >= cap || new_dtype) {
+      buckets_.push_back(std::make_unique<Bucket>());
       bytes = 0;
     }
-    buckets.back().grads.push_back(p.grad());
-    bytes += p.grad().numel() * static_cast<int64_t>(p.grad().element_size());
+    buckets_.back()->params.push_back(i);
+    bytes += p.numel() * static_cast<int64_t>(p.element_size());
+    const size_t b = buckets_.size() - 1;
+    torch::autograd::impl::set_post_acc_grad_hooks(p, std::make_unique<ReadyHook>([this, b] { on_gradient(b); }));
+  }
+  for (auto& b : buckets_) b->pending = b->params.size();
+}
+
+GradReducer::~GradReducer() {
+  for (const auto& b : buckets_)
+    for (size_t i : b->params) torch::autograd::impl::set_post_acc_grad_hooks(params_[i], nullptr);
+}
+
+void GradReducer::arm() { armed_ = dist_.impl_ != nullptr; }
+
+void GradReducer::on_gradient(size_t bucket) {
+  if (!armed_) return;
+  --buckets_[bucket]->pending;
+  // In order, and never the last bucket (the extras join it in finish()).
+  while (next_ + 1 < buckets_.size() && buckets_[next_]->pending == 0) {
+    launch(*buckets_[next_++], {});
+    ++launching_in_backward_;
+  }
+}
+
+void GradReducer::launch(Bucket& b, const std::vector<torch::Tensor>& extras) {
+  torch::NoGradGuard no_grad;
+  b.sent.clear();
+  std::vector<torch::Tensor> flat_views;
+  for (size_t i : b.params) {
+    auto& p = params_[i];
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    b.sent.push_back(p.grad());
+    flat_views.push_back(p.grad().reshape(-1));
   }
   for (const auto& e : extras) {
-    if (!buckets.back().grads.empty() && buckets.back().grads[0].scalar_type() != e.scalar_type()) {
-      launch(buckets.back());
-      buckets.emplace_back();
-    }
-    buckets.back().grads.push_back(e);
+    b.sent.push_back(e);
+    flat_views.push_back(e.reshape(-1).to(b.params.empty() ? e.scalar_type() : params_[b.params[0]].scalar_type()));
   }
-  if (!buckets.back().grads.empty()) launch(buckets.back());
-  for (auto& b : buckets) {
-    if (!b.work) continue;
-    b.work->wait();
+  std::vector<torch::Tensor> flat = {torch::cat(flat_views)};
+  b.work = dist_.impl_->group->allreduce(flat);
+  b.flat = flat[0];
+}
+
+void GradReducer::finish(const std::vector<torch::Tensor>& extras) {
+  if (!dist_.impl_) return;
+  // An empty model (no trainable parameter) still sums the extras.
+  if (buckets_.empty()) buckets_.push_back(std::make_unique<Bucket>());
+  while (next_ < buckets_.size()) {
+    const bool last = next_ + 1 == buckets_.size();
+    launch(*buckets_[next_++], last ? extras : std::vector<torch::Tensor>{});
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& b : buckets_) {
+    b->work->wait();
     int64_t offset = 0;
-    for (auto& g : b.grads) {
-      g.copy_(b.flat.narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
+    for (auto& t : b->sent) {
+      t.copy_(b->flat.narrow(0, offset, t.numel()).view_as(t));
+      offset += t.numel();
     }
+    b->pending = b->params.size();
+    b->work.reset();
+    b->sent.clear();
+    b->flat = torch::Tensor();
   }
+  next_ = 0;
+  armed_ = false;
+  launched_in_backward_ = launching_in_backward_;
+  launching_in_backward_ = 0;
 }
 
 torch::Tensor Distributed::all_reduce_sum(const torch::Tensor& t) {

@@ -110,6 +110,8 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
   for (const auto& p : model.parameters())
     if (p.requires_grad()) params.push_back(p);
   const std::vector<torch::Tensor> clipped = task->clipped_parameters();
+  GradReducer reducer(dist, params, r.train.grad_bucket_mb);
+  const int64_t start_step = state.step;  // the first update of this process reports the buckets
 
   ProgressBar bar(r.logging.progress_bar, total);
   auto window_start = Clock::now();
@@ -239,11 +241,17 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
         loss = task->loss(batch).to(torch::kFloat);
       }
       loss = loss * (share / static_cast<double>(accum));
+      if (m + 1 == accum) reducer.arm();  // the update's gradients are complete after this backward
       loss.backward();
       loss_sum += loss.detach();
     }
     // The loss rides in the last gradient bucket: one collective per update.
-    if (dist.world_size() > 1) dist.all_reduce_gradients(params, {loss_sum});
+    if (dist.world_size() > 1) {
+      reducer.finish({loss_sum});
+      if (state.step == start_step)
+        LOG_INFO("[dist] gradients in {} buckets of <= {} MiB, {} of them launched during backward", reducer.buckets(),
+                 r.train.grad_bucket_mb, reducer.launched_in_backward());
+    }
     const torch::Tensor norm = clip_grad_norm(clipped, r.train.max_grad_norm).to(device, torch::kDouble).reshape({1});
     const torch::Tensor loss_d = loss_sum.to(torch::kDouble);
     const torch::Tensor bad_loss = loss_d.isfinite().logical_not(), bad_norm = norm.isfinite().logical_not();

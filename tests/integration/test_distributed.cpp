@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <fstream>
+#include <regex>
 
 #include <nlohmann/json.hpp>
 
@@ -62,10 +63,18 @@ class DataParallel : public testing::CliTest {
 
 TEST_F(DataParallel, TwoGlooProcessesMatchOneProcess) {
   ASSERT_EQ(run(args("one"), "one.log"), 0) << last_output;
-  auto [c0, c1] = run_two(args("two"), "two");
+  // Small buckets, so that the model's gradients fill several and all but the last (which carries
+  // the loss) are launched from the gradient hooks while backward still runs; grad_accum 2 in
+  // the recipe: the first micro-batch's backward launches nothing.
+  auto [c0, c1] = run_two(args("two", {"train.grad_bucket_mb=0.01"}), "two");
   ASSERT_EQ(c0, 0) << log0;
   ASSERT_EQ(c1, 0);
   EXPECT_NE(log0.find("rank 0 of 2"), std::string::npos) << log0;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(log0, m, std::regex("gradients in ([0-9]+) buckets of <= 0.01 MiB, ([0-9]+) of them launched during backward")))
+      << log0;
+  EXPECT_GE(std::stoi(m[1]), 3);
+  EXPECT_EQ(std::stoi(m[2]), std::stoi(m[1]) - 1);
   expect_close_weights("one", "two");
   auto a = testing::read_lines(tmp.str("one/metrics.jsonl")), b = testing::read_lines(tmp.str("two/metrics.jsonl"));
   ASSERT_EQ(a.size(), b.size());  // rank 0 alone writes the log

@@ -65,6 +65,7 @@ struct TrainSection {
   std::string precision = "fp32";  // fp32 | bf16 (autocast for the forward; fp32 weights and optimizer)
   std::string lr_schedule = "linear";  // linear (warmup, then linear decay to 0) | constant (warmup, then lr)
   bool freeze_embeddings = false;      // word, position and type embeddings and their LayerNorm
+  double grad_bucket_mb = 25;          // data parallelism: gradients summed in buckets of this size (DDP's bucket_cap_mb)
 };
 
 struct EvalSection {
