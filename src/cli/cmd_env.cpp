@@ -84,6 +84,10 @@ int cmd_env(int, char**) {
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("openmp wait   GOMP_SPINCOUNT=%s OMP_WAIT_POLICY=%s\n", spin ? spin : "(unset)", policy ? policy : "(unset)");
+  const char* mmap_env = std::getenv("MALLOC_MMAP_THRESHOLD_");
+  std::printf("malloc        %s\n", mmap_env || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("GLIBC_TUNABLES")
+                                          ? "glibc settings from the environment"
+                                          : "freed blocks up to 32 MiB and 1 GiB of free heap kept (sculpt's default)");
   std::printf("launcher      %s (rank %d of %d, local rank %d of %d)\n", dist.launcher.c_str(), dist.rank, dist.world_size,
               dist.local_rank, dist.local_world_size);
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;

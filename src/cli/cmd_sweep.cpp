@@ -81,7 +81,9 @@ pid_t launch(const std::string& exe, const recipe::Sweep& sweep, const recipe::S
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    execv(exe.c_str(), cargv.data());
+    // The sweep's own binary, even after a rebuild has replaced the file (its path then reads
+    // "... (deleted)"): every cell of one sweep process runs the same program.
+    execv("/proc/self/exe", cargv.data());
     _exit(127);
   }
   return pid;

@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
     return argc < 2 ? 2 : 0;
   }
   const std::string verb = argv[1];
+  sculpt::keep_freed_memory();
   if (verb == "run" || verb == "resume" || verb == "eval" || verb == "bench" || verb == "sweep" || verb == "env" || verb == "compress" ||
       verb == "quantize")
     sculpt::reexec_with_short_openmp_spin(argv);
