@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -131,6 +132,30 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
       << last_output;
   EXPECT_NE(last_output.find("0 cells from " + tmp.str("sweeps/tiny") + ", 2 more from the records"), std::string::npos) << last_output;
   EXPECT_NE(text_of(tmp.str("from_sweep/table.md")).find("| sp3 | target=0.5 |"), std::string::npos);
+}
+
+// A rebuild replaces the binary while a sweep runs (the linker writes a new file, and the old
+// path then names a deleted one): the sweep's later cells still start, running the sweep's own
+// program.
+TEST_F(Sweep, LaterCellsStartAfterTheBinaryIsReplaced) {
+  const std::string copy = tmp.str("sculpt_copy");
+  fs::copy_file(testing::cli_path(), copy);
+  const std::string file = tmp.str("seeds.yaml");
+  io::write_file_atomic(file, "sweep:\n"
+                              "  name: seeds\n"
+                              "  output_root: " + tmp.str("sweeps") + "\n"
+                              "  tasks: [sst2]\n"
+                              "  stages:\n"
+                              "    - name: teacher\n"
+                              "      recipe: " + kRecipes + "tiny_bert_finetune.yaml\n"
+                              "      overrides: [debug.step_delay_ms=50]\n"
+                              "      grid: {run.seed: [1, 2]}\n");
+  auto p = testing::start_program(copy, {"sweep", file}, tmp.str("sweep.log"), {"SCULPT_CACHE=" + tmp.str("cache")});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // running its first cell (24 updates of >= 50 ms)
+  fs::remove(copy);
+  ASSERT_EQ(p.wait(), 0) << p.output();
+  EXPECT_NE(p.output().find("2/2 cells done"), std::string::npos) << p.output();
+  for (const char* seed : {"1", "2"}) EXPECT_TRUE(fs::exists(tmp.str(std::string("sweeps/seeds/teacher/sst2/seed-") + seed + "/results.json")));
 }
 
 }  // namespace
