@@ -304,10 +304,15 @@ int cmd_sweep(int argc, char** argv) {
   SCULPT_CHECK(!one_cell || (args.has("stage") && tasks.empty()), "--index I names the I-th cell of --stage S (and no --tasks)");
   std::vector<int> todo = one_cell ? std::vector<int>{} : recipe::select_cells(sweep, args.get("stage", ""), tasks);
   if (args.has("status")) {
+    std::map<recipe::CellState, int> count;
     for (int i : todo) {
       const auto& c = sweep.cells[i];
-      std::printf("%-12s %s\n", recipe::to_string(recipe::cell_state(c)), c.dir.c_str());
+      const auto state = recipe::cell_state(c);
+      ++count[state];
+      std::printf("%-12s %s\n", recipe::to_string(state), c.dir.c_str());
     }
+    std::printf("[sweep] %zu cells: %d done, %d interrupted, %d fresh\n", todo.size(), count[recipe::CellState::done],
+                count[recipe::CellState::interrupted], count[recipe::CellState::fresh]);
     return 0;
   }
   fs::create_directories(sweep.dir);

@@ -67,6 +67,7 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   fs::remove(tmp.str(cell + "/compression.json"));
   ASSERT_EQ(run({"sweep", file, "--status"}, "status.log"), 0) << last_output;
   EXPECT_NE(last_output.find("interrupted  " + tmp.str(cell)), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("[sweep] 2 cells: 1 done, 1 interrupted, 0 fresh"), std::string::npos) << last_output;
   ASSERT_EQ(run({"sweep", file}, "sweep3.log"), 0) << last_output;
   EXPECT_NE(last_output.find("resume prune/sst2/sp3_target-0.5_seed-7"), std::string::npos) << last_output;
   EXPECT_NE(testing::read_lines(tmp.str(cell + "/sweep.log")).size(), 0u);
