@@ -4,6 +4,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/torch.h>
+#include <fmt/format.h>
 #include <torch/version.h>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "commands.h"
 #include "sculpt/build_paths.h"
 #include "sculpt/core/dist_env.h"
+#include "sculpt/core/env.h"
 #include "sculpt/train/distributed.h"
 
 namespace sculpt::cli {
@@ -84,10 +86,9 @@ int cmd_env(int, char**) {
   const char* spin = std::getenv("GOMP_SPINCOUNT");
   const char* policy = std::getenv("OMP_WAIT_POLICY");
   std::printf("openmp wait   GOMP_SPINCOUNT=%s OMP_WAIT_POLICY=%s\n", spin ? spin : "(unset)", policy ? policy : "(unset)");
-  const char* mmap_env = std::getenv("MALLOC_MMAP_THRESHOLD_");
-  std::printf("malloc        %s\n", mmap_env || std::getenv("MALLOC_TRIM_THRESHOLD_") || std::getenv("GLIBC_TUNABLES")
-                                          ? "glibc settings from the environment"
-                                          : "freed blocks up to 32 MiB and 1 GiB of free heap kept (sculpt's default)");
+  const char* malloc_env = malloc_settings_from_env();
+  std::printf("malloc        %s\n", malloc_env ? fmt::format("glibc's settings ({} is set)", malloc_env).c_str()
+                                              : "freed blocks up to 32 MiB and 1 GiB of free heap kept (sculpt's default)");
   std::printf("launcher      %s (rank %d of %d, local rank %d of %d)\n", dist.launcher.c_str(), dist.rank, dist.world_size,
               dist.local_rank, dist.local_world_size);
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;

@@ -300,9 +300,19 @@ int cmd_sweep(int argc, char** argv) {
     std::getline(list, t, ',');
     if (!t.empty()) tasks.push_back(t);
   }
-  const bool one_cell = args.has("index");
+  const bool one_cell = args.has("index");  // a slurm array task: the I-th cell of --stage S
   SCULPT_CHECK(!one_cell || (args.has("stage") && tasks.empty()), "--index I names the I-th cell of --stage S (and no --tasks)");
-  std::vector<int> todo = one_cell ? std::vector<int>{} : recipe::select_cells(sweep, args.get("stage", ""), tasks);
+  std::vector<int> todo;
+  if (one_cell) {
+    const auto cells = stage_cells(sweep, args.require("stage"));
+    SCULPT_CHECK(!cells.empty(), "{}: no stage '{}'", file, args.require("stage"));
+    const int index = std::stoi(args.require("index"));
+    SCULPT_CHECK(index >= 0 && index < static_cast<int>(cells.size()), "--index {}: stage {} has cells 0..{}", index,
+                 args.require("stage"), cells.size() - 1);
+    todo.push_back(cells[index]);
+  } else {
+    todo = recipe::select_cells(sweep, args.get("stage", ""), tasks);
+  }
   if (args.has("status")) {
     std::map<recipe::CellState, int> count;
     for (int i : todo) {
@@ -321,17 +331,11 @@ int cmd_sweep(int argc, char** argv) {
     write_slurm(sweep, file);
     return 0;
   }
-  if (one_cell) {
-    const auto cells = stage_cells(sweep, args.require("stage"));
-    SCULPT_CHECK(!cells.empty(), "{}: no stage '{}'", file, args.require("stage"));
-    const int index = std::stoi(args.require("index"));
-    SCULPT_CHECK(index >= 0 && index < static_cast<int>(cells.size()), "--index {}: stage {} has cells 0..{}", index,
-                 args.require("stage"), cells.size() - 1);
-    const auto& c = sweep.cells[cells[index]];
+  if (one_cell) {  // its upstream is another array job's: it must have finished
+    const auto& c = sweep.cells[todo.front()];
     for (int f : c.upstream())
       SCULPT_CHECK(recipe::cell_state(sweep.cells[f]) == recipe::CellState::done, "{}: starts from {}, which is not done", c.dir,
                    sweep.cells[f].dir);
-    todo.push_back(cells[index]);
   }
   const int failed = run_cells(sweep, todo, std::max(1, std::stoi(args.get("jobs", "1"))));
   if (failed < 0) return 143;

@@ -34,9 +34,14 @@ void reexec_with_short_openmp_spin(char** argv) {
   ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with libgomp's default
 }
 
-bool keep_freed_memory() {
+const char* malloc_settings_from_env() {
   for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"})
-    if (std::getenv(var)) return false;
+    if (std::getenv(var)) return var;
+  return nullptr;
+}
+
+bool keep_freed_memory() {
+  if (malloc_settings_from_env()) return false;
   return ::mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && ::mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
 }
 

@@ -108,10 +108,7 @@ void GradReducer::on_gradient(size_t bucket) {
   if (!armed_) return;
   --buckets_[bucket]->pending;
   // In order, and never the last bucket (the extras join it in finish()).
-  while (next_ + 1 < buckets_.size() && buckets_[next_]->pending == 0) {
-    launch(*buckets_[next_++], {});
-    ++launching_in_backward_;
-  }
+  while (next_ + 1 < buckets_.size() && buckets_[next_]->pending == 0) launch(*buckets_[next_++], {});
 }
 
 void GradReducer::launch(Bucket& b, const std::vector<torch::Tensor>& extras) {
@@ -135,6 +132,7 @@ void GradReducer::launch(Bucket& b, const std::vector<torch::Tensor>& extras) {
 
 void GradReducer::finish(const std::vector<torch::Tensor>& extras) {
   if (!dist_.impl_) return;
+  launched_in_backward_ = next_;  // the hooks launched buckets [0, next_)
   // An empty model (no trainable parameter) still sums the extras.
   if (buckets_.empty()) buckets_.push_back(std::make_unique<Bucket>());
   while (next_ < buckets_.size()) {
@@ -156,8 +154,6 @@ void GradReducer::finish(const std::vector<torch::Tensor>& extras) {
   }
   next_ = 0;
   armed_ = false;
-  launched_in_backward_ = launching_in_backward_;
-  launching_in_backward_ = 0;
 }
 
 torch::Tensor Distributed::all_reduce_sum(const torch::Tensor& t) {

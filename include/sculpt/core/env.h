@@ -29,6 +29,8 @@ void reexec_with_short_openmp_spin(char** argv);
 // MALLOC_TRIM_THRESHOLD_ or GLIBC_TUNABLES in the environment leave glibc's settings alone.
 // Returns whether it set them.
 bool keep_freed_memory();
+// The environment variable that leaves glibc's malloc settings to the user, or null.
+const char* malloc_settings_from_env();
 
 // Expand "${SCULPT_SHARED}" and "${SCULPT_DATA}" in a path.
 std::string expand_path(const std::string& path);

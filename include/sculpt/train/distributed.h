@@ -66,7 +66,7 @@ class GradReducer {
   std::vector<std::unique_ptr<Bucket>> buckets_;
   size_t next_ = 0;  // the next bucket to launch
   bool armed_ = false;
-  size_t launched_in_backward_ = 0, launching_in_backward_ = 0;
+  size_t launched_in_backward_ = 0;
 };
 
 // The process's one group, joined on first use (from the launcher's environment) and kept for
