@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -99,19 +100,17 @@ struct Running {
 // The cell's small record under sweep.records (metrics/results_table.h), so that the results a
 // session commits outlive runs/; `sculpt table` adds the speedups later.
 void record_cell(const recipe::Sweep& sweep, const recipe::SweepCell& c, bool overwrite) {
-  if (sweep.records.empty()) return;
-  const auto file = fs::path(sweep.records) / (fs::relative(c.dir, sweep.dir).generic_string() + ".json");
-  if (!overwrite && fs::exists(file)) return;
+  if (c.record.empty() || (!overwrite && fs::exists(c.record))) return;
   try {
-    if (auto r = metrics::read_cell(sweep.dir, c.dir)) metrics::write_record(*r, sweep.records);
+    if (auto r = metrics::read_cell(sweep.dir, c.dir)) metrics::write_record(*r, sweep.records);  // to c.record
   } catch (const std::exception& e) {
     std::printf("[sweep] no record for %s: %s\n", c.dir.c_str(), e.what());
   }
 }
 
-// Run `todo` (cell indices); returns the number of failed cells. Upstream cells not in `todo`
-// must already be done.
-int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs) {
+// Run the cells of `todo` (cell indices) that recipe::cells_to_run picks for `consumers`; returns
+// the number of failed cells. Upstream cells not in `todo` must already be done.
+int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const std::vector<int>& consumers, int jobs) {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
   const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
   if (gpus > 0) jobs = std::min(jobs, gpus);
@@ -120,18 +119,24 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, int jobs
 
   std::map<int, recipe::CellState> state;
   std::map<int, std::string> failed;  // cell -> why
-  std::vector<int> pending;
-  int done = 0;
+  std::vector<int> pending = recipe::cells_to_run(sweep, todo, consumers);
+  int done = 0, kept = 0, rerun = 0;  // kept: recorded cells that need not run
   for (int i : todo) {
     state[i] = recipe::cell_state(sweep.cells[i]);
+    const bool runs = std::find(pending.begin(), pending.end(), i) != pending.end();
     if (state[i] == recipe::CellState::done) ++done, record_cell(sweep, sweep.cells[i], /*overwrite=*/false);
-    else pending.push_back(i);
+    if (state[i] == recipe::CellState::recorded && runs) ++rerun;
+    if (state[i] == recipe::CellState::recorded && !runs) ++done, ++kept;
   }
   const int total = static_cast<int>(todo.size());
   std::printf("[sweep] %s: %d cells, %d done, %d to run (%d at a time%s)\n", sweep.name.c_str(), total, done,
               static_cast<int>(pending.size()), jobs,
               gpus > 0 ? fmt::format(", one GPU each of {}", gpus).c_str()
                        : threads > 0 ? fmt::format(", {} threads each", threads).c_str() : "");
+  if (kept + rerun > 0)
+    std::printf("[sweep] %d cells have only their record in %s (no run directory): %d count as done, %d run again for the "
+                "model a later cell starts from\n",
+                kept + rerun, sweep.records.c_str(), kept, rerun);
   std::fflush(stdout);
 
   std::signal(SIGINT, on_interrupt);
@@ -313,6 +318,13 @@ int cmd_sweep(int argc, char** argv) {
   } else {
     todo = recipe::select_cells(sweep, args.get("stage", ""), tasks);
   }
+  // A slurm array task's cell is needed by any cell of the sweep (the later stages are other
+  // array jobs); a local sweep's by the selected cells.
+  std::vector<int> consumers = todo;
+  if (one_cell) {
+    consumers.resize(sweep.cells.size());
+    std::iota(consumers.begin(), consumers.end(), 0);
+  }
   if (args.has("status")) {
     std::map<recipe::CellState, int> count;
     for (int i : todo) {
@@ -321,8 +333,10 @@ int cmd_sweep(int argc, char** argv) {
       ++count[state];
       std::printf("%-12s %s\n", recipe::to_string(state), c.dir.c_str());
     }
-    std::printf("[sweep] %zu cells: %d done, %d interrupted, %d fresh\n", todo.size(), count[recipe::CellState::done],
-                count[recipe::CellState::interrupted], count[recipe::CellState::fresh]);
+    std::printf("[sweep] %zu cells: %d done, %d interrupted, %d fresh, %d recorded (results in %s, no run directory); %zu to run\n",
+                todo.size(), count[recipe::CellState::done], count[recipe::CellState::interrupted], count[recipe::CellState::fresh],
+                count[recipe::CellState::recorded], sweep.records.empty() ? "-" : sweep.records.c_str(),
+                recipe::cells_to_run(sweep, todo, consumers).size());
     return 0;
   }
   fs::create_directories(sweep.dir);
@@ -331,13 +345,13 @@ int cmd_sweep(int argc, char** argv) {
     write_slurm(sweep, file);
     return 0;
   }
-  if (one_cell) {  // its upstream is another array job's: it must have finished
+  if (one_cell && !recipe::cells_to_run(sweep, todo, consumers).empty()) {  // its upstream is another array job's: it must have finished
     const auto& c = sweep.cells[todo.front()];
     for (int f : c.upstream())
       SCULPT_CHECK(recipe::cell_state(sweep.cells[f]) == recipe::CellState::done, "{}: starts from {}, which is not done", c.dir,
                    sweep.cells[f].dir);
   }
-  const int failed = run_cells(sweep, todo, std::max(1, std::stoi(args.get("jobs", "1"))));
+  const int failed = run_cells(sweep, todo, consumers, std::max(1, std::stoi(args.get("jobs", "1"))));
   if (failed < 0) return 143;
   return failed == 0 ? 0 : 1;
 }

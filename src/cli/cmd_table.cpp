@@ -23,17 +23,16 @@ namespace fs = std::filesystem;
 namespace sculpt::cli {
 namespace {
 
-// Every cell as a record under DIR (metrics::to_record), with the speedup its row used for its task.
-void write_records(const std::vector<metrics::CellResult>& cells, const metrics::Table& table, const fs::path& dir) {
+// The cells with the speedup their row used for their task.
+std::vector<metrics::CellResult> with_row_speedups(std::vector<metrics::CellResult> cells, const metrics::Table& table) {
   std::map<std::string, double> speedup;  // cell key -> its row's speedup on its task
   for (const auto& row : table.rows)
     for (const auto& key : row.cell_keys)
       for (const auto& c : cells)
         if (c.key == key && row.speedup_of.count(c.task)) speedup[key] = row.speedup_of.at(c.task);
-  for (auto c : cells) {
+  for (auto& c : cells)
     if (auto it = speedup.find(c.key); it != speedup.end()) c.speedup = it->second;
-    metrics::write_record(c, dir.string());
-  }
+  return cells;
 }
 
 // Each row's packed model against its teacher, per task, on one random batch; the row's
@@ -109,11 +108,13 @@ int cmd_table(int argc, char** argv) {
                      train::resolve_device(args.get("device", "auto")));
   }
   fs::create_directories(out);
-  write_records(cells, table, records);
+  const auto measured = with_row_speedups(cells, table);
+  for (const auto& c : measured) metrics::write_record(c, records.string());
   const std::string md = metrics::to_markdown(table);
   io::write_file_atomic((out / "table.md").string(), md);
   io::write_file_atomic((out / "table.csv").string(), metrics::to_csv(table));
   io::write_file_atomic((out / "table.tex").string(), metrics::to_latex(table));
+  io::write_file_atomic((out / "cells.csv").string(), metrics::cells_csv(measured));
   const bool png = std::system("command -v rsvg-convert >/dev/null 2>&1") == 0;
   for (const auto& task : table.tasks) {
     const std::string svg = (out / ("plot_" + task + ".svg")).string();
@@ -124,9 +125,15 @@ int cmd_table(int argc, char** argv) {
     }
   }
   std::printf("%s\n", md.c_str());
+  double seconds = 0;
+  int timed = 0;
+  for (const auto& c : cells)
+    if (c.train_seconds >= 0) seconds += c.train_seconds, ++timed;
+  std::printf("# training time: %.1f h in the %d of %zu cells that recorded it (per cell: cells.csv)\n", seconds / 3600, timed,
+              cells.size());
   std::printf("# %zu finished cells (%zu from records), %d unfinished; metric ×100, mean ± sample std over seeds; retention: %% of the teacher on "
               "the same dev set; remaining (SP3) and pruned (CoFi): fractions of the encoder's weights, `gate` the one that "
-              "chose the best checkpoint\n# written: %s/table.{md,csv,tex}, plot_<task>.svg%s\n",
+              "chose the best checkpoint\n# written: %s/table.{md,csv,tex}, cells.csv, plot_<task>.svg%s\n",
               cells.size(), cells.size() - live.size(), unfinished, out.string().c_str(), png ? " and .png" : " (no rsvg-convert: no PNG)");
   return 0;
 }

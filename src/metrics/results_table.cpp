@@ -57,6 +57,18 @@ std::string fmt_stat(const Stat& s, int digits = 1) {
 
 std::string fmt_num(double v, const char* spec = "{:.1f}") { return std::isnan(v) ? "—" : fmt::format(fmt::runtime(spec), v); }
 
+// The sum of train_seconds over the results.json files under DIR; -1 when none has it.
+double training_seconds(const fs::path& dir) {
+  double total = 0;
+  bool any = false;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().filename() != "results.json") continue;
+    const auto j = io::read_json(e.path().string());
+    if (j.contains("train_seconds")) total += j["train_seconds"].get<double>(), any = true;
+  }
+  return any ? total : -1;
+}
+
 }  // namespace
 
 double mean(const std::vector<double>& v) {
@@ -139,6 +151,7 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
     } else {
       return std::nullopt;  // not finished (a pruning run writes results.json before its packed evaluation)
     }
+    c.train_seconds = training_seconds(dir);
     return c;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: unexpected contents beside it ({})", f.string(), e.what());
@@ -170,6 +183,7 @@ nlohmann::json to_record(const CellResult& c) {
   j["pruned"] = std::isnan(c.pruned) ? nlohmann::json() : nlohmann::json(c.pruned);
   if (c.speedup > 0) j["speedup"] = c.speedup;
   if (!std::isnan(c.before_finetune)) j["score_before_finetune"] = c.before_finetune;
+  if (c.train_seconds >= 0) j["train_seconds"] = c.train_seconds;
   return j;
 }
 
@@ -192,6 +206,7 @@ CellResult from_record(const nlohmann::json& j, const std::string& file) {
     c.pruned = j.at("pruned").is_null() ? kNaN : j["pruned"].get<double>();
     c.speedup = j.value("speedup", -1.0);
     c.before_finetune = j.value("score_before_finetune", kNaN);
+    c.train_seconds = j.value("train_seconds", -1.0);
     SCULPT_CHECK(!c.key.empty() && !c.task.empty() && !c.metric.empty(), "{}: a cell record needs key, task and metric", file);
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -214,6 +229,17 @@ void write_record(const CellResult& c, const std::string& dir) {
   const fs::path file = fs::path(dir) / (c.key + ".json");
   fs::create_directories(file.parent_path());
   io::write_file_atomic(file.string(), to_record(c).dump(2) + "\n");
+}
+
+std::string cells_csv(const std::vector<CellResult>& cells) {
+  // -1 and NaN mean "none" in a CellResult.
+  auto num = [](double x, const char* f) { return std::isnan(x) || x == -1 ? std::string() : fmt::format(fmt::runtime(f), x); };
+  std::string out = "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds\n";
+  for (const auto& c : cells)
+    out += fmt::format("{},{},{},{},{},{:.4f},{},{},{},{},{}\n", c.key, c.stage, c.task, c.method, c.metric, c.score,
+                       num(c.teacher, "{:.4f}"), num(c.remaining, "{:.4f}"), num(c.pruned, "{:.4f}"), num(c.speedup, "{:.3f}"),
+                       num(c.train_seconds, "{:.0f}"));
+  return out;
 }
 
 std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded) {

@@ -210,6 +210,8 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
             } catch (const Error& e) {
               fail("{}: cell {}/{}/{}: {}", source, stage, task, cell.name, e.what());
             }
+            if (!sweep.records.empty())
+              cell.record = (fs::path(sweep.records) / (fs::relative(cell.dir, sweep.dir).generic_string() + ".json")).string();
             cells_of[stage][task].push_back(static_cast<int>(sweep.cells.size()));
             sweep.cells.push_back(std::move(cell));
           }
@@ -242,7 +244,23 @@ std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, cons
 CellState cell_state(const SweepCell& cell) {
   if (fs::exists(cell.done_file())) return CellState::done;
   if (fs::exists(fs::path(cell.dir) / "recipe.resolved.yaml")) return CellState::interrupted;
+  if (!cell.record.empty() && fs::exists(cell.record)) return CellState::recorded;
   return CellState::fresh;
+}
+
+std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& selected, const std::vector<int>& consumers) {
+  std::vector<CellState> state(sweep.cells.size());
+  for (size_t i = 0; i < sweep.cells.size(); ++i) state[i] = cell_state(sweep.cells[i]);
+  std::vector<bool> run(sweep.cells.size(), false);
+  for (int i : consumers) run[i] = state[i] == CellState::fresh || state[i] == CellState::interrupted;
+  // Upstream cells come earlier in the list, so one backward pass closes the set.
+  for (size_t i = sweep.cells.size(); i-- > 0;)
+    if (run[i])
+      for (int u : sweep.cells[i].upstream()) run[u] = run[u] || state[u] != CellState::done;
+  std::vector<int> out;
+  for (int i : selected)
+    if (run[i]) out.push_back(i);
+  return out;
 }
 
 const char* to_string(CellState s) {
@@ -250,6 +268,7 @@ const char* to_string(CellState s) {
     case CellState::fresh: return "fresh";
     case CellState::interrupted: return "interrupted";
     case CellState::done: return "done";
+    case CellState::recorded: return "recorded";
   }
   return "?";
 }

@@ -22,7 +22,7 @@ const std::string kRecipes = std::string(SCULPT_SOURCE_DIR) + "/recipes/tests/";
 
 class Sweep : public testing::CliTest {
  protected:
-  std::string write_sweep() {
+  std::string write_sweep(const std::string& seeds = "7") {
     const std::string path = tmp.str("tiny.yaml");
     io::write_file_atomic(path, "sweep:\n"
                                 "  name: tiny\n"
@@ -34,7 +34,7 @@ class Sweep : public testing::CliTest {
                                 "      recipe: " + kRecipes + "tiny_bert_finetune.yaml\n"
                                 "    - name: prune\n"
                                 "      from: teacher\n"
-                                "      grid: {run.seed: [7]}\n"
+                                "      grid: {run.seed: [" + seeds + "]}\n"
                                 "      variants:\n"
                                 "        sp3: {recipe: " + kRecipes + "tiny_bert_sp3.yaml, grid: {prune.target: [0.5]}}\n");
     return path;
@@ -133,6 +133,24 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
       << last_output;
   EXPECT_NE(last_output.find("0 cells from " + tmp.str("sweeps/tiny") + ", 2 more from the records"), std::string::npos) << last_output;
   EXPECT_NE(text_of(tmp.str("from_sweep/table.md")).find("| sp3 | target=0.5 |"), std::string::npos);
+
+  // The sweep on a fresh clone (records, no run directories) runs nothing ...
+  ASSERT_EQ(run({"sweep", file}, "sweep4.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("[sweep] tiny: 2 cells, 2 done, 0 to run"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("2 cells have only their record in " + tmp.str("records") + " (no run directory): 2 count as done, 0 run again"),
+            std::string::npos)
+      << last_output;
+  EXPECT_FALSE(fs::exists(tmp.str(teacher)));
+  // ... and a new seed runs with the teacher it starts from, not the recorded seed.
+  const std::string seeds = write_sweep("7, 8");
+  ASSERT_EQ(run({"sweep", seeds}, "sweep5.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("[sweep] tiny: 3 cells, 1 done, 2 to run"), std::string::npos) << last_output;
+  EXPECT_NE(last_output.find("1 count as done, 1 run again for the model a later cell starts from"), std::string::npos) << last_output;
+  EXPECT_TRUE(fs::exists(tmp.str(teacher + "/results.json")));
+  EXPECT_TRUE(fs::exists(tmp.str("sweeps/tiny/prune/sst2/sp3_target-0.5_seed-8/compression.json")));
+  EXPECT_FALSE(fs::exists(tmp.str(cell)));
+  // The re-run teacher (same seed, same data) wrote the record it had.
+  EXPECT_NEAR(json("records/teacher/sst2/default.json")["score"].get<double>(), dense / 100, 1e-12);
 }
 
 // A rebuild replaces the binary while a sweep runs (the linker writes a new file, and the old

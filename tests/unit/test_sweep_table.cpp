@@ -127,6 +127,42 @@ TEST(Sweep, SelectsAStagesOrTasksCellsWithTheCellsTheyStartFrom) {
   }
 }
 
+TEST(Sweep, RecordedCellsAreKeptAndRunAgainOnlyForTheModelALaterCellStartsFrom) {
+  sculpt::testing::TempDir tmp;
+  std::string text = two_stage_sweep(tmp.str());
+  text.insert(text.find("  tasks:"), "  records: " + tmp.str("records") + "\n");
+  auto s = recipe::parse_sweep(text, "t.yaml");
+  // Cells: 0 teacher/sst2, 1 teacher/rte, then prune seed 1: 2-3 sst2, 4-5 rte; seed 2: 6-7 sst2, 8-9 rte.
+  EXPECT_EQ(s.cells[4].record, tmp.str("records/prune/rte/sp3_target-0.3_seed-1.json"));
+  const std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  EXPECT_EQ(recipe::cells_to_run(s, all, all), all);
+  // runs/ lost: both teachers and every rte prune cell and sst2's seed 1 are records only.
+  for (int i : {0, 1, 2, 3, 4, 5, 8, 9}) write(s.cells[i].record, nlohmann::json::object());
+  EXPECT_EQ(recipe::cell_state(s.cells[1]), recipe::CellState::recorded);
+  EXPECT_EQ(recipe::cell_state(s.cells[6]), recipe::CellState::fresh);
+  // sst2's seed 2 runs and needs sst2's teacher model again; rte needs nothing.
+  EXPECT_EQ(recipe::cells_to_run(s, all, all), (std::vector<int>{0, 6, 7}));
+  const auto rte = recipe::select_cells(s, "", {"rte"});
+  EXPECT_TRUE(recipe::cells_to_run(s, rte, rte).empty());
+  // An interrupted rte cell (its directory is back) needs rte's teacher; a done teacher runs no more.
+  fs::create_directories(s.cells[9].dir);
+  io::write_file_atomic(s.cells[9].dir + "/recipe.resolved.yaml", "x");
+  EXPECT_EQ(recipe::cell_state(s.cells[9]), recipe::CellState::interrupted);
+  EXPECT_EQ(recipe::cells_to_run(s, rte, rte), (std::vector<int>{1, 9}));
+  fs::create_directories(s.cells[1].dir);
+  io::write_file_atomic(s.cells[1].dir + "/results.json", "{}");
+  EXPECT_EQ(recipe::cell_state(s.cells[1]), recipe::CellState::done);
+  EXPECT_EQ(recipe::cells_to_run(s, rte, rte), (std::vector<int>{9}));
+  // A slurm array task (one selected cell, the whole sweep as consumers): sst2's teacher is
+  // needed by a later stage's array task, rte's seed-1 cell by nobody.
+  EXPECT_EQ(recipe::cells_to_run(s, {0}, all), (std::vector<int>{0}));
+  EXPECT_TRUE(recipe::cells_to_run(s, {4}, all).empty());
+  // Without `records:` nothing is recorded.
+  auto plain = recipe::parse_sweep(two_stage_sweep(tmp.str()), "t.yaml");
+  EXPECT_EQ(plain.cells[4].record, "");
+  EXPECT_EQ(recipe::cell_state(plain.cells[4]), recipe::CellState::fresh);
+}
+
 TEST(Sweep, RefusesTyposUnknownStagesAndAmbiguousUpstreamWithFileAndLine) {
   sculpt::testing::TempDir tmp;
   try {
@@ -338,8 +374,14 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   dense_cell(root, "rte", "accuracy", 0.70);
   pruned_cell(root, "rte", "sp3", "0.1", 1, "accuracy", 0.70, 0.66, 0.10, 0.92);
   pruned_cell(root, "rte", "sp3", "0.1", 2, "accuracy", 0.70, 0.68, 0.11, 0.91, 0.69);
+  // Seed 1's pruning run and its fine-tune stage each wrote their training time.
+  const fs::path seed1 = root / "prune" / "rte" / "sp3_target-0.1_seed-1";
+  write(seed1 / "results.json", {{"train_seconds", 1200.25}});
+  write(seed1 / "finetune" / "results.json", {{"train_seconds", 300.5}});
   auto cells = metrics::collect_results(root.string());
   ASSERT_EQ(cells.size(), 3u);
+  EXPECT_DOUBLE_EQ(cells[0].train_seconds, 1500.75);
+  EXPECT_EQ(cells[1].train_seconds, -1);  // none written
   EXPECT_TRUE(std::isnan(cells[0].before_finetune));  // no fine-tune stage
   EXPECT_DOUBLE_EQ(cells[1].before_finetune, 0.68);
   EXPECT_EQ(cells[0].key, "prune/rte/sp3_target-0.1_seed-1");  // sorted: prune/ before teacher/
@@ -363,6 +405,12 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   EXPECT_TRUE(std::isnan(back[0].before_finetune));
   EXPECT_DOUBLE_EQ(back[1].before_finetune, 0.68);
   EXPECT_DOUBLE_EQ(back[1].score, 0.69);
+  EXPECT_DOUBLE_EQ(back[0].train_seconds, 1500.75);
+  EXPECT_EQ(back[1].train_seconds, -1);
+  EXPECT_EQ(metrics::cells_csv({back[0], back[2]}),
+            "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds\n"
+            "prune/rte/sp3_target-0.1_seed-1,prune,rte,sp3,accuracy,0.6600,0.7000,0.1000,0.9200,4.500,1501\n"
+            "teacher/rte/seed-42,teacher,rte,,accuracy,0.7000,0.7000,1.0000,0.0000,1.000,\n");
 
   // One seed's run directory is gone: the merge takes it from its record, the rest live.
   fs::remove_all(root / "prune" / "rte" / "sp3_target-0.1_seed-2");

@@ -28,6 +28,9 @@ struct CellResult {
   // The packed model's score before the fine-tune stage, when one ran (NaN: none); the table
   // shows it as its own row, "<method> (before FT)".
   double before_finetune = std::numeric_limits<double>::quiet_NaN();
+  // Training time: train_seconds summed over the results.json files in its directory (a pruning
+  // run and its fine-tune stage write one each; evaluation is not in it); -1: not recorded.
+  double train_seconds = -1;
 };
 
 // Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
@@ -42,6 +45,9 @@ nlohmann::json to_record(const CellResult& c);
 CellResult from_record(const nlohmann::json& j, const std::string& file);
 std::vector<CellResult> read_records(const std::string& dir);  // every *.json under DIR; none if DIR is absent
 void write_record(const CellResult& c, const std::string& dir);  // DIR/<key>.json
+// One line per cell (key, stage, task, method, score, teacher, sizes, speedup, training
+// seconds): what each number of the table comes from.
+std::string cells_csv(const std::vector<CellResult>& cells);
 // The live cells, plus each recorded cell whose key no live cell has.
 std::vector<CellResult> merge_cells(std::vector<CellResult> live, const std::vector<CellResult>& recorded);
 

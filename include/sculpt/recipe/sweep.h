@@ -40,6 +40,7 @@ struct SweepCell {
   int from = -1;       // index of the cell whose best/ it starts from (-1: none)
   int teacher = -1;    // index of the cell it distils from (distill_from) or is compared to (compare_to); -1: none
   bool prunes = false;
+  std::string record;  // its record file under the sweep's `records:` ("" when the sweep keeps none)
   // The file the run writes last: compression.json for a pruning recipe, else results.json.
   std::string done_file() const;
   // The cells that must be done before this one starts.
@@ -74,9 +75,18 @@ Sweep load_sweep(const std::string& path);
 // refused, naming the sweep file and what it has.
 std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks);
 
-enum class CellState { fresh, interrupted, done };
-// done: its done_file exists; interrupted: it has started (recipe.resolved.yaml); else fresh.
+// recorded: never started here (no run directory) but its record exists: its results are kept
+// (results/<sweep>/cells), its model is not.
+enum class CellState { fresh, interrupted, done, recorded };
+// done: its done_file exists; interrupted: it has started (recipe.resolved.yaml); recorded: its
+// record exists; else fresh.
 CellState cell_state(const SweepCell& cell);
+
+// Which of `selected` (in sweep order) have to run: each one that is fresh or interrupted, and
+// each one not done that such a cell of `consumers` starts from or is measured against — a
+// record keeps a cell's results, not the model a later cell needs. So after runs/ is lost, a
+// sweep re-runs only the teachers its missing cells start from.
+std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& selected, const std::vector<int>& consumers);
 const char* to_string(CellState s);
 
 }  // namespace sculpt::recipe
