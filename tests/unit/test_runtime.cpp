@@ -90,6 +90,13 @@ TEST(Attention, FusedKernelEqualsTheStepByStepPath) {
   EXPECT_TRUE(torch::allclose(fast.to(torch::kDouble), want, 1e-5, 1e-5));
   EXPECT_NEAR(probs[1][0][0].slice(0, 0, 4).sum().item<double>(), 1.0, 1e-6);  // masked keys get nothing
   EXPECT_EQ(fast.sizes(), torch::IntArrayRef({2, 3, 5, 6}));
+  // Value heads as wide as the query heads take SDPA's fused kernel on CPU (narrower ones, as
+  // above, the plain softmax): the same closed form.
+  auto v8 = torch::randn({2, 3, 7, 8});
+  auto want8 = torch::matmul(torch::softmax(torch::matmul(q.to(torch::kDouble), k.to(torch::kDouble).transpose(-1, -2)) / std::sqrt(8.0) +
+                                                bias.to(torch::kDouble), -1),
+                             v8.to(torch::kDouble));
+  EXPECT_TRUE(torch::allclose(sculpt::models::attend(q, k, v8, bias, std::sqrt(8.0), 0.0).to(torch::kDouble), want8, 1e-5, 1e-5));
   // A head with no q/k dims left: uniform over the unmasked keys.
   auto empty = sculpt::models::attend(q.slice(-1, 0, 0), k.slice(-1, 0, 0), v, sculpt::models::extended_attention_mask(mask, torch::kFloat), 1.0, 0.0);
   EXPECT_TRUE(torch::allclose(empty[1][0][0], v[1][0].slice(0, 0, 4).mean(0), 1e-5, 1e-6));
