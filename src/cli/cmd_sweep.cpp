@@ -294,19 +294,24 @@ wait $PID
 }  // namespace
 
 int cmd_sweep(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index", "tasks"}, {"slurm", "status"});
+  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index", "tasks", "variants"}, {"slurm", "status"});
   SCULPT_CHECK(args.positional.size() == 1 && args.overrides.empty(),
-               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2]");
+               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2] [--variants V1,V2]");
   const std::string file = args.positional[0];
   const auto sweep = recipe::load_sweep(file);
-  std::vector<std::string> tasks;
-  for (std::stringstream list(args.get("tasks", "")); list.good();) {
-    std::string t;
-    std::getline(list, t, ',');
-    if (!t.empty()) tasks.push_back(t);
-  }
+  auto list_of = [&](const std::string& key) {
+    std::vector<std::string> out;
+    for (std::stringstream list(args.get(key, "")); list.good();) {
+      std::string t;
+      std::getline(list, t, ',');
+      if (!t.empty()) out.push_back(t);
+    }
+    return out;
+  };
+  const auto tasks = list_of("tasks"), variants = list_of("variants");
   const bool one_cell = args.has("index");  // a slurm array task: the I-th cell of --stage S
-  SCULPT_CHECK(!one_cell || (args.has("stage") && tasks.empty()), "--index I names the I-th cell of --stage S (and no --tasks)");
+  SCULPT_CHECK(!one_cell || (args.has("stage") && tasks.empty() && variants.empty()),
+               "--index I names the I-th cell of --stage S (and no --tasks or --variants)");
   std::vector<int> todo;
   if (one_cell) {
     const auto cells = stage_cells(sweep, args.require("stage"));
@@ -316,7 +321,7 @@ int cmd_sweep(int argc, char** argv) {
                  args.require("stage"), cells.size() - 1);
     todo.push_back(cells[index]);
   } else {
-    todo = recipe::select_cells(sweep, args.get("stage", ""), tasks);
+    todo = recipe::select_cells(sweep, args.get("stage", ""), tasks, variants);
   }
   // A slurm array task's cell is needed by any cell of the sweep (the later stages are other
   // array jobs); a local sweep's by the selected cells.

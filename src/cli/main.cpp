@@ -25,7 +25,7 @@ const char* kUsage = R"(usage: sculpt <verb> [options]
   bench train [--model bert-base|--config JSON] [--batch 32] [--seq 128] [--device cpu|cuda] [--steps 10]
   bench infer --model DIR [--model DIR ...] [--shape 128x128 ...]   dense vs packed, same run
   bench data [--synthetic 400000 [--write-mnli DIR] | --task mnli [--split train]] [--threads N] [--max-length 128]   vs HF tokenizers, same run
-  sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S] [--tasks T1,T2]   run (or resume) a sweep's cells; --slurm: sbatch arrays
+  sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S] [--tasks T1,T2] [--variants V1,V2]   run (or resume) a sweep's cells; --slurm: sbatch arrays
   table SWEEP_DIR [--out DIR] [--records DIR] [--no-speed]   the sweep's table (md/csv/tex), speedups, plots; cell records
   compress --method magnitude|activation|taylor|slice --model DIR --target X --out DIR [--task T | --text FILE]
            [--examples 256] [--cost params|flops] [--length 128] [--scope global|per_layer] [--granularity units|blocks]

@@ -221,17 +221,24 @@ Sweep parse_sweep(const std::string& yaml_text, const std::string& source) {
 
 Sweep load_sweep(const std::string& path) { return parse_sweep(io::read_file(path), path); }
 
-std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks) {
+std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks,
+                              const std::vector<std::string>& variants) {
   auto has = [](const std::vector<std::string>& list, const std::string& x) { return std::find(list.begin(), list.end(), x) != list.end(); };
   SCULPT_CHECK(stage.empty() || has(sweep.stages, stage), "{}: no stage '{}' (it has {})", sweep.source, stage,
                fmt::join(sweep.stages, ", "));
   for (const auto& t : tasks)
     SCULPT_CHECK(has(sweep.tasks, t), "{}: no task '{}' (it has {})", sweep.source, t, fmt::join(sweep.tasks, ", "));
+  std::vector<std::string> known;  // every variant name, in sweep order
+  for (const auto& c : sweep.cells)
+    if (!c.variant.empty() && !has(known, c.variant)) known.push_back(c.variant);
+  for (const auto& v : variants)
+    SCULPT_CHECK(has(known, v), "{}: no variant '{}' (it has {})", sweep.source, v, fmt::join(known, ", "));
   std::vector<bool> wanted(sweep.cells.size(), false);
   // Upstream cells come earlier in the list, so one backward pass closes the set.
   for (size_t i = sweep.cells.size(); i-- > 0;) {
     const auto& c = sweep.cells[i];
-    if ((stage.empty() || c.stage == stage) && (tasks.empty() || has(tasks, c.task))) wanted[i] = true;
+    if ((stage.empty() || c.stage == stage) && (tasks.empty() || has(tasks, c.task)) && (variants.empty() || has(variants, c.variant)))
+      wanted[i] = true;
     if (wanted[i])
       for (int u : c.upstream()) wanted[u] = true;
   }

@@ -113,6 +113,21 @@ TEST(Sweep, SelectsAStagesOrTasksCellsWithTheCellsTheyStartFrom) {
   EXPECT_EQ(recipe::select_cells(s, "", {"rte"}), (std::vector<int>{1, 4, 5, 8, 9}));
   EXPECT_EQ(recipe::select_cells(s, "prune", {"sst2"}), (std::vector<int>{0, 2, 3, 6, 7}));
   EXPECT_EQ(recipe::select_cells(s, "teacher", {}), (std::vector<int>{0, 1}));
+  // A second variant in the prune stage: cells 0-1 teachers; seed 1: sst2 sp3 2-3, cofi 4,
+  // rte sp3 5-6, cofi 7; seed 2: sst2 8-10, rte 11-13.
+  std::string two = two_stage_sweep(tmp.str());
+  two += "        cofi: {recipe: " + recipe_path("tiny_bert_cofi.yaml") + ", grid: {prune.target: [0.9]}}\n";
+  auto v = recipe::parse_sweep(two, "t.yaml");
+  ASSERT_EQ(v.cells.size(), 14u);
+  ASSERT_EQ(v.cells[7].name, "cofi_target-0.9_seed-1");
+  EXPECT_EQ(recipe::select_cells(v, "", {"rte"}, {"sp3"}), (std::vector<int>{1, 5, 6, 11, 12}));
+  EXPECT_EQ(recipe::select_cells(v, "prune", {}, {"cofi"}), (std::vector<int>{0, 1, 4, 7, 10, 13}));
+  try {
+    recipe::select_cells(v, "", {}, {"sp4"});
+    FAIL() << "an unknown variant passed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("t.yaml: no variant 'sp4' (it has sp3, cofi)"), std::string::npos) << e.what();
+  }
   try {
     recipe::select_cells(s, "", {"rte", "mrpc"});
     FAIL() << "an unknown task passed";

@@ -69,11 +69,12 @@ struct Sweep {
 Sweep parse_sweep(const std::string& yaml_text, const std::string& source);
 Sweep load_sweep(const std::string& path);
 
-// The cells of `stage` (all stages when empty) and `tasks` (all when empty), in sweep order,
-// with the upstream cells they start from or are measured against, so that `sculpt sweep
-// --tasks rte,mrpc` runs the small tasks' extra seeds first. An unknown stage or task is
-// refused, naming the sweep file and what it has.
-std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks);
+// The cells of `stage` (all stages when empty), `tasks` and `variants` (all when empty), in
+// sweep order, with the upstream cells they start from or are measured against, so that
+// `sculpt sweep --tasks rte,mrpc --variants sp3` runs the small tasks' extra SP3 seeds first. An
+// unknown stage, task or variant is refused, naming the sweep file and what it has.
+std::vector<int> select_cells(const Sweep& sweep, const std::string& stage, const std::vector<std::string>& tasks,
+                              const std::vector<std::string>& variants = {});
 
 // recorded: never started here (no run directory) but its record exists: its results are kept
 // (results/<sweep>/cells), its model is not.
