@@ -117,16 +117,22 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = gpus > 0 || jobs == 1 ? 0 : std::max(1, cores / jobs);
 
-  std::map<int, recipe::CellState> state;
   std::map<int, std::string> failed;  // cell -> why
   std::vector<int> pending = recipe::cells_to_run(sweep, todo, consumers);
-  int done = 0, kept = 0, rerun = 0;  // kept: recorded cells that need not run
+  int done = 0, kept = 0, rerun = 0;  // recorded cells: kept (count as done) or run again
   for (int i : todo) {
-    state[i] = recipe::cell_state(sweep.cells[i]);
-    const bool runs = std::find(pending.begin(), pending.end(), i) != pending.end();
-    if (state[i] == recipe::CellState::done) ++done, record_cell(sweep, sweep.cells[i], /*overwrite=*/false);
-    if (state[i] == recipe::CellState::recorded && runs) ++rerun;
-    if (state[i] == recipe::CellState::recorded && !runs) ++done, ++kept;
+    const auto state = recipe::cell_state(sweep.cells[i]);
+    if (state == recipe::CellState::done) {
+      ++done;
+      record_cell(sweep, sweep.cells[i], /*overwrite=*/false);
+    } else if (state == recipe::CellState::recorded) {
+      if (std::find(pending.begin(), pending.end(), i) != pending.end()) {
+        ++rerun;
+      } else {
+        ++done;
+        ++kept;
+      }
+    }
   }
   const int total = static_cast<int>(todo.size());
   std::printf("[sweep] %s: %d cells, %d done, %d to run (%d at a time%s)\n", sweep.name.c_str(), total, done,
