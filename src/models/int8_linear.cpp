@@ -27,12 +27,27 @@ c10::IValue call(const char* name, std::vector<c10::IValue> stack) {
   return stack.at(0);
 }
 
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+torch::Tensor pad_to(const torch::Tensor& t, int64_t rows, int64_t cols) {
+  if (t.size(0) == rows && t.size(1) == cols) return t.contiguous();
+  return torch::constant_pad_nd(t, {0, cols - t.size(1), 0, rows - t.size(0)}, 0).contiguous();
+}
+
 }  // namespace
+
+torch::Tensor pad_int8_weight(const torch::Tensor& q_t) { return pad_to(q_t, round_up(q_t.size(0), 16), round_up(q_t.size(1), 16)); }
+
+torch::Tensor int_mm_padded(const torch::Tensor& xq, const torch::Tensor& q_t_padded, int64_t n) {
+  const int64_t m = xq.size(0);
+  const auto x = pad_to(xq, std::max<int64_t>(32, round_up(m, 16)), q_t_padded.size(0));
+  return at::_int_mm(x, q_t_padded).narrow(0, 0, m).narrow(1, 0, n);
+}
 
 Int8LinearKernel::Int8LinearKernel(const io::Int8Matrix& m, const torch::Tensor& bias, const torch::Device& device) : m_(m) {
   bias_ = bias.defined() ? bias.detach().to(device, torch::kFloat32).contiguous() : bias;
   if (device.is_cuda()) {
-    q_t_ = m.q.t().contiguous().to(device);
+    q_t_ = pad_int8_weight(m.q.t()).to(device);
     scale_ = m.scale.to(device);
     return;
   }
@@ -65,9 +80,7 @@ torch::Tensor Int8LinearKernel::forward(const torch::Tensor& x, const torch::Ten
     z = torch::zeros({}, x2.options());
   }
   auto xq = (torch::round(x2 / s) + z).clamp(dynamic ? -127 : 0, 127).sub(z).to(torch::kInt8);
-  const int64_t M = xq.size(0);
-  if (M <= 16) xq = torch::cat({xq, torch::zeros({17 - M, xq.size(1)}, xq.options())});  // _int_mm needs M > 16
-  auto acc = at::_int_mm(xq, q_t_).narrow(0, 0, M);
+  auto acc = int_mm_padded(xq, q_t_, m_.q.size(0));
   auto y = acc.to(torch::kFloat32) * (s * scale_);
   if (bias_.defined()) y = y + bias_;
   auto out_shape = shape;

@@ -103,21 +103,23 @@ TEST(Cuda, FusedAttentionEqualsStepByStep) {
 TEST(Cuda, Int8ProductsMatchTheFakeQuantizedOnesAndTheCpuKernel) {
   SCULPT_REQUIRE_GPU();
   torch::manual_seed(4);
-  const int64_t in = 64, out = 48;
-  auto w = torch::randn({out, in}) * 0.2, b = torch::randn({out});
-  sculpt::compress::FakeQuantLinear k(torch::kCPU, 0.0);
-  k.forward(torch::randn({40, in}) * 1.5, w, b);  // calibrate
-  k.observe = false;
-  const auto m = k.export_int8(w);
-  for (int64_t rows : {5, 60}) {  // _int_mm needs more than 16 rows: fewer are padded
-    auto x = torch::randn({rows, in});
-    const auto fake = k.forward(x, w, b);
-    sculpt::models::Int8LinearKernel gpu(m, b, torch::Device("cuda"));
-    const auto real = gpu.forward(x.cuda(), w.cuda(), b.cuda()).cpu();
-    const double step = m.input_scale * w.abs().max().item<double>();
-    EXPECT_LE((real - fake).abs().max().item<double>(), 2 * step) << rows << " rows";
-    sculpt::models::Int8LinearKernel cpu(m, b, torch::kCPU);
-    EXPECT_LE((real - cpu.forward(x, w, b)).abs().max().item<double>(), 2 * step) << rows << " rows";
+  // 64 x 48, and the odd widths of a packed model (cuBLASLt's int8 kernels refuse them unpadded).
+  for (auto [in, out] : {std::pair<int64_t, int64_t>{64, 48}, {61, 45}}) {
+    auto w = torch::randn({out, in}) * 0.2, b = torch::randn({out});
+    sculpt::compress::FakeQuantLinear k(torch::kCPU, 0.0);
+    k.forward(torch::randn({40, in}) * 1.5, w, b);  // calibrate
+    k.observe = false;
+    const auto m = k.export_int8(w);
+    for (int64_t rows : {5, 17, 60}) {  // _int_mm needs more than 16 rows: fewer are padded
+      auto x = torch::randn({rows, in});
+      const auto fake = k.forward(x, w, b);
+      sculpt::models::Int8LinearKernel gpu(m, b, torch::Device("cuda"));
+      const auto real = gpu.forward(x.cuda(), w.cuda(), b.cuda()).cpu();
+      const double step = m.input_scale * w.abs().max().item<double>();
+      EXPECT_LE((real - fake).abs().max().item<double>(), 2 * step) << rows << "x" << in << "x" << out;
+      sculpt::models::Int8LinearKernel cpu(m, b, torch::kCPU);
+      EXPECT_LE((real - cpu.forward(x, w, b)).abs().max().item<double>(), 2 * step) << rows << "x" << in << "x" << out;
+    }
   }
 }
 

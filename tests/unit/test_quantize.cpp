@@ -115,6 +115,22 @@ TEST(Quantize, Int8ProductsMatchTheFakeQuantizedOnes) {
   EXPECT_LT((y - ref).abs().max().item<double>(), 0.1 * ref.abs().max().item<double>());
 }
 
+// The CUDA path's padding (cuBLASLt refuses odd int8 shapes), checked through the CPU's _int_mm:
+// zero rows and columns must leave every product exact.
+TEST(Quantize, PaddedInt8ProductIsTheExactIntegerProduct) {
+  torch::manual_seed(9);
+  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{5, 61, 45}, {40, 64, 48}, {33, 17, 3}}) {
+    auto x = torch::randint(-127, 128, {m, k}, torch::kInt8), q = torch::randint(-127, 128, {k, n}, torch::kInt8);
+    const auto qp = models::pad_int8_weight(q);
+    EXPECT_EQ(qp.size(0) % 16, 0);
+    EXPECT_EQ(qp.size(1) % 16, 0);
+    const auto y = models::int_mm_padded(x, qp, n);
+    ASSERT_EQ(y.sizes(), (std::vector<int64_t>{m, n}));
+    EXPECT_EQ(y.scalar_type(), torch::kInt);
+    EXPECT_TRUE(torch::equal(y.to(torch::kLong), torch::matmul(x.to(torch::kLong), q.to(torch::kLong)))) << m << "x" << k << "x" << n;
+  }
+}
+
 TEST(Quantize, Int8BertDirectoryTracksTheFakeQuantizedBert) {
   testing::TempDir tmp;
   models::TransformerConfig c;
