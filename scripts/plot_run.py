@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 760, 220, 64, 150, 28, 34
 
 
@@ -22,7 +22,7 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def panel(title, series, y0):
+def panel(title, series, y0, xfmt=".0f"):
     """series: [(label, [(x, y), ...], dashed)] -> SVG elements for one panel at height y0."""
     pts = [p for _, s, _ in series for p in s if p[1] is not None and math.isfinite(p[1])]
     if not pts:
@@ -42,7 +42,7 @@ def panel(title, series, y0):
         y = ymin + frac * (ymax - ymin)
         out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" font-size="10" text-anchor="end">{y:.4g}</text>')
         x = xmin + frac * (xmax - xmin)
-        out.append(f'<text x="{sx(x):.1f}" y="{y0 + H - 14}" font-size="10" text-anchor="middle">{x:.0f}</text>')
+        out.append(f'<text x="{sx(x):.1f}" y="{y0 + H - 14}" font-size="10" text-anchor="middle">{x:{xfmt}}</text>')
     for i, (label, s, dashed) in enumerate(series):
         s = [p for p in s if p[1] is not None and math.isfinite(p[1])]
         if not s:
