@@ -1,7 +1,7 @@
 // sculpt sweep: run the cells of a sweep (recipe/sweep.h) as child `sculpt run` / `sculpt
-// resume` processes, N at a time, each on its own GPU or share of the CPU threads; skip the
-// done ones, resume the interrupted ones, start a cell only when the cell it starts from is
-// done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the running cells, which
+// resume` processes, N at a time, each on a GPU (up to --jobs-per-gpu K on one) or a share of
+// the CPU threads; skip the done ones, resume the interrupted ones, start a cell only when the
+// cell it starts from is done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the running cells, which
 // checkpoint and exit; running the sweep again continues. --slurm writes sbatch array jobs.
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -56,7 +56,7 @@ void write_cell_json(const recipe::Sweep& sweep, const recipe::SweepCell& c) {
 }
 
 // argv of the child: resume when the cell has started, else run; output into <cell>/sweep.log.
-pid_t launch(const std::string& exe, const recipe::Sweep& sweep, const recipe::SweepCell& c, int threads, int gpu) {
+pid_t launch(const std::string& exe, const recipe::Sweep& sweep, const recipe::SweepCell& c, int threads, const std::string& gpu) {
   write_cell_json(sweep, c);
   std::vector<std::string> argv{exe};
   if (recipe::cell_state(c) == recipe::CellState::interrupted) {
@@ -78,7 +78,7 @@ pid_t launch(const std::string& exe, const recipe::Sweep& sweep, const recipe::S
       dup2(fd, 2);
       close(fd);
     }
-    if (gpu >= 0) setenv("CUDA_VISIBLE_DEVICES", std::to_string(gpu).c_str(), 1);
+    if (!gpu.empty()) setenv("CUDA_VISIBLE_DEVICES", gpu.c_str(), 1);
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
@@ -110,12 +110,13 @@ void record_cell(const recipe::Sweep& sweep, const recipe::SweepCell& c, bool ov
 
 // Run the cells of `todo` (cell indices) that recipe::cells_to_run picks for `consumers`; returns
 // the number of failed cells. Upstream cells not in `todo` must already be done.
-int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const std::vector<int>& consumers, int jobs) {
+int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const std::vector<int>& consumers, int max_jobs,
+              int per_gpu) {
   const std::string exe = fs::read_symlink("/proc/self/exe").string();
-  const int gpus = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  if (gpus > 0) jobs = std::min(jobs, gpus);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = gpus > 0 || jobs == 1 ? 0 : std::max(1, cores / jobs);
+  const auto plan = recipe::plan_sweep_slots(max_jobs, torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0,
+                                             per_gpu, static_cast<int>(std::thread::hardware_concurrency()));
+  const int jobs = plan.jobs, gpus = plan.gpus, threads = plan.threads;
+  const char* parent_visible = std::getenv("CUDA_VISIBLE_DEVICES");
 
   std::map<int, std::string> failed;  // cell -> why
   std::vector<int> pending = recipe::cells_to_run(sweep, todo, consumers);
@@ -137,7 +138,7 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
   const int total = static_cast<int>(todo.size());
   std::printf("[sweep] %s: %d cells, %d done, %d to run (%d at a time%s)\n", sweep.name.c_str(), total, done,
               static_cast<int>(pending.size()), jobs,
-              gpus > 0 ? fmt::format(", one GPU each of {}", gpus).c_str()
+              gpus > 0 ? fmt::format(", on {} GPU(s), at most {} a GPU, {} threads each", gpus, per_gpu, std::max(threads, 1)).c_str()
                        : threads > 0 ? fmt::format(", {} threads each", threads).c_str() : "");
   if (kept + rerun > 0)
     std::printf("[sweep] %d cells have only their record in %s (no run directory): %d count as done, %d run again for the "
@@ -186,11 +187,12 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
       const int slot = static_cast<int>(std::find(slot_busy.begin(), slot_busy.end(), false) - slot_busy.begin());
       const auto& c = sweep.cells[*it];
       const bool resuming = recipe::cell_state(c) == recipe::CellState::interrupted;
-      pid_t pid = launch(exe, sweep, c, threads, gpus > 0 ? slot : -1);
+      const std::string gpu = gpus > 0 ? recipe::cuda_visible_device(slot, gpus, parent_visible) : "";
+      pid_t pid = launch(exe, sweep, c, threads, gpu);
       slot_busy[slot] = true;
       running.push_back({*it, pid, slot, Clock::now()});
       pending.erase(it);
-      report(fmt::format("{} {}{}", resuming ? "resume" : "start", cell_id(c), gpus > 0 ? fmt::format(" on GPU {}", slot) : ""));
+      report(fmt::format("{} {}{}", resuming ? "resume" : "start", cell_id(c), gpus > 0 ? fmt::format(" on GPU {}", gpu) : ""));
     }
     if (running.empty()) {
       if (stopping()) break;
@@ -300,9 +302,9 @@ wait $PID
 }  // namespace
 
 int cmd_sweep(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"jobs", "stage", "index", "tasks", "variants"}, {"slurm", "status"});
+  auto args = Args::parse(argc, argv, 2, {"jobs", "jobs-per-gpu", "stage", "index", "tasks", "variants"}, {"slurm", "status"});
   SCULPT_CHECK(args.positional.size() == 1 && args.overrides.empty(),
-               "usage: sculpt sweep SWEEP.yaml [--jobs N] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2] [--variants V1,V2]");
+               "usage: sculpt sweep SWEEP.yaml [--jobs N [--jobs-per-gpu K]] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2] [--variants V1,V2]");
   const std::string file = args.positional[0];
   const auto sweep = recipe::load_sweep(file);
   auto list_of = [&](const std::string& key) {
@@ -362,7 +364,7 @@ int cmd_sweep(int argc, char** argv) {
       SCULPT_CHECK(recipe::cell_state(sweep.cells[f]) == recipe::CellState::done, "{}: starts from {}, which is not done", c.dir,
                    sweep.cells[f].dir);
   }
-  const int failed = run_cells(sweep, todo, consumers, std::max(1, std::stoi(args.get("jobs", "1"))));
+  const int failed = run_cells(sweep, todo, consumers, std::stoi(args.get("jobs", "1")), std::stoi(args.get("jobs-per-gpu", "1")));
   if (failed < 0) return 143;
   return failed == 0 ? 0 : 1;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <sstream>
 
 #include "sculpt/core/error.h"
 #include "sculpt/io/files.h"
@@ -278,6 +279,26 @@ const char* to_string(CellState s) {
     case CellState::recorded: return "recorded";
   }
   return "?";
+}
+
+SweepSlots plan_sweep_slots(int jobs, int gpus, int per_gpu, int cores) {
+  SCULPT_CHECK(jobs >= 1 && per_gpu >= 1, "sweep: --jobs {} and --jobs-per-gpu {} must be at least 1", jobs, per_gpu);
+  SweepSlots s;
+  s.gpus = std::max(0, gpus);
+  s.jobs = s.gpus > 0 ? std::min(jobs, s.gpus * per_gpu) : jobs;
+  // One cell alone keeps the run's default; several share the cores (on a GPU they only feed it).
+  s.threads = s.jobs == 1 ? 0 : std::max(1, std::max(1, cores) / s.jobs);
+  return s;
+}
+
+std::string cuda_visible_device(int slot, int gpus, const char* parent) {
+  const int g = slot % std::max(1, gpus);
+  if (parent == nullptr || *parent == 0) return std::to_string(g);
+  std::vector<std::string> ids;
+  std::stringstream list(parent);
+  for (std::string id; std::getline(list, id, ',');) ids.push_back(id);
+  SCULPT_CHECK(g < static_cast<int>(ids.size()), "sweep: GPU {} of {}, but CUDA_VISIBLE_DEVICES is '{}'", g, gpus, parent);
+  return ids[static_cast<size_t>(g)];
 }
 
 }  // namespace sculpt::recipe

@@ -142,6 +142,29 @@ TEST(Sweep, SelectsAStagesOrTasksCellsWithTheCellsTheyStartFrom) {
   }
 }
 
+TEST(Sweep, SlotsShareGpusAndCoresAndFollowTheSchedulersDeviceList) {
+  auto plan = [](int jobs, int gpus, int per_gpu, int cores) {
+    const auto s = recipe::plan_sweep_slots(jobs, gpus, per_gpu, cores);
+    return std::vector<int>{s.jobs, s.threads, s.gpus};
+  };
+  EXPECT_EQ(plan(1, 0, 1, 16), (std::vector<int>{1, 0, 0}));  // one cell: the run's own threads
+  EXPECT_EQ(plan(4, 0, 1, 16), (std::vector<int>{4, 4, 0}));
+  EXPECT_EQ(plan(8, 0, 1, 2), (std::vector<int>{8, 1, 0}));   // never 0 threads
+  EXPECT_EQ(plan(8, 1, 1, 16), (std::vector<int>{1, 0, 1}));  // one cell a GPU by default
+  EXPECT_EQ(plan(8, 1, 8, 16), (std::vector<int>{8, 2, 1}));
+  EXPECT_EQ(plan(8, 2, 3, 16), (std::vector<int>{6, 2, 2}));
+  EXPECT_THROW(plan(0, 1, 1, 16), Error);
+  EXPECT_THROW(plan(2, 1, 0, 16), Error);
+  // Slot s on GPU s % G; a scheduler's list maps the sweep's GPU g to its g-th entry.
+  EXPECT_EQ(recipe::cuda_visible_device(0, 2, nullptr), "0");
+  EXPECT_EQ(recipe::cuda_visible_device(3, 2, nullptr), "1");
+  EXPECT_EQ(recipe::cuda_visible_device(1, 2, ""), "1");
+  EXPECT_EQ(recipe::cuda_visible_device(2, 2, "4,6"), "4");
+  EXPECT_EQ(recipe::cuda_visible_device(5, 2, "4,6"), "6");
+  EXPECT_EQ(recipe::cuda_visible_device(4, 1, "GPU-8d2f"), "GPU-8d2f");
+  EXPECT_THROW(recipe::cuda_visible_device(1, 2, "5"), Error);
+}
+
 TEST(Sweep, RecordedCellsAreKeptAndRunAgainOnlyForTheModelALaterCellStartsFrom) {
   sculpt::testing::TempDir tmp;
   std::string text = two_stage_sweep(tmp.str());

@@ -90,4 +90,17 @@ CellState cell_state(const SweepCell& cell);
 std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& selected, const std::vector<int>& consumers);
 const char* to_string(CellState s);
 
+// Where `sculpt sweep --jobs N` runs its cells. On G visible GPUs, at most G * per_gpu cells at
+// once, slot s on GPU s % G (small models leave most of a GPU idle: 8 MiniLM cells shared one
+// H200 at about 4x the throughput of one); CPU threads are shared out among all N.
+struct SweepSlots {
+  int jobs = 1;     // cells at once
+  int threads = 0;  // run.threads per cell; 0: the run's own default
+  int gpus = 0;     // visible GPUs (0: CPU)
+};
+SweepSlots plan_sweep_slots(int jobs, int gpus, int per_gpu, int cores);
+// CUDA_VISIBLE_DEVICES for slot `slot`: its GPU's entry of the sweep's own CUDA_VISIBLE_DEVICES
+// (`parent`, as a scheduler set it; null or empty: all devices, numbered from 0).
+std::string cuda_visible_device(int slot, int gpus, const char* parent);
+
 }  // namespace sculpt::recipe
