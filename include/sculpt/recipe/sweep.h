@@ -92,7 +92,7 @@ const char* to_string(CellState s);
 
 // Where `sculpt sweep --jobs N` runs its cells. On G visible GPUs, at most G * per_gpu cells at
 // once, slot s on GPU s % G (small models leave most of a GPU idle: 8 MiniLM cells shared one
-// H200 at about 4x the throughput of one); CPU threads are shared out among all N.
+// H200, about 2 minutes each; one alone was not timed); CPU threads are shared out among all N.
 struct SweepSlots {
   int jobs = 1;     // cells at once
   int threads = 0;  // run.threads per cell; 0: the run's own default
