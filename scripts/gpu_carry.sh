@@ -30,5 +30,7 @@ for lib in $(ldd "$DIR"/lib/libsentencepiece.so.* 2>/dev/null | awk '/protobuf/ 
 cp -r "$SHARED/fixtures" "$DIR/shared/"
 cp -r "$SHARED/models" "$DIR/shared/"
 cp -r "$SHARED/data/glue" "$DIR/shared/data/"
+# The binaries need the same LibTorch there: gpu_check.sh --prebuilt compares this with its torch.
+"${SCULPT_PYTHON:-${SCULPT_VENV:-.venv}/bin/python}" -c 'import torch; print(torch.__version__)' > "$DIR/torch_version.txt"
 du -sh "$DIR" | awk '{print "[carry] " $2 ": " $1}'
 ls "$DIR/lib"

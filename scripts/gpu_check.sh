@@ -62,6 +62,8 @@ say "[gpu-check] torch $("$PY" -c 'import torch; print(torch.__version__, torch.
 SITE=$("$PY" -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
 
 if [[ -n $PREBUILT ]]; then
+  built=$(cat "$PREBUILT/torch_version.txt" 2>/dev/null) here=$("$PY" -c 'import torch; print(torch.__version__)')
+  [[ $built == "$here" ]] || { say "[gpu-check] $PREBUILT was built against torch ${built:-?}, this machine has $here: build here instead (no --prebuilt)"; exit 2; }
   # The binaries' RUNPATH names this machine's venv; there, torch and its CUDA libraries come
   # from the local wheel's folders instead.
   libs=$PREBUILT/lib:$SITE/torch/lib
