@@ -9,41 +9,17 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <set>
-#include <sstream>
 #include <thread>
 
 #include "commands.h"
 #include "sculpt/build_paths.h"
 #include "sculpt/core/dist_env.h"
 #include "sculpt/core/env.h"
+#include "sculpt/core/machine.h"
 #include "sculpt/train/distributed.h"
 
 namespace sculpt::cli {
 namespace {
-
-// /proc/cpuinfo's model name and the flags that decide CPU speed for us.
-std::pair<std::string, std::string> cpu_info() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line, model = "unknown";
-  std::set<std::string> flags;
-  while (std::getline(in, line)) {
-    auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1), value = line.substr(colon + 1);
-    if (!value.empty() && value[0] == ' ') value.erase(0, 1);
-    if (key == "model name") model = value;
-    if (key == "flags" && flags.empty()) {
-      std::istringstream words(value);
-      for (std::string w; words >> w;) flags.insert(w);
-    }
-  }
-  std::string units;
-  for (const char* f : {"avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"})
-    units += fmt::format("{}{}={}", units.empty() ? "" : " ", f, flags.count(f) ? "yes" : "no");
-  return {model, units};
-}
 
 std::string version_number(long v) {  // CUDA 13000 -> 13.0, cuDNN 91900 -> 9.19.0
   if (v >= 10000 && v < 100000 && v % 10 == 0 && v < 20000) return fmt::format("{}.{}", v / 1000, (v % 1000) / 10);
@@ -63,7 +39,7 @@ int cmd_env(int, char**) {
     if (cuda.compiledWithCuDNN()) cudnn = cuda.versionCuDNN();
   } catch (const c10::Error&) {
   }
-  const auto [model, units] = cpu_info();
+  const auto cpu = cpu_info();
   const DistEnv dist = read_dist_env();
   std::printf("sculpt        %s\n", SCULPT_VERSION);
   std::printf("libtorch      %s\n", TORCH_VERSION);
@@ -78,8 +54,8 @@ int cmd_env(int, char**) {
     }
   }
   std::printf("nccl          %s\n", nccl.c_str());
-  std::printf("cpu           %s\n", model.c_str());
-  std::printf("cpu units     %s\n", units.c_str());
+  std::printf("cpu           %s\n", cpu.model.c_str());
+  std::printf("cpu units     %s\n", cpu.units.c_str());
   std::printf("aten cpu      %s (the vector kernels ATen dispatches to)\n", at::get_cpu_capability().c_str());
   std::printf("threads       %d intra-op, %d inter-op, %u cores\n", at::get_num_threads(), at::get_num_interop_threads(),
               std::thread::hardware_concurrency());

@@ -1,6 +1,7 @@
 #include "sculpt/metrics/results_table.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -57,16 +58,24 @@ std::string fmt_stat(const Stat& s, int digits = 1) {
 
 std::string fmt_num(double v, const char* spec = "{:.1f}") { return std::isnan(v) ? "—" : fmt::format(fmt::runtime(spec), v); }
 
-// The sum of train_seconds over the results.json files under DIR; -1 when none has it.
-double training_seconds(const fs::path& dir) {
+// Over the results.json files under the cell's DIR (a pruning run and its fine-tune stage): the
+// sum of train_seconds (-1 when none has it) and the devices they name, each once.
+void add_run_facts(const fs::path& dir, CellResult& c) {
   double total = 0;
   bool any = false;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.path().filename() != "results.json") continue;
-    const auto j = io::read_json(e.path().string());
+  std::vector<std::string> devices;
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.path().filename() == "results.json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());  // the run's own results.json before its stages'
+  for (const auto& f : files) {
+    const auto j = io::read_json(f.string());
     if (j.contains("train_seconds")) total += j["train_seconds"].get<double>(), any = true;
+    const std::string d = j.value("device", "");
+    if (!d.empty() && std::find(devices.begin(), devices.end(), d) == devices.end()) devices.push_back(d);
   }
-  return any ? total : -1;
+  c.train_seconds = any ? total : -1;
+  c.device = fmt::format("{}", fmt::join(devices, "; "));
 }
 
 }  // namespace
@@ -151,7 +160,7 @@ std::optional<CellResult> read_cell(const std::string& sweep_dir, const std::str
     } else {
       return std::nullopt;  // not finished (a pruning run writes results.json before its packed evaluation)
     }
-    c.train_seconds = training_seconds(dir);
+    add_run_facts(dir, c);
     return c;
   } catch (const nlohmann::json::exception& e) {
     fail("{}: unexpected contents beside it ({})", f.string(), e.what());
@@ -184,6 +193,7 @@ nlohmann::json to_record(const CellResult& c) {
   if (c.speedup > 0) j["speedup"] = c.speedup;
   if (!std::isnan(c.before_finetune)) j["score_before_finetune"] = c.before_finetune;
   if (c.train_seconds >= 0) j["train_seconds"] = c.train_seconds;
+  if (!c.device.empty()) j["device"] = c.device;
   return j;
 }
 
@@ -207,6 +217,7 @@ CellResult from_record(const nlohmann::json& j, const std::string& file) {
     c.speedup = j.value("speedup", -1.0);
     c.before_finetune = j.value("score_before_finetune", kNaN);
     c.train_seconds = j.value("train_seconds", -1.0);
+    c.device = j.value("device", "");
     SCULPT_CHECK(!c.key.empty() && !c.task.empty() && !c.metric.empty(), "{}: a cell record needs key, task and metric", file);
     return c;
   } catch (const nlohmann::json::exception& e) {
@@ -234,11 +245,18 @@ void write_record(const CellResult& c, const std::string& dir) {
 std::string cells_csv(const std::vector<CellResult>& cells) {
   // -1 and NaN mean "none" in a CellResult.
   auto num = [](double x, const char* f) { return std::isnan(x) || x == -1 ? std::string() : fmt::format(fmt::runtime(f), x); };
-  std::string out = "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds\n";
+  // A device names a CPU model with commas in it: quoted as CSV quotes (inner quotes doubled).
+  auto quoted = [](const std::string& s) {
+    if (s.empty()) return s;
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+  };
+  std::string out = "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds,device\n";
   for (const auto& c : cells)
-    out += fmt::format("{},{},{},{},{},{:.4f},{},{},{},{},{}\n", c.key, c.stage, c.task, c.method, c.metric, c.score,
+    out += fmt::format("{},{},{},{},{},{:.4f},{},{},{},{},{},{}\n", c.key, c.stage, c.task, c.method, c.metric, c.score,
                        num(c.teacher, "{:.4f}"), num(c.remaining, "{:.4f}"), num(c.pruned, "{:.4f}"), num(c.speedup, "{:.3f}"),
-                       num(c.train_seconds, "{:.0f}"));
+                       num(c.train_seconds, "{:.0f}"), quoted(c.device));
   return out;
 }
 

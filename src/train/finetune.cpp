@@ -12,6 +12,7 @@
 
 #include "sculpt/core/error.h"
 #include "sculpt/core/log.h"
+#include "sculpt/core/machine.h"
 #include "sculpt/core/signals.h"
 #include "sculpt/data/batching.h"
 #include "sculpt/io/files.h"
@@ -346,6 +347,7 @@ RunResult run_finetune(const recipe::Recipe& r, bool resume) {
                             {"metric", metric},             {"best", {{"step", state.best_step}, {"value", state.best_metric}}},
                             {"final", last_eval},           {"updates", state.step},
                             {"train_seconds", result.train_seconds}, {"parameters", n_params},
+                            {"device", describe_device(device)},
                             {"best_model", (fs::path(run_dir) / "best").string()}};
   if (main) io::write_file_atomic((fs::path(run_dir) / "results.json").string(), results.dump(2) + "\n");
   dist.barrier();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_runner.h"
+#include "sculpt/core/machine.h"
 #include "sculpt/io/safetensors.h"
 
 namespace sculpt {
@@ -75,6 +76,10 @@ TEST_F(Resume, KillNineThenResumeIsBitwiseIdentical) {
        rb = nlohmann::json::parse(std::ifstream(dir("crashed") + "/results.json"));
   EXPECT_EQ(ra["final"], rb["final"]);
   EXPECT_EQ(ra["best"], rb["best"]);
+  // It names what it ran on (the sweep tables carry it per cell).
+  const std::string device = ra.value("device", "");
+  EXPECT_EQ(device.rfind("cpu: " + sculpt::cpu_info().model + ", ", 0), 0u) << device;
+  EXPECT_EQ(device, rb.value("device", ""));
 }
 
 TEST_F(Resume, CorruptLatestCheckpointFallsBackToThePreviousOne) {

@@ -414,12 +414,15 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   pruned_cell(root, "rte", "sp3", "0.1", 2, "accuracy", 0.70, 0.68, 0.11, 0.91, 0.69);
   // Seed 1's pruning run and its fine-tune stage each wrote their training time.
   const fs::path seed1 = root / "prune" / "rte" / "sp3_target-0.1_seed-1";
-  write(seed1 / "results.json", {{"train_seconds", 1200.25}});
-  write(seed1 / "finetune" / "results.json", {{"train_seconds", 300.5}});
+  // Each names its device; the same device twice is named once.
+  write(seed1 / "results.json", {{"train_seconds", 1200.25}, {"device", "cuda: NVIDIA H200"}});
+  write(seed1 / "finetune" / "results.json", {{"train_seconds", 300.5}, {"device", "cuda: NVIDIA H200"}});
   auto cells = metrics::collect_results(root.string());
   ASSERT_EQ(cells.size(), 3u);
   EXPECT_DOUBLE_EQ(cells[0].train_seconds, 1500.75);
   EXPECT_EQ(cells[1].train_seconds, -1);  // none written
+  EXPECT_EQ(cells[0].device, "cuda: NVIDIA H200");
+  EXPECT_EQ(cells[1].device, "");
   EXPECT_TRUE(std::isnan(cells[0].before_finetune));  // no fine-tune stage
   EXPECT_DOUBLE_EQ(cells[1].before_finetune, 0.68);
   EXPECT_EQ(cells[0].key, "prune/rte/sp3_target-0.1_seed-1");  // sorted: prune/ before teacher/
@@ -429,6 +432,7 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   const fs::path records = tmp.path / "records";
   for (auto c : cells) {
     c.speedup = c.method.empty() ? 1.0 : 4.5;
+    if (c.method.empty()) c.device = "cpu: Xeon \"X\" @ 2.80GHz, 2 threads";  // CSV-quoted below
     write(records / (c.key + ".json"), metrics::to_record(c));
   }
   const auto back = metrics::read_records(records.string());
@@ -445,10 +449,13 @@ TEST(ResultsTable, CellRecordsKeepTheTableWhenRunDirectoriesAreGone) {
   EXPECT_DOUBLE_EQ(back[1].score, 0.69);
   EXPECT_DOUBLE_EQ(back[0].train_seconds, 1500.75);
   EXPECT_EQ(back[1].train_seconds, -1);
-  EXPECT_EQ(metrics::cells_csv({back[0], back[2]}),
-            "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds\n"
-            "prune/rte/sp3_target-0.1_seed-1,prune,rte,sp3,accuracy,0.6600,0.7000,0.1000,0.9200,4.500,1501\n"
-            "teacher/rte/seed-42,teacher,rte,,accuracy,0.7000,0.7000,1.0000,0.0000,1.000,\n");
+  EXPECT_EQ(back[0].device, "cuda: NVIDIA H200");
+  EXPECT_EQ(back[1].device, "");
+  EXPECT_EQ(metrics::cells_csv({back[0], back[1], back[2]}),
+            "key,stage,task,method,metric,score,teacher,remaining,pruned,speedup,train_seconds,device\n"
+            "prune/rte/sp3_target-0.1_seed-1,prune,rte,sp3,accuracy,0.6600,0.7000,0.1000,0.9200,4.500,1501,\"cuda: NVIDIA H200\"\n"
+            "prune/rte/sp3_target-0.1_seed-2,prune,rte,sp3,accuracy,0.6900,0.7000,0.1100,0.9100,4.500,,\n"
+            "teacher/rte/seed-42,teacher,rte,,accuracy,0.7000,0.7000,1.0000,0.0000,1.000,,\"cpu: Xeon \"\"X\"\" @ 2.80GHz, 2 threads\"\n");
 
   // One seed's run directory is gone: the merge takes it from its record, the rest live.
   fs::remove_all(root / "prune" / "rte" / "sp3_target-0.1_seed-2");

@@ -31,6 +31,9 @@ struct CellResult {
   // Training time: train_seconds summed over the results.json files in its directory (a pruning
   // run and its fine-tune stage write one each; evaluation is not in it); -1: not recorded.
   double train_seconds = -1;
+  // What it ran on (results.json's "device", e.g. "cuda: NVIDIA H200"; several joined by "; ");
+  // empty for runs from before results.json recorded it.
+  std::string device;
 };
 
 // Every cell under SWEEP_DIR that has finished (unfinished cells are counted in `unfinished`).
