@@ -1,8 +1,9 @@
 // sculpt sweep: run the cells of a sweep (recipe/sweep.h) as child `sculpt run` / `sculpt
 // resume` processes, N at a time, each on a GPU (up to --jobs-per-gpu K on one) or a share of
 // the CPU threads; skip the done ones, resume the interrupted ones, start a cell only when the
-// cell it starts from is done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the running cells, which
-// checkpoint and exit; running the sweep again continues. --slurm writes sbatch array jobs.
+// cell it starts from is done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the
+// running cells, which checkpoint and exit; running the sweep again continues. --slurm writes
+// sbatch array jobs.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
