@@ -7,15 +7,20 @@
 #            that machine's own wheel through LD_LIBRARY_PATH)
 #   shared/  the parts of ../shared the checks read: HF fixtures, the tokenizers, GLUE
 #            (the unit tests and the quickstart)
-# Usage: scripts/gpu_carry.sh [DIR]   after building the CLI and tests in ${SCULPT_BUILD_DIR:-build}
+# Usage: scripts/gpu_carry.sh [--cli-only] [DIR]   after building the CLI and tests in ${SCULPT_BUILD_DIR:-build}
+#   --cli-only: bin/ (the CLI and the shim) and lib/ only (~8 MB; scripts/gpu_sweep.sh adds its inputs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CLI_ONLY=0
+[[ ${1:-} == --cli-only ]] && { CLI_ONLY=1; shift; }
 DIR=${1:-gpu-carry}
 BUILD=${SCULPT_BUILD_DIR:-build}
 SHARED=${SCULPT_SHARED:-../shared}
 rm -rf "$DIR"
-mkdir -p "$DIR/bin" "$DIR/lib" "$DIR/shared/data/glue"
-for f in sculpt libsculpt_spm.so tests/sculpt_unit_tests tests/sculpt_parity_tests tests/sculpt_gpu_tests; do
+mkdir -p "$DIR/bin" "$DIR/lib"
+FILES="sculpt libsculpt_spm.so"
+((CLI_ONLY)) || FILES="$FILES tests/sculpt_unit_tests tests/sculpt_parity_tests tests/sculpt_gpu_tests"
+for f in $FILES; do
   [[ -f $BUILD/$f ]] || { echo "[carry] no $BUILD/$f: build it first (cmake --build $BUILD)" >&2; exit 1; }
   cp "$BUILD/$f" "$DIR/bin/"
 done
@@ -27,9 +32,12 @@ for lib in $( (ldd "$DIR/bin/sculpt"; ldd "$DIR/bin/libsculpt_spm.so") |
 done
 # The shim's libsentencepiece pulls its own protobuf-lite.
 for lib in $(ldd "$DIR"/lib/libsentencepiece.so.* 2>/dev/null | awk '/protobuf/ {print $3}'); do cp -L "$lib" "$DIR/lib/"; done
-cp -r "$SHARED/fixtures" "$DIR/shared/"
-cp -r "$SHARED/models" "$DIR/shared/"
-cp -r "$SHARED/data/glue" "$DIR/shared/data/"
+if ((!CLI_ONLY)); then
+  mkdir -p "$DIR/shared/data"
+  cp -r "$SHARED/fixtures" "$DIR/shared/"
+  cp -r "$SHARED/models" "$DIR/shared/"
+  cp -r "$SHARED/data/glue" "$DIR/shared/data/"
+fi
 # The binaries need the same LibTorch there: gpu_check.sh --prebuilt compares this with its torch.
 "${SCULPT_PYTHON:-${SCULPT_VENV:-.venv}/bin/python}" -c 'import torch; print(torch.__version__)' > "$DIR/torch_version.txt"
 du -sh "$DIR" | awk '{print "[carry] " $2 ": " $1}'

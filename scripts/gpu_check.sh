@@ -59,16 +59,10 @@ sharded() {  # sharded NAME BINARY: one gtest binary in 8 shards at once into $O
   grep -E '^\[  (FAILED|SKIPPED) ' "$OUT/${name}_tests.log" | sort -u | tee -a "$summary"
 }
 say "[gpu-check] torch $("$PY" -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")')"
-SITE=$("$PY" -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
 
 if [[ -n $PREBUILT ]]; then
-  built=$(cat "$PREBUILT/torch_version.txt" 2>/dev/null) here=$("$PY" -c 'import torch; print(torch.__version__)')
-  [[ $built == "$here" ]] || { say "[gpu-check] $PREBUILT was built against torch ${built:-?}, this machine has $here: build here instead (no --prebuilt)"; exit 2; }
-  # The binaries' RUNPATH names this machine's venv; there, torch and its CUDA libraries come
-  # from the local wheel's folders instead.
-  libs=$PREBUILT/lib:$SITE/torch/lib
-  for d in "$SITE"/nvidia/*/lib; do [[ -d $d ]] && libs=$libs:$d; done
-  export LD_LIBRARY_PATH=$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  source scripts/prebuilt_env.sh
+  use_prebuilt "$PREBUILT" "$PY" 2> "$OUT/prebuilt.err" || { say "$(cat "$OUT/prebuilt.err")"; exit 2; }
   export SCULPT_SHARED=$PREBUILT/shared SCULPT_DATA=$PREBUILT/shared/data
   BIN=$PREBUILT/bin
   S=$BIN/sculpt

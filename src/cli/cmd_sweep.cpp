@@ -3,7 +3,7 @@
 // the CPU threads; skip the done ones, resume the interrupted ones, start a cell only when the
 // cell it starts from is done. A stop signal (Ctrl-C, SIGTERM, SIGUSR1) is passed on to the
 // running cells, which checkpoint and exit; running the sweep again continues. --slurm writes
-// sbatch array jobs.
+// sbatch array jobs; --inputs lists what the cells to run read (scripts/gpu_sweep.sh packs it).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/wait.h>
@@ -303,9 +303,9 @@ wait $PID
 }  // namespace
 
 int cmd_sweep(int argc, char** argv) {
-  auto args = Args::parse(argc, argv, 2, {"jobs", "jobs-per-gpu", "stage", "index", "tasks", "variants"}, {"slurm", "status"});
+  auto args = Args::parse(argc, argv, 2, {"jobs", "jobs-per-gpu", "stage", "index", "tasks", "variants"}, {"slurm", "status", "inputs"});
   SCULPT_CHECK(args.positional.size() == 1 && args.overrides.empty(),
-               "usage: sculpt sweep SWEEP.yaml [--jobs N [--jobs-per-gpu K]] [--status] [--slurm] [--stage S [--index I]] [--tasks T1,T2] [--variants V1,V2]");
+               "usage: sculpt sweep SWEEP.yaml [--jobs N [--jobs-per-gpu K]] [--status | --inputs] [--slurm] [--stage S [--index I]] [--tasks T1,T2] [--variants V1,V2]");
   const std::string file = args.positional[0];
   const auto sweep = recipe::load_sweep(file);
   auto list_of = [&](const std::string& key) {
@@ -351,6 +351,12 @@ int cmd_sweep(int argc, char** argv) {
                 todo.size(), count[recipe::CellState::done], count[recipe::CellState::interrupted], count[recipe::CellState::fresh],
                 count[recipe::CellState::recorded], sweep.records.empty() ? "-" : sweep.records.c_str(),
                 recipe::cells_to_run(sweep, todo, consumers).size());
+    return 0;
+  }
+  if (args.has("inputs")) {  // what the cells to run read, one "kind path" a line (scripts/gpu_sweep.sh)
+    const auto in = recipe::sweep_inputs(sweep, recipe::cells_to_run(sweep, todo, consumers));
+    for (const auto& [kind, list] : {std::pair{"cell", &in.cells}, {"model", &in.models}, {"data", &in.data}})
+      for (const auto& p : *list) std::printf("%s %s\n", kind, p.c_str());
     return 0;
   }
   fs::create_directories(sweep.dir);

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "sculpt/core/error.h"
+#include "sculpt/data/glue.h"
 #include "sculpt/io/files.h"
 #include "sculpt/recipe/node.h"
 #include "sculpt/recipe/recipe.h"
@@ -269,6 +271,34 @@ std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& select
   for (int i : selected)
     if (run[i]) out.push_back(i);
   return out;
+}
+
+SweepInputs sweep_inputs(const Sweep& sweep, const std::vector<int>& to_run) {
+  std::set<std::string> cells, models, data;
+  auto made_here = [&](const std::string& path) {  // inside a to-run cell's directory
+    const std::string p = fs::path(path).lexically_normal().generic_string();
+    for (int i : to_run) {
+      const std::string d = fs::path(sweep.cells[i].dir).lexically_normal().generic_string() + "/";
+      if (p.rfind(d, 0) == 0) return true;
+    }
+    return false;
+  };
+  for (int i : to_run) {
+    const auto& c = sweep.cells[i];
+    for (int u : c.upstream())
+      if (cell_state(sweep.cells[u]) == CellState::done) cells.insert(sweep.cells[u].dir);
+    const Recipe r = load_recipe(c.recipe, c.overrides);
+    for (const auto* m : {&r.model.path, &r.model.tokenizer, &r.distill.teacher})
+      if (!m->empty() && !made_here(*m)) models.insert(fs::path(*m).lexically_normal().generic_string());
+    if (!r.data.is_squad() && !r.data.is_text()) {
+      data.insert(r.data.root + "/" + data::glue_task(r.data.task).dir);
+    } else {
+      for (const auto* f : {&r.data.train_file, &r.data.dev_file})
+        if (!f->empty()) data.insert(*f);
+      if (r.data.is_squad() && r.data.train_file.empty()) data.insert(r.data.root);
+    }
+  }
+  return {{cells.begin(), cells.end()}, {models.begin(), models.end()}, {data.begin(), data.end()}};
 }
 
 const char* to_string(CellState s) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "sculpt/core/env.h"
 #include "sculpt/core/error.h"
 #include "sculpt/io/files.h"
 #include "sculpt/metrics/results_table.h"
@@ -318,6 +319,34 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_NE(svg.find("teacher 70.0"), std::string::npos);
   EXPECT_NE(svg.find(">sp3</text>"), std::string::npos);
   EXPECT_NE(svg.find(">cofi</text>"), std::string::npos);
+}
+
+TEST(Sweep, InputsAreTheDoneUpstreamCellsTheModelsAndTheDataTheCellsToRunRead) {
+  sculpt::testing::TempDir tmp;
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()), "t.yaml");
+  const std::string tokenizer = expand_path("${SCULPT_SHARED}/fixtures/hf/tok_bert_wordpiece");
+  const std::string glue = expand_path("${SCULPT_DATA}/glue");
+  // Nothing done: the teachers run too, so their best/ is made there; only the tokenizer and data travel.
+  const std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  auto in = recipe::sweep_inputs(s, recipe::cells_to_run(s, all, all));
+  EXPECT_TRUE(in.cells.empty());
+  EXPECT_EQ(in.models, std::vector<std::string>{tokenizer});
+  EXPECT_EQ(in.data, (std::vector<std::string>{glue + "/RTE", glue + "/SST-2"}));
+  // rte's teacher done, its prune cells to run: the teacher's directory and its best/ travel.
+  fs::create_directories(s.cells[1].dir);
+  io::write_file_atomic(s.cells[1].dir + "/results.json", "{}");
+  const auto rte = recipe::select_cells(s, "prune", {"rte"});
+  in = recipe::sweep_inputs(s, recipe::cells_to_run(s, rte, rte));
+  EXPECT_EQ(in.cells, std::vector<std::string>{tmp.str("s/teacher/rte/seed-5")});
+  EXPECT_EQ(in.models, (std::vector<std::string>{tmp.str("s/teacher/rte/seed-5/best"), tokenizer}));
+  EXPECT_EQ(in.data, std::vector<std::string>{glue + "/RTE"});
+  // A finished prune cell needs nothing: it does not run.
+  for (int i : {4, 5, 8, 9}) {
+    fs::create_directories(s.cells[i].dir);
+    io::write_file_atomic(s.cells[i].dir + "/compression.json", "{}");
+  }
+  in = recipe::sweep_inputs(s, recipe::cells_to_run(s, rte, rte));
+  EXPECT_TRUE(in.cells.empty() && in.models.empty() && in.data.empty());
 }
 
 TEST(Sweep, DistillFromNamesTheTeacherCellAndWaitsForIt) {

@@ -90,6 +90,16 @@ CellState cell_state(const SweepCell& cell);
 std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& selected, const std::vector<int>& consumers);
 const char* to_string(CellState s);
 
+// What the cells `to_run` read that they do not make themselves, so that they can run on
+// another machine (scripts/gpu_sweep.sh packs it): the done upstream cells (their small files
+// mark them done there), the model directories (model.path, model.tokenizer, distill.teacher)
+// outside the to-run cells, and the data (a GLUE task's folder under data.root, as the recipe
+// writes it: "${SCULPT_DATA}/glue/RTE"; else train_file and dev_file). Each once, sorted.
+struct SweepInputs {
+  std::vector<std::string> cells, models, data;
+};
+SweepInputs sweep_inputs(const Sweep& sweep, const std::vector<int>& to_run);
+
 // Where `sculpt sweep --jobs N` runs its cells. On G visible GPUs, at most G * per_gpu cells at
 // once, slot s on GPU s % G (small models leave most of a GPU idle: 8 MiniLM cells shared one
 // H200, about 2 minutes each; one alone was not timed); CPU threads are shared out among all N.
