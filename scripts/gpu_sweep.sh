@@ -13,7 +13,9 @@
 # `run` starts every cell of the selection at once (up to 16, one GPU shared), stops them
 # (SIGTERM: they checkpoint, and the checkpoints stay there) at LIMIT_S (default 540), and
 # returns the finished cells' records and their run directories without weights. `unpack`
-# never replaces a record or run directory that exists here; it says which it kept.
+# never replaces a record or run directory that exists here; it says which it kept. Run the
+# cells that others start from (the teachers) here first: packed, they would run there from
+# fp16-stored weights (`pack` lists each `model` it converts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DIR=${SCULPT_GPU_SWEEP_DIR:-gpu-sweep}
