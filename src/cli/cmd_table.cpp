@@ -131,6 +131,10 @@ int cmd_table(int argc, char** argv) {
     if (c.train_seconds >= 0) seconds += c.train_seconds, ++timed;
   std::printf("# training time: %.1f h in the %d of %zu cells that recorded it (per cell: cells.csv)\n", seconds / 3600, timed,
               cells.size());
+  // Cells of one table may have run on different machines (scripts/gpu_sweep.sh): say which.
+  std::map<std::string, int> on_device;
+  for (const auto& c : cells) ++on_device[c.device.empty() ? "(not recorded)" : c.device];
+  for (const auto& [device, n] : on_device) std::printf("# %d cells ran on %s\n", n, device.c_str());
   std::printf("# %zu finished cells (%zu from records), %d unfinished; metric ×100, mean ± sample std over seeds; retention: %% of the teacher on "
               "the same dev set; remaining (SP3) and pruned (CoFi): fractions of the encoder's weights, `gate` the one that "
               "chose the best checkpoint\n# written: %s/table.{md,csv,tex}, cells.csv, plot_<task>.svg%s\n",

@@ -80,6 +80,9 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   const double dense = 100 * json(teacher + "/results.json")["best"]["value"].get<double>();
   const double sp3 = 100 * before["packed"]["accuracy"].get<double>();
   const std::string md = last_output;
+  // Both cells ran here, on the CPU with the recipes' one thread: one device line names them.
+  EXPECT_NE(md.find("# 2 cells ran on cpu: "), std::string::npos) << md;
+  EXPECT_NE(md.find(", 1 thread\n"), std::string::npos) << md;
   EXPECT_NE(md.find(fmt::format("| dense | - | {:.1f} (n=1) | {:.1f} | 100.0 | 1.000 | 0.000 | — | 1.00x |", dense, dense)),
             std::string::npos)
       << md;
