@@ -14,6 +14,7 @@
 #include "sculpt/core/log.h"
 #include "sculpt/io/files.h"
 #include "sculpt/metrics/results_table.h"
+#include "sculpt/metrics/table_plot.h"
 #include "sculpt/models/any_bert.h"
 #include "sculpt/train/evaluate.h"
 #include "sculpt/train/timing.h"

@@ -313,8 +313,11 @@ Table build_table(const std::vector<CellResult>& cells) {
     row.size = std::get<3>(key);
     std::map<std::string, std::vector<double>> score, retention;
     std::vector<double> remaining, pruned;
+    std::map<std::string, std::vector<double>> remaining_of, pruned_of;
     for (const auto* c : members) {
       score[c->task].push_back(100 * c->score);
+      remaining_of[c->task].push_back(c->remaining);
+      pruned_of[c->task].push_back(c->pruned);
       if (c->teacher > 0) retention[c->task].push_back(100 * c->score / c->teacher);
       remaining.push_back(c->remaining);
       pruned.push_back(c->pruned);
@@ -328,6 +331,8 @@ Table build_table(const std::vector<CellResult>& cells) {
     }
     for (const auto& [task, v] : score) row.scores[task] = stat_of(v);
     for (const auto& [task, v] : retention) row.retention[task] = stat_of(v);
+    for (const auto& [task, v] : remaining_of) row.remaining_of[task] = stat_of(v);
+    for (const auto& [task, v] : pruned_of) row.pruned_of[task] = stat_of(v);
     row.remaining = stat_of(remaining);
     row.pruned = stat_of(pruned);
     // A row missing a task has no average (a mean over different tasks compares nothing).
@@ -420,76 +425,6 @@ std::string to_latex(const Table& t) {
     out += " \\\\\n";
   }
   return out + "\\bottomrule\n\\end{tabular}\n";
-}
-
-std::string plot_task_svg(const Table& t, const std::string& task) {
-  const double W = 560, H = 360, left = 60, right = 130, top = 30, bottom = 50;
-  struct Point {
-    double x, y, err;
-  };
-  std::map<std::string, std::vector<Point>> lines;
-  double teacher = kNaN;
-  for (const auto& r : t.rows) {
-    auto it = r.scores.find(task);
-    if (it == r.scores.end()) continue;
-    if (r.method == "dense") {
-      teacher = it->second.mean;
-      continue;
-    }
-    lines[r.method].push_back({r.remaining.mean, it->second.mean, it->second.std});
-  }
-  double x1 = 0.0, y0 = std::numeric_limits<double>::max(), y1 = std::numeric_limits<double>::lowest();
-  for (auto& [m, pts] : lines) {
-    std::sort(pts.begin(), pts.end(), [](const Point& a, const Point& b) { return a.x < b.x; });
-    for (const auto& p : pts) x1 = std::max(x1, p.x), y0 = std::min(y0, p.y - p.err), y1 = std::max(y1, p.y + p.err);
-  }
-  if (!std::isnan(teacher)) y0 = std::min(y0, teacher), y1 = std::max(y1, teacher);
-  if (y0 > y1) y0 = 0, y1 = 100;
-  x1 = x1 > 0 ? std::min(1.0, x1 * 1.15) : 1.0;
-  const double pad = std::max(1.0, 0.08 * (y1 - y0));
-  y0 -= pad, y1 += pad;
-  auto X = [&](double x) { return left + (W - left - right) * x / x1; };
-  auto Y = [&](double y) { return top + (H - top - bottom) * (1 - (y - y0) / (y1 - y0)); };
-  std::string s = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n"
-      "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">{}: {} vs remaining encoder weights</text>\n",
-      W, H, (W - right + left) / 2, task, t.metric_of.count(task) ? t.metric_of.at(task) : "");
-  // Axes and ticks.
-  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"black\"/>\n", left, H - bottom, W - right);
-  s += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"black\"/>\n", left, top, H - bottom);
-  for (int i = 0; i <= 5; ++i) {
-    const double x = x1 * i / 5, y = y0 + (y1 - y0) * i / 5;
-    s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{:.2f}</text>\n", X(x), H - bottom + 16, x);
-    s += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{:.1f}</text>\n", left - 6, Y(y) + 4, y);
-    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"#ddd\"/>\n", left, Y(y), W - right);
-  }
-  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">remaining fraction of the encoder's weights</text>\n",
-                   (W - right + left) / 2, H - 12);
-  s += fmt::format("<text x=\"16\" y=\"{}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {})\">{} ×100</text>\n",
-                   (H - bottom + top) / 2, (H - bottom + top) / 2, t.metric_of.count(task) ? t.metric_of.at(task) : "");
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-  int k = 0, legend_y = static_cast<int>(top) + 10;
-  if (!std::isnan(teacher)) {
-    s += fmt::format("<line x1=\"{0}\" y1=\"{1:.1f}\" x2=\"{2}\" y2=\"{1:.1f}\" stroke=\"gray\" stroke-dasharray=\"6 4\"/>\n", left,
-                     Y(teacher), W - right);
-    s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"gray\">teacher {:.1f}</text>\n", W - right + 10, legend_y, teacher);
-    legend_y += 18;
-  }
-  for (const auto& [method, pts] : lines) {
-    const char* color = colors[k++ % 6];
-    std::string path;
-    for (const auto& p : pts) {
-      path += fmt::format("{}{:.1f},{:.1f} ", path.empty() ? "M" : "L", X(p.x), Y(p.y));
-      s += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"{3}\"/>\n", X(p.x), Y(p.y - p.err),
-                       Y(p.y + p.err), color);
-      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", X(p.x), Y(p.y), color);
-    }
-    s += fmt::format("<path d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.5\"/>\n", path, color);
-    s += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"{}\">{}</text>\n", W - right + 10, legend_y, color, method);
-    legend_y += 18;
-  }
-  return s + "</svg>\n";
 }
 
 }  // namespace sculpt::metrics

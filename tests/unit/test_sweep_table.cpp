@@ -10,6 +10,7 @@
 #include "sculpt/core/error.h"
 #include "sculpt/io/files.h"
 #include "sculpt/metrics/results_table.h"
+#include "sculpt/metrics/table_plot.h"
 #include "sculpt/recipe/sweep.h"
 #include "test_util.h"
 
@@ -319,6 +320,51 @@ TEST(ResultsTable, RowsPerMethodAndSizeWithSeedsRetentionAndTaskAverage) {
   EXPECT_NE(svg.find("teacher 70.0"), std::string::npos);
   EXPECT_NE(svg.find(">sp3</text>"), std::string::npos);
   EXPECT_NE(svg.find(">cofi</text>"), std::string::npos);
+}
+
+TEST(ResultsTable, PlotPlacesEachRowAtItsTasksSizeAndStylesTheMethods) {
+  // Hand-made rows on one task: x = that task's remaining (the row's mean over all tasks is
+  // another number), Prune OFA-like rows at 1 - sparsity, k-means' two bit widths at one size.
+  auto row = [](const std::string& method, const std::string& size, double score, double std, int n, double remaining,
+                double pruned) {
+    metrics::TableRow r;
+    r.method = method;
+    r.size = size;
+    r.scores["rte"] = {score, std, n};
+    r.remaining_of["rte"] = {remaining, 0, n};
+    r.pruned_of["rte"] = {pruned, 0, n};
+    r.remaining = {0.5, 0, n};  // over every task: not what the rte plot shows
+    return r;
+  };
+  metrics::Table t;
+  t.tasks = {"rte"};
+  t.metric_of["rte"] = "accuracy";
+  const double nan = std::nan("");
+  t.rows = {row("dense", "-", 70, nan, 1, 1, 0), row("sp3", "target=0.06", 66, 1, 3, 0.0625, 0.97),
+            row("cofi", "target=0.95", 60, nan, 1, 0.05, 0.95), row("cofi (before FT)", "target=0.95", 55, nan, 1, 0.05, 0.95),
+            row("ofa85", "-", 64, nan, 1, nan, 0.85), row("kmeans", "bits=2", 50, nan, 1, 1, 0), row("kmeans", "bits=4", 68, nan, 1, 1, 0)};
+  const std::string svg = metrics::plot_task_svg(t, "rte");
+  EXPECT_NE(svg.find("teacher 70.0"), std::string::npos);
+  // Axis: x1 = 1.0 (k-means at 1, capped); plot width 780 - 60 - 260 = 460, so x -> 60 + 460 x.
+  // y: scores 50..70 plus sp3's error bar 65..67 -> [50, 70], padded by 1.6: [48.4, 71.6].
+  // Height 400: y -> 30 + 320 (1 - (y - 48.4) / 23.2); sp3 at 66: 30 + 320 * 5.6 / 23.2 = 107.2.
+  auto has = [&](const std::string& s) { return svg.find(s) != std::string::npos; };
+  EXPECT_TRUE(has("<circle cx=\"88.8\" cy=\"107.2\" r=\"4.5\" fill=\"#d62728\"><title>sp3 target=0.06: 66.0 ± 1.0 (n=3) at "
+                  "0.062 remaining</title>"))
+      << svg;
+  EXPECT_TRUE(has("<title>ofa85 -: 64.0 (n=1) at 0.150 (1 − sparsity)</title>")) << svg;
+  EXPECT_TRUE(has("<circle cx=\"129.0\" cy=\""));  // 60 + 460 * 0.15
+  // CoFi bold in its colour; its before-FT row dashed and hollow in the same colour.
+  EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\"/>")) << svg;
+  EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\" stroke-dasharray=\"5 3\"/>")) << svg;
+  EXPECT_TRUE(has("r=\"4.5\" fill=\"white\"><title>cofi (before FT) target=0.95: 55.0 (n=1) at 0.050 remaining</title>")) << svg;
+  // k-means: both points at x = 1, two moves and no line between them.
+  EXPECT_TRUE(has("<path d=\"M520.0,")) << svg;
+  const auto kpath = svg.find("<path d=\"M520.0,");
+  EXPECT_EQ(svg.substr(kpath, svg.find('"', kpath + 9) - kpath).find('L'), std::string::npos) << svg;
+  // Legend: SP3 and CoFi first, in bold.
+  EXPECT_LT(svg.find(">sp3</text>"), svg.find(">ofa85</text>"));
+  EXPECT_TRUE(has("font-weight=\"bold\">cofi</text>")) << svg;
 }
 
 TEST(Sweep, InputsAreTheDoneUpstreamCellsTheModelsAndTheDataTheCellsToRunRead) {

@@ -67,6 +67,7 @@ struct TableRow {
   std::map<std::string, Stat> scores; // task -> metric ×100 over seeds
   std::map<std::string, Stat> retention;  // task -> % of the teacher over seeds
   Stat remaining, pruned, speedup;    // over every cell of the row (speedup: filled by the caller)
+  std::map<std::string, Stat> remaining_of, pruned_of;  // task -> over that task's cells
   std::string gate;
   std::map<std::string, std::string> model_of, teacher_of;  // task -> one packed model and its teacher
   std::map<std::string, double> recorded_speedup;           // task -> a cell's recorded speedup (models gone)
@@ -88,9 +89,5 @@ Table build_table(const std::vector<CellResult>& cells);
 std::string to_markdown(const Table& t);
 std::string to_csv(const Table& t);
 std::string to_latex(const Table& t);
-
-// Accuracy (metric ×100) against remaining encoder fraction for one task: one line per
-// method with error bars over seeds, the teacher as a dashed line; an SVG document.
-std::string plot_task_svg(const Table& t, const std::string& task);
 
 }  // namespace sculpt::metrics
