@@ -11,8 +11,9 @@
 #   here:  scripts/gpu_sweep.sh unpack DIR/gpu_sweep.tgz   # the records and the runs' small files
 #
 # `run` starts every cell of the selection at once (up to 16, one GPU shared), stops them
-# (SIGTERM: they checkpoint, and the checkpoints stay there) at LIMIT_S (default 540), and
-# returns the finished cells' records and their run directories without weights. `unpack`
+# (SIGTERM: they checkpoint, and the checkpoints stay there) at LIMIT_S (default 480: with 30 s
+# of grace and the archive it fits a 600 s device call), and returns the finished cells'
+# records and their run directories without weights. `unpack`
 # never replaces a record or run directory that exists here; it says which it kept. Run the
 # cells that others start from (the teachers) here first: packed, they would run there from
 # fp16-stored weights (`pack` lists each `model` it converts).
@@ -68,7 +69,7 @@ save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v i
 }
 
 run() {
-  local limit=${1:-540}
+  local limit=${1:-480}
   [[ -n ${OUT:-} ]] || die "set OUT to the folder whose files come back"
   mkdir -p "$OUT"
   local py=${PYTHON:-python3}
@@ -83,7 +84,7 @@ run() {
   jobs=$((n < 16 ? n : 16))
   touch "$OUT/.start"
   say "$n cells, $jobs at once on $("$py" -c 'import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")'), stopped at $limit s"
-  timeout -s TERM -k 60 "$limit" "$S" sweep "${sel[@]}" --jobs "$jobs" --jobs-per-gpu "$jobs" > "$OUT/sweep.log" 2>&1
+  timeout -s TERM -k 30 "$limit" "$S" sweep "${sel[@]}" --jobs "$jobs" --jobs-per-gpu "$jobs" > "$OUT/sweep.log" 2>&1
   say "sweep exit $? after $SECONDS s: $(grep -c '^\[sweep\] done ' "$OUT/sweep.log") cells done"
   # Back: what the sweep wrote outside runs/ (the records) and the run directories' small files.
   # Model directories (best/, final/, ...) stay: without weights the table would take them for
