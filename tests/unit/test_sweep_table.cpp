@@ -352,8 +352,9 @@ TEST(ResultsTable, PlotPlacesEachRowAtItsTasksSizeAndStylesTheMethods) {
   EXPECT_TRUE(has("<circle cx=\"88.8\" cy=\"107.2\" r=\"4.5\" fill=\"#d62728\"><title>sp3 target=0.06: 66.0 ± 1.0 (n=3) at "
                   "0.062 remaining</title>"))
       << svg;
-  EXPECT_TRUE(has("<title>ofa85 -: 64.0 (n=1) at 0.150 (1 − sparsity)</title>")) << svg;
-  EXPECT_TRUE(has("<circle cx=\"129.0\" cy=\""));  // 60 + 460 * 0.15
+  // ofa85 at x = 1 - 0.85: cx 60 + 460 * 0.15 = 129.0, cy 30 + 320 * 7.6 / 23.2 = 134.8, the first baseline colour.
+  EXPECT_TRUE(has("<circle cx=\"129.0\" cy=\"134.8\" r=\"3\" fill=\"#2ca02c\"><title>ofa85 -: 64.0 (n=1) at 0.150 (1 − sparsity)</title>"))
+      << svg;
   // CoFi bold in its colour; its before-FT row dashed and hollow in the same colour.
   EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\"/>")) << svg;
   EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\" stroke-dasharray=\"5 3\"/>")) << svg;

@@ -12,9 +12,7 @@ cd "$(dirname "$0")/../../.."
 C=gpu-cofi
 if [[ ${1:-} == prepare ]]; then
   T=runs/sweeps/minilm_glue/teacher/mrpc/seed-42/best
-  rm -rf $C && mkdir -p $C/bin $C/lib $C/data/glue $C/teacher_mrpc
-  cp build/sculpt build/libsculpt_spm.so $C/bin/ && strip --strip-debug $C/bin/*
-  for lib in $(ldd build/sculpt build/libsculpt_spm.so | awk '/=> \/(usr\/)?lib/ && /yaml|utf8proc|sentencepiece/ {print $3}' | sort -u); do cp -L $lib $C/lib/; done
+  bash scripts/gpu_carry.sh --cli-only $C > /dev/null && mkdir -p $C/data/glue $C/teacher_mrpc   # bin/, lib/
   cp -r ${SCULPT_SHARED:-../shared}/data/glue/MRPC $C/data/glue/
   cp $T/{config.json,special_tokens_map.json,tokenizer.json,tokenizer_config.json,vocab.txt} $C/teacher_mrpc/
   ${SCULPT_PYTHON:-.venv/bin/python} -c "from safetensors.torch import load_file, save_file
@@ -22,9 +20,9 @@ save_file({k: v.half().contiguous() for k, v in load_file('$T/model.safetensors'
   grep -qx "/$C/" .git/info/exclude || echo "/$C/" >> .git/info/exclude
   du -sh $C; exit 0
 fi
-S=$(python3 -c 'import torch, os; print(os.path.dirname(os.path.dirname(torch.__file__)))')
-L=$PWD/$C/lib:$S/torch/lib; for d in $S/nvidia/*/lib; do L=$L:$d; done
-export LD_LIBRARY_PATH=$L SCULPT_DATA=$PWD/$C/data OMP_NUM_THREADS=2
+source scripts/prebuilt_env.sh
+use_prebuilt $PWD/$C python3 || exit 2
+export SCULPT_DATA=$PWD/$C/data OMP_NUM_THREADS=2
 R=$OUT/runs; mkdir -p $R
 base="recipes/minilm/cofi.yaml data.task=mrpc model.path=$PWD/$C/teacher_mrpc run.device=cuda run.output_root=$R checkpoint.every=100000u"
 slow="train.duration=14e prune.target_warmup=10e"
