@@ -6,6 +6,7 @@
 // sbatch array jobs; --inputs lists what the cells to run read (scripts/gpu_sweep.sh packs it).
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -121,8 +122,19 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
 
   std::map<int, std::string> failed;  // cell -> why
   std::vector<int> pending = recipe::cells_to_run(sweep, todo, consumers);
+  // A cell whose model or data is not there and that no cell here makes would only fail in its
+  // child process: refuse it now and run the others.
+  std::vector<int> blocked;
+  for (int i : pending)
+    if (const auto missing = recipe::missing_inputs(sweep, i, pending); !missing.empty()) {
+      failed[i] = fmt::format("cannot start: {} {} not there and no cell of this sweep makes {}", fmt::join(missing, ", "),
+                              missing.size() == 1 ? "is" : "are", missing.size() == 1 ? "it" : "them");
+      blocked.push_back(i);
+    }
+  std::erase_if(pending, [&](int i) { return failed.count(i) > 0; });
   int done = 0, kept = 0, rerun = 0;  // recorded cells: kept (count as done) or run again
   for (int i : todo) {
+    if (failed.count(i)) continue;
     const auto state = recipe::cell_state(sweep.cells[i]);
     if (state == recipe::CellState::done) {
       ++done;
@@ -141,6 +153,7 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
               static_cast<int>(pending.size()), jobs,
               gpus > 0 ? fmt::format(", on {} GPU(s), at most {} a GPU, {} threads each", gpus, per_gpu, std::max(threads, 1)).c_str()
                        : threads > 0 ? fmt::format(", {} threads each", threads).c_str() : "");
+  for (int i : blocked) std::printf("[sweep] %s %s\n", cell_id(sweep.cells[i]).c_str(), failed[i].c_str());
   if (kept + rerun > 0)
     std::printf("[sweep] %d cells have only their record in %s (no run directory): %d count as done, %d run again for the "
                 "model a later cell starts from\n",
@@ -340,17 +353,20 @@ int cmd_sweep(int argc, char** argv) {
     std::iota(consumers.begin(), consumers.end(), 0);
   }
   if (args.has("status")) {
+    const auto to_run = recipe::cells_to_run(sweep, todo, consumers);
     std::map<recipe::CellState, int> count;
     for (int i : todo) {
       const auto& c = sweep.cells[i];
       const auto state = recipe::cell_state(c);
       ++count[state];
-      std::printf("%-12s %s\n", recipe::to_string(state), c.dir.c_str());
+      const auto missing = std::find(to_run.begin(), to_run.end(), i) != to_run.end() ? recipe::missing_inputs(sweep, i, to_run)
+                                                                                      : std::vector<std::string>{};
+      std::printf("%-12s %s%s\n", recipe::to_string(state), c.dir.c_str(),
+                  missing.empty() ? "" : fmt::format("  (cannot start: missing {})", fmt::join(missing, ", ")).c_str());
     }
     std::printf("[sweep] %zu cells: %d done, %d interrupted, %d fresh, %d recorded (results in %s, no run directory); %zu to run\n",
                 todo.size(), count[recipe::CellState::done], count[recipe::CellState::interrupted], count[recipe::CellState::fresh],
-                count[recipe::CellState::recorded], sweep.records.empty() ? "-" : sweep.records.c_str(),
-                recipe::cells_to_run(sweep, todo, consumers).size());
+                count[recipe::CellState::recorded], sweep.records.empty() ? "-" : sweep.records.c_str(), to_run.size());
     return 0;
   }
   if (args.has("inputs")) {  // what the cells to run read, one "kind path" a line (scripts/gpu_sweep.sh)

@@ -273,32 +273,65 @@ std::vector<int> cells_to_run(const Sweep& sweep, const std::vector<int>& select
   return out;
 }
 
+namespace {
+
+// One thing a cell reads: the recipe key that names it, its path, and whether it is a model
+// directory (else data).
+struct CellRead {
+  std::string key, path;
+  bool model;
+};
+
+std::vector<CellRead> cell_reads(const SweepCell& c) {
+  const Recipe r = load_recipe(c.recipe, c.overrides);
+  std::vector<CellRead> out;
+  for (const auto& [key, m] : {std::pair{"model.path", &r.model.path}, {"model.tokenizer", &r.model.tokenizer},
+                               {"distill.teacher", &r.distill.teacher}})
+    if (!m->empty()) out.push_back({key, *m, true});
+  if (!r.data.is_squad() && !r.data.is_text()) {
+    out.push_back({"data.root", r.data.root + "/" + data::glue_task(r.data.task).dir, false});
+  } else {
+    for (const auto& [key, f] : {std::pair{"data.train_file", &r.data.train_file}, {"data.dev_file", &r.data.dev_file}})
+      if (!f->empty()) out.push_back({key, *f, false});
+    if (r.data.is_squad() && r.data.train_file.empty()) out.push_back({"data.root", r.data.root, false});
+  }
+  return out;
+}
+
+std::string normal(const std::string& path) { return fs::path(path).lexically_normal().generic_string(); }
+
+// Whether `path` lies inside the directory of one of the cells `to_run` (it makes it).
+bool made_by(const Sweep& sweep, const std::vector<int>& to_run, const std::string& path) {
+  const std::string p = normal(path);
+  for (int i : to_run)
+    if (p.rfind(normal(sweep.cells[i].dir) + "/", 0) == 0) return true;
+  return false;
+}
+
+}  // namespace
+
 SweepInputs sweep_inputs(const Sweep& sweep, const std::vector<int>& to_run) {
   std::set<std::string> cells, models, data;
-  auto made_here = [&](const std::string& path) {  // inside a to-run cell's directory
-    const std::string p = fs::path(path).lexically_normal().generic_string();
-    for (int i : to_run) {
-      const std::string d = fs::path(sweep.cells[i].dir).lexically_normal().generic_string() + "/";
-      if (p.rfind(d, 0) == 0) return true;
-    }
-    return false;
-  };
   for (int i : to_run) {
     const auto& c = sweep.cells[i];
     for (int u : c.upstream())
       if (cell_state(sweep.cells[u]) == CellState::done) cells.insert(sweep.cells[u].dir);
-    const Recipe r = load_recipe(c.recipe, c.overrides);
-    for (const auto* m : {&r.model.path, &r.model.tokenizer, &r.distill.teacher})
-      if (!m->empty() && !made_here(*m)) models.insert(fs::path(*m).lexically_normal().generic_string());
-    if (!r.data.is_squad() && !r.data.is_text()) {
-      data.insert(r.data.root + "/" + data::glue_task(r.data.task).dir);
-    } else {
-      for (const auto* f : {&r.data.train_file, &r.data.dev_file})
-        if (!f->empty()) data.insert(*f);
-      if (r.data.is_squad() && r.data.train_file.empty()) data.insert(r.data.root);
+    for (const auto& in : cell_reads(c)) {
+      if (!in.model) {
+        data.insert(in.path);
+      } else if (!made_by(sweep, to_run, in.path)) {
+        models.insert(normal(in.path));
+      }
     }
   }
   return {{cells.begin(), cells.end()}, {models.begin(), models.end()}, {data.begin(), data.end()}};
+}
+
+std::vector<std::string> missing_inputs(const Sweep& sweep, int cell, const std::vector<int>& to_run) {
+  std::vector<std::string> out;
+  for (const auto& in : cell_reads(sweep.cells[cell]))
+    if (!fs::exists(in.path) && !made_by(sweep, to_run, in.path)) out.push_back(in.key + " " + in.path);
+  return out;
 }
 
 const char* to_string(CellState s) {

@@ -159,6 +159,26 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
 // A rebuild replaces the binary while a sweep runs (the linker writes a new file, and the old
 // path then names a deleted one): the sweep's later cells still start, running the sweep's own
 // program.
+TEST_F(Sweep, ACellWhoseModelIsMissingIsRefusedBeforeItStartsAndNamed) {
+  // The prune stage starts from a model no cell makes: the sweep refuses both of its cells at
+  // the start, runs no child for them, and exits 1; --status says the same.
+  std::string text = io::read_file(write_sweep("7, 8"));
+  const std::string from = "      from: teacher\n";
+  text.replace(text.find(from), from.size(), "      overrides: [model.path=" + tmp.str("no/model") + "]\n");
+  const std::string file = tmp.str("missing.yaml");
+  io::write_file_atomic(file, text);
+  const std::string why = "cannot start: model.path " + tmp.str("no/model") + " is not there and no cell of this sweep makes it";
+  ASSERT_EQ(run({"sweep", file, "--stage", "prune"}, "missing.log"), 1) << last_output;
+  for (const std::string seed : {"7", "8"}) {
+    EXPECT_NE(last_output.find("[sweep] prune/sst2/sp3_target-0.5_seed-" + seed + " " + why), std::string::npos) << last_output;
+    EXPECT_FALSE(fs::exists(tmp.str("sweeps/tiny/prune/sst2/sp3_target-0.5_seed-" + seed)));
+  }
+  EXPECT_NE(last_output.find("[sweep] tiny: 2 cells, 0 done, 0 to run"), std::string::npos) << last_output;
+  ASSERT_EQ(run({"sweep", file, "--status"}, "missing_status.log"), 0) << last_output;
+  EXPECT_NE(last_output.find("sp3_target-0.5_seed-8  (cannot start: missing model.path " + tmp.str("no/model") + ")"),
+            std::string::npos) << last_output;
+}
+
 TEST_F(Sweep, LaterCellsStartAfterTheBinaryIsReplaced) {
   const std::string copy = tmp.str("sculpt_copy");
   fs::copy_file(testing::cli_path(), copy);

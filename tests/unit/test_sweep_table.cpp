@@ -400,6 +400,25 @@ TEST(Sweep, InputsAreTheDoneUpstreamCellsTheModelsAndTheDataTheCellsToRunRead) {
   EXPECT_TRUE(in.cells.empty() && in.models.empty() && in.data.empty());
 }
 
+TEST(Sweep, ACellMissesWhatIsNeitherThereNorMadeByACellThatRuns) {
+  SCULPT_REQUIRE_SHARED(tokenizer, "fixtures/hf/tok_bert_wordpiece");
+  const std::string glue = expand_path("${SCULPT_DATA}/glue");
+  if (!fs::exists(glue + "/SST-2")) GTEST_SKIP() << "needs GLUE's SST-2 under SCULPT_DATA";
+  sculpt::testing::TempDir tmp;
+  auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()), "t.yaml");
+  const std::string teacher = tmp.str("s/teacher/sst2/seed-5");
+  // Cell 2 (sst2, seed 1) starts from its teacher's best/: missing only while no running cell makes it.
+  EXPECT_TRUE(recipe::missing_inputs(s, 2, {0, 2}).empty());
+  EXPECT_EQ(recipe::missing_inputs(s, 2, {2}), std::vector<std::string>{"model.path " + teacher + "/best"});
+  fs::create_directories(teacher + "/best");
+  EXPECT_TRUE(recipe::missing_inputs(s, 2, {2}).empty());
+  // A tokenizer and a data root that are not there, each named by its key.
+  s.cells[0].overrides.push_back("model.tokenizer=" + tmp.str("no/tokenizer"));
+  s.cells[0].overrides.push_back("data.root=" + tmp.str("no/glue"));
+  EXPECT_EQ(recipe::missing_inputs(s, 0, {0}),
+            (std::vector<std::string>{"model.tokenizer " + tmp.str("no/tokenizer"), "data.root " + tmp.str("no/glue") + "/SST-2"}));
+}
+
 TEST(Sweep, DistillFromNamesTheTeacherCellAndWaitsForIt) {
   sculpt::testing::TempDir tmp;
   auto s = recipe::parse_sweep(two_stage_sweep(tmp.str()) +

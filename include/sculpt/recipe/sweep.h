@@ -100,6 +100,11 @@ struct SweepInputs {
 };
 SweepInputs sweep_inputs(const Sweep& sweep, const std::vector<int>& to_run);
 
+// What cell `cell` reads that is not there and that no cell of `to_run` makes, one
+// "key path" each ("model.path runs/ofa_minilm_mlm_teacher/best"): the sweep refuses such a
+// cell before it starts, instead of after a child process failed on it.
+std::vector<std::string> missing_inputs(const Sweep& sweep, int cell, const std::vector<int>& to_run);
+
 // Where `sculpt sweep --jobs N` runs its cells. On G visible GPUs, at most G * per_gpu cells at
 // once, slot s on GPU s % G (small models leave most of a GPU idle: 8 MiniLM cells shared one
 // H200, about 2 minutes each; one alone was not timed); CPU threads are shared out among all N.
