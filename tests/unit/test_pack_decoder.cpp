@@ -38,16 +38,12 @@ models::Batch prompts() {
 models::ModelMasks partial_masks(const models::TransformerConfig& c, bool stream) {
   torch::manual_seed(5);
   const int64_t D = c.hidden_size, dh = c.head_dim(), F = c.intermediate_size;
-  auto soft = [](int64_t n, int64_t zeros) {
-    auto v = torch::rand({n}) * 0.5 + 0.5;
-    v.index_fill_(0, torch::randperm(n).narrow(0, 0, zeros), 0.0);
-    return v;
-  };
   models::ModelMasks m;
-  if (stream) m.embed = soft(D, D / 4);
+  if (stream) m.embed = testing::soft_mask(D, D / 4);
   models::LayerMasks l0;
   l0.attn.head = torch::tensor({1.0f, 0.0f, 0.7f, 0.0f});
-  l0.attn.qk = soft(dh, dh / 2), l0.attn.vo = soft(dh, dh / 4), l0.neurons = soft(F, F / 3);
+  l0.attn.qk = testing::soft_mask(dh, dh / 2), l0.attn.vo = testing::soft_mask(dh, dh / 4);
+  l0.neurons = testing::soft_mask(F, F / 3);
   l0.attn.gate = torch::tensor(0.8f), l0.ffn = torch::tensor(1.0f);
   models::LayerMasks l1;
   l1.attn.head = torch::zeros({c.num_heads});
