@@ -41,7 +41,7 @@
 #include "sculpt/train/distributed.h"
 #include "sculpt/train/glue_data.h"
 #include "sculpt/train/labeled_data.h"
-#include "sculpt/train/prune_control.h"
+#include "sculpt/train/controlled_prune_task.h"
 #include "sculpt/train/t5_glue_data.h"
 #include "sculpt/train/task.h"
 
@@ -215,7 +215,7 @@ typename F::Model load_teacher(const recipe::Recipe& r) {
 }
 
 template <class F>
-class DecoderPruneTask : public Task {
+class DecoderPruneTask : public ControlledPruneTask {
  public:
   DecoderPruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
       : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher<F>(r)), data_(F::open_data(r, teacher_)) {
@@ -255,8 +255,6 @@ class DecoderPruneTask : public Task {
     return out;
   }
 
-  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override { control_->begin_update(step, per_epoch, total); }
-
   models::Batch collate(const std::vector<size_t>& idx) const override { return data_->collate_train(idx); }
 
   torch::Tensor loss(const models::Batch& batch) override {
@@ -264,10 +262,6 @@ class DecoderPruneTask : public Task {
     auto terms = F::distill(module_->student, teacher_, batch, masks, module_->rotation, r_);
     return control_->constrained(terms.loss, terms);
   }
-  void before_step() override { control_->before_step(); }
-  void after_step() override { control_->after_step(); }
-  nlohmann::json log_fields() override { return control_->log_fields(); }
-  std::string log_line(const nlohmann::json& f) const override { return control_->log_line(f); }
 
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
@@ -342,7 +336,6 @@ class DecoderPruneTask : public Task {
   std::shared_ptr<DecoderPruneModule<F>> module_;
   models::KeyMap keys_;
   double dense_ = 0;
-  std::unique_ptr<PruneControl> control_;
 };
 
 }  // namespace

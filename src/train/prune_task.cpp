@@ -27,7 +27,7 @@
 #include "sculpt/compress/prune_report.h"
 #include "sculpt/train/distill_loss.h"
 #include "sculpt/train/distributed.h"
-#include "sculpt/train/prune_control.h"
+#include "sculpt/train/controlled_prune_task.h"
 #include "sculpt/train/task.h"
 
 namespace fs = std::filesystem;
@@ -69,7 +69,7 @@ models::Bert load_teacher(const recipe::Recipe& r) {
   return teacher;
 }
 
-class PruneTask : public Task {
+class PruneTask : public ControlledPruneTask {
  public:
   PruneTask(const recipe::Recipe& r, const torch::Device& device, bool restoring)
       : r_(r), p_(r.prune), cofi_(r.prune.method == "cofi"), device_(device), teacher_(load_teacher(r)),
@@ -114,8 +114,6 @@ class PruneTask : public Task {
     return out;
   }
 
-  void begin_update(int64_t step, int64_t per_epoch, int64_t total) override { control_->begin_update(step, per_epoch, total); }
-
   models::Batch collate(const std::vector<size_t>& idx) const override {
     return data_->collate_train(idx);
   }
@@ -130,10 +128,6 @@ class PruneTask : public Task {
     auto terms = distill_loss(s, projected, t, batch.attention_mask, p_.distill, exists);
     return control_->constrained(terms.loss, terms);
   }
-  void before_step() override { control_->before_step(); }
-  void after_step() override { control_->after_step(); }
-  nlohmann::json log_fields() override { return control_->log_fields(); }
-  std::string log_line(const nlohmann::json& f) const override { return control_->log_line(f); }
 
   std::map<std::string, double> evaluate() override {
     torch::NoGradGuard no_grad;
@@ -220,7 +214,6 @@ class PruneTask : public Task {
   std::unique_ptr<LabeledData> data_;
   PruneModule module_;
   models::KeyMap keys_;
-  std::unique_ptr<PruneControl> control_;
 };
 
 }  // namespace
