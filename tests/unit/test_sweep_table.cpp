@@ -343,11 +343,13 @@ TEST(ResultsTable, PlotPlacesEachRowAtItsTasksSizeAndStylesTheMethods) {
   const double nan = std::nan("");
   t.rows = {row("dense", "-", 70, nan, 1, 1, 0), row("sp3", "target=0.06", 66, 1, 3, 0.0625, 0.97),
             row("cofi", "target=0.95", 60, nan, 1, 0.05, 0.95), row("cofi (before FT)", "target=0.95", 55, nan, 1, 0.05, 0.95),
-            row("ofa85", "-", 64, nan, 1, nan, 0.85), row("kmeans", "bits=2", 50, nan, 1, 1, 0), row("kmeans", "bits=4", 68, nan, 1, 1, 0)};
+            row("ofa85", "-", 64, nan, 1, nan, 0.85), row("kmeans", "bits=2", 50, nan, 1, 1, 0), row("kmeans", "bits=4", 68, nan, 1, 1, 0),
+            row("magnitude (before FT)", "target=0.6", 20, nan, 1, 0.4, 0.6)};
   const std::string svg = metrics::plot_task_svg(t, "rte");
   EXPECT_NE(svg.find("teacher 70.0"), std::string::npos);
   // Axis: x1 = 1.0 (k-means at 1, capped); plot width 780 - 60 - 260 = 460, so x -> 60 + 460 x.
-  // y: scores 50..70 plus sp3's error bar 65..67 -> [50, 70], padded by 1.6: [48.4, 71.6].
+  // y: scores 50..70 plus sp3's error bar 65..67 -> [50, 70], padded by 1.6: [48.4, 71.6] (the
+  // magnitude row before its fine-tune, at 20, does not widen it).
   // Height 400: y -> 30 + 320 (1 - (y - 48.4) / 23.2); sp3 at 66: 30 + 320 * 5.6 / 23.2 = 107.2.
   auto has = [&](const std::string& s) { return svg.find(s) != std::string::npos; };
   EXPECT_TRUE(has("<circle cx=\"88.8\" cy=\"107.2\" r=\"4.5\" fill=\"#d62728\"><title>sp3 target=0.06: 66.0 ± 1.0 (n=3) at "
@@ -356,6 +358,12 @@ TEST(ResultsTable, PlotPlacesEachRowAtItsTasksSizeAndStylesTheMethods) {
   // ofa85 at x = 1 - 0.85: cx 60 + 460 * 0.15 = 129.0, cy 30 + 320 * 7.6 / 23.2 = 134.8, the first baseline colour.
   EXPECT_TRUE(has("<circle cx=\"129.0\" cy=\"134.8\" r=\"3\" fill=\"#2ca02c\"><title>ofa85 -: 64.0 (n=1) at 0.150 (1 − sparsity)</title>"))
       << svg;
+  // That row's point lies below the axis: a hollow triangle with its apex on the x axis (y 350)
+  // at cx 60 + 460 * 0.4 = 244.0, 2 r = 6 high, in the third baseline colour; its line ends there.
+  EXPECT_TRUE(has("<polygon points=\"241.0,344.0 247.0,344.0 244.0,350.0\" fill=\"white\" stroke=\"#ff7f0e\"><title>magnitude "
+                  "(before FT) target=0.6: 20.0 (n=1) at 0.400 remaining (below the axis)</title>"))
+      << svg;
+  EXPECT_TRUE(has("<path d=\"M244.0,350.0 \"")) << svg;
   // CoFi bold in its colour; its before-FT row dashed and hollow in the same colour.
   EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\"/>")) << svg;
   EXPECT_TRUE(has("fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2.5\" stroke-dasharray=\"5 3\"/>")) << svg;

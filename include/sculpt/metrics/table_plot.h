@@ -11,7 +11,8 @@ namespace sculpt::metrics {
 // each "(before FT)" row dashed in its method's colour, the teacher as a grey dashed line.
 // Every point carries a <title> (a browser's tooltip) with its row, value, seeds and size. A row
 // without a structural size (unstructured sparsity: Prune OFA) stands at 1 − its sparsity;
-// points at one size (k-means' bit widths) are not joined.
+// points at one size (k-means' bit widths) are not joined. The y axis spans the fine-tuned rows
+// and the teacher; a "(before FT)" point outside it is a hollow triangle at the edge.
 std::string plot_task_svg(const Table& t, const std::string& task);
 
 }  // namespace sculpt::metrics
