@@ -58,6 +58,11 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
       result.outputs["grad_norms"] = grad_norms(model, keys, result.grad_norm_names);
     }
   };
+  auto generate = [&](auto& model) {  // T5 or OPT: greedy ids and their scores
+    auto [ids, scores] = model->generate(get("gen_input_ids"), get("gen_attention_mask"), max_new_tokens);
+    result.outputs["generated_ids"] = ids;
+    result.outputs["generate_scores"] = scores;
+  };
 
   if (type == "bert") {
     auto model = load_any_bert(model_dir, prefer);  // dense or packed
@@ -76,11 +81,7 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
       finish(*model, keys,
              model->forward(get("input_ids"), get("attention_mask"), get("decoder_input_ids"), get("decoder_attention_mask"),
                             get("labels"), all).named());
-    if (get("gen_input_ids").defined()) {
-      auto [ids, scores] = model->generate(get("gen_input_ids"), get("gen_attention_mask"), max_new_tokens);
-      result.outputs["generated_ids"] = ids;
-      result.outputs["generate_scores"] = scores;
-    }
+    if (get("gen_input_ids").defined()) generate(model);
   } else if (type == "opt") {
     const auto config = opt_config_from_json(config_json, config_path);
     check_config_against_weights(config, model_dir, config_path, /*packed=*/!config.layer_shapes.empty());
@@ -89,11 +90,7 @@ ReferenceForward reference_forward(const std::string& model_dir, const io::Tenso
     load_strict(model, keys, model_dir, prefer);
     model->eval();
     if (get("input_ids").defined()) finish(*model, keys, model->forward(get("input_ids"), get("attention_mask"), get("labels"), all).named());
-    if (get("gen_input_ids").defined() && model->config.head == HeadType::causal_lm) {
-      auto [ids, scores] = model->generate(get("gen_input_ids"), get("gen_attention_mask"), max_new_tokens);
-      result.outputs["generated_ids"] = ids;
-      result.outputs["generate_scores"] = scores;
-    }
+    if (get("gen_input_ids").defined() && model->config.head == HeadType::causal_lm) generate(model);
   } else {
     fail("{}: model_type '{}' is not supported (bert, t5, opt)", model_dir, type);
   }
