@@ -124,13 +124,10 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
   std::vector<int> pending = recipe::cells_to_run(sweep, todo, consumers);
   // A cell whose model or data is not there and that no cell here makes would only fail in its
   // child process: refuse it now and run the others.
-  std::vector<int> blocked;
   for (int i : pending)
-    if (const auto missing = recipe::missing_inputs(sweep, i, pending); !missing.empty()) {
+    if (const auto missing = recipe::missing_inputs(sweep, i, pending); !missing.empty())
       failed[i] = fmt::format("cannot start: {} {} not there and no cell of this sweep makes {}", fmt::join(missing, ", "),
                               missing.size() == 1 ? "is" : "are", missing.size() == 1 ? "it" : "them");
-      blocked.push_back(i);
-    }
   std::erase_if(pending, [&](int i) { return failed.count(i) > 0; });
   int done = 0, kept = 0, rerun = 0;  // recorded cells: kept (count as done) or run again
   for (int i : todo) {
@@ -153,7 +150,7 @@ int run_cells(const recipe::Sweep& sweep, const std::vector<int>& todo, const st
               static_cast<int>(pending.size()), jobs,
               gpus > 0 ? fmt::format(", on {} GPU(s), at most {} a GPU, {} threads each", gpus, per_gpu, std::max(threads, 1)).c_str()
                        : threads > 0 ? fmt::format(", {} threads each", threads).c_str() : "");
-  for (int i : blocked) std::printf("[sweep] %s %s\n", cell_id(sweep.cells[i]).c_str(), failed[i].c_str());
+  for (const auto& [i, why] : failed) std::printf("[sweep] %s %s\n", cell_id(sweep.cells[i]).c_str(), why.c_str());  // the refused
   if (kept + rerun > 0)
     std::printf("[sweep] %d cells have only their record in %s (no run directory): %d count as done, %d run again for the "
                 "model a later cell starts from\n",

@@ -156,9 +156,6 @@ TEST_F(Sweep, RunsResumesSkipsAndTabulates) {
   EXPECT_NEAR(json("records/teacher/sst2/default.json")["score"].get<double>(), dense / 100, 1e-12);
 }
 
-// A rebuild replaces the binary while a sweep runs (the linker writes a new file, and the old
-// path then names a deleted one): the sweep's later cells still start, running the sweep's own
-// program.
 TEST_F(Sweep, ACellWhoseModelIsMissingIsRefusedBeforeItStartsAndNamed) {
   // The prune stage starts from a model no cell makes: the sweep refuses both of its cells at
   // the start, runs no child for them, and exits 1; --status says the same.
@@ -179,6 +176,9 @@ TEST_F(Sweep, ACellWhoseModelIsMissingIsRefusedBeforeItStartsAndNamed) {
             std::string::npos) << last_output;
 }
 
+// A rebuild replaces the binary while a sweep runs (the linker writes a new file, and the old
+// path then names a deleted one): the sweep's later cells still start, running the sweep's own
+// program.
 TEST_F(Sweep, LaterCellsStartAfterTheBinaryIsReplaced) {
   const std::string copy = tmp.str("sculpt_copy");
   fs::copy_file(testing::cli_path(), copy);

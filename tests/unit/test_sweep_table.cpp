@@ -1,8 +1,8 @@
 // The sweep file's expansion into cells and the benchmark table's arithmetic, on hand-made
 // result files whose numbers are worked out in the comments.
-#include <algorithm>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
